@@ -1,0 +1,39 @@
+//! Events leave a service through a transactional outbox: the change and its events commit in one
+//! transaction ([`outbox::append`]), and a [`relay::Relay`] publishes committed events in order to
+//! an [`EventBus`], deleting them only once the bus has accepted them. Delivery is therefore at
+//! least once and in order per aggregate; consumers de-duplicate by event id.
+
+mod bus;
+mod nats;
+pub mod outbox;
+pub mod relay;
+
+pub use bus::{BusError, Delivery, EventBus, EventStream, InProcessBus};
+pub use nats::NatsBus;
+
+use helpdesk_proto::events::v1::{Event, event::Payload};
+
+/// The bus subject of an event: `helpdesk.events.<tenant>.<aggregate type>.<event type>`, so
+/// consumers can filter by tenant, aggregate or kind of event.
+pub fn subject(event: &Event) -> String {
+    format!(
+        "helpdesk.events.{}.{}.{}",
+        event.tenant_id,
+        event.aggregate_type,
+        event_type(event)
+    )
+}
+
+/// A short lowercase name for the kind of event.
+pub fn event_type(event: &Event) -> &'static str {
+    match &event.payload {
+        Some(Payload::TicketCreated(_)) => "created",
+        Some(Payload::TicketUpdated(_)) => "updated",
+        Some(Payload::TicketStatusChanged(_)) => "status_changed",
+        Some(Payload::MessageAdded(_)) => "message_added",
+        Some(Payload::TicketAssigned(_)) => "assigned",
+        Some(Payload::TicketMerged(_)) => "merged",
+        Some(Payload::CustomerFlagged(_)) => "flagged",
+        None => "unknown",
+    }
+}

@@ -1,0 +1,77 @@
+//! The outbox table lives in the owning service's database (its migrations create `outbox`);
+//! this module is the only code that reads or writes it.
+
+use helpdesk_proto::events::v1::Event;
+use prost::Message;
+use sqlx::{AnyConnection, Row};
+
+/// An event as stored in the outbox, encoded as protobuf.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub event: Event,
+}
+
+/// Appends `event` within the caller's transaction, so it commits or rolls back with the change.
+pub async fn append(conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, event_id, aggregate_type, aggregate_id, sequence, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&event.tenant_id)
+    .bind(&event.id)
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(event.sequence)
+    .bind(event.encode_to_vec())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The oldest committed events, in commit order.
+pub(crate) async fn oldest(
+    pool: &sqlx::AnyPool,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query("SELECT position, payload FROM outbox ORDER BY position LIMIT $1")
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        let position: i64 = row.try_get("position")?;
+        let payload: Vec<u8> = row.try_get("payload")?;
+        match Event::decode(payload.as_slice()) {
+            Ok(event) => events.push(StoredEvent { position, event }),
+            // Only this crate writes the outbox, so this is a defect; keep relaying the rest.
+            Err(error) => tracing::error!(position, %error, "undecodable outbox row skipped"),
+        }
+    }
+    Ok(events)
+}
+
+/// Removes exactly the published rows (not a range: a lower position may still commit later).
+pub(crate) async fn remove(pool: &sqlx::AnyPool, positions: &[i64]) -> Result<(), sqlx::Error> {
+    for chunk in positions.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM outbox WHERE position IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for position in chunk {
+            query = query.bind(*position);
+        }
+        query.execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// How many events wait to be published: a health signal for operators.
+pub async fn backlog(pool: &sqlx::AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+        .fetch_one(pool)
+        .await?
+        .try_get("n")
+}

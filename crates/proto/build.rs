@@ -1,0 +1,48 @@
+//! Compiles every contract under `proto/` with protox (no system protoc), generates tonic
+//! clients and servers, proto3 JSON (pbjson) impls, and a descriptor set for gRPC reflection.
+
+use std::{
+    env, fs, io,
+    path::{Path, PathBuf},
+};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let mut files = Vec::new();
+    collect_protos(&proto_root, &mut files)?;
+    files.sort();
+
+    let descriptors = protox::compile(&files, [&proto_root])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("descriptor.bin");
+    fs::write(
+        &descriptor_path,
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+
+    tonic_prost_build::configure()
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&fs::read(&descriptor_path)?)?
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .build(&[".helpdesk"])?;
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            println!("cargo:rerun-if-changed={}", path.display());
+            out.push(path);
+        }
+    }
+    Ok(())
+}

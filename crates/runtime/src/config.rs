@@ -1,0 +1,275 @@
+//! One typed configuration: defaults, then an optional TOML file, then `HELPDESK_*` environment
+//! variables (`__` separates nested keys, e.g. `HELPDESK_DATABASE__URL`), then [`Config::validate`].
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Read(#[from] config::ConfigError),
+    #[error("invalid configuration `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where embedded SQLite databases live when no database URL is given.
+    pub data_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// An admin API key for the demo tenant, created at start-up if it does not exist.
+    pub bootstrap_api_key: Option<SecretString>,
+    pub database: DatabaseConfig,
+    pub events: EventsConfig,
+    pub auth: AuthConfig,
+    pub gateway: GatewayConfig,
+    pub services: ServiceUrls,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for production. Empty: one SQLite file per service under `data_dir`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    InProcess,
+    Nats,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    pub bus: BusKind,
+    pub nats_url: String,
+    /// JetStream stream that holds every helpdesk event.
+    pub stream: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Shared secret for HS256 JWTs.
+    pub jwt_hs256_secret: Option<SecretString>,
+    /// PEM-encoded RSA public keys that may sign RS256 JWTs.
+    pub jwt_rs256_public_keys: Vec<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// How long a resolved API key is trusted before it is looked up again.
+    pub api_key_cache_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Sustained requests per second allowed to one credential.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Where a service finds the others when they run as separate processes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUrls {
+    pub identity_url: String,
+    pub ticketing_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// `tracing` filter directives; `RUST_LOG` wins when set.
+    pub log_filter: String,
+}
+
+const DEFAULTS: &str = r#"
+data_dir = "./data"
+grpc_addr = "127.0.0.1:50051"
+http_addr = "127.0.0.1:8080"
+
+[database]
+max_connections = 16
+
+[events]
+bus = "in_process"
+nats_url = "nats://127.0.0.1:4222"
+stream = "HELPDESK_EVENTS"
+
+[auth]
+jwt_rs256_public_keys = []
+api_key_cache_seconds = 30
+
+[gateway]
+rate_limit_per_second = 200
+rate_limit_burst = 400
+max_body_bytes = 1048576
+cors_allowed_origins = []
+
+[services]
+identity_url = "http://127.0.0.1:50051"
+ticketing_url = "http://127.0.0.1:50051"
+
+[telemetry]
+log_format = "auto"
+log_filter = "info"
+"#;
+
+impl Config {
+    /// Loads the layers from the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Loads the layers with the given environment, so tests need not touch the process's.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("HELPDESK_"))
+            .collect();
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let config: Config = builder
+            .add_source(
+                config::Environment::with_prefix("HELPDESK")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("gateway.cors_allowed_origins")
+                    .with_list_parse_key("auth.jwt_rs256_public_keys")
+                    .source(Some(env)),
+            )
+            .build()?
+            .try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must be a postgres:// URL or unset for SQLite",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.gateway.rate_limit_per_second == 0 || self.gateway.rate_limit_burst == 0 {
+            return Err(invalid(
+                "gateway.rate_limit_per_second",
+                "rate limits must be at least 1",
+            ));
+        }
+        if self.gateway.max_body_bytes < 1024 {
+            return Err(invalid("gateway.max_body_bytes", "must be at least 1024"));
+        }
+        if let Some(secret) = &self.auth.jwt_hs256_secret
+            && secrecy::ExposeSecret::expose_secret(secret).len() < 32
+        {
+            return Err(invalid(
+                "auth.jwt_hs256_secret",
+                "must be at least 32 bytes",
+            ));
+        }
+        if let Some(key) = &self.bootstrap_api_key
+            && !crate::auth::ApiKeySecret::is_well_formed(secrecy::ExposeSecret::expose_secret(key))
+        {
+            return Err(invalid(
+                "bootstrap_api_key",
+                "must look like hdk_<8 to 32 letters or digits>_<at least 32 letters or digits>",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_on_loopback_with_sqlite() {
+        let config = Config::load_from(None, env(&[])).expect("defaults are valid");
+        assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+        assert!(config.database.url.is_none());
+        assert_eq!(config.events.bus, BusKind::InProcess);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys_and_lists() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("HELPDESK_DATABASE__URL", "postgres://localhost/test"),
+                (
+                    "HELPDESK_GATEWAY__CORS_ALLOWED_ORIGINS",
+                    "https://a.example,https://b.example",
+                ),
+                ("HELPDESK_EVENTS__BUS", "nats"),
+            ]),
+        )
+        .expect("valid overrides");
+        assert_eq!(
+            config.database.url.as_deref(),
+            Some("postgres://localhost/test")
+        );
+        assert_eq!(config.gateway.cors_allowed_origins.len(), 2);
+        assert_eq!(config.events.bus, BusKind::Nats);
+    }
+
+    #[test]
+    fn validation_names_the_offending_field() {
+        let err = Config::load_from(None, env(&[("HELPDESK_DATABASE__URL", "mysql://x")]))
+            .expect_err("mysql is not supported");
+        assert!(err.to_string().contains("database.url"), "{err}");
+        let err = Config::load_from(None, env(&[("HELPDESK_BOOTSTRAP_API_KEY", "short")]))
+            .expect_err("malformed key");
+        assert!(err.to_string().contains("bootstrap_api_key"), "{err}");
+    }
+}

@@ -1,0 +1,165 @@
+//! Database access for both backends through one SQL dialect: `$N` placeholders, `RETURNING`,
+//! integers for booleans and microsecond timestamps, text for ids and JSON. SQLite (embedded
+//! default) gets one file per service and a single writer connection, so writers queue instead of
+//! failing with `SQLITE_BUSY`; PostgreSQL gets one schema per service.
+
+use std::{path::Path, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::{MigrateError, Migrator},
+};
+
+use crate::{config::DatabaseConfig, error::ServiceError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A service's embedded migrations, one set per backend.
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+#[derive(Clone, Debug)]
+pub struct Database {
+    writer: AnyPool,
+    reader: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects the pools of `service`: the PostgreSQL schema of that name when a URL is
+    /// configured, otherwise `<data_dir>/<service>.db`.
+    pub async fn connect(
+        config: &DatabaseConfig,
+        data_dir: &Path,
+        service: &'static str,
+    ) -> Result<Self, sqlx::Error> {
+        install_default_drivers();
+        match &config.url {
+            Some(url) => Self::connect_postgres(url, config.max_connections, service).await,
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
+                let path = data_dir.join(format!("{service}.db"));
+                Self::connect_sqlite(&path, config.max_connections).await
+            }
+        }
+    }
+
+    async fn connect_postgres(
+        url: &str,
+        max: u32,
+        schema: &'static str,
+    ) -> Result<Self, sqlx::Error> {
+        let bootstrap = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        bootstrap
+            .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+            .await?;
+        bootstrap.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(format!("SET search_path TO {schema}").as_str())
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    async fn connect_sqlite(path: &Path, max_readers: u32) -> Result<Self, sqlx::Error> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options = |max| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL with synchronous=NORMAL: a committed transaction survives a killed
+                        // process; readers never block the writer.
+                        conn.execute(
+                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+        };
+        let writer = options(1).connect(&url).await?;
+        let reader = options(max_readers).connect(&url).await?;
+        Ok(Self {
+            writer,
+            reader,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub async fn migrate(&self, migrations: &Migrations) -> Result<(), MigrateError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator.run(&self.writer).await
+    }
+
+    /// The pool for transactions that write.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// The pool for reads; on SQLite these run beside the single writer.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Maps database failures to domain errors in one place.
+pub fn classify(error: sqlx::Error) -> ServiceError {
+    use crate::error::ErrorKind;
+    match &error {
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => {
+                ServiceError::new(ErrorKind::AlreadyExists, "already exists")
+            }
+            sqlx::error::ErrorKind::ForeignKeyViolation => ServiceError::new(
+                ErrorKind::FailedPrecondition,
+                "refers to a record that does not exist",
+            ),
+            _ if db.code().as_deref() == Some("40001") || db.code().as_deref() == Some("40P01") => {
+                ServiceError::conflict("concurrent change, retry")
+            }
+            _ => ServiceError::internal(&error),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            tracing::warn!(%error, "database unavailable");
+            ServiceError::new(ErrorKind::Unavailable, "database unavailable")
+        }
+        _ => ServiceError::internal(&error),
+    }
+}

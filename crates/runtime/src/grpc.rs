@@ -1,0 +1,179 @@
+//! gRPC server plumbing shared by every service: the authentication layer, standard health and
+//! reflection, W3C trace-context propagation, and outgoing requests that carry credentials.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tonic::{body::Body, metadata::MetadataValue};
+use tower::{Layer, Service};
+
+use crate::{
+    auth::{Authenticator, BoxFuture},
+    telemetry,
+};
+
+/// Methods that answer without credentials: probes, reflection, and API-key resolution (which
+/// authenticates the key it is given).
+const PUBLIC_PATHS: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/helpdesk.identity.v1.IdentityService/Authenticate",
+];
+
+/// Authenticates every non-public request and stores the [`crate::auth::Principal`] in its
+/// extensions, where handlers read it with [`crate::auth::principal`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    authenticator: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that must serve this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let path = request.uri().path();
+        if PUBLIC_PATHS.iter().any(|public| path.starts_with(public)) {
+            return Box::pin(inner.call(request));
+        }
+        let authenticator = self.authenticator.clone();
+        Box::pin(async move {
+            let header = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok());
+            match authenticator.authenticate(header).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(error.into_status().into_http()),
+            }
+        })
+    }
+}
+
+/// The standard health service, NOT_SERVING for every listed service until [`Health::serving`].
+#[derive(Clone)]
+pub struct Health {
+    reporter: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
+}
+
+impl Health {
+    pub async fn new(
+        services: Vec<&'static str>,
+    ) -> (
+        Self,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    ) {
+        let (reporter, server) = tonic_health::server::health_reporter();
+        let health = Self { reporter, services };
+        health.set(tonic_health::ServingStatus::NotServing).await;
+        (health, server)
+    }
+
+    pub async fn serving(&self) {
+        self.set(tonic_health::ServingStatus::Serving).await;
+    }
+
+    pub async fn not_serving(&self) {
+        self.set(tonic_health::ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: tonic_health::ServingStatus) {
+        // "" is the whole server, as Kubernetes' grpc probe asks by default.
+        self.reporter.set_service_status("", status).await;
+        for service in &self.services {
+            self.reporter.set_service_status(*service, status).await;
+        }
+    }
+}
+
+/// gRPC reflection (v1 and v1alpha) over every helpdesk contract.
+pub fn reflection() -> (
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+) {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(helpdesk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(helpdesk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    match (v1, v1alpha) {
+        (Ok(v1), Ok(v1alpha)) => (v1, v1alpha),
+        // The descriptor sets are compiled in; failing here is a build defect.
+        (Err(error), _) | (_, Err(error)) => panic!("embedded descriptor set is invalid: {error}"),
+    }
+}
+
+/// A server builder whose request spans continue the caller's W3C trace.
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .trace_fn(|request| telemetry::server_span(request.uri().path(), request.headers()))
+}
+
+/// An outgoing request carrying the caller's credentials and the current trace context.
+pub fn outgoing<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization.and_then(|value| MetadataValue::try_from(value).ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    telemetry::inject_trace_context(request.metadata_mut());
+    request
+}
+
+/// Connects lazily, so a service may start before its peers.
+pub fn lazy_channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy())
+}

@@ -1,0 +1,208 @@
+use helpdesk_runtime::{
+    ServiceError,
+    auth::{ApiKeySecret, Principal, Role},
+    db::Database,
+    time::now_micros,
+};
+use sqlx::Row;
+
+/// A freshly issued key: the only moment its secret is known.
+pub struct IssuedKey {
+    pub id: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct IdentityStore {
+    db: Database,
+}
+
+impl IdentityStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Creates the tenant unless it exists; returns whether it was created.
+    pub async fn ensure_tenant(&self, id: &str, name: &str) -> Result<bool, ServiceError> {
+        validate_tenant_id(id)?;
+        if name.trim().is_empty() {
+            return Err(ServiceError::invalid_field("name", "must not be empty"));
+        }
+        let result = sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name.trim())
+        .bind(now_micros())
+        .execute(self.db.writer())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub async fn tenant_exists(&self, id: &str) -> Result<bool, ServiceError> {
+        let row = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.reader())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn create_api_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        role: Role,
+    ) -> Result<IssuedKey, ServiceError> {
+        self.insert_api_key(tenant_id, name, role, ApiKeySecret::generate())
+            .await
+    }
+
+    /// Stores a key whose secret the operator chose (the bootstrap key); a no-op if it exists.
+    pub async fn import_api_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        role: Role,
+        token: &str,
+    ) -> Result<(), ServiceError> {
+        let key = ApiKeySecret::parse(token)
+            .ok_or_else(|| ServiceError::invalid_field("api_key", "malformed"))?;
+        match self.insert_api_key(tenant_id, name, role, key).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.kind == helpdesk_runtime::ErrorKind::AlreadyExists => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn insert_api_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        role: Role,
+        key: ApiKeySecret,
+    ) -> Result<IssuedKey, ServiceError> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(ServiceError::invalid_field(
+                "name",
+                "must be 1 to 200 characters",
+            ));
+        }
+        if role == Role::Customer {
+            return Err(ServiceError::invalid_field(
+                "role",
+                "customers authenticate with tokens, not api keys",
+            ));
+        }
+        if !self.tenant_exists(tenant_id).await? {
+            return Err(ServiceError::not_found("tenant"));
+        }
+        sqlx::query(
+            "INSERT INTO api_keys (tenant_id, id, name, role, secret_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant_id)
+        .bind(&key.id)
+        .bind(name.trim())
+        .bind(role.as_str())
+        .bind(key.hash())
+        .bind(now_micros())
+        .execute(self.db.writer())
+        .await?;
+        Ok(IssuedKey {
+            id: key.id.clone(),
+            token: key.token(),
+        })
+    }
+
+    pub async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRecord>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_keys \
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<ApiKeyRecord, ServiceError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2 \
+             RETURNING id, tenant_id, name, role, created_at, revoked_at",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now_micros())
+        .fetch_optional(self.db.writer())
+        .await?
+        .ok_or_else(|| ServiceError::not_found("api key"))?;
+        record(&row)
+    }
+
+    /// The principal of a live key whose secret matches, or `None`.
+    pub async fn resolve(&self, key: &ApiKeySecret) -> Result<Option<Principal>, ServiceError> {
+        let row = sqlx::query("SELECT tenant_id, role, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+            .bind(&key.id)
+            .fetch_optional(self.db.reader())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("secret_hash")?;
+        if !constant_time_eq(stored.as_bytes(), key.hash().as_bytes()) {
+            return Ok(None);
+        }
+        let role: String = row.try_get("role")?;
+        Ok(Role::parse(&role).map(|role| Principal {
+            tenant_id: row.try_get("tenant_id").unwrap_or_default(),
+            subject: format!("apikey:{}", key.id),
+            role,
+        }))
+    }
+}
+
+fn record(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, ServiceError> {
+    let role: String = row.try_get("role")?;
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| ServiceError::internal(&format!("stored role {role}")))?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// Tenant ids appear in event subjects and URLs: keep them to a safe alphabet.
+pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid_field(
+            "tenant_id",
+            "1 to 64 lowercase letters, digits or dashes",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
