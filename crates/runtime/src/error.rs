@@ -123,6 +123,12 @@ impl ServiceError {
         }
     }
 
+    /// Names the field a non-validation error is about, such as a duplicate email.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field_violations.push(FieldViolation { field: field.into(), description: self.message.clone() });
+        self
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorKind::NotFound, format!("{what} not found"))
     }

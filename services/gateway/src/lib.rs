@@ -1,1 +1,113 @@
+//! The REST/JSON gateway for external clients (web widget, mobile apps, integrations). It
+//! authenticates each request, applies a per-credential rate limit, and calls the gRPC services
+//! with the caller's credentials and trace context.
 
+mod auth;
+mod dto;
+mod error;
+mod openapi;
+mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderName, HeaderValue, Method, Request, StatusCode},
+    middleware,
+    response::IntoResponse,
+    routing::get,
+};
+use helpdesk_proto::{
+    identity::v1::identity_service_client::IdentityServiceClient,
+    ticketing::v1::{
+        custom_field_service_client::CustomFieldServiceClient, customer_service_client::CustomerServiceClient,
+        saved_reply_service_client::SavedReplyServiceClient, ticket_service_client::TicketServiceClient,
+    },
+};
+use helpdesk_runtime::{auth::Authenticator, config::GatewayConfig, telemetry};
+use tonic::transport::Channel;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use openapi::openapi_json;
+
+/// Where the gateway finds the services it fronts.
+pub struct Backends {
+    pub ticketing: Channel,
+    pub identity: Channel,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) tickets: TicketServiceClient<Channel>,
+    pub(crate) customers: CustomerServiceClient<Channel>,
+    pub(crate) saved_replies: SavedReplyServiceClient<Channel>,
+    pub(crate) custom_fields: CustomFieldServiceClient<Channel>,
+    pub(crate) identity: IdentityServiceClient<Channel>,
+    pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
+    pub(crate) auth: Arc<auth::Gatekeeper>,
+}
+
+/// The gateway's HTTP application.
+pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backends: Backends) -> Router {
+    let state = AppState {
+        tickets: TicketServiceClient::new(backends.ticketing.clone()),
+        customers: CustomerServiceClient::new(backends.ticketing.clone()),
+        saved_replies: SavedReplyServiceClient::new(backends.ticketing.clone()),
+        custom_fields: CustomFieldServiceClient::new(backends.ticketing.clone()),
+        health: tonic_health::pb::health_client::HealthClient::new(backends.ticketing),
+        identity: IdentityServiceClient::new(backends.identity),
+        auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = routes::router()
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    Router::new()
+        .merge(api)
+        .route("/openapi.json", get(openapi::serve))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .fallback(|| async { error::ApiError::new(helpdesk_runtime::ErrorKind::NotFound, "no such endpoint") })
+        .with_state(state)
+        .layer(cors(&config.cors_allowed_origins))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            telemetry::http_span(request.method(), request.uri().path(), id, request.headers())
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Ready when the ticketing service reports SERVING.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let mut health = state.health.clone();
+    let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+    match tokio::time::timeout(Duration::from_secs(2), health.check(request)).await {
+        Ok(Ok(response)) if response.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => {
+            (StatusCode::OK, "ready")
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), axum::http::header::RETRY_AFTER]);
+    if origins.iter().any(|origin| origin == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let origins: Vec<HeaderValue> = origins.iter().filter_map(|origin| origin.parse().ok()).collect();
+        layer.allow_origin(AllowOrigin::list(origins))
+    }
+}

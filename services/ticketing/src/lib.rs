@@ -1,1 +1,52 @@
+//! The ticketing service: tickets and their conversations, customers, saved replies and custom
+//! fields. Every change commits together with its history rows and outbox events.
 
+mod customers;
+mod fields;
+mod grpc;
+mod model;
+mod query;
+mod replies;
+mod tickets;
+
+use std::sync::Arc;
+
+use helpdesk_runtime::db::{Database, Migrations};
+use tokio::sync::Notify;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+
+/// The name of this service's database (SQLite file or PostgreSQL schema).
+pub const DATABASE: &str = "ticketing";
+
+/// Names this service's outbox relay lock on PostgreSQL.
+pub const RELAY_LOCK_KEY: i64 = 0x7469_636b_6574;
+
+/// The gRPC services this crate serves, for health reporting.
+pub const GRPC_SERVICES: &[&str] = &[
+    "helpdesk.ticketing.v1.TicketService",
+    "helpdesk.ticketing.v1.CustomerService",
+    "helpdesk.ticketing.v1.SavedReplyService",
+    "helpdesk.ticketing.v1.CustomFieldService",
+];
+
+/// The service's state, shared by its gRPC endpoints.
+pub struct Ticketing {
+    db: Database,
+    /// Wakes the outbox relay after a commit.
+    events_written: Arc<Notify>,
+}
+
+impl Ticketing {
+    pub fn new(db: Database, events_written: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Self { db, events_written })
+    }
+
+    /// Adds the four ticketing gRPC services to `routes`.
+    pub fn add_routes(self: &Arc<Self>, routes: &mut tonic::service::RoutesBuilder) {
+        grpc::add_routes(self, routes);
+    }
+}

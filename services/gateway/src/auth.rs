@@ -1,0 +1,65 @@
+//! Authentication and per-credential rate limiting at the edge.
+
+use std::{num::NonZeroU32, sync::Arc};
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{Quota, RateLimiter, clock::Clock, clock::DefaultClock, state::keyed::DefaultKeyedStateStore};
+use helpdesk_runtime::{
+    auth::Authenticator,
+    config::GatewayConfig,
+    grpc,
+};
+
+use crate::{AppState, error::ApiError};
+
+pub(crate) struct Gatekeeper {
+    authenticator: Arc<Authenticator>,
+    limiter: RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>,
+}
+
+impl Gatekeeper {
+    pub(crate) fn new(authenticator: Arc<Authenticator>, config: &GatewayConfig) -> Self {
+        let per_second = NonZeroU32::new(config.rate_limit_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(per_second);
+        Self { authenticator, limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)) }
+    }
+}
+
+/// The authenticated caller of a REST request, with the credential to forward to the services.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    authorization: String,
+}
+
+impl Caller {
+    /// A gRPC request on the caller's behalf.
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
+        grpc::outgoing(message, Some(&self.authorization))
+    }
+}
+
+pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let principal = match state.auth.authenticator.authenticate(authorization.as_deref()).await {
+        Ok(principal) => principal,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let key = format!("{}/{}", principal.tenant_id, principal.subject);
+    if let Err(not_until) = state.auth.limiter.check_key(&key) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64).into_response();
+    }
+    if state.auth.limiter.len() > 100_000 {
+        state.auth.limiter.retain_recent();
+    }
+    request.extensions_mut().insert(Caller { authorization: authorization.unwrap_or_default() });
+    next.run(request).await
+}

@@ -1,0 +1,679 @@
+//! The REST representation: snake_case fields, lowercase enum words, RFC 3339 timestamps.
+//! Request types refuse unknown fields.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use helpdesk_proto::{
+    common::v1 as common,
+    identity::v1 as identity,
+    ticketing::v1 as ticketing,
+};
+use helpdesk_runtime::time::{micros_to_timestamp, timestamp_to_micros};
+use pbjson_types::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// A REST enum mirroring a proto enum: lowercase words on the wire.
+macro_rules! rest_enum {
+    ($(#[$meta:meta])* $name:ident => $proto:ty { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub(crate) enum $name { $($variant),+ }
+
+        impl From<$name> for $proto {
+            fn from(value: $name) -> Self {
+                match value { $($name::$variant => <$proto>::$variant),+ }
+            }
+        }
+
+        impl From<$name> for i32 {
+            fn from(value: $name) -> Self {
+                <$proto>::from(value) as i32
+            }
+        }
+
+        // Each enum gets both directions; not every enum is both returned and parsed from a query.
+        #[allow(dead_code)]
+        impl $name {
+            pub(crate) fn from_proto(value: i32) -> Option<Self> {
+                match <$proto>::try_from(value).ok()? {
+                    $(<$proto>::$variant => Some(Self::$variant),)+
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+
+            /// Parses one lowercase word, as used in query strings.
+            pub(crate) fn parse(field: &str, word: &str) -> Result<Self, ApiError> {
+                serde_json::from_value(serde_json::Value::String(word.trim().to_owned()))
+                    .map_err(|error| ApiError::field(field, error.to_string()))
+            }
+        }
+    };
+}
+
+rest_enum!(Priority => common::Priority { Low, Normal, High, Urgent });
+rest_enum!(Channel => common::Channel { Email, Chat, Phone, Social, Web, Api, InPerson });
+rest_enum!(AuthorKind => common::AuthorKind { Customer, Agent, System });
+rest_enum!(Role => common::Role { Customer, Agent, Admin });
+rest_enum!(Status => ticketing::Status { New, Open, Pending, OnHold, Solved, Closed });
+rest_enum!(Visibility => ticketing::Visibility { Public, Internal });
+rest_enum!(FlagKind => ticketing::FlagKind { Abusive, LegalThreat, Fraud, Other });
+rest_enum!(CustomFieldType => ticketing::CustomFieldType { Text, Number, Boolean, Date, Dropdown });
+rest_enum!(TicketOrder => ticketing::TicketOrder { CreatedDesc, CreatedAsc, UpdatedDesc, UpdatedAsc, PriorityDesc });
+
+pub(crate) fn format_time(timestamp: Option<Timestamp>) -> Option<String> {
+    let micros = timestamp_to_micros(&timestamp?);
+    DateTime::<Utc>::from_timestamp_micros(micros).map(|time| time.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+pub(crate) fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+    let time = DateTime::parse_from_rfc3339(value)
+        .map_err(|_| ApiError::field(field, "an RFC 3339 time such as 2026-11-22T09:00:00+09:00"))?;
+    Ok(micros_to_timestamp(time.timestamp_micros()))
+}
+
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+type JsonMap = HashMap<String, serde_json::Value>;
+
+pub(crate) fn to_proto_values(field: &str, values: JsonMap) -> Result<HashMap<String, pbjson_types::Value>, ApiError> {
+    values
+        .into_iter()
+        .map(|(key, value)| {
+            serde_json::from_value(value)
+                .map(|value| (key.clone(), value))
+                .map_err(|error| ApiError::field(format!("{field}.{key}"), error.to_string()))
+        })
+        .collect()
+}
+
+fn from_proto_values(values: HashMap<String, pbjson_types::Value>) -> JsonMap {
+    values
+        .into_iter()
+        .filter_map(|(key, value)| serde_json::to_value(value).ok().map(|value| (key, value)))
+        .collect()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ticket {
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    pub(crate) description: String,
+    pub(crate) requester_id: String,
+    pub(crate) assignee_id: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) channel: Option<Channel>,
+    pub(crate) status: Option<Status>,
+    pub(crate) tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub(crate) custom_fields: JsonMap,
+    pub(crate) external_refs: HashMap<String, String>,
+    /// Send it back as `expected_version` when updating.
+    pub(crate) version: i64,
+    pub(crate) created_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
+    pub(crate) solved_at: Option<String>,
+    pub(crate) closed_at: Option<String>,
+    pub(crate) merged_into_id: Option<String>,
+    pub(crate) follow_up_of_id: Option<String>,
+    pub(crate) linked_ticket_ids: Vec<String>,
+    /// Present when the requester is flagged; never shown to customers.
+    pub(crate) requester_flag: Option<CustomerFlag>,
+}
+
+impl From<ticketing::Ticket> for Ticket {
+    fn from(t: ticketing::Ticket) -> Self {
+        Self {
+            id: t.id,
+            subject: t.subject,
+            description: t.description,
+            requester_id: t.requester_id,
+            assignee_id: non_empty(t.assignee_id),
+            group: non_empty(t.group),
+            priority: Priority::from_proto(t.priority),
+            channel: Channel::from_proto(t.channel),
+            status: Status::from_proto(t.status),
+            tags: t.tags,
+            custom_fields: from_proto_values(t.custom_fields),
+            external_refs: t.external_refs,
+            version: t.version,
+            created_at: format_time(t.created_at),
+            updated_at: format_time(t.updated_at),
+            solved_at: format_time(t.solved_at),
+            closed_at: format_time(t.closed_at),
+            merged_into_id: non_empty(t.merged_into_id),
+            follow_up_of_id: non_empty(t.follow_up_of_id),
+            linked_ticket_ids: t.linked_ticket_ids,
+            requester_flag: t.requester_flag.map(CustomerFlag::from),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTicket {
+    pub(crate) subject: String,
+    #[serde(default)]
+    pub(crate) description: String,
+    /// The customer who asks; customers may omit it.
+    #[serde(default)]
+    pub(crate) requester_id: String,
+    #[serde(default)]
+    pub(crate) assignee_id: String,
+    #[serde(default)]
+    pub(crate) group: String,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) channel: Option<Channel>,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub(crate) custom_fields: JsonMap,
+    #[serde(default)]
+    pub(crate) external_refs: HashMap<String, String>,
+    #[serde(default)]
+    pub(crate) follow_up_of_id: String,
+}
+
+impl CreateTicket {
+    pub(crate) fn into_proto(self, idempotency_key: String) -> Result<ticketing::CreateTicketRequest, ApiError> {
+        Ok(ticketing::CreateTicketRequest {
+            idempotency_key,
+            subject: self.subject,
+            description: self.description,
+            requester_id: self.requester_id,
+            assignee_id: self.assignee_id,
+            group: self.group,
+            priority: self.priority.map(i32::from).unwrap_or_default(),
+            channel: self.channel.map(i32::from).unwrap_or_default(),
+            tags: self.tags,
+            custom_fields: to_proto_values("custom_fields", self.custom_fields)?,
+            external_refs: self.external_refs,
+            follow_up_of_id: self.follow_up_of_id,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateTicket {
+    /// The `version` you last read; a stale version is refused with 409.
+    pub(crate) expected_version: i64,
+    pub(crate) subject: Option<String>,
+    /// An empty string unassigns.
+    pub(crate) assignee_id: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) status: Option<Status>,
+    /// Replaces every tag.
+    pub(crate) tags: Option<Vec<String>>,
+    /// Merged into the current values; `null` removes a field.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub(crate) custom_fields: JsonMap,
+    /// Merged into the current references; `""` removes one.
+    #[serde(default)]
+    pub(crate) external_refs: HashMap<String, String>,
+}
+
+impl UpdateTicket {
+    pub(crate) fn into_proto(self, id: String) -> Result<ticketing::UpdateTicketRequest, ApiError> {
+        Ok(ticketing::UpdateTicketRequest {
+            id,
+            expected_version: self.expected_version,
+            subject: self.subject,
+            assignee_id: self.assignee_id,
+            group: self.group,
+            priority: self.priority.map(i32::from),
+            status: self.status.map(i32::from),
+            tags: self.tags.map(|values| ticketing::StringList { values }),
+            custom_fields: to_proto_values("custom_fields", self.custom_fields)?,
+            external_refs: self.external_refs,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListTicketsQuery {
+    /// Comma-separated statuses, e.g. `open,pending`.
+    pub(crate) status: Option<String>,
+    /// Comma-separated priorities.
+    pub(crate) priority: Option<String>,
+    pub(crate) assignee_id: Option<String>,
+    pub(crate) unassigned: Option<bool>,
+    pub(crate) group: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) channel: Option<String>,
+    pub(crate) requester_id: Option<String>,
+    pub(crate) created_after: Option<String>,
+    pub(crate) created_before: Option<String>,
+    pub(crate) updated_after: Option<String>,
+    pub(crate) updated_before: Option<String>,
+    /// Keywords, Korean or English, matched in subjects, descriptions and messages.
+    pub(crate) q: Option<String>,
+    /// created_desc (default), created_asc, updated_desc, updated_asc, priority_desc.
+    pub(crate) order: Option<String>,
+    pub(crate) page_size: Option<i32>,
+    pub(crate) page_token: Option<String>,
+}
+
+impl ListTicketsQuery {
+    pub(crate) fn into_proto(self) -> Result<ticketing::ListTicketsRequest, ApiError> {
+        fn list<T>(field: &str, value: Option<String>, parse: impl Fn(&str, &str) -> Result<T, ApiError>) -> Result<Vec<T>, ApiError> {
+            value
+                .iter()
+                .flat_map(|value| value.split(','))
+                .filter(|word| !word.trim().is_empty())
+                .map(|word| parse(field, word))
+                .collect()
+        }
+        let time = |field: &str, value: Option<String>| value.map(|value| parse_time(field, &value)).transpose();
+        Ok(ticketing::ListTicketsRequest {
+            statuses: list("status", self.status, Status::parse)?.into_iter().map(i32::from).collect(),
+            priorities: list("priority", self.priority, Priority::parse)?.into_iter().map(i32::from).collect(),
+            assignee_id: self.assignee_id.unwrap_or_default(),
+            group: self.group.unwrap_or_default(),
+            tag: self.tag.unwrap_or_default(),
+            channel: self.channel.map(|word| Channel::parse("channel", &word)).transpose()?.map(i32::from).unwrap_or_default(),
+            requester_id: self.requester_id.unwrap_or_default(),
+            created_after: time("created_after", self.created_after)?,
+            created_before: time("created_before", self.created_before)?,
+            updated_after: time("updated_after", self.updated_after)?,
+            updated_before: time("updated_before", self.updated_before)?,
+            query: self.q.unwrap_or_default(),
+            order: self.order.map(|word| TicketOrder::parse("order", &word)).transpose()?.map(i32::from).unwrap_or_default(),
+            page_size: self.page_size.unwrap_or_default(),
+            page_token: self.page_token.unwrap_or_default(),
+            unassigned: self.unassigned.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TicketPage {
+    pub(crate) tickets: Vec<Ticket>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub(crate) next_page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Attachment {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) content_type: String,
+    pub(crate) size_bytes: i64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    pub(crate) storage_key: String,
+}
+
+impl From<Attachment> for ticketing::Attachment {
+    fn from(a: Attachment) -> Self {
+        Self { name: a.name, content_type: a.content_type, size_bytes: a.size_bytes, sha256: a.sha256, storage_key: a.storage_key }
+    }
+}
+
+impl From<ticketing::Attachment> for Attachment {
+    fn from(a: ticketing::Attachment) -> Self {
+        Self { name: a.name, content_type: a.content_type, size_bytes: a.size_bytes, sha256: a.sha256, storage_key: a.storage_key }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Message {
+    pub(crate) id: String,
+    pub(crate) ticket_id: String,
+    pub(crate) author_kind: Option<AuthorKind>,
+    pub(crate) author_id: String,
+    pub(crate) visibility: Option<Visibility>,
+    pub(crate) body_text: String,
+    /// Sanitized HTML.
+    pub(crate) body_html: String,
+    pub(crate) attachments: Vec<Attachment>,
+    pub(crate) created_at: Option<String>,
+}
+
+impl From<ticketing::Message> for Message {
+    fn from(m: ticketing::Message) -> Self {
+        Self {
+            id: m.id,
+            ticket_id: m.ticket_id,
+            author_kind: AuthorKind::from_proto(m.author_kind),
+            author_id: m.author_id,
+            visibility: Visibility::from_proto(m.visibility),
+            body_text: m.body_text,
+            body_html: m.body_html,
+            attachments: m.attachments.into_iter().map(Attachment::from).collect(),
+            created_at: format_time(m.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddMessage {
+    /// Defaults to public; customers can only write public replies.
+    pub(crate) visibility: Option<Visibility>,
+    #[serde(default)]
+    pub(crate) body_text: String,
+    #[serde(default)]
+    pub(crate) body_html: String,
+    #[serde(default)]
+    pub(crate) attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessagePage {
+    pub(crate) messages: Vec<Message>,
+    pub(crate) next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    pub(crate) page_size: Option<i32>,
+    pub(crate) page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TicketChange {
+    pub(crate) id: String,
+    pub(crate) field: String,
+    #[schema(value_type = Object)]
+    pub(crate) old_value: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub(crate) new_value: serde_json::Value,
+    pub(crate) actor_kind: Option<AuthorKind>,
+    pub(crate) actor_id: String,
+    pub(crate) changed_at: Option<String>,
+    pub(crate) version: i64,
+}
+
+impl From<ticketing::TicketChange> for TicketChange {
+    fn from(c: ticketing::TicketChange) -> Self {
+        let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        Self {
+            id: c.id,
+            old_value: json(&c.old_value),
+            new_value: json(&c.new_value),
+            field: c.field,
+            actor_kind: AuthorKind::from_proto(c.actor_kind),
+            actor_id: c.actor_id,
+            changed_at: format_time(c.changed_at),
+            version: c.version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct History {
+    pub(crate) changes: Vec<TicketChange>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MergeTickets {
+    /// The ticket that absorbs this one.
+    pub(crate) target_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkTickets {
+    pub(crate) other_ticket_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomerFlag {
+    pub(crate) kind: Option<FlagKind>,
+    pub(crate) reason: String,
+    pub(crate) flagged_by: String,
+    pub(crate) flagged_at: Option<String>,
+}
+
+impl From<ticketing::CustomerFlag> for CustomerFlag {
+    fn from(f: ticketing::CustomerFlag) -> Self {
+        Self { kind: FlagKind::from_proto(f.kind), reason: f.reason, flagged_by: f.flagged_by, flagged_at: format_time(f.flagged_at) }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Customer {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) emails: Vec<String>,
+    pub(crate) phones: Vec<String>,
+    pub(crate) language: Option<String>,
+    pub(crate) time_zone: Option<String>,
+    pub(crate) organization: Option<String>,
+    pub(crate) external_ids: HashMap<String, String>,
+    pub(crate) tier: Option<String>,
+    pub(crate) vip: bool,
+    pub(crate) notes: Option<String>,
+    pub(crate) flag: Option<CustomerFlag>,
+    pub(crate) version: i64,
+    pub(crate) created_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
+}
+
+impl From<ticketing::Customer> for Customer {
+    fn from(c: ticketing::Customer) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            emails: c.emails,
+            phones: c.phones,
+            language: non_empty(c.language),
+            time_zone: non_empty(c.time_zone),
+            organization: non_empty(c.organization),
+            external_ids: c.external_ids,
+            tier: non_empty(c.tier),
+            vip: c.vip,
+            notes: non_empty(c.notes),
+            flag: c.flag.map(CustomerFlag::from),
+            version: c.version,
+            created_at: format_time(c.created_at),
+            updated_at: format_time(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateCustomer {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) emails: Vec<String>,
+    #[serde(default)]
+    pub(crate) phones: Vec<String>,
+    /// BCP 47, such as `ko` or `en-US`.
+    #[serde(default)]
+    pub(crate) language: String,
+    /// IANA, such as `Asia/Seoul`.
+    #[serde(default)]
+    pub(crate) time_zone: String,
+    #[serde(default)]
+    pub(crate) organization: String,
+    #[serde(default)]
+    pub(crate) external_ids: HashMap<String, String>,
+    #[serde(default)]
+    pub(crate) tier: String,
+    #[serde(default)]
+    pub(crate) vip: bool,
+    #[serde(default)]
+    pub(crate) notes: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateCustomer {
+    pub(crate) expected_version: i64,
+    pub(crate) name: Option<String>,
+    pub(crate) emails: Option<Vec<String>>,
+    pub(crate) phones: Option<Vec<String>>,
+    pub(crate) language: Option<String>,
+    pub(crate) time_zone: Option<String>,
+    pub(crate) organization: Option<String>,
+    #[serde(default)]
+    pub(crate) external_ids: HashMap<String, String>,
+    pub(crate) tier: Option<String>,
+    pub(crate) vip: Option<bool>,
+    pub(crate) notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListCustomersQuery {
+    /// Matches name, email, phone or external id.
+    pub(crate) q: Option<String>,
+    pub(crate) flagged_only: Option<bool>,
+    pub(crate) page_size: Option<i32>,
+    pub(crate) page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomerPage {
+    pub(crate) customers: Vec<Customer>,
+    pub(crate) next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetFlag {
+    pub(crate) kind: FlagKind,
+    pub(crate) reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SavedReply {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) body: String,
+    /// Absent for replies shared with the whole tenant.
+    pub(crate) owner_id: Option<String>,
+    pub(crate) created_at: Option<String>,
+}
+
+impl From<ticketing::SavedReply> for SavedReply {
+    fn from(r: ticketing::SavedReply) -> Self {
+        Self { id: r.id, title: r.title, body: r.body, owner_id: non_empty(r.owner_id), created_at: format_time(r.created_at) }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateSavedReply {
+    pub(crate) title: String,
+    /// Text with placeholders such as `{{customer.name}}`, `{{ticket.subject}}`,
+    /// `{{ticket.external_refs.order_id}}`.
+    pub(crate) body: String,
+    #[serde(default)]
+    pub(crate) personal: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SavedReplyList {
+    pub(crate) saved_replies: Vec<SavedReply>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenderSavedReply {
+    pub(crate) ticket_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RenderedReply {
+    pub(crate) body: String,
+    pub(crate) unresolved: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CustomField {
+    pub(crate) key: String,
+    pub(crate) label: String,
+    #[serde(rename = "type")]
+    pub(crate) field_type: CustomFieldType,
+    #[serde(default)]
+    pub(crate) options: Vec<String>,
+    #[serde(default)]
+    pub(crate) required: bool,
+}
+
+impl From<CustomField> for ticketing::CustomFieldDefinition {
+    fn from(f: CustomField) -> Self {
+        Self { key: f.key, label: f.label, r#type: f.field_type.into(), options: f.options, required: f.required }
+    }
+}
+
+impl CustomField {
+    pub(crate) fn from_proto(f: ticketing::CustomFieldDefinition) -> Option<Self> {
+        Some(Self {
+            field_type: CustomFieldType::from_proto(f.r#type)?,
+            key: f.key,
+            label: f.label,
+            options: f.options,
+            required: f.required,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomFieldList {
+    pub(crate) fields: Vec<CustomField>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApiKey {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) role: Option<Role>,
+    pub(crate) created_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
+}
+
+impl From<identity::ApiKey> for ApiKey {
+    fn from(k: identity::ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            role: Role::from_proto(k.role),
+            created_at: format_time(k.created_at),
+            revoked_at: format_time(k.revoked_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateApiKey {
+    pub(crate) name: String,
+    /// agent or admin.
+    pub(crate) role: Role,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IssuedApiKey {
+    pub(crate) api_key: Option<ApiKey>,
+    /// The bearer secret: shown once, never again.
+    pub(crate) secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApiKeyList {
+    pub(crate) api_keys: Vec<ApiKey>,
+}

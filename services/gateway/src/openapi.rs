@@ -1,0 +1,49 @@
+//! The OpenAPI 3 document, generated from the route and schema definitions.
+
+use axum::{Json, response::IntoResponse};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::{dto, error, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "helpdesk REST API", description = "Tickets, conversations, customers and saved replies. \
+        Authenticate with `Authorization: Bearer <api key or JWT>`. Errors share one body: \
+        `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
+    paths(
+        routes::tickets::create, routes::tickets::get, routes::tickets::update, routes::tickets::list,
+        routes::tickets::add_message, routes::tickets::list_messages, routes::tickets::history,
+        routes::tickets::merge, routes::tickets::link,
+        routes::customers::create, routes::customers::get, routes::customers::update, routes::customers::list,
+        routes::customers::set_flag, routes::customers::clear_flag, routes::customers::tickets,
+        routes::admin::create_saved_reply, routes::admin::list_saved_replies, routes::admin::delete_saved_reply,
+        routes::admin::render_saved_reply, routes::admin::define_custom_field, routes::admin::list_custom_fields,
+        routes::admin::create_api_key, routes::admin::list_api_keys, routes::admin::revoke_api_key,
+    ),
+    components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::Status, dto::Visibility, dto::FlagKind,
+        dto::AuthorKind, dto::Role, dto::CustomFieldType)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The document as JSON, for `/openapi.json` and for generating the API reference.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
+pub(crate) async fn serve() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,48 @@
+//! REST routes under `/v1`.
+
+pub(crate) mod admin;
+pub(crate) mod customers;
+pub(crate) mod tickets;
+
+use axum::{
+    Router,
+    http::HeaderMap,
+    routing::{delete, get, post, put},
+};
+
+use crate::{AppState, error::ApiError};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tickets", post(tickets::create).get(tickets::list))
+        .route("/v1/tickets/{id}", get(tickets::get).patch(tickets::update))
+        .route("/v1/tickets/{id}/messages", post(tickets::add_message).get(tickets::list_messages))
+        .route("/v1/tickets/{id}/history", get(tickets::history))
+        .route("/v1/tickets/{id}/merge", post(tickets::merge))
+        .route("/v1/tickets/{id}/links", post(tickets::link))
+        .route("/v1/customers", post(customers::create).get(customers::list))
+        .route("/v1/customers/{id}", get(customers::get).patch(customers::update))
+        .route("/v1/customers/{id}/flag", put(customers::set_flag).delete(customers::clear_flag))
+        .route("/v1/customers/{id}/tickets", get(customers::tickets))
+        .route("/v1/saved_replies", post(admin::create_saved_reply).get(admin::list_saved_replies))
+        .route("/v1/saved_replies/{id}", delete(admin::delete_saved_reply))
+        .route("/v1/saved_replies/{id}/render", post(admin::render_saved_reply))
+        .route("/v1/custom_fields", post(admin::define_custom_field).get(admin::list_custom_fields))
+        .route("/v1/api_keys", post(admin::create_api_key).get(admin::list_api_keys))
+        .route("/v1/api_keys/{id}", delete(admin::revoke_api_key))
+}
+
+/// The `Idempotency-Key` header, or empty.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(String::new()),
+        Some(value) => value
+            .to_str()
+            .map(str::to_owned)
+            .map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII")),
+    }
+}
+
+pub(crate) fn non_empty(token: String) -> Option<String> {
+    (!token.is_empty()).then_some(token)
+}

@@ -1,0 +1,140 @@
+//! Typed custom ticket fields, defined per tenant, and validation of their values.
+
+use std::collections::HashMap;
+
+use helpdesk_proto::ticketing::v1::{self as proto, CustomFieldType};
+use helpdesk_runtime::{ServiceError, auth::Principal};
+use pbjson_types::{Value, value::Kind};
+use sqlx::Row;
+
+use crate::{
+    Ticketing,
+    model::{from_json, optional_text, required_text, to_json},
+};
+
+impl Ticketing {
+    pub(crate) async fn define_custom_field(
+        &self,
+        caller: &Principal,
+        field: Option<proto::CustomFieldDefinition>,
+    ) -> Result<proto::CustomFieldDefinition, ServiceError> {
+        caller.require_admin()?;
+        let field = field.ok_or_else(|| ServiceError::invalid_field("field", "is required"))?;
+        let key_ok = (1..=64).contains(&field.key.len())
+            && field.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok {
+            return Err(ServiceError::invalid_field("field.key", "1 to 64 of a-z, 0-9 and _"));
+        }
+        let label = required_text("field.label", &field.label, 200)?;
+        let field_type = match CustomFieldType::try_from(field.r#type) {
+            Ok(CustomFieldType::Unspecified) | Err(_) => {
+                return Err(ServiceError::invalid_field("field.type", "must be text, number, boolean, date or dropdown"));
+            }
+            Ok(field_type) => field_type,
+        };
+        if field_type == CustomFieldType::Dropdown && field.options.is_empty() {
+            return Err(ServiceError::invalid_field("field.options", "a dropdown needs options"));
+        }
+        for (index, option) in field.options.iter().enumerate() {
+            required_text(&format!("field.options[{index}]"), option, 200)?;
+        }
+        sqlx::query(
+            "INSERT INTO custom_fields (tenant_id, field_key, label, field_type, options, required) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, field_key) DO UPDATE SET label = $3, field_type = $4, options = $5, required = $6",
+        )
+        .bind(&caller.tenant_id)
+        .bind(&field.key)
+        .bind(&label)
+        .bind(i64::from(field_type as i32))
+        .bind(to_json(&field.options)?)
+        .bind(i64::from(field.required))
+        .execute(self.db.writer())
+        .await?;
+        Ok(proto::CustomFieldDefinition { label, ..field })
+    }
+
+    pub(crate) async fn custom_fields(&self, tenant_id: &str) -> Result<Vec<proto::CustomFieldDefinition>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT field_key, label, field_type, options, required FROM custom_fields \
+             WHERE tenant_id = $1 ORDER BY field_key",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(proto::CustomFieldDefinition {
+                    key: row.try_get("field_key")?,
+                    label: row.try_get("label")?,
+                    r#type: row.try_get::<i64, _>("field_type")? as i32,
+                    options: from_json(&row.try_get::<String, _>("options")?)?,
+                    required: row.try_get::<i64, _>("required")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks `values` against the tenant's definitions. On create, required fields must be set;
+    /// on update, a null value removes a field unless it is required.
+    pub(crate) async fn check_custom_fields(
+        &self,
+        tenant_id: &str,
+        values: &HashMap<String, Value>,
+        creating: bool,
+    ) -> Result<(), ServiceError> {
+        let definitions = self.custom_fields(tenant_id).await?;
+        for (key, value) in values {
+            let field = format!("custom_fields.{key}");
+            let definition = definitions
+                .iter()
+                .find(|definition| &definition.key == key)
+                .ok_or_else(|| ServiceError::invalid_field(&field, "no such custom field"))?;
+            if matches!(value.kind, None | Some(Kind::NullValue(_))) {
+                if definition.required {
+                    return Err(ServiceError::invalid_field(&field, "is required"));
+                }
+                continue;
+            }
+            check_value(&field, definition, value)?;
+        }
+        if creating {
+            for definition in definitions.iter().filter(|definition| definition.required) {
+                if !values.contains_key(&definition.key) {
+                    return Err(ServiceError::invalid_field(format!("custom_fields.{}", definition.key), "is required"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_value(field: &str, definition: &proto::CustomFieldDefinition, value: &Value) -> Result<(), ServiceError> {
+    let field_type = CustomFieldType::try_from(definition.r#type).unwrap_or(CustomFieldType::Unspecified);
+    let ok = match (field_type, &value.kind) {
+        (CustomFieldType::Text, Some(Kind::StringValue(text))) => {
+            optional_text(field, text, 10_000)?;
+            true
+        }
+        (CustomFieldType::Number, Some(Kind::NumberValue(number))) => number.is_finite(),
+        (CustomFieldType::Boolean, Some(Kind::BoolValue(_))) => true,
+        (CustomFieldType::Date, Some(Kind::StringValue(text))) => {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+        }
+        (CustomFieldType::Dropdown, Some(Kind::StringValue(text))) => definition.options.contains(text),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let expected = match field_type {
+            CustomFieldType::Text => "text".to_owned(),
+            CustomFieldType::Number => "a finite number".to_owned(),
+            CustomFieldType::Boolean => "true or false".to_owned(),
+            CustomFieldType::Date => "a date such as 2026-11-22".to_owned(),
+            CustomFieldType::Dropdown => format!("one of {}", definition.options.join(", ")),
+            CustomFieldType::Unspecified => "a value".to_owned(),
+        };
+        Err(ServiceError::invalid_field(field, format!("must be {expected}")))
+    }
+}

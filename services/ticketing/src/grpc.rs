@@ -1,0 +1,181 @@
+//! Thin gRPC adapters: authenticate, call the domain, map errors.
+
+use std::{future::Future, sync::Arc};
+
+use helpdesk_proto::ticketing::v1::{
+    self as proto,
+    custom_field_service_server::{CustomFieldService, CustomFieldServiceServer},
+    customer_service_server::{CustomerService, CustomerServiceServer},
+    saved_reply_service_server::{SavedReplyService, SavedReplyServiceServer},
+    ticket_service_server::{TicketService, TicketServiceServer},
+};
+use helpdesk_runtime::{
+    ServiceError,
+    auth::{Principal, principal},
+};
+use tonic::{Request, Response, Status};
+
+use crate::Ticketing;
+
+pub(crate) fn add_routes(ticketing: &Arc<Ticketing>, routes: &mut tonic::service::RoutesBuilder) {
+    routes
+        .add_service(TicketServiceServer::new(Api(ticketing.clone())))
+        .add_service(CustomerServiceServer::new(Api(ticketing.clone())))
+        .add_service(SavedReplyServiceServer::new(Api(ticketing.clone())))
+        .add_service(CustomFieldServiceServer::new(Api(ticketing.clone())));
+}
+
+struct Api(Arc<Ticketing>);
+
+async fn handle<Req, Res, Fut>(
+    request: Request<Req>,
+    call: impl FnOnce(Principal, Req) -> Fut,
+) -> Result<Response<Res>, Status>
+where
+    Fut: Future<Output = Result<Res, ServiceError>>,
+{
+    let caller = principal(&request)?;
+    Ok(Response::new(call(caller, request.into_inner()).await?))
+}
+
+#[tonic::async_trait]
+impl TicketService for Api {
+    async fn create_ticket(&self, request: Request<proto::CreateTicketRequest>) -> Result<Response<proto::Ticket>, Status> {
+        handle(request, |caller, request| async move { self.0.create_ticket(&caller, request).await }).await
+    }
+
+    async fn get_ticket(&self, request: Request<proto::GetTicketRequest>) -> Result<Response<proto::Ticket>, Status> {
+        handle(request, |caller, request| async move { self.0.get_ticket(&caller, &request.id).await }).await
+    }
+
+    async fn update_ticket(&self, request: Request<proto::UpdateTicketRequest>) -> Result<Response<proto::Ticket>, Status> {
+        handle(request, |caller, request| async move { self.0.update_ticket(&caller, request).await }).await
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<proto::ListTicketsRequest>,
+    ) -> Result<Response<proto::ListTicketsResponse>, Status> {
+        handle(request, |caller, request| async move { self.0.list_tickets(&caller, request).await }).await
+    }
+
+    async fn merge_tickets(&self, request: Request<proto::MergeTicketsRequest>) -> Result<Response<proto::Ticket>, Status> {
+        handle(request, |caller, request| async move { self.0.merge_tickets(&caller, request).await }).await
+    }
+
+    async fn link_tickets(&self, request: Request<proto::LinkTicketsRequest>) -> Result<Response<proto::Ticket>, Status> {
+        handle(request, |caller, request| async move { self.0.link_tickets(&caller, request).await }).await
+    }
+
+    async fn add_message(&self, request: Request<proto::AddMessageRequest>) -> Result<Response<proto::Message>, Status> {
+        handle(request, |caller, request| async move { self.0.add_message(&caller, request).await }).await
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<proto::ListMessagesRequest>,
+    ) -> Result<Response<proto::ListMessagesResponse>, Status> {
+        handle(request, |caller, request| async move { self.0.list_messages(&caller, request).await }).await
+    }
+
+    async fn list_ticket_history(
+        &self,
+        request: Request<proto::ListTicketHistoryRequest>,
+    ) -> Result<Response<proto::ListTicketHistoryResponse>, Status> {
+        handle(request, |caller, request| async move {
+            let changes = self.0.list_history(&caller, &request.ticket_id).await?;
+            Ok(proto::ListTicketHistoryResponse { changes })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl CustomerService for Api {
+    async fn create_customer(&self, request: Request<proto::CreateCustomerRequest>) -> Result<Response<proto::Customer>, Status> {
+        handle(request, |caller, request| async move { self.0.create_customer(&caller, request).await }).await
+    }
+
+    async fn get_customer(&self, request: Request<proto::GetCustomerRequest>) -> Result<Response<proto::Customer>, Status> {
+        handle(request, |caller, request| async move { self.0.get_customer(&caller, &request.id).await }).await
+    }
+
+    async fn update_customer(&self, request: Request<proto::UpdateCustomerRequest>) -> Result<Response<proto::Customer>, Status> {
+        handle(request, |caller, request| async move { self.0.update_customer(&caller, request).await }).await
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<proto::ListCustomersRequest>,
+    ) -> Result<Response<proto::ListCustomersResponse>, Status> {
+        handle(request, |caller, request| async move { self.0.list_customers(&caller, request).await }).await
+    }
+
+    async fn set_customer_flag(
+        &self,
+        request: Request<proto::SetCustomerFlagRequest>,
+    ) -> Result<Response<proto::Customer>, Status> {
+        handle(request, |caller, request| async move { self.0.set_customer_flag(&caller, request).await }).await
+    }
+}
+
+#[tonic::async_trait]
+impl SavedReplyService for Api {
+    async fn create_saved_reply(
+        &self,
+        request: Request<proto::CreateSavedReplyRequest>,
+    ) -> Result<Response<proto::SavedReply>, Status> {
+        handle(request, |caller, request| async move { self.0.create_saved_reply(&caller, request).await }).await
+    }
+
+    async fn list_saved_replies(
+        &self,
+        request: Request<proto::ListSavedRepliesRequest>,
+    ) -> Result<Response<proto::ListSavedRepliesResponse>, Status> {
+        handle(request, |caller, _| async move {
+            let saved_replies = self.0.list_saved_replies(&caller).await?;
+            Ok(proto::ListSavedRepliesResponse { saved_replies })
+        })
+        .await
+    }
+
+    async fn delete_saved_reply(
+        &self,
+        request: Request<proto::DeleteSavedReplyRequest>,
+    ) -> Result<Response<proto::DeleteSavedReplyResponse>, Status> {
+        handle(request, |caller, request| async move {
+            self.0.delete_saved_reply(&caller, &request.id).await?;
+            Ok(proto::DeleteSavedReplyResponse {})
+        })
+        .await
+    }
+
+    async fn render_saved_reply(
+        &self,
+        request: Request<proto::RenderSavedReplyRequest>,
+    ) -> Result<Response<proto::RenderSavedReplyResponse>, Status> {
+        handle(request, |caller, request| async move { self.0.render_saved_reply(&caller, request).await }).await
+    }
+}
+
+#[tonic::async_trait]
+impl CustomFieldService for Api {
+    async fn define_custom_field(
+        &self,
+        request: Request<proto::DefineCustomFieldRequest>,
+    ) -> Result<Response<proto::CustomFieldDefinition>, Status> {
+        handle(request, |caller, request| async move { self.0.define_custom_field(&caller, request.field).await }).await
+    }
+
+    async fn list_custom_fields(
+        &self,
+        request: Request<proto::ListCustomFieldsRequest>,
+    ) -> Result<Response<proto::ListCustomFieldsResponse>, Status> {
+        handle(request, |caller, _| async move {
+            caller.require_staff()?;
+            let fields = self.0.custom_fields(&caller.tenant_id).await?;
+            Ok(proto::ListCustomFieldsResponse { fields })
+        })
+        .await
+    }
+}

@@ -1,0 +1,1176 @@
+//! Tickets: create, read, update with optimistic concurrency, list and search, merge, link,
+//! messages and history. Every write commits its history rows and outbox events in the same
+//! transaction.
+
+use std::collections::HashMap;
+
+use helpdesk_events::outbox;
+use helpdesk_proto::{
+    common::v1::{AuthorKind, Channel},
+    events::v1::{
+        MessageAdded, TicketAssigned, TicketCreated, TicketMerged, TicketStatusChanged, TicketUpdated,
+        event::Payload,
+    },
+    ticketing::v1::{self as proto, Status, TicketOrder, Visibility},
+};
+use helpdesk_runtime::{
+    ErrorKind, ServiceError,
+    auth::Principal,
+    time::{micros_to_timestamp, now_micros, optional_timestamp, timestamp_to_micros},
+};
+use sqlx::{AnyConnection, Row, any::AnyRow};
+
+use crate::{
+    Ticketing,
+    model::{self, from_json, new_id, to_json},
+    query::Sql,
+};
+
+const SELECT_TICKET: &str = "SELECT t.id, t.tenant_id, t.subject, t.description, t.requester_id, \
+    t.assignee_id, t.group_name, t.priority, t.channel, t.status, t.tags, t.custom_fields, \
+    t.external_refs, t.version, t.event_seq, t.created_at, t.updated_at, t.solved_at, t.closed_at, \
+    t.merged_into_id, t.follow_up_of_id, c.flag_kind, c.flag_reason, c.flag_by, c.flag_at \
+    FROM tickets t LEFT JOIN customers c ON c.tenant_id = t.tenant_id AND c.id = t.requester_id";
+
+const MAX_QUERY_TERMS: usize = 32;
+const MAX_ATTACHMENTS: usize = 20;
+const MAX_ATTACHMENT_BYTES: i64 = 100 * 1024 * 1024;
+
+/// A ticket as stored, with the sequence number of its last event.
+struct Stored {
+    ticket: proto::Ticket,
+    event_seq: i64,
+}
+
+fn ticket_from_row(row: &AnyRow) -> Result<Stored, ServiceError> {
+    let flag_kind: Option<i64> = row.try_get("flag_kind")?;
+    let requester_flag = match flag_kind {
+        Some(kind) if kind != 0 => Some(proto::CustomerFlag {
+            kind: kind as i32,
+            reason: row.try_get("flag_reason")?,
+            flagged_by: row.try_get("flag_by")?,
+            flagged_at: optional_timestamp(row.try_get("flag_at")?),
+        }),
+        _ => None,
+    };
+    let ticket = proto::Ticket {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        subject: row.try_get("subject")?,
+        description: row.try_get("description")?,
+        requester_id: row.try_get("requester_id")?,
+        assignee_id: row.try_get("assignee_id")?,
+        group: row.try_get("group_name")?,
+        priority: row.try_get::<i64, _>("priority")? as i32,
+        channel: row.try_get::<i64, _>("channel")? as i32,
+        status: row.try_get::<i64, _>("status")? as i32,
+        tags: from_json(&row.try_get::<String, _>("tags")?)?,
+        custom_fields: from_json(&row.try_get::<String, _>("custom_fields")?)?,
+        external_refs: from_json(&row.try_get::<String, _>("external_refs")?)?,
+        version: row.try_get("version")?,
+        created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
+        updated_at: Some(micros_to_timestamp(row.try_get("updated_at")?)),
+        solved_at: optional_timestamp(row.try_get("solved_at")?),
+        closed_at: optional_timestamp(row.try_get("closed_at")?),
+        merged_into_id: row.try_get("merged_into_id")?,
+        follow_up_of_id: row.try_get("follow_up_of_id")?,
+        linked_ticket_ids: Vec::new(),
+        requester_flag,
+    };
+    Ok(Stored { ticket, event_seq: row.try_get("event_seq")? })
+}
+
+async fn load(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<Stored>, ServiceError> {
+    let row = sqlx::query(&format!("{SELECT_TICKET} WHERE t.tenant_id = $1 AND t.id = $2"))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut stored = ticket_from_row(&row)?;
+    let mut links = links(conn, tenant_id, std::slice::from_ref(&stored.ticket.id)).await?;
+    stored.ticket.linked_ticket_ids = links.remove(&stored.ticket.id).unwrap_or_default();
+    Ok(Some(stored))
+}
+
+async fn links(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, ServiceError> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let mut sql = Sql::new("SELECT ticket_id, other_id FROM ticket_links WHERE tenant_id = ");
+    let tenant = sql.text(tenant_id);
+    let placeholders: Vec<String> = ids.iter().map(|id| sql.text(id.as_str())).collect();
+    sql.push(&format!("{tenant} AND ticket_id IN ({}) ORDER BY other_id", placeholders.join(", ")));
+    for row in sql.query().fetch_all(conn).await? {
+        out.entry(row.try_get("ticket_id")?).or_default().push(row.try_get("other_id")?);
+    }
+    Ok(out)
+}
+
+/// Customers see only their own tickets, and never the flag on their own profile.
+fn visible_to(caller: &Principal, mut ticket: proto::Ticket) -> Option<proto::Ticket> {
+    if caller.is_customer() {
+        if ticket.requester_id != caller.subject {
+            return None;
+        }
+        ticket.requester_flag = None;
+    }
+    Some(ticket)
+}
+
+fn not_found() -> ServiceError {
+    ServiceError::not_found("ticket")
+}
+
+/// Returns the resource a previous request with this key created; refuses a reused key whose
+/// request differs.
+async fn replay(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<String>, ServiceError> {
+    let row = sqlx::query(
+        "SELECT fingerprint, resource_id FROM idempotency_keys \
+         WHERE tenant_id = $1 AND scope = $2 AND idempotency_key = $3",
+    )
+    .bind(tenant_id)
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored: String = row.try_get("fingerprint")?;
+    if stored != fingerprint {
+        return Err(ServiceError::failed_precondition("idempotency key was used for a different request"));
+    }
+    Ok(Some(row.try_get("resource_id")?))
+}
+
+async fn remember(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    resource_id: &str,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, scope, idempotency_key, fingerprint, resource_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant_id)
+    .bind(scope)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(resource_id)
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds the search terms of `text` to the ticket's index entries.
+async fn index_terms(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    ticket_id: &str,
+    text: &str,
+    internal: bool,
+) -> Result<(), ServiceError> {
+    let terms = helpdesk_text::distinct_terms(text);
+    for chunk in terms.chunks(200) {
+        let mut sql = Sql::new("INSERT INTO search_terms (tenant_id, term, ticket_id, internal) VALUES ");
+        let tenant = sql.text(tenant_id);
+        let ticket = sql.text(ticket_id);
+        let flag = sql.int(i64::from(internal));
+        let rows: Vec<String> =
+            chunk.iter().map(|term| format!("({tenant}, {}, {ticket}, {flag})", sql.text(term.as_str()))).collect();
+        sql.push(&rows.join(", ")).push(" ON CONFLICT DO NOTHING");
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn replace_tags(conn: &mut AnyConnection, tenant_id: &str, ticket_id: &str, tags: &[String]) -> Result<(), ServiceError> {
+    sqlx::query("DELETE FROM ticket_tags WHERE tenant_id = $1 AND ticket_id = $2")
+        .bind(tenant_id)
+        .bind(ticket_id)
+        .execute(&mut *conn)
+        .await?;
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("INSERT INTO ticket_tags (tenant_id, tag, ticket_id) VALUES ");
+    let tenant = sql.text(tenant_id);
+    let ticket = sql.text(ticket_id);
+    let rows: Vec<String> = tags.iter().map(|tag| format!("({tenant}, {}, {ticket})", sql.text(tag.as_str()))).collect();
+    sql.push(&rows.join(", "));
+    sql.query().execute(conn).await?;
+    Ok(())
+}
+
+/// One field change for the history.
+struct Change {
+    field: &'static str,
+    old: String,
+    new: String,
+}
+
+impl Change {
+    fn of<T: serde::Serialize + PartialEq>(field: &'static str, old: &T, new: &T) -> Result<Option<Self>, ServiceError> {
+        if old == new {
+            return Ok(None);
+        }
+        Ok(Some(Self { field, old: to_json(old)?, new: to_json(new)? }))
+    }
+}
+
+async fn record_changes(
+    conn: &mut AnyConnection,
+    caller: &Principal,
+    actor_kind: AuthorKind,
+    ticket: &proto::Ticket,
+    changes: &[Change],
+    at: i64,
+) -> Result<(), ServiceError> {
+    for change in changes {
+        sqlx::query(
+            "INSERT INTO ticket_changes (tenant_id, id, ticket_id, version, field, old_value, new_value, \
+             actor_kind, actor_id, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&caller.tenant_id)
+        .bind(new_id())
+        .bind(&ticket.id)
+        .bind(ticket.version)
+        .bind(change.field)
+        .bind(&change.old)
+        .bind(&change.new)
+        .bind(i64::from(actor_kind as i32))
+        .bind(&caller.subject)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the ticket's new state if nobody changed it since `seen_version`.
+async fn save(conn: &mut AnyConnection, ticket: &proto::Ticket, seen_version: i64, event_seq: i64) -> Result<bool, ServiceError> {
+    let result = sqlx::query(
+        "UPDATE tickets SET subject = $3, description = $4, assignee_id = $5, group_name = $6, priority = $7, \
+         status = $8, tags = $9, custom_fields = $10, external_refs = $11, version = $12, event_seq = $13, \
+         updated_at = $14, solved_at = $15, closed_at = $16, merged_into_id = $17 \
+         WHERE tenant_id = $1 AND id = $2 AND version = $18",
+    )
+    .bind(&ticket.tenant_id)
+    .bind(&ticket.id)
+    .bind(&ticket.subject)
+    .bind(&ticket.description)
+    .bind(&ticket.assignee_id)
+    .bind(&ticket.group)
+    .bind(i64::from(ticket.priority))
+    .bind(i64::from(ticket.status))
+    .bind(to_json(&ticket.tags)?)
+    .bind(to_json(&ticket.custom_fields)?)
+    .bind(to_json(&ticket.external_refs)?)
+    .bind(ticket.version)
+    .bind(event_seq)
+    .bind(ticket.updated_at.as_ref().map(timestamp_to_micros))
+    .bind(ticket.solved_at.as_ref().map(timestamp_to_micros))
+    .bind(ticket.closed_at.as_ref().map(timestamp_to_micros))
+    .bind(&ticket.merged_into_id)
+    .bind(seen_version)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Moves `ticket` to `to`, keeping the solved and closed timestamps in step.
+fn set_status(ticket: &mut proto::Ticket, to: Status, at: i64) {
+    ticket.status = to as i32;
+    match to {
+        Status::Solved => ticket.solved_at = Some(micros_to_timestamp(at)),
+        Status::Closed => ticket.closed_at = Some(micros_to_timestamp(at)),
+        Status::Open | Status::Pending | Status::OnHold | Status::New => ticket.solved_at = None,
+        Status::Unspecified => {}
+    }
+}
+
+/// Sequences events after `event_seq` and appends them to the outbox.
+async fn emit(
+    conn: &mut AnyConnection,
+    caller: &Principal,
+    ticket_id: &str,
+    event_seq: &mut i64,
+    at: i64,
+    payloads: Vec<Payload>,
+) -> Result<(), ServiceError> {
+    for payload in payloads {
+        *event_seq += 1;
+        let event = model::event(caller, "ticket", ticket_id, *event_seq, at, payload);
+        outbox::append(conn, &event).await?;
+    }
+    Ok(())
+}
+
+fn html_to_text(html: &str) -> String {
+    let stripped = ammonia::Builder::empty().clean(html).to_string();
+    stripped
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceError> {
+    if attachments.len() > MAX_ATTACHMENTS {
+        return Err(ServiceError::invalid_field("attachments", format!("at most {MAX_ATTACHMENTS}")));
+    }
+    for (index, attachment) in attachments.iter().enumerate() {
+        let field = |name: &str| format!("attachments[{index}].{name}");
+        model::required_text(&field("name"), &attachment.name, 255)?;
+        model::required_text(&field("storage_key"), &attachment.storage_key, 1024)?;
+        model::optional_text(&field("content_type"), &attachment.content_type, 255)?;
+        if !(0..=MAX_ATTACHMENT_BYTES).contains(&attachment.size_bytes) {
+            return Err(ServiceError::invalid_field(field("size_bytes"), "must be 0 to 100 MiB"));
+        }
+        let sha_ok = attachment.sha256.len() == 64 && attachment.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !sha_ok {
+            return Err(ServiceError::invalid_field(field("sha256"), "must be 64 hex digits"));
+        }
+    }
+    Ok(())
+}
+
+fn message_from_row(row: &AnyRow) -> Result<proto::Message, ServiceError> {
+    Ok(proto::Message {
+        id: row.try_get("id")?,
+        ticket_id: row.try_get("ticket_id")?,
+        author_kind: row.try_get::<i64, _>("author_kind")? as i32,
+        author_id: row.try_get("author_id")?,
+        visibility: row.try_get::<i64, _>("visibility")? as i32,
+        body_text: row.try_get("body_text")?,
+        body_html: row.try_get("body_html")?,
+        attachments: from_json(&row.try_get::<String, _>("attachments")?)?,
+        created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
+    })
+}
+
+/// Keyset pagination: rows strictly after `values` in the order of `columns`.
+fn after_cursor(sql: &mut Sql, columns: &[(&str, bool)], values: &[String], descending: bool) -> Result<(), ServiceError> {
+    let invalid = || ServiceError::invalid_field("page_token", "not a token this list returned");
+    let op = if descending { "<" } else { ">" };
+    let mut placeholders = Vec::with_capacity(columns.len());
+    for ((_, numeric), value) in columns.iter().zip(values) {
+        placeholders.push(if *numeric {
+            sql.int(value.parse().map_err(|_| invalid())?)
+        } else {
+            sql.text(value.as_str())
+        });
+    }
+    // (a, b, c) > (x, y, z) spelled out, which both databases plan well.
+    let mut condition = String::new();
+    for depth in (0..columns.len()).rev() {
+        let strict = format!("{} {op} {}", columns[depth].0, placeholders[depth]);
+        condition = if condition.is_empty() {
+            strict
+        } else {
+            format!("{strict} OR ({} = {} AND ({condition}))", columns[depth].0, placeholders[depth])
+        };
+    }
+    sql.push(&format!(" AND ({condition})"));
+    Ok(())
+}
+
+fn cursor_values(ticket: &proto::Ticket, order: TicketOrder) -> Vec<String> {
+    let micros = |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(timestamp_to_micros).unwrap_or_default().to_string();
+    match order {
+        TicketOrder::UpdatedDesc | TicketOrder::UpdatedAsc => vec![micros(&ticket.updated_at), ticket.id.clone()],
+        TicketOrder::PriorityDesc => vec![ticket.priority.to_string(), micros(&ticket.created_at), ticket.id.clone()],
+        _ => vec![micros(&ticket.created_at), ticket.id.clone()],
+    }
+}
+
+impl Ticketing {
+    pub(crate) async fn create_ticket(
+        &self,
+        caller: &Principal,
+        request: proto::CreateTicketRequest,
+    ) -> Result<proto::Ticket, ServiceError> {
+        let key = model::idempotency_key(&request.idempotency_key)?.map(str::to_owned);
+        let fingerprint = model::fingerprint(&request);
+        let now = now_micros();
+        let requester_id = if caller.is_customer() {
+            if !request.requester_id.is_empty() && request.requester_id != caller.subject {
+                return Err(ServiceError::permission_denied("customers open tickets only for themselves"));
+            }
+            if !request.assignee_id.is_empty() || !request.group.is_empty() || !request.tags.is_empty() {
+                return Err(ServiceError::permission_denied("customers cannot set assignee, group or tags"));
+            }
+            caller.subject.clone()
+        } else {
+            model::required_text("requester_id", &request.requester_id, 64)?
+        };
+        let default_channel = if caller.is_customer() { Channel::Web } else { Channel::Api };
+        let tags = model::tags(&request.tags)?;
+        model::string_map("external_refs", &request.external_refs, 20)?;
+        self.check_custom_fields(&caller.tenant_id, &request.custom_fields, true).await?;
+        let assignee_id = model::optional_text("assignee_id", request.assignee_id.trim(), 64)?;
+        let mut ticket = proto::Ticket {
+            id: new_id(),
+            tenant_id: caller.tenant_id.clone(),
+            subject: model::required_text("subject", &request.subject, model::MAX_SUBJECT)?,
+            description: model::optional_text("description", &request.description, model::MAX_BODY)?,
+            requester_id,
+            status: if assignee_id.is_empty() { Status::New } else { Status::Open } as i32,
+            assignee_id,
+            group: model::optional_text("group", request.group.trim(), 100)?,
+            priority: model::priority(request.priority, "priority")? as i32,
+            channel: model::channel(request.channel, default_channel)? as i32,
+            tags,
+            custom_fields: request.custom_fields,
+            external_refs: request.external_refs,
+            version: 1,
+            created_at: Some(micros_to_timestamp(now)),
+            updated_at: Some(micros_to_timestamp(now)),
+            solved_at: None,
+            closed_at: None,
+            merged_into_id: String::new(),
+            follow_up_of_id: request.follow_up_of_id.trim().to_owned(),
+            linked_ticket_ids: Vec::new(),
+            requester_flag: None,
+        };
+
+        let mut tx = self.db.writer().begin().await?;
+        if let Some(key) = &key
+            && let Some(existing) = replay(&mut tx, &caller.tenant_id, "ticket", key, &fingerprint).await?
+        {
+            drop(tx);
+            return self.get_ticket(caller, &existing).await;
+        }
+        self.ensure_requester(&mut tx, caller, &mut ticket, now).await?;
+        if !ticket.follow_up_of_id.is_empty() {
+            let original = load(&mut tx, &caller.tenant_id, &ticket.follow_up_of_id)
+                .await?
+                .and_then(|stored| visible_to(caller, stored.ticket))
+                .ok_or_else(|| ServiceError::invalid_field("follow_up_of_id", "no such ticket"))?;
+            if original.status != Status::Closed as i32 {
+                return Err(ServiceError::invalid_field("follow_up_of_id", "only a closed ticket can be followed up"));
+            }
+            link(&mut tx, &caller.tenant_id, &ticket.id, &original.id).await?;
+            ticket.linked_ticket_ids.push(original.id);
+        }
+        let mut payloads = vec![Payload::TicketCreated(TicketCreated { ticket: Some(ticket.clone()) })];
+        if !ticket.assignee_id.is_empty() {
+            payloads.push(Payload::TicketAssigned(TicketAssigned {
+                ticket_id: ticket.id.clone(),
+                previous_assignee_id: String::new(),
+                assignee_id: ticket.assignee_id.clone(),
+                group: ticket.group.clone(),
+            }));
+        }
+        let mut event_seq = 0;
+        emit(&mut tx, caller, &ticket.id, &mut event_seq, now, payloads).await?;
+        sqlx::query(
+            "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, \
+             priority, channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, \
+             updated_at, solved_at, closed_at, merged_into_id, follow_up_of_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, NULL, NULL, '', $17)",
+        )
+        .bind(&ticket.tenant_id)
+        .bind(&ticket.id)
+        .bind(&ticket.subject)
+        .bind(&ticket.description)
+        .bind(&ticket.requester_id)
+        .bind(&ticket.assignee_id)
+        .bind(&ticket.group)
+        .bind(i64::from(ticket.priority))
+        .bind(i64::from(ticket.channel))
+        .bind(i64::from(ticket.status))
+        .bind(to_json(&ticket.tags)?)
+        .bind(to_json(&ticket.custom_fields)?)
+        .bind(to_json(&ticket.external_refs)?)
+        .bind(ticket.version)
+        .bind(event_seq)
+        .bind(now)
+        .bind(&ticket.follow_up_of_id)
+        .execute(&mut *tx)
+        .await?;
+        replace_tags(&mut tx, &caller.tenant_id, &ticket.id, &ticket.tags).await?;
+        index_terms(&mut tx, &caller.tenant_id, &ticket.id, &format!("{}\n{}", ticket.subject, ticket.description), false)
+            .await?;
+        if let Some(key) = &key {
+            match remember(&mut tx, &caller.tenant_id, "ticket", key, &fingerprint, &ticket.id).await {
+                // A concurrent request with the same key won the race (PostgreSQL): answer with its ticket.
+                Err(error) if error.kind == ErrorKind::AlreadyExists => {
+                    drop(tx);
+                    let mut conn = self.db.reader().acquire().await?;
+                    let existing = replay(&mut conn, &caller.tenant_id, "ticket", key, &fingerprint)
+                        .await?
+                        .ok_or_else(|| ServiceError::conflict("concurrent request with the same idempotency key"))?;
+                    return self.get_ticket(caller, &existing).await;
+                }
+                other => other?,
+            }
+        }
+        tx.commit().await?;
+        self.events_written.notify_one();
+        Ok(visible_to(caller, ticket).unwrap_or_default())
+    }
+
+    /// Checks that the requester exists (staff) or provisions the customer's own record
+    /// (customers authenticated by token), and copies the requester's flag onto the ticket.
+    async fn ensure_requester(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Principal,
+        ticket: &mut proto::Ticket,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        if caller.is_customer() {
+            crate::customers::provision(conn, &caller.tenant_id, &caller.subject, now).await?;
+        }
+        let row = sqlx::query(
+            "SELECT flag_kind, flag_reason, flag_by, flag_at FROM customers WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&caller.tenant_id)
+        .bind(&ticket.requester_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| ServiceError::invalid_field("requester_id", "no such customer"))?;
+        let kind: i64 = row.try_get("flag_kind")?;
+        if kind != 0 {
+            ticket.requester_flag = Some(proto::CustomerFlag {
+                kind: kind as i32,
+                reason: row.try_get("flag_reason")?,
+                flagged_by: row.try_get("flag_by")?,
+                flagged_at: optional_timestamp(row.try_get("flag_at")?),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn get_ticket(&self, caller: &Principal, id: &str) -> Result<proto::Ticket, ServiceError> {
+        let mut conn = self.db.reader().acquire().await?;
+        load(&mut conn, &caller.tenant_id, id)
+            .await?
+            .and_then(|stored| visible_to(caller, stored.ticket))
+            .ok_or_else(not_found)
+    }
+
+    pub(crate) async fn update_ticket(
+        &self,
+        caller: &Principal,
+        request: proto::UpdateTicketRequest,
+    ) -> Result<proto::Ticket, ServiceError> {
+        caller.require_staff()?;
+        if request.expected_version < 1 {
+            return Err(ServiceError::invalid_field("expected_version", "send the version you last saw (1 or more)"));
+        }
+        if !request.custom_fields.is_empty() {
+            self.check_custom_fields(&caller.tenant_id, &request.custom_fields, false).await?;
+        }
+        model::string_map("external_refs", &request.external_refs, 20)?;
+        let now = now_micros();
+        let mut tx = self.db.writer().begin().await?;
+        let stored = load(&mut tx, &caller.tenant_id, &request.id).await?.ok_or_else(not_found)?;
+        let before = stored.ticket;
+        if before.version != request.expected_version {
+            return Err(ServiceError::conflict(format!(
+                "ticket changed since version {}; it is now at version {}",
+                request.expected_version, before.version
+            )));
+        }
+        if before.status == Status::Closed as i32 {
+            return Err(ServiceError::failed_precondition("closed tickets are final; open a follow-up ticket"));
+        }
+        let mut after = before.clone();
+        if let Some(subject) = &request.subject {
+            after.subject = model::required_text("subject", subject, model::MAX_SUBJECT)?;
+        }
+        if let Some(assignee) = &request.assignee_id {
+            after.assignee_id = model::optional_text("assignee_id", assignee.trim(), 64)?;
+        }
+        if let Some(group) = &request.group {
+            after.group = model::optional_text("group", group.trim(), 100)?;
+        }
+        if let Some(priority) = request.priority {
+            after.priority = model::priority(priority, "priority")? as i32;
+        }
+        if let Some(tags) = &request.tags {
+            after.tags = model::tags(&tags.values)?;
+        }
+        for (key, value) in request.custom_fields {
+            if matches!(value.kind, None | Some(pbjson_types::value::Kind::NullValue(_))) {
+                after.custom_fields.remove(&key);
+            } else {
+                after.custom_fields.insert(key, value);
+            }
+        }
+        for (key, value) in request.external_refs {
+            if value.is_empty() {
+                after.external_refs.remove(&key);
+            } else {
+                after.external_refs.insert(key, value);
+            }
+        }
+        let from = model::status(before.status, "status")?;
+        let mut to = match request.status {
+            Some(status) => model::status(status, "status")?,
+            None => from,
+        };
+        // Assigning a new ticket opens it, unless the request sets a status itself.
+        if request.status.is_none() && from == Status::New && !after.assignee_id.is_empty() {
+            to = Status::Open;
+        }
+        model::check_transition(from, to)?;
+        set_status(&mut after, to, now);
+
+        let changes: Vec<Change> = [
+            Change::of("subject", &before.subject, &after.subject)?,
+            Change::of("assignee_id", &before.assignee_id, &after.assignee_id)?,
+            Change::of("group", &before.group, &after.group)?,
+            Change::of("priority", &before.priority, &after.priority)?,
+            Change::of("status", &model::status_name(from), &model::status_name(to))?,
+            Change::of("tags", &before.tags, &after.tags)?,
+            Change::of("custom_fields", &before.custom_fields, &after.custom_fields)?,
+            Change::of("external_refs", &before.external_refs, &after.external_refs)?,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if changes.is_empty() {
+            return Ok(visible_to(caller, before).unwrap_or_default());
+        }
+        after.version += 1;
+        after.updated_at = Some(micros_to_timestamp(now));
+
+        let mut payloads = vec![Payload::TicketUpdated(TicketUpdated {
+            ticket: Some(after.clone()),
+            changed_fields: changes.iter().map(|change| change.field.to_owned()).collect(),
+        })];
+        if from != to {
+            payloads.push(Payload::TicketStatusChanged(TicketStatusChanged {
+                ticket_id: after.id.clone(),
+                from: from as i32,
+                to: to as i32,
+            }));
+        }
+        if before.assignee_id != after.assignee_id || before.group != after.group {
+            payloads.push(Payload::TicketAssigned(TicketAssigned {
+                ticket_id: after.id.clone(),
+                previous_assignee_id: before.assignee_id.clone(),
+                assignee_id: after.assignee_id.clone(),
+                group: after.group.clone(),
+            }));
+        }
+        let mut event_seq = stored.event_seq;
+        emit(&mut tx, caller, &after.id, &mut event_seq, now, payloads).await?;
+        if !save(&mut tx, &after, before.version, event_seq).await? {
+            return Err(ServiceError::conflict("ticket changed concurrently; reload and retry"));
+        }
+        if before.tags != after.tags {
+            replace_tags(&mut tx, &caller.tenant_id, &after.id, &after.tags).await?;
+        }
+        if before.subject != after.subject {
+            index_terms(&mut tx, &caller.tenant_id, &after.id, &after.subject, false).await?;
+        }
+        record_changes(&mut tx, caller, model::author_kind(caller), &after, &changes, now).await?;
+        tx.commit().await?;
+        self.events_written.notify_one();
+        Ok(after)
+    }
+
+    pub(crate) async fn list_tickets(
+        &self,
+        caller: &Principal,
+        request: proto::ListTicketsRequest,
+    ) -> Result<proto::ListTicketsResponse, ServiceError> {
+        let page_size = model::page_size(request.page_size)?;
+        let order = TicketOrder::try_from(request.order)
+            .map_err(|_| ServiceError::invalid_field("order", format!("unknown order {}", request.order)))?;
+        let order = if order == TicketOrder::Unspecified { TicketOrder::CreatedDesc } else { order };
+        let mut sql = Sql::new(SELECT_TICKET);
+        let tenant = sql.text(caller.tenant_id.as_str());
+        sql.push(&format!(" WHERE t.tenant_id = {tenant}"));
+        let equals = |sql: &mut Sql, column: &str, value: &str| {
+            if !value.is_empty() {
+                let placeholder = sql.text(value);
+                sql.push(&format!(" AND {column} = {placeholder}"));
+            }
+        };
+        if caller.is_customer() {
+            if !request.requester_id.is_empty() && request.requester_id != caller.subject {
+                return Err(ServiceError::permission_denied("customers list only their own tickets"));
+            }
+            equals(&mut sql, "t.requester_id", &caller.subject);
+        } else {
+            equals(&mut sql, "t.requester_id", &request.requester_id);
+        }
+        equals(&mut sql, "t.assignee_id", &request.assignee_id);
+        equals(&mut sql, "t.group_name", &request.group);
+        if request.unassigned {
+            sql.push(" AND t.assignee_id = ''");
+        }
+        if !request.statuses.is_empty() {
+            let values = request
+                .statuses
+                .iter()
+                .map(|status| model::status(*status, "statuses").map(|status| sql.int(status as i64)))
+                .collect::<Result<Vec<_>, _>>()?;
+            sql.push(&format!(" AND t.status IN ({})", values.join(", ")));
+        }
+        if !request.priorities.is_empty() {
+            let values = request
+                .priorities
+                .iter()
+                .map(|priority| model::priority(*priority, "priorities").map(|priority| sql.int(priority as i64)))
+                .collect::<Result<Vec<_>, _>>()?;
+            sql.push(&format!(" AND t.priority IN ({})", values.join(", ")));
+        }
+        if request.channel != 0 {
+            let channel = model::channel(request.channel, Channel::Unspecified)?;
+            let placeholder = sql.int(channel as i64);
+            sql.push(&format!(" AND t.channel = {placeholder}"));
+        }
+        if !request.tag.is_empty() {
+            let tag = sql.text(request.tag.trim().to_lowercase());
+            sql.push(&format!(
+                " AND EXISTS (SELECT 1 FROM ticket_tags g WHERE g.tenant_id = t.tenant_id \
+                 AND g.ticket_id = t.id AND g.tag = {tag})"
+            ));
+        }
+        for (timestamp, column, op) in [
+            (&request.created_after, "t.created_at", ">="),
+            (&request.created_before, "t.created_at", "<"),
+            (&request.updated_after, "t.updated_at", ">="),
+            (&request.updated_before, "t.updated_at", "<"),
+        ] {
+            if let Some(timestamp) = timestamp {
+                let placeholder = sql.int(timestamp_to_micros(timestamp));
+                sql.push(&format!(" AND {column} {op} {placeholder}"));
+            }
+        }
+        if !request.query.trim().is_empty() {
+            if request.query.chars().count() > 500 {
+                return Err(ServiceError::invalid_field("query", "longer than 500 characters"));
+            }
+            let terms = helpdesk_text::distinct_terms(&request.query);
+            if terms.is_empty() {
+                return Err(ServiceError::invalid_field("query", "has no words to search for"));
+            }
+            if terms.len() > MAX_QUERY_TERMS {
+                return Err(ServiceError::invalid_field("query", format!("at most {MAX_QUERY_TERMS} terms")));
+            }
+            let placeholders: Vec<String> = terms.iter().map(|term| sql.text(term.as_str())).collect();
+            let visibility = if caller.is_customer() { " AND s.internal = 0" } else { "" };
+            let count = sql.int(terms.len() as i64);
+            sql.push(&format!(
+                " AND t.id IN (SELECT s.ticket_id FROM search_terms s WHERE s.tenant_id = {tenant} \
+                 AND s.term IN ({}){visibility} GROUP BY s.ticket_id HAVING COUNT(DISTINCT s.term) = {count})",
+                placeholders.join(", ")
+            ));
+        }
+        let (columns, descending, token_kind): (&[(&str, bool)], bool, &str) = match order {
+            TicketOrder::CreatedAsc => (&[("t.created_at", true), ("t.id", false)], false, "ca"),
+            TicketOrder::UpdatedDesc => (&[("t.updated_at", true), ("t.id", false)], true, "ud"),
+            TicketOrder::UpdatedAsc => (&[("t.updated_at", true), ("t.id", false)], false, "ua"),
+            TicketOrder::PriorityDesc => (&[("t.priority", true), ("t.created_at", true), ("t.id", false)], true, "pd"),
+            TicketOrder::CreatedDesc | TicketOrder::Unspecified => {
+                (&[("t.created_at", true), ("t.id", false)], true, "cd")
+            }
+        };
+        if !request.page_token.is_empty() {
+            let values = model::parse_page_token(&request.page_token, token_kind, columns.len())?;
+            after_cursor(&mut sql, columns, &values, descending)?;
+        }
+        let direction = if descending { "DESC" } else { "ASC" };
+        let order_by: Vec<String> = columns.iter().map(|(column, _)| format!("{column} {direction}")).collect();
+        let limit = sql.int(page_size + 1);
+        sql.push(&format!(" ORDER BY {} LIMIT {limit}", order_by.join(", ")));
+
+        let mut conn = self.db.reader().acquire().await?;
+        let rows = sql.query().fetch_all(&mut *conn).await?;
+        let mut tickets = rows
+            .iter()
+            .map(|row| ticket_from_row(row).map(|stored| stored.ticket))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = if tickets.len() as i64 > page_size {
+            tickets.truncate(page_size as usize);
+            tickets.last().map(|last| model::page_token(token_kind, &cursor_values(last, order))).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let ids: Vec<String> = tickets.iter().map(|ticket| ticket.id.clone()).collect();
+        let mut links = links(&mut conn, &caller.tenant_id, &ids).await?;
+        let tickets = tickets
+            .into_iter()
+            .filter_map(|mut ticket| {
+                ticket.linked_ticket_ids = links.remove(&ticket.id).unwrap_or_default();
+                visible_to(caller, ticket)
+            })
+            .collect();
+        Ok(proto::ListTicketsResponse { tickets, next_page_token })
+    }
+
+    pub(crate) async fn add_message(
+        &self,
+        caller: &Principal,
+        request: proto::AddMessageRequest,
+    ) -> Result<proto::Message, ServiceError> {
+        let key = model::idempotency_key(&request.idempotency_key)?.map(str::to_owned);
+        let fingerprint = model::fingerprint(&request);
+        let visibility = match Visibility::try_from(request.visibility) {
+            Ok(Visibility::Unspecified) => Visibility::Public,
+            Ok(visibility) => visibility,
+            Err(_) => return Err(ServiceError::invalid_field("visibility", "must be public or internal")),
+        };
+        if caller.is_customer() && visibility == Visibility::Internal {
+            return Err(ServiceError::permission_denied("customers cannot write internal notes"));
+        }
+        let body_html = ammonia::clean(&model::optional_text("body_html", &request.body_html, model::MAX_BODY)?);
+        let mut body_text = model::optional_text("body_text", &request.body_text, model::MAX_BODY)?;
+        if body_text.trim().is_empty() {
+            body_text = html_to_text(&body_html).trim().to_owned();
+        }
+        if body_text.is_empty() && request.attachments.is_empty() {
+            return Err(ServiceError::invalid_field("body_text", "a message needs text, HTML or attachments"));
+        }
+        check_attachments(&request.attachments)?;
+        let now = now_micros();
+        let author_kind = model::author_kind(caller);
+        let message = proto::Message {
+            id: new_id(),
+            ticket_id: request.ticket_id.clone(),
+            author_kind: author_kind as i32,
+            author_id: caller.subject.clone(),
+            visibility: visibility as i32,
+            body_text,
+            body_html,
+            attachments: request.attachments,
+            created_at: Some(micros_to_timestamp(now)),
+        };
+
+        let mut tx = self.db.writer().begin().await?;
+        if let Some(key) = &key
+            && let Some(existing) = replay(&mut tx, &caller.tenant_id, "message", key, &fingerprint).await?
+        {
+            let row = sqlx::query(
+                "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, attachments, \
+                 created_at FROM messages WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(&caller.tenant_id)
+            .bind(&existing)
+            .fetch_one(&mut *tx)
+            .await?;
+            return message_from_row(&row);
+        }
+        let stored = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
+        let stored = stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
+        let before = stored.ticket;
+        let from = model::status(before.status, "status")?;
+        if from == Status::Closed {
+            return Err(ServiceError::failed_precondition(
+                "ticket is closed; create a follow-up ticket with follow_up_of_id",
+            ));
+        }
+        // A customer's reply brings a solved or pending ticket back to the team; an agent's first
+        // public reply opens a new one.
+        let to = match (author_kind, visibility, from) {
+            (AuthorKind::Customer, _, Status::Solved | Status::Pending) => Status::Open,
+            (AuthorKind::Agent, Visibility::Public, Status::New) => Status::Open,
+            _ => from,
+        };
+        let mut after = before.clone();
+        set_status(&mut after, to, now);
+        after.version += 1;
+        after.updated_at = Some(micros_to_timestamp(now));
+        let mut payloads = vec![Payload::MessageAdded(MessageAdded {
+            ticket_id: after.id.clone(),
+            message: Some(message.clone()),
+        })];
+        if from != to {
+            payloads.push(Payload::TicketStatusChanged(TicketStatusChanged {
+                ticket_id: after.id.clone(),
+                from: from as i32,
+                to: to as i32,
+            }));
+        }
+        let mut event_seq = stored.event_seq;
+        emit(&mut tx, caller, &after.id, &mut event_seq, now, payloads).await?;
+        if !save(&mut tx, &after, before.version, event_seq).await? {
+            return Err(ServiceError::conflict("ticket changed concurrently; retry"));
+        }
+        sqlx::query(
+            "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
+             body_html, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&caller.tenant_id)
+        .bind(&message.id)
+        .bind(&message.ticket_id)
+        .bind(i64::from(message.author_kind))
+        .bind(&message.author_id)
+        .bind(i64::from(message.visibility))
+        .bind(&message.body_text)
+        .bind(&message.body_html)
+        .bind(to_json(&message.attachments)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        index_terms(&mut tx, &caller.tenant_id, &after.id, &message.body_text, visibility == Visibility::Internal).await?;
+        if from != to {
+            let change = Change::of("status", &model::status_name(from), &model::status_name(to))?;
+            record_changes(&mut tx, caller, author_kind, &after, &change.into_iter().collect::<Vec<_>>(), now).await?;
+        }
+        if let Some(key) = &key {
+            remember(&mut tx, &caller.tenant_id, "message", key, &fingerprint, &message.id).await?;
+        }
+        tx.commit().await?;
+        self.events_written.notify_one();
+        Ok(message)
+    }
+
+    pub(crate) async fn list_messages(
+        &self,
+        caller: &Principal,
+        request: proto::ListMessagesRequest,
+    ) -> Result<proto::ListMessagesResponse, ServiceError> {
+        let page_size = model::page_size(request.page_size)?;
+        self.get_ticket(caller, &request.ticket_id).await?;
+        let mut sql = Sql::new(
+            "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, attachments, \
+             created_at FROM messages m WHERE tenant_id = ",
+        );
+        let tenant = sql.text(caller.tenant_id.as_str());
+        let ticket = sql.text(request.ticket_id.as_str());
+        sql.push(&format!("{tenant} AND ticket_id = {ticket}"));
+        if caller.is_customer() {
+            let public = sql.int(Visibility::Public as i64);
+            sql.push(&format!(" AND visibility = {public}"));
+        }
+        let columns: &[(&str, bool)] = &[("m.created_at", true), ("m.id", false)];
+        if !request.page_token.is_empty() {
+            let values = model::parse_page_token(&request.page_token, "m", 2)?;
+            after_cursor(&mut sql, columns, &values, false)?;
+        }
+        let limit = sql.int(page_size + 1);
+        sql.push(&format!(" ORDER BY m.created_at, m.id LIMIT {limit}"));
+        let rows = sql.query().fetch_all(self.db.reader()).await?;
+        let mut messages = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = if messages.len() as i64 > page_size {
+            messages.truncate(page_size as usize);
+            messages
+                .last()
+                .map(|last| {
+                    let at = last.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default();
+                    model::page_token("m", &[at.to_string(), last.id.clone()])
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(proto::ListMessagesResponse { messages, next_page_token })
+    }
+
+    pub(crate) async fn list_history(&self, caller: &Principal, ticket_id: &str) -> Result<Vec<proto::TicketChange>, ServiceError> {
+        caller.require_staff()?;
+        self.get_ticket(caller, ticket_id).await?;
+        let rows = sqlx::query(
+            "SELECT id, ticket_id, version, field, old_value, new_value, actor_kind, actor_id, changed_at \
+             FROM ticket_changes WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY changed_at, id",
+        )
+        .bind(&caller.tenant_id)
+        .bind(ticket_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(proto::TicketChange {
+                    id: row.try_get("id")?,
+                    ticket_id: row.try_get("ticket_id")?,
+                    field: row.try_get("field")?,
+                    old_value: row.try_get("old_value")?,
+                    new_value: row.try_get("new_value")?,
+                    actor_kind: row.try_get::<i64, _>("actor_kind")? as i32,
+                    actor_id: row.try_get("actor_id")?,
+                    changed_at: Some(micros_to_timestamp(row.try_get("changed_at")?)),
+                    version: row.try_get("version")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn merge_tickets(
+        &self,
+        caller: &Principal,
+        request: proto::MergeTicketsRequest,
+    ) -> Result<proto::Ticket, ServiceError> {
+        caller.require_staff()?;
+        if request.source_id == request.target_id {
+            return Err(ServiceError::invalid_field("target_id", "cannot merge a ticket into itself"));
+        }
+        let now = now_micros();
+        let mut tx = self.db.writer().begin().await?;
+        let source = load(&mut tx, &caller.tenant_id, &request.source_id)
+            .await?
+            .ok_or_else(|| ServiceError::invalid_field("source_id", "no such ticket"))?;
+        let target = load(&mut tx, &caller.tenant_id, &request.target_id)
+            .await?
+            .ok_or_else(|| ServiceError::invalid_field("target_id", "no such ticket"))?;
+        for (field, stored) in [("source_id", &source), ("target_id", &target)] {
+            if stored.ticket.status == Status::Closed as i32 {
+                return Err(ServiceError::failed_precondition(format!("{field} is closed and cannot be merged")));
+            }
+        }
+        sqlx::query("UPDATE messages SET ticket_id = $3 WHERE tenant_id = $1 AND ticket_id = $2")
+            .bind(&caller.tenant_id)
+            .bind(&source.ticket.id)
+            .bind(&target.ticket.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO search_terms (tenant_id, term, ticket_id, internal) \
+             SELECT tenant_id, term, $3, internal FROM search_terms WHERE tenant_id = $1 AND ticket_id = $2 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&caller.tenant_id)
+        .bind(&source.ticket.id)
+        .bind(&target.ticket.id)
+        .execute(&mut *tx)
+        .await?;
+
+        let mut closed = source.ticket.clone();
+        let from = model::status(closed.status, "status")?;
+        set_status(&mut closed, Status::Closed, now);
+        closed.merged_into_id = target.ticket.id.clone();
+        closed.version += 1;
+        closed.updated_at = Some(micros_to_timestamp(now));
+        let mut source_seq = source.event_seq;
+        emit(
+            &mut tx,
+            caller,
+            &closed.id,
+            &mut source_seq,
+            now,
+            vec![
+                Payload::TicketMerged(TicketMerged {
+                    source_ticket_id: closed.id.clone(),
+                    target_ticket_id: target.ticket.id.clone(),
+                }),
+                Payload::TicketStatusChanged(TicketStatusChanged {
+                    ticket_id: closed.id.clone(),
+                    from: from as i32,
+                    to: Status::Closed as i32,
+                }),
+            ],
+        )
+        .await?;
+        if !save(&mut tx, &closed, source.ticket.version, source_seq).await? {
+            return Err(ServiceError::conflict("ticket changed concurrently; retry"));
+        }
+        let source_changes: Vec<Change> = [
+            Change::of("status", &model::status_name(from), &"closed")?,
+            Change::of("merged_into_id", &String::new(), &closed.merged_into_id)?,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        record_changes(&mut tx, caller, model::author_kind(caller), &closed, &source_changes, now).await?;
+
+        let mut merged = target.ticket.clone();
+        merged.version += 1;
+        merged.updated_at = Some(micros_to_timestamp(now));
+        let note = proto::Message {
+            id: new_id(),
+            ticket_id: merged.id.clone(),
+            author_kind: AuthorKind::System as i32,
+            author_id: caller.subject.clone(),
+            visibility: Visibility::Internal as i32,
+            body_text: format!("Ticket {} \"{}\" was merged into this ticket.", closed.id, closed.subject),
+            body_html: String::new(),
+            attachments: Vec::new(),
+            created_at: Some(micros_to_timestamp(now)),
+        };
+        sqlx::query(
+            "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
+             body_html, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, '', '[]', $8)",
+        )
+        .bind(&caller.tenant_id)
+        .bind(&note.id)
+        .bind(&note.ticket_id)
+        .bind(i64::from(note.author_kind))
+        .bind(&note.author_id)
+        .bind(i64::from(note.visibility))
+        .bind(&note.body_text)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut target_seq = target.event_seq;
+        emit(
+            &mut tx,
+            caller,
+            &merged.id,
+            &mut target_seq,
+            now,
+            vec![
+                Payload::TicketMerged(TicketMerged {
+                    source_ticket_id: closed.id.clone(),
+                    target_ticket_id: merged.id.clone(),
+                }),
+                Payload::MessageAdded(MessageAdded { ticket_id: merged.id.clone(), message: Some(note) }),
+            ],
+        )
+        .await?;
+        if !save(&mut tx, &merged, target.ticket.version, target_seq).await? {
+            return Err(ServiceError::conflict("ticket changed concurrently; retry"));
+        }
+        tx.commit().await?;
+        self.events_written.notify_one();
+        Ok(merged)
+    }
+
+    pub(crate) async fn link_tickets(
+        &self,
+        caller: &Principal,
+        request: proto::LinkTicketsRequest,
+    ) -> Result<proto::Ticket, ServiceError> {
+        caller.require_staff()?;
+        if request.ticket_id == request.other_ticket_id {
+            return Err(ServiceError::invalid_field("other_ticket_id", "cannot link a ticket to itself"));
+        }
+        let mut tx = self.db.writer().begin().await?;
+        for (field, id) in [("ticket_id", &request.ticket_id), ("other_ticket_id", &request.other_ticket_id)] {
+            if load(&mut tx, &caller.tenant_id, id).await?.is_none() {
+                return Err(ServiceError::invalid_field(field, "no such ticket"));
+            }
+        }
+        link(&mut tx, &caller.tenant_id, &request.ticket_id, &request.other_ticket_id).await?;
+        let ticket = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?.ok_or_else(not_found)?;
+        tx.commit().await?;
+        Ok(ticket.ticket)
+    }
+}
+
+/// Links two tickets both ways; linking twice is harmless.
+async fn link(conn: &mut AnyConnection, tenant_id: &str, a: &str, b: &str) -> Result<(), ServiceError> {
+    for (from, to) in [(a, b), (b, a)] {
+        sqlx::query(
+            "INSERT INTO ticket_links (tenant_id, ticket_id, other_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
