@@ -17,10 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let descriptor_path = out_dir.join("descriptor.bin");
-    fs::write(
-        &descriptor_path,
-        prost::Message::encode_to_vec(&descriptors),
-    )?;
+    fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
 
     tonic_prost_build::configure()
         .compile_well_known_types(true)

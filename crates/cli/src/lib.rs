@@ -1,1 +1,6 @@
+//! The whole platform in one process (`helpdesk serve`), its demo data, and admin commands.
 
+pub mod demo;
+mod platform;
+
+pub use platform::{DEMO_TENANT, Platform};

@@ -1,1 +1,179 @@
-fn main() {}
+//! `helpdesk`: run the whole platform in one process, or administer it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use helpdesk_cli::{DEMO_TENANT, Platform, demo};
+use helpdesk_runtime::{auth::Role, config::Config, grpc, shutdown, telemetry};
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(name = "helpdesk", version, about = "Open-source customer-service platform")]
+struct Cli {
+    /// TOML configuration file; HELPDESK_* environment variables override it.
+    #[arg(long, global = true, env = "HELPDESK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and every service in one process.
+    Serve {
+        /// Create a demo tenant with sample data and print an admin API key.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Administer tenants, keys and tokens.
+    #[command(subcommand)]
+    Admin(Admin),
+    /// Print the REST API's OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create a tenant (lowercase letters, digits and dashes).
+    CreateTenant {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Issue an API key; prints the secret once.
+    CreateApiKey {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "agent")]
+        role: KeyRole,
+    },
+    /// Sign a JWT with the configured HS256 secret, e.g. for a customer of the web widget.
+    IssueToken {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, value_enum, default_value = "customer")]
+        role: TokenRole,
+        #[arg(long, default_value_t = 60)]
+        ttl_minutes: i64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyRole {
+    Agent,
+    Admin,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TokenRole {
+    Customer,
+    Agent,
+    Admin,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{}", helpdesk_gateway::openapi_json());
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    let _telemetry = telemetry::init(&config.telemetry, "helpdesk");
+    match cli.command {
+        Command::Serve { demo } => serve(config, demo).await,
+        Command::Admin(admin) => administer(config, admin).await,
+        Command::Openapi => Ok(()),
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let platform = Platform::build(&config).await?;
+    let (grpc_addr, http_addr) = (platform.grpc_addr(), platform.http_addr());
+    let demo_key = if demo {
+        let identity = platform.identity();
+        identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
+        Some(match &config.bootstrap_api_key {
+            Some(key) => key.expose_secret().to_owned(),
+            None => identity.create_api_key(DEMO_TENANT, "demo admin", Role::Admin).await?.token,
+        })
+    } else {
+        None
+    };
+    let (trigger, shutdown) = shutdown::channel();
+    let mut running = tokio::spawn(platform.run(shutdown));
+    tracing::info!(%grpc_addr, %http_addr, data_dir = %config.data_dir.display(), "helpdesk serving");
+    if let Some(key) = demo_key {
+        let channel = grpc::lazy_channel(&format!("http://{grpc_addr}"))?;
+        demo::seed(channel, &key).await.context("seeding demo data")?;
+        println!("demo tenant ready: tenant=demo");
+        println!("  admin API key: {key}");
+        println!("  REST:  curl -H 'Authorization: Bearer {key}' http://{http_addr}/v1/tickets");
+        println!("  gRPC:  grpcurl -plaintext -H 'authorization: Bearer {key}' {grpc_addr} list");
+    }
+    tokio::select! {
+        () = shutdown::os_signal() => {
+            trigger.trigger();
+            running.await.context("platform task")??;
+        }
+        // A server that fails on its own ends the process too.
+        result = &mut running => result.context("platform task")??,
+    }
+    tracing::info!("helpdesk stopped");
+    Ok(())
+}
+
+async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
+    match admin {
+        Admin::CreateTenant { id, name } => {
+            let identity = helpdesk_identity::open(&config).await?;
+            let created = identity.ensure_tenant(&id, &name).await?;
+            println!("{}", if created { "tenant created" } else { "tenant already exists" });
+        }
+        Admin::CreateApiKey { tenant, name, role } => {
+            let identity = helpdesk_identity::open(&config).await?;
+            let role = match role {
+                KeyRole::Agent => Role::Agent,
+                KeyRole::Admin => Role::Admin,
+            };
+            let issued = identity.create_api_key(&tenant, &name, role).await?;
+            println!("{}", issued.token);
+        }
+        Admin::IssueToken { tenant, subject, role, ttl_minutes } => {
+            let secret = config.auth.jwt_hs256_secret.context("set HELPDESK_AUTH__JWT_HS256_SECRET to sign tokens")?;
+            let role = match role {
+                TokenRole::Customer => "customer",
+                TokenRole::Agent => "agent",
+                TokenRole::Admin => "admin",
+            };
+            let claims = serde_json_claims(&tenant, &subject, role, ttl_minutes);
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            )?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    tenant_id: &'a str,
+    role: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+fn serde_json_claims<'a>(tenant: &'a str, subject: &'a str, role: &'a str, ttl_minutes: i64) -> Claims<'a> {
+    let now = chrono::Utc::now().timestamp();
+    Claims { sub: subject, tenant_id: tenant, role, iat: now, exp: now + ttl_minutes * 60 }
+}

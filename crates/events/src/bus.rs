@@ -40,11 +40,7 @@ pub trait EventBus: Send + Sync {
 
     /// Events from now on (in-process) or since the durable consumer `name` last acknowledged
     /// (JetStream), optionally only those whose subject matches `filter`.
-    fn subscribe<'a>(
-        &'a self,
-        name: &'a str,
-        filter: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<EventStream, BusError>>;
+    fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>>;
 }
 
 /// The embedded bus: hands events straight to in-process subscribers. Durability comes from the
@@ -60,20 +56,14 @@ impl EventBus for InProcessBus {
     fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let subscribers: Vec<_> = {
-                let mut guard = self
-                    .subscribers
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut guard = self.subscribers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 guard.retain(|(_, sender)| !sender.is_closed());
                 guard.clone()
             };
             for event in events {
                 let subject = crate::subject(event);
                 for (filter, sender) in &subscribers {
-                    if filter
-                        .as_deref()
-                        .is_none_or(|filter| subject_matches(filter, &subject))
-                    {
+                    if filter.as_deref().is_none_or(|filter| subject_matches(filter, &subject)) {
                         // A subscriber that went away just misses the event; others still get it.
                         let _ = sender.send(event.clone()).await;
                     }
@@ -123,21 +113,9 @@ mod tests {
 
     #[test]
     fn subjects_match_like_nats_wildcards() {
-        assert!(subject_matches(
-            "helpdesk.events.>",
-            "helpdesk.events.t1.ticket.created"
-        ));
-        assert!(subject_matches(
-            "helpdesk.events.*.ticket.*",
-            "helpdesk.events.t1.ticket.created"
-        ));
-        assert!(!subject_matches(
-            "helpdesk.events.*.customer.*",
-            "helpdesk.events.t1.ticket.created"
-        ));
-        assert!(!subject_matches(
-            "helpdesk.events.t1",
-            "helpdesk.events.t1.ticket.created"
-        ));
+        assert!(subject_matches("helpdesk.events.>", "helpdesk.events.t1.ticket.created"));
+        assert!(subject_matches("helpdesk.events.*.ticket.*", "helpdesk.events.t1.ticket.created"));
+        assert!(!subject_matches("helpdesk.events.*.customer.*", "helpdesk.events.t1.ticket.created"));
+        assert!(!subject_matches("helpdesk.events.t1", "helpdesk.events.t1.ticket.created"));
     }
 }

@@ -11,17 +11,23 @@ pub mod relay;
 pub use bus::{BusError, Delivery, EventBus, EventStream, InProcessBus};
 pub use nats::NatsBus;
 
+use std::sync::Arc;
+
 use helpdesk_proto::events::v1::{Event, event::Payload};
+use helpdesk_runtime::config::{BusKind, EventsConfig};
+
+/// The bus the configuration names: in-process (embedded) or NATS JetStream.
+pub async fn connect(config: &EventsConfig) -> Result<Arc<dyn EventBus>, BusError> {
+    Ok(match config.bus {
+        BusKind::InProcess => Arc::new(InProcessBus::default()),
+        BusKind::Nats => Arc::new(NatsBus::connect(&config.nats_url, &config.stream).await?),
+    })
+}
 
 /// The bus subject of an event: `helpdesk.events.<tenant>.<aggregate type>.<event type>`, so
 /// consumers can filter by tenant, aggregate or kind of event.
 pub fn subject(event: &Event) -> String {
-    format!(
-        "helpdesk.events.{}.{}.{}",
-        event.tenant_id,
-        event.aggregate_type,
-        event_type(event)
-    )
+    format!("helpdesk.events.{}.{}.{}", event.tenant_id, event.aggregate_type, event_type(event))
 }
 
 /// A short lowercase name for the kind of event.

@@ -34,10 +34,7 @@ impl NatsBus {
             })
             .await
             .map_err(unavailable)?;
-        Ok(Self {
-            jetstream,
-            stream: stream_name.to_owned(),
-        })
+        Ok(Self { jetstream, stream: stream_name.to_owned() })
     }
 }
 
@@ -53,11 +50,7 @@ impl EventBus for NatsBus {
                 headers.insert("Content-Type", "application/protobuf");
                 let ack = self
                     .jetstream
-                    .publish_with_headers(
-                        crate::subject(event),
-                        headers,
-                        event.encode_to_vec().into(),
-                    )
+                    .publish_with_headers(crate::subject(event), headers, event.encode_to_vec().into())
                     .await
                     .map_err(unavailable)?;
                 acks.push(ack);
@@ -69,17 +62,9 @@ impl EventBus for NatsBus {
         })
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        name: &'a str,
-        filter: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<EventStream, BusError>> {
+    fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>> {
         Box::pin(async move {
-            let stream = self
-                .jetstream
-                .get_stream(&self.stream)
-                .await
-                .map_err(unavailable)?;
+            let stream = self.jetstream.get_stream(&self.stream).await.map_err(unavailable)?;
             let consumer = stream
                 .get_or_create_consumer(
                     name,

@@ -30,10 +30,7 @@ pub async fn append(conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx:
 }
 
 /// The oldest committed events, in commit order.
-pub(crate) async fn oldest(
-    pool: &sqlx::AnyPool,
-    limit: i64,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
+pub(crate) async fn oldest(pool: &sqlx::AnyPool, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows = sqlx::query("SELECT position, payload FROM outbox ORDER BY position LIMIT $1")
         .bind(limit)
         .fetch_all(pool)
@@ -55,10 +52,7 @@ pub(crate) async fn oldest(
 pub(crate) async fn remove(pool: &sqlx::AnyPool, positions: &[i64]) -> Result<(), sqlx::Error> {
     for chunk in positions.chunks(500) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "DELETE FROM outbox WHERE position IN ({})",
-            placeholders.join(", ")
-        );
+        let sql = format!("DELETE FROM outbox WHERE position IN ({})", placeholders.join(", "));
         let mut query = sqlx::query(&sql);
         for position in chunk {
             query = query.bind(*position);
@@ -70,8 +64,5 @@ pub(crate) async fn remove(pool: &sqlx::AnyPool, positions: &[i64]) -> Result<()
 
 /// How many events wait to be published: a health signal for operators.
 pub async fn backlog(pool: &sqlx::AnyPool) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM outbox")
-        .fetch_one(pool)
-        .await?
-        .try_get("n")
+    sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(pool).await?.try_get("n")
 }

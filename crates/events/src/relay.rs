@@ -27,12 +27,7 @@ impl Relay {
     /// `wake` is notified by writers after a commit so events leave at once instead of at the
     /// next poll; `lock_key` names this service's relay lock on PostgreSQL.
     pub fn new(db: Database, bus: Arc<dyn EventBus>, wake: Arc<Notify>, lock_key: i64) -> Self {
-        Self {
-            db,
-            bus,
-            wake,
-            lock_key,
-        }
+        Self { db, bus, wake, lock_key }
     }
 
     pub async fn run(self, shutdown: Shutdown) {
@@ -87,9 +82,7 @@ impl Relay {
 
     /// On PostgreSQL, holds a session advisory lock on a dedicated connection for as long as the
     /// returned lease lives; `None` while another replica holds it.
-    async fn acquire_leadership(
-        &self,
-    ) -> Result<Option<Option<sqlx::pool::PoolConnection<sqlx::Any>>>, sqlx::Error> {
+    async fn acquire_leadership(&self) -> Result<Option<Option<sqlx::pool::PoolConnection<sqlx::Any>>>, sqlx::Error> {
         if self.db.backend() == Backend::Sqlite {
             return Ok(Some(None));
         }

@@ -128,32 +128,17 @@ pub struct ApiKeySecret {
 impl ApiKeySecret {
     pub fn generate() -> Self {
         let mut rng = rand::rng();
-        let id: String = (&mut rng)
-            .sample_iter(Alphanumeric)
-            .take(12)
-            .map(char::from)
-            .collect();
-        let secret: String = rng
-            .sample_iter(Alphanumeric)
-            .take(32)
-            .map(char::from)
-            .collect();
-        Self {
-            id: id.to_lowercase(),
-            secret,
-        }
+        let id: String = (&mut rng).sample_iter(Alphanumeric).take(12).map(char::from).collect();
+        let secret: String = rng.sample_iter(Alphanumeric).take(32).map(char::from).collect();
+        Self { id: id.to_lowercase(), secret }
     }
 
     pub fn parse(token: &str) -> Option<Self> {
         let rest = token.strip_prefix("hdk_")?;
         let (id, secret) = rest.split_once('_')?;
         let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
-        let well_formed =
-            (8..=32).contains(&id.len()) && secret.len() >= 32 && alnum(id) && alnum(secret);
-        well_formed.then(|| Self {
-            id: id.to_owned(),
-            secret: secret.to_owned(),
-        })
+        let well_formed = (8..=32).contains(&id.len()) && secret.len() >= 32 && alnum(id) && alnum(secret);
+        well_formed.then(|| Self { id: id.to_owned(), secret: secret.to_owned() })
     }
 
     pub fn is_well_formed(token: &str) -> bool {
@@ -172,10 +157,7 @@ impl ApiKeySecret {
 /// Looks up API keys: in process from the identity store, or over gRPC from the identity service.
 pub trait ApiKeyResolver: Send + Sync {
     /// `Ok(None)` for an unknown or revoked key.
-    fn resolve<'a>(
-        &'a self,
-        key: &'a ApiKeySecret,
-    ) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>>;
+    fn resolve<'a>(&'a self, key: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>>;
 }
 
 #[derive(Deserialize)]
@@ -194,26 +176,18 @@ struct JwtVerifier {
 
 impl JwtVerifier {
     fn from_config(config: &AuthConfig) -> Result<Self, jsonwebtoken::errors::Error> {
-        let hs256 = config
-            .jwt_hs256_secret
-            .as_ref()
-            .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()));
+        let hs256 =
+            config.jwt_hs256_secret.as_ref().map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()));
         let rs256 = config
             .jwt_rs256_public_keys
             .iter()
             .map(|pem| DecodingKey::from_rsa_pem(pem.as_bytes()))
             .collect::<Result<_, _>>()?;
-        Ok(Self {
-            hs256,
-            rs256,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-        })
+        Ok(Self { hs256, rs256, issuer: config.jwt_issuer.clone(), audience: config.jwt_audience.clone() })
     }
 
     fn verify(&self, token: &str) -> Result<Principal, ServiceError> {
-        let invalid =
-            |reason: &str| ServiceError::unauthenticated(format!("invalid token: {reason}"));
+        let invalid = |reason: &str| ServiceError::unauthenticated(format!("invalid token: {reason}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
         let keys: Vec<&DecodingKey> = match header.alg {
             Algorithm::HS256 => self.hs256.iter().collect(),
@@ -241,11 +215,7 @@ impl JwtVerifier {
                     if claims.tenant_id.is_empty() {
                         return Err(invalid("missing tenant_id"));
                     }
-                    return Ok(Principal {
-                        tenant_id: claims.tenant_id,
-                        subject: claims.sub,
-                        role,
-                    });
+                    return Ok(Principal { tenant_id: claims.tenant_id, subject: claims.sub, role });
                 }
                 Err(error) => {
                     last_error = match error.kind() {
@@ -273,13 +243,9 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(
-        config: &AuthConfig,
-        api_keys: Arc<dyn ApiKeyResolver>,
-    ) -> Result<Self, ServiceError> {
-        let jwt = JwtVerifier::from_config(config).map_err(|error| {
-            ServiceError::invalid_field("auth.jwt_rs256_public_keys", error.to_string())
-        })?;
+    pub fn new(config: &AuthConfig, api_keys: Arc<dyn ApiKeyResolver>) -> Result<Self, ServiceError> {
+        let jwt = JwtVerifier::from_config(config)
+            .map_err(|error| ServiceError::invalid_field("auth.jwt_rs256_public_keys", error.to_string()))?;
         Ok(Self {
             jwt,
             api_keys,
@@ -288,25 +254,18 @@ impl Authenticator {
         })
     }
 
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&str>,
-    ) -> Result<Principal, ServiceError> {
-        let header =
-            authorization.ok_or_else(|| ServiceError::unauthenticated("missing credentials"))?;
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ServiceError> {
+        let header = authorization.ok_or_else(|| ServiceError::unauthenticated("missing credentials"))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ServiceError::unauthenticated("authorization must be `Bearer <token>`")
-            })?;
+            .ok_or_else(|| ServiceError::unauthenticated("authorization must be `Bearer <token>`"))?;
         if !token.starts_with("hdk_") {
             return self.jwt.verify(token);
         }
-        let key = ApiKeySecret::parse(token)
-            .ok_or_else(|| ServiceError::unauthenticated("malformed api key"))?;
+        let key = ApiKeySecret::parse(token).ok_or_else(|| ServiceError::unauthenticated("malformed api key"))?;
         if let Some(principal) = self.cached(token) {
             return Ok(principal);
         }
@@ -320,19 +279,13 @@ impl Authenticator {
     }
 
     fn cached(&self, token: &str) -> Option<Principal> {
-        let cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (principal, at) = cache.get(token)?;
         (at.elapsed() < self.cache_ttl).then(|| principal.clone())
     }
 
     fn remember(&self, token: &str, principal: &Principal) {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }

@@ -150,12 +150,9 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let env = env
-            .into_iter()
-            .filter(|(key, _)| key.starts_with("HELPDESK_"))
-            .collect();
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let env = env.into_iter().filter(|(key, _)| key.starts_with("HELPDESK_")).collect();
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
@@ -177,26 +174,17 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid {
-            field,
-            reason: reason.to_owned(),
-        };
+        let invalid = |field, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
         if let Some(url) = &self.database.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return Err(invalid(
-                "database.url",
-                "must be a postgres:// URL or unset for SQLite",
-            ));
+            return Err(invalid("database.url", "must be a postgres:// URL or unset for SQLite"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
         if self.gateway.rate_limit_per_second == 0 || self.gateway.rate_limit_burst == 0 {
-            return Err(invalid(
-                "gateway.rate_limit_per_second",
-                "rate limits must be at least 1",
-            ));
+            return Err(invalid("gateway.rate_limit_per_second", "rate limits must be at least 1"));
         }
         if self.gateway.max_body_bytes < 1024 {
             return Err(invalid("gateway.max_body_bytes", "must be at least 1024"));
@@ -204,10 +192,7 @@ impl Config {
         if let Some(secret) = &self.auth.jwt_hs256_secret
             && secrecy::ExposeSecret::expose_secret(secret).len() < 32
         {
-            return Err(invalid(
-                "auth.jwt_hs256_secret",
-                "must be at least 32 bytes",
-            ));
+            return Err(invalid("auth.jwt_hs256_secret", "must be at least 32 bytes"));
         }
         if let Some(key) = &self.bootstrap_api_key
             && !crate::auth::ApiKeySecret::is_well_formed(secrecy::ExposeSecret::expose_secret(key))
@@ -226,10 +211,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -247,18 +229,12 @@ mod tests {
             None,
             env(&[
                 ("HELPDESK_DATABASE__URL", "postgres://localhost/test"),
-                (
-                    "HELPDESK_GATEWAY__CORS_ALLOWED_ORIGINS",
-                    "https://a.example,https://b.example",
-                ),
+                ("HELPDESK_GATEWAY__CORS_ALLOWED_ORIGINS", "https://a.example,https://b.example"),
                 ("HELPDESK_EVENTS__BUS", "nats"),
             ]),
         )
         .expect("valid overrides");
-        assert_eq!(
-            config.database.url.as_deref(),
-            Some("postgres://localhost/test")
-        );
+        assert_eq!(config.database.url.as_deref(), Some("postgres://localhost/test"));
         assert_eq!(config.gateway.cors_allowed_origins.len(), 2);
         assert_eq!(config.events.bus, BusKind::Nats);
     }
@@ -268,8 +244,7 @@ mod tests {
         let err = Config::load_from(None, env(&[("HELPDESK_DATABASE__URL", "mysql://x")]))
             .expect_err("mysql is not supported");
         assert!(err.to_string().contains("database.url"), "{err}");
-        let err = Config::load_from(None, env(&[("HELPDESK_BOOTSTRAP_API_KEY", "short")]))
-            .expect_err("malformed key");
+        let err = Config::load_from(None, env(&[("HELPDESK_BOOTSTRAP_API_KEY", "short")])).expect_err("malformed key");
         assert!(err.to_string().contains("bootstrap_api_key"), "{err}");
     }
 }

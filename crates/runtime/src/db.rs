@@ -35,11 +35,7 @@ pub struct Database {
 impl Database {
     /// Connects the pools of `service`: the PostgreSQL schema of that name when a URL is
     /// configured, otherwise `<data_dir>/<service>.db`.
-    pub async fn connect(
-        config: &DatabaseConfig,
-        data_dir: &Path,
-        service: &'static str,
-    ) -> Result<Self, sqlx::Error> {
+    pub async fn connect(config: &DatabaseConfig, data_dir: &Path, service: &'static str) -> Result<Self, sqlx::Error> {
         install_default_drivers();
         match &config.url {
             Some(url) => Self::connect_postgres(url, config.max_connections, service).await,
@@ -51,45 +47,29 @@ impl Database {
         }
     }
 
-    async fn connect_postgres(
-        url: &str,
-        max: u32,
-        schema: &'static str,
-    ) -> Result<Self, sqlx::Error> {
-        let bootstrap = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(url)
-            .await?;
-        bootstrap
-            .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
-            .await?;
+    async fn connect_postgres(url: &str, max: u32, schema: &'static str) -> Result<Self, sqlx::Error> {
+        let bootstrap = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+        bootstrap.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
         bootstrap.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    conn.execute(format!("SET search_path TO {schema}").as_str())
-                        .await?;
+                    conn.execute(format!("SET search_path TO {schema}").as_str()).await?;
                     Ok(())
                 })
             })
             .connect(url)
             .await?;
-        Ok(Self {
-            writer: pool.clone(),
-            reader: pool,
-            backend: Backend::Postgres,
-        })
+        Ok(Self { writer: pool.clone(), reader: pool, backend: Backend::Postgres })
     }
 
     async fn connect_sqlite(path: &Path, max_readers: u32) -> Result<Self, sqlx::Error> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let options = |max| {
-            AnyPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(Duration::from_secs(30))
-                .after_connect(|conn, _| {
+            AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).after_connect(
+                |conn, _| {
                     Box::pin(async move {
                         // WAL with synchronous=NORMAL: a committed transaction survives a killed
                         // process; readers never block the writer.
@@ -100,15 +80,12 @@ impl Database {
                         .await?;
                         Ok(())
                     })
-                })
+                },
+            )
         };
         let writer = options(1).connect(&url).await?;
         let reader = options(max_readers).connect(&url).await?;
-        Ok(Self {
-            writer,
-            reader,
-            backend: Backend::Sqlite,
-        })
+        Ok(Self { writer, reader, backend: Backend::Sqlite })
     }
 
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), MigrateError> {
@@ -144,13 +121,10 @@ pub fn classify(error: sqlx::Error) -> ServiceError {
     use crate::error::ErrorKind;
     match &error {
         sqlx::Error::Database(db) => match db.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => {
-                ServiceError::new(ErrorKind::AlreadyExists, "already exists")
+            sqlx::error::ErrorKind::UniqueViolation => ServiceError::new(ErrorKind::AlreadyExists, "already exists"),
+            sqlx::error::ErrorKind::ForeignKeyViolation => {
+                ServiceError::new(ErrorKind::FailedPrecondition, "refers to a record that does not exist")
             }
-            sqlx::error::ErrorKind::ForeignKeyViolation => ServiceError::new(
-                ErrorKind::FailedPrecondition,
-                "refers to a record that does not exist",
-            ),
             _ if db.code().as_deref() == Some("40001") || db.code().as_deref() == Some("40P01") => {
                 ServiceError::conflict("concurrent change, retry")
             }

@@ -105,11 +105,7 @@ pub struct ServiceError {
 
 impl ServiceError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            field_violations: Vec::new(),
-        }
+        Self { kind, message: message.into(), field_violations: Vec::new() }
     }
 
     /// An invalid field, named so that clients can point at it.
@@ -175,18 +171,11 @@ impl ServiceError {
                 bad_request
                     .field_violations
                     .into_iter()
-                    .map(|v| FieldViolation {
-                        field: v.field,
-                        description: v.description,
-                    })
+                    .map(|v| FieldViolation { field: v.field, description: v.description })
                     .collect()
             })
             .unwrap_or_default();
-        Self {
-            kind: ErrorKind::from_grpc_code(status.code()),
-            message: status.message().to_owned(),
-            field_violations,
-        }
+        Self { kind: ErrorKind::from_grpc_code(status.code()), message: status.message().to_owned(), field_violations }
     }
 }
 

@@ -11,6 +11,7 @@ use tower::{Layer, Service};
 
 use crate::{
     auth::{Authenticator, BoxFuture},
+    shutdown::Shutdown,
     telemetry,
 };
 
@@ -40,10 +41,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
+        AuthService { inner, authenticator: self.authenticator.clone() }
     }
 }
 
@@ -77,10 +75,7 @@ where
         }
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            let header = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok());
+            let header = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
             match authenticator.authenticate(header).await {
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
@@ -100,16 +95,13 @@ pub struct Health {
 }
 
 impl Health {
-    pub async fn new(
-        services: Vec<&'static str>,
-    ) -> (
-        Self,
-        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-    ) {
+    /// Adds the health service to `routes`, reporting NOT_SERVING.
+    pub async fn new(services: Vec<&'static str>, routes: &mut tonic::service::RoutesBuilder) -> Self {
         let (reporter, server) = tonic_health::server::health_reporter();
+        routes.add_service(server);
         let health = Self { reporter, services };
         health.set(tonic_health::ServingStatus::NotServing).await;
-        (health, server)
+        health
     }
 
     pub async fn serving(&self) {
@@ -131,12 +123,8 @@ impl Health {
 
 /// gRPC reflection (v1 and v1alpha) over every helpdesk contract.
 pub fn reflection() -> (
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-    tonic_reflection::server::v1alpha::ServerReflectionServer<
-        impl tonic_reflection::server::v1alpha::ServerReflection,
-    >,
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
 ) {
     let v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(helpdesk_proto::FILE_DESCRIPTOR_SET)
@@ -153,11 +141,29 @@ pub fn reflection() -> (
     }
 }
 
-/// A server builder whose request spans continue the caller's W3C trace.
-pub fn server() -> tonic::transport::Server {
+/// Serves `routes` plus reflection on `listener`, authenticating every non-public call, until
+/// `shutdown`: then health turns NOT_SERVING and in-flight calls drain before the server stops.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mut routes: tonic::service::RoutesBuilder,
+    authenticator: Arc<Authenticator>,
+    health: Health,
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    let (v1, v1alpha) = reflection();
+    routes.add_service(v1).add_service(v1alpha);
+    health.serving().await;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .trace_fn(|request| telemetry::server_span(request.uri().path(), request.headers()))
+        .layer(AuthLayer::new(authenticator))
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.wait().await;
+            health.not_serving().await;
+        })
+        .await
 }
 
 /// An outgoing request carrying the caller's credentials and the current trace context.

@@ -32,32 +32,21 @@ impl Drop for TelemetryGuard {
 
 pub fn init(config: &TelemetryConfig, service_name: &'static str) -> TelemetryGuard {
     global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_filter));
     let json = match config.log_format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let fmt = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .boxed()
+        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed()
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
     };
     let provider = otlp_provider(service_name);
-    let otel = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)));
-    let result = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(otel)
-        .try_init();
+    let otel =
+        provider.as_ref().map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)));
+    let result = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
     if let Err(error) = result {
         eprintln!("tracing was already initialised: {error}");
     }
@@ -69,28 +58,20 @@ pub fn init_for_tests() {
     global::set_text_map_propagator(TraceContextPropagator::new());
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-            )
+            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
             .with_test_writer()
             .try_init();
     }
 }
 
 fn otlp_provider(service_name: &'static str) -> Option<SdkTracerProvider> {
-    let enabled = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    let enabled = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     if !enabled {
         return None;
     }
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-    {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
         Ok(exporter) => exporter,
         Err(error) => {
             eprintln!("opentelemetry export disabled: {error}");
@@ -121,10 +102,9 @@ struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            tonic::metadata::MetadataValue::try_from(value),
-        ) {
+        if let (Ok(key), Ok(value)) =
+            (tonic::metadata::MetadataKey::from_bytes(key.as_bytes()), tonic::metadata::MetadataValue::try_from(value))
+        {
             self.0.insert(key, value);
         }
     }
@@ -132,22 +112,15 @@ impl Injector for MetadataInjector<'_> {
 
 /// A span for an incoming request that continues the caller's trace, if any.
 pub fn server_span(path: &str, headers: &http::HeaderMap) -> tracing::Span {
-    let parent =
-        global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     let span = tracing::info_span!("grpc", rpc = %path);
     let _ = span.set_parent(parent);
     span
 }
 
 /// A span for an incoming HTTP request that continues the caller's trace, if any.
-pub fn http_span(
-    method: &http::Method,
-    path: &str,
-    request_id: &str,
-    headers: &http::HeaderMap,
-) -> tracing::Span {
-    let parent =
-        global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+pub fn http_span(method: &http::Method, path: &str, request_id: &str, headers: &http::HeaderMap) -> tracing::Span {
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     let span = tracing::info_span!("http", %method, %path, request_id);
     let _ = span.set_parent(parent);
     span

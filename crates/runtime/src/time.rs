@@ -7,10 +7,7 @@ pub fn now_micros() -> i64 {
 }
 
 pub fn micros_to_timestamp(micros: i64) -> Timestamp {
-    Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-    }
+    Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 }
 }
 
 pub fn optional_timestamp(micros: Option<i64>) -> Option<Timestamp> {
@@ -18,8 +15,5 @@ pub fn optional_timestamp(micros: Option<i64>) -> Option<Timestamp> {
 }
 
 pub fn timestamp_to_micros(timestamp: &Timestamp) -> i64 {
-    timestamp
-        .seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(timestamp.nanos) / 1_000)
+    timestamp.seconds.saturating_mul(1_000_000).saturating_add(i64::from(timestamp.nanos) / 1_000)
 }

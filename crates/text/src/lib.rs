@@ -71,10 +71,7 @@ mod tests {
     #[test]
     fn korean_runs_become_bigrams_and_latin_words_are_lowercased() {
         assert_eq!(terms("환불을 요청"), ["환불", "불을", "요청"]);
-        assert_eq!(
-            terms("Refund my ORDER #42"),
-            ["refund", "my", "order", "42"]
-        );
+        assert_eq!(terms("Refund my ORDER #42"), ["refund", "my", "order", "42"]);
         assert_eq!(terms("주문 A123 배송"), ["주문", "a123", "배송"]);
     }
 

@@ -8,11 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use governor::{Quota, RateLimiter, clock::Clock, clock::DefaultClock, state::keyed::DefaultKeyedStateStore};
-use helpdesk_runtime::{
-    auth::Authenticator,
-    config::GatewayConfig,
-    grpc,
-};
+use helpdesk_runtime::{auth::Authenticator, config::GatewayConfig, grpc};
 
 use crate::{AppState, error::ApiError};
 

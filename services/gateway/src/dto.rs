@@ -4,11 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use helpdesk_proto::{
-    common::v1 as common,
-    identity::v1 as identity,
-    ticketing::v1 as ticketing,
-};
+use helpdesk_proto::{common::v1 as common, identity::v1 as identity, ticketing::v1 as ticketing};
 use helpdesk_runtime::time::{micros_to_timestamp, timestamp_to_micros};
 use pbjson_types::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -95,10 +91,7 @@ pub(crate) fn to_proto_values(field: &str, values: JsonMap) -> Result<HashMap<St
 }
 
 fn from_proto_values(values: HashMap<String, pbjson_types::Value>) -> JsonMap {
-    values
-        .into_iter()
-        .filter_map(|(key, value)| serde_json::to_value(value).ok().map(|value| (key, value)))
-        .collect()
+    values.into_iter().filter_map(|(key, value)| serde_json::to_value(value).ok().map(|value| (key, value))).collect()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -269,7 +262,11 @@ pub(crate) struct ListTicketsQuery {
 
 impl ListTicketsQuery {
     pub(crate) fn into_proto(self) -> Result<ticketing::ListTicketsRequest, ApiError> {
-        fn list<T>(field: &str, value: Option<String>, parse: impl Fn(&str, &str) -> Result<T, ApiError>) -> Result<Vec<T>, ApiError> {
+        fn list<T>(
+            field: &str,
+            value: Option<String>,
+            parse: impl Fn(&str, &str) -> Result<T, ApiError>,
+        ) -> Result<Vec<T>, ApiError> {
             value
                 .iter()
                 .flat_map(|value| value.split(','))
@@ -284,14 +281,24 @@ impl ListTicketsQuery {
             assignee_id: self.assignee_id.unwrap_or_default(),
             group: self.group.unwrap_or_default(),
             tag: self.tag.unwrap_or_default(),
-            channel: self.channel.map(|word| Channel::parse("channel", &word)).transpose()?.map(i32::from).unwrap_or_default(),
+            channel: self
+                .channel
+                .map(|word| Channel::parse("channel", &word))
+                .transpose()?
+                .map(i32::from)
+                .unwrap_or_default(),
             requester_id: self.requester_id.unwrap_or_default(),
             created_after: time("created_after", self.created_after)?,
             created_before: time("created_before", self.created_before)?,
             updated_after: time("updated_after", self.updated_after)?,
             updated_before: time("updated_before", self.updated_before)?,
             query: self.q.unwrap_or_default(),
-            order: self.order.map(|word| TicketOrder::parse("order", &word)).transpose()?.map(i32::from).unwrap_or_default(),
+            order: self
+                .order
+                .map(|word| TicketOrder::parse("order", &word))
+                .transpose()?
+                .map(i32::from)
+                .unwrap_or_default(),
             page_size: self.page_size.unwrap_or_default(),
             page_token: self.page_token.unwrap_or_default(),
             unassigned: self.unassigned.unwrap_or_default(),
@@ -320,13 +327,25 @@ pub(crate) struct Attachment {
 
 impl From<Attachment> for ticketing::Attachment {
     fn from(a: Attachment) -> Self {
-        Self { name: a.name, content_type: a.content_type, size_bytes: a.size_bytes, sha256: a.sha256, storage_key: a.storage_key }
+        Self {
+            name: a.name,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            storage_key: a.storage_key,
+        }
     }
 }
 
 impl From<ticketing::Attachment> for Attachment {
     fn from(a: ticketing::Attachment) -> Self {
-        Self { name: a.name, content_type: a.content_type, size_bytes: a.size_bytes, sha256: a.sha256, storage_key: a.storage_key }
+        Self {
+            name: a.name,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            storage_key: a.storage_key,
+        }
     }
 }
 
@@ -445,7 +464,12 @@ pub(crate) struct CustomerFlag {
 
 impl From<ticketing::CustomerFlag> for CustomerFlag {
     fn from(f: ticketing::CustomerFlag) -> Self {
-        Self { kind: FlagKind::from_proto(f.kind), reason: f.reason, flagged_by: f.flagged_by, flagged_at: format_time(f.flagged_at) }
+        Self {
+            kind: FlagKind::from_proto(f.kind),
+            reason: f.reason,
+            flagged_by: f.flagged_by,
+            flagged_at: format_time(f.flagged_at),
+        }
     }
 }
 
@@ -569,7 +593,13 @@ pub(crate) struct SavedReply {
 
 impl From<ticketing::SavedReply> for SavedReply {
     fn from(r: ticketing::SavedReply) -> Self {
-        Self { id: r.id, title: r.title, body: r.body, owner_id: non_empty(r.owner_id), created_at: format_time(r.created_at) }
+        Self {
+            id: r.id,
+            title: r.title,
+            body: r.body,
+            owner_id: non_empty(r.owner_id),
+            created_at: format_time(r.created_at),
+        }
     }
 }
 

@@ -88,7 +88,9 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut health = state.health.clone();
     let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
     match tokio::time::timeout(Duration::from_secs(2), health.check(request)).await {
-        Ok(Ok(response)) if response.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => {
+        Ok(Ok(response))
+            if response.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 =>
+        {
             (StatusCode::OK, "ready")
         }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),

@@ -15,10 +15,22 @@ use helpdesk_runtime::db::Migrations;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The schema is portable, so both backends run the same migrations.
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: &MIGRATOR,
-    postgres: &MIGRATOR,
-};
+pub static MIGRATIONS: Migrations = Migrations { sqlite: &MIGRATOR, postgres: &MIGRATOR };
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "identity";
+
+/// Connects the identity database and brings its schema up to date.
+pub async fn open(config: &helpdesk_runtime::config::Config) -> Result<IdentityStore, OpenError> {
+    let db = helpdesk_runtime::db::Database::connect(&config.database, &config.data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    Ok(IdentityStore::new(db))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("identity database unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("identity migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}

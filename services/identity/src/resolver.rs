@@ -1,6 +1,4 @@
-use helpdesk_proto::identity::v1::{
-    AuthenticateRequest, identity_service_client::IdentityServiceClient,
-};
+use helpdesk_proto::identity::v1::{AuthenticateRequest, identity_service_client::IdentityServiceClient};
 use helpdesk_runtime::{
     ServiceError,
     auth::{ApiKeyResolver, ApiKeySecret, BoxFuture, Principal},
@@ -13,10 +11,7 @@ use crate::IdentityStore;
 pub struct LocalResolver(pub IdentityStore);
 
 impl ApiKeyResolver for LocalResolver {
-    fn resolve<'a>(
-        &'a self,
-        key: &'a ApiKeySecret,
-    ) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
+    fn resolve<'a>(&'a self, key: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
         Box::pin(self.0.resolve(key))
     }
 }
@@ -28,33 +23,20 @@ pub struct RemoteResolver {
 
 impl RemoteResolver {
     pub fn new(channel: Channel) -> Self {
-        Self {
-            client: IdentityServiceClient::new(channel),
-        }
+        Self { client: IdentityServiceClient::new(channel) }
     }
 }
 
 impl ApiKeyResolver for RemoteResolver {
-    fn resolve<'a>(
-        &'a self,
-        key: &'a ApiKeySecret,
-    ) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
+    fn resolve<'a>(&'a self, key: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
         let mut client = self.client.clone();
         Box::pin(async move {
-            match client
-                .authenticate(AuthenticateRequest {
-                    api_key: key.token(),
-                })
-                .await
-            {
+            match client.authenticate(AuthenticateRequest { api_key: key.token() }).await {
                 Ok(response) => Ok(Principal::from_proto(response.into_inner())),
                 Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
                 Err(status) => {
                     tracing::warn!(code = ?status.code(), message = status.message(), "identity service failed");
-                    Err(ServiceError::new(
-                        helpdesk_runtime::ErrorKind::Unavailable,
-                        "identity service unavailable",
-                    ))
+                    Err(ServiceError::new(helpdesk_runtime::ErrorKind::Unavailable, "identity service unavailable"))
                 }
             }
         })

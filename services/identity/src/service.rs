@@ -49,10 +49,7 @@ impl IdentityService for IdentityGrpc {
             .ok()
             .and_then(Role::from_proto)
             .ok_or_else(|| ServiceError::invalid_field("role", "must be agent or admin"))?;
-        let issued = self
-            .store
-            .create_api_key(&caller.tenant_id, &request.name, role)
-            .await?;
+        let issued = self.store.create_api_key(&caller.tenant_id, &request.name, role).await?;
         let record = self
             .store
             .list_api_keys(&caller.tenant_id)
@@ -60,10 +57,7 @@ impl IdentityService for IdentityGrpc {
             .into_iter()
             .find(|key| key.id == issued.id)
             .ok_or_else(|| ServiceError::internal(&"issued key vanished"))?;
-        Ok(Response::new(proto::CreateApiKeyResponse {
-            api_key: Some(to_proto(record)),
-            secret: issued.token,
-        }))
+        Ok(Response::new(proto::CreateApiKeyResponse { api_key: Some(to_proto(record)), secret: issued.token }))
     }
 
     async fn list_api_keys(
@@ -73,9 +67,7 @@ impl IdentityService for IdentityGrpc {
         let caller = principal(&request)?;
         caller.require_admin()?;
         let keys = self.store.list_api_keys(&caller.tenant_id).await?;
-        Ok(Response::new(proto::ListApiKeysResponse {
-            api_keys: keys.into_iter().map(to_proto).collect(),
-        }))
+        Ok(Response::new(proto::ListApiKeysResponse { api_keys: keys.into_iter().map(to_proto).collect() }))
     }
 
     async fn revoke_api_key(
@@ -84,10 +76,7 @@ impl IdentityService for IdentityGrpc {
     ) -> Result<Response<proto::ApiKey>, Status> {
         let caller = principal(&request)?;
         caller.require_admin()?;
-        let record = self
-            .store
-            .revoke_api_key(&caller.tenant_id, &request.into_inner().id)
-            .await?;
+        let record = self.store.revoke_api_key(&caller.tenant_id, &request.into_inner().id).await?;
         Ok(Response::new(to_proto(record)))
     }
 

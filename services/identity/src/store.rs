@@ -38,33 +38,23 @@ impl IdentityStore {
         if name.trim().is_empty() {
             return Err(ServiceError::invalid_field("name", "must not be empty"));
         }
-        let result = sqlx::query(
-            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(name.trim())
-        .bind(now_micros())
-        .execute(self.db.writer())
-        .await?;
+        let result =
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+                .bind(id)
+                .bind(name.trim())
+                .bind(now_micros())
+                .execute(self.db.writer())
+                .await?;
         Ok(result.rows_affected() == 1)
     }
 
     pub async fn tenant_exists(&self, id: &str) -> Result<bool, ServiceError> {
-        let row = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await?;
+        let row = sqlx::query("SELECT 1 FROM tenants WHERE id = $1").bind(id).fetch_optional(self.db.reader()).await?;
         Ok(row.is_some())
     }
 
-    pub async fn create_api_key(
-        &self,
-        tenant_id: &str,
-        name: &str,
-        role: Role,
-    ) -> Result<IssuedKey, ServiceError> {
-        self.insert_api_key(tenant_id, name, role, ApiKeySecret::generate())
-            .await
+    pub async fn create_api_key(&self, tenant_id: &str, name: &str, role: Role) -> Result<IssuedKey, ServiceError> {
+        self.insert_api_key(tenant_id, name, role, ApiKeySecret::generate()).await
     }
 
     /// Stores a key whose secret the operator chose (the bootstrap key); a no-op if it exists.
@@ -75,8 +65,7 @@ impl IdentityStore {
         role: Role,
         token: &str,
     ) -> Result<(), ServiceError> {
-        let key = ApiKeySecret::parse(token)
-            .ok_or_else(|| ServiceError::invalid_field("api_key", "malformed"))?;
+        let key = ApiKeySecret::parse(token).ok_or_else(|| ServiceError::invalid_field("api_key", "malformed"))?;
         match self.insert_api_key(tenant_id, name, role, key).await {
             Ok(_) => Ok(()),
             Err(error) if error.kind == helpdesk_runtime::ErrorKind::AlreadyExists => Ok(()),
@@ -92,16 +81,10 @@ impl IdentityStore {
         key: ApiKeySecret,
     ) -> Result<IssuedKey, ServiceError> {
         if name.trim().is_empty() || name.len() > 200 {
-            return Err(ServiceError::invalid_field(
-                "name",
-                "must be 1 to 200 characters",
-            ));
+            return Err(ServiceError::invalid_field("name", "must be 1 to 200 characters"));
         }
         if role == Role::Customer {
-            return Err(ServiceError::invalid_field(
-                "role",
-                "customers authenticate with tokens, not api keys",
-            ));
+            return Err(ServiceError::invalid_field("role", "customers authenticate with tokens, not api keys"));
         }
         if !self.tenant_exists(tenant_id).await? {
             return Err(ServiceError::not_found("tenant"));
@@ -118,10 +101,7 @@ impl IdentityStore {
         .bind(now_micros())
         .execute(self.db.writer())
         .await?;
-        Ok(IssuedKey {
-            id: key.id.clone(),
-            token: key.token(),
-        })
+        Ok(IssuedKey { id: key.id.clone(), token: key.token() })
     }
 
     pub async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRecord>, ServiceError> {
@@ -135,11 +115,7 @@ impl IdentityStore {
         rows.iter().map(record).collect()
     }
 
-    pub async fn revoke_api_key(
-        &self,
-        tenant_id: &str,
-        id: &str,
-    ) -> Result<ApiKeyRecord, ServiceError> {
+    pub async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<ApiKeyRecord, ServiceError> {
         let row = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2 \
              RETURNING id, tenant_id, name, role, created_at, revoked_at",
@@ -179,8 +155,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, ServiceError> {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         name: row.try_get("name")?,
-        role: Role::parse(&role)
-            .ok_or_else(|| ServiceError::internal(&format!("stored role {role}")))?,
+        role: Role::parse(&role).ok_or_else(|| ServiceError::internal(&format!("stored role {role}")))?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
@@ -189,17 +164,12 @@ fn record(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, ServiceError> {
 /// Tenant ids appear in event subjects and URLs: keep them to a safe alphabet.
 pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
     let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-');
     if ok {
         Ok(())
     } else {
-        Err(ServiceError::invalid_field(
-            "tenant_id",
-            "1 to 64 lowercase letters, digits or dashes",
-        ))
+        Err(ServiceError::invalid_field("tenant_id", "1 to 64 lowercase letters, digits or dashes"))
     }
 }
 

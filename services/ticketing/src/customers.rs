@@ -57,7 +57,12 @@ fn customer_from_row(row: &AnyRow) -> Result<proto::Customer, ServiceError> {
 }
 
 /// Creates the minimal profile of a customer who authenticated by token, if it does not exist.
-pub(crate) async fn provision(conn: &mut AnyConnection, tenant_id: &str, id: &str, now: i64) -> Result<(), ServiceError> {
+pub(crate) async fn provision(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO customers (tenant_id, id, name, emails, phones, external_ids, language, time_zone, \
          organization, tier, vip, notes, search_text, version, created_at, updated_at) \
@@ -118,7 +123,8 @@ fn phones(values: &[String]) -> Result<Vec<String>, ServiceError> {
 fn language(value: &str) -> Result<String, ServiceError> {
     let value = value.trim();
     let mut parts = value.split('-');
-    let primary_ok = parts.next().is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
+    let primary_ok =
+        parts.next().is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
     let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
     if value.is_empty() || (primary_ok && rest_ok) {
         Ok(value.to_owned())
@@ -144,7 +150,12 @@ fn search_text(customer: &proto::Customer) -> String {
     parts.join(" ")
 }
 
-async fn claim_emails(conn: &mut AnyConnection, tenant_id: &str, customer_id: &str, emails: &[String]) -> Result<(), ServiceError> {
+async fn claim_emails(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    customer_id: &str,
+    emails: &[String],
+) -> Result<(), ServiceError> {
     sqlx::query("DELETE FROM customer_emails WHERE tenant_id = $1 AND customer_id = $2")
         .bind(tenant_id)
         .bind(customer_id)
@@ -170,7 +181,11 @@ async fn claim_emails(conn: &mut AnyConnection, tenant_id: &str, customer_id: &s
     Ok(())
 }
 
-async fn save(conn: &mut AnyConnection, customer: &proto::Customer, seen_version: Option<i64>) -> Result<bool, ServiceError> {
+async fn save(
+    conn: &mut AnyConnection,
+    customer: &proto::Customer,
+    seen_version: Option<i64>,
+) -> Result<bool, ServiceError> {
     let flag = customer.flag.clone().unwrap_or_default();
     let values = sqlx::query(if seen_version.is_some() {
         "UPDATE customers SET name = $3, emails = $4, phones = $5, external_ids = $6, language = $7, time_zone = $8, \
@@ -288,7 +303,8 @@ impl Ticketing {
             return Err(ServiceError::not_found("customer"));
         }
         let mut conn = self.db.reader().acquire().await?;
-        let mut customer = load(&mut conn, &caller.tenant_id, id).await?.ok_or_else(|| ServiceError::not_found("customer"))?;
+        let mut customer =
+            load(&mut conn, &caller.tenant_id, id).await?.ok_or_else(|| ServiceError::not_found("customer"))?;
         if caller.is_customer() {
             customer.flag = None;
             customer.notes.clear();
@@ -307,7 +323,8 @@ impl Ticketing {
         }
         model::string_map("external_ids", &request.external_ids, 20)?;
         let mut tx = self.db.writer().begin().await?;
-        let before = load(&mut tx, &caller.tenant_id, &request.id).await?.ok_or_else(|| ServiceError::not_found("customer"))?;
+        let before =
+            load(&mut tx, &caller.tenant_id, &request.id).await?.ok_or_else(|| ServiceError::not_found("customer"))?;
         if before.version != request.expected_version {
             return Err(ServiceError::conflict(format!(
                 "customer changed since version {}; it is now at version {}",
@@ -379,7 +396,8 @@ impl Ticketing {
         }
         if !request.page_token.is_empty() {
             let values = model::parse_page_token(&request.page_token, "c", 2)?;
-            let created = sql.int(values[0].parse().map_err(|_| ServiceError::invalid_field("page_token", "malformed"))?);
+            let created =
+                sql.int(values[0].parse().map_err(|_| ServiceError::invalid_field("page_token", "malformed"))?);
             let id = sql.text(values[1].as_str());
             sql.push(&format!(" AND (c.created_at > {created} OR (c.created_at = {created} AND c.id > {id}))"));
         }

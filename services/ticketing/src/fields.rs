@@ -28,7 +28,10 @@ impl Ticketing {
         let label = required_text("field.label", &field.label, 200)?;
         let field_type = match CustomFieldType::try_from(field.r#type) {
             Ok(CustomFieldType::Unspecified) | Err(_) => {
-                return Err(ServiceError::invalid_field("field.type", "must be text, number, boolean, date or dropdown"));
+                return Err(ServiceError::invalid_field(
+                    "field.type",
+                    "must be text, number, boolean, date or dropdown",
+                ));
             }
             Ok(field_type) => field_type,
         };
@@ -54,7 +57,10 @@ impl Ticketing {
         Ok(proto::CustomFieldDefinition { label, ..field })
     }
 
-    pub(crate) async fn custom_fields(&self, tenant_id: &str) -> Result<Vec<proto::CustomFieldDefinition>, ServiceError> {
+    pub(crate) async fn custom_fields(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<proto::CustomFieldDefinition>, ServiceError> {
         let rows = sqlx::query(
             "SELECT field_key, label, field_type, options, required FROM custom_fields \
              WHERE tenant_id = $1 ORDER BY field_key",
@@ -101,7 +107,10 @@ impl Ticketing {
         if creating {
             for definition in definitions.iter().filter(|definition| definition.required) {
                 if !values.contains_key(&definition.key) {
-                    return Err(ServiceError::invalid_field(format!("custom_fields.{}", definition.key), "is required"));
+                    return Err(ServiceError::invalid_field(
+                        format!("custom_fields.{}", definition.key),
+                        "is required",
+                    ));
                 }
             }
         }

@@ -40,7 +40,10 @@ where
 
 #[tonic::async_trait]
 impl TicketService for Api {
-    async fn create_ticket(&self, request: Request<proto::CreateTicketRequest>) -> Result<Response<proto::Ticket>, Status> {
+    async fn create_ticket(
+        &self,
+        request: Request<proto::CreateTicketRequest>,
+    ) -> Result<Response<proto::Ticket>, Status> {
         handle(request, |caller, request| async move { self.0.create_ticket(&caller, request).await }).await
     }
 
@@ -48,7 +51,10 @@ impl TicketService for Api {
         handle(request, |caller, request| async move { self.0.get_ticket(&caller, &request.id).await }).await
     }
 
-    async fn update_ticket(&self, request: Request<proto::UpdateTicketRequest>) -> Result<Response<proto::Ticket>, Status> {
+    async fn update_ticket(
+        &self,
+        request: Request<proto::UpdateTicketRequest>,
+    ) -> Result<Response<proto::Ticket>, Status> {
         handle(request, |caller, request| async move { self.0.update_ticket(&caller, request).await }).await
     }
 
@@ -59,15 +65,24 @@ impl TicketService for Api {
         handle(request, |caller, request| async move { self.0.list_tickets(&caller, request).await }).await
     }
 
-    async fn merge_tickets(&self, request: Request<proto::MergeTicketsRequest>) -> Result<Response<proto::Ticket>, Status> {
+    async fn merge_tickets(
+        &self,
+        request: Request<proto::MergeTicketsRequest>,
+    ) -> Result<Response<proto::Ticket>, Status> {
         handle(request, |caller, request| async move { self.0.merge_tickets(&caller, request).await }).await
     }
 
-    async fn link_tickets(&self, request: Request<proto::LinkTicketsRequest>) -> Result<Response<proto::Ticket>, Status> {
+    async fn link_tickets(
+        &self,
+        request: Request<proto::LinkTicketsRequest>,
+    ) -> Result<Response<proto::Ticket>, Status> {
         handle(request, |caller, request| async move { self.0.link_tickets(&caller, request).await }).await
     }
 
-    async fn add_message(&self, request: Request<proto::AddMessageRequest>) -> Result<Response<proto::Message>, Status> {
+    async fn add_message(
+        &self,
+        request: Request<proto::AddMessageRequest>,
+    ) -> Result<Response<proto::Message>, Status> {
         handle(request, |caller, request| async move { self.0.add_message(&caller, request).await }).await
     }
 
@@ -92,15 +107,24 @@ impl TicketService for Api {
 
 #[tonic::async_trait]
 impl CustomerService for Api {
-    async fn create_customer(&self, request: Request<proto::CreateCustomerRequest>) -> Result<Response<proto::Customer>, Status> {
+    async fn create_customer(
+        &self,
+        request: Request<proto::CreateCustomerRequest>,
+    ) -> Result<Response<proto::Customer>, Status> {
         handle(request, |caller, request| async move { self.0.create_customer(&caller, request).await }).await
     }
 
-    async fn get_customer(&self, request: Request<proto::GetCustomerRequest>) -> Result<Response<proto::Customer>, Status> {
+    async fn get_customer(
+        &self,
+        request: Request<proto::GetCustomerRequest>,
+    ) -> Result<Response<proto::Customer>, Status> {
         handle(request, |caller, request| async move { self.0.get_customer(&caller, &request.id).await }).await
     }
 
-    async fn update_customer(&self, request: Request<proto::UpdateCustomerRequest>) -> Result<Response<proto::Customer>, Status> {
+    async fn update_customer(
+        &self,
+        request: Request<proto::UpdateCustomerRequest>,
+    ) -> Result<Response<proto::Customer>, Status> {
         handle(request, |caller, request| async move { self.0.update_customer(&caller, request).await }).await
     }
 

@@ -11,7 +11,11 @@ mod tickets;
 
 use std::sync::Arc;
 
-use helpdesk_runtime::db::{Database, Migrations};
+use helpdesk_events::{EventBus, relay::Relay};
+use helpdesk_runtime::{
+    config::Config,
+    db::{Database, Migrations},
+};
 use tokio::sync::Notify;
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -49,4 +53,22 @@ impl Ticketing {
     pub fn add_routes(self: &Arc<Self>, routes: &mut tonic::service::RoutesBuilder) {
         grpc::add_routes(self, routes);
     }
+}
+
+/// Connects the ticketing database, brings its schema up to date, and returns the service with
+/// the relay that publishes its events to `bus`.
+pub async fn open(config: &Config, bus: Arc<dyn EventBus>) -> Result<(Arc<Ticketing>, Relay), OpenError> {
+    let db = Database::connect(&config.database, &config.data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let events_written = Arc::new(Notify::new());
+    let relay = Relay::new(db.clone(), bus, events_written.clone(), RELAY_LOCK_KEY);
+    Ok((Ticketing::new(db, events_written), relay))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("ticketing database unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("ticketing migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -41,9 +41,7 @@ pub(crate) fn channel(value: i32, default: Channel) -> Result<Channel, ServiceEr
 
 pub(crate) fn status(value: i32, field: &str) -> Result<Status, ServiceError> {
     match Status::try_from(value) {
-        Ok(Status::Unspecified) | Err(_) => {
-            Err(ServiceError::invalid_field(field, format!("unknown status {value}")))
-        }
+        Ok(Status::Unspecified) | Err(_) => Err(ServiceError::invalid_field(field, format!("unknown status {value}"))),
         Ok(status) => Ok(status),
     }
 }

@@ -105,18 +105,18 @@ impl Ticketing {
             let customer = customer.as_ref();
             match name {
                 "customer.name" => customer.map(|c| c.name.clone()),
-                "customer.first_name" => {
-                    customer.and_then(|c| c.name.split_whitespace().next().map(str::to_owned))
-                }
+                "customer.first_name" => customer.and_then(|c| c.name.split_whitespace().next().map(str::to_owned)),
                 "customer.email" => customer.and_then(|c| c.emails.first().cloned()),
                 "customer.organization" => customer.map(|c| c.organization.clone()),
                 "ticket.id" => Some(ticket.id.clone()),
                 "ticket.subject" => Some(ticket.subject.clone()),
-                "ticket.status" => proto::Status::try_from(ticket.status).ok().map(|s| model::status_name(s).to_owned()),
+                "ticket.status" => {
+                    proto::Status::try_from(ticket.status).ok().map(|s| model::status_name(s).to_owned())
+                }
                 "agent.id" => Some(caller.subject.clone()),
-                other => other
-                    .strip_prefix("ticket.external_refs.")
-                    .and_then(|key| ticket.external_refs.get(key).cloned()),
+                other => {
+                    other.strip_prefix("ticket.external_refs.").and_then(|key| ticket.external_refs.get(key).cloned())
+                }
             }
             .filter(|value| !value.is_empty())
         });
@@ -158,13 +158,14 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_and_unknown_ones_reported() {
-        let (body, unresolved) = render("안녕하세요 {{ customer.name }}님, 주문 {{ticket.external_refs.order_id}} {{x}}", |name| {
-            match name {
-                "customer.name" => Some("김민수".to_owned()),
-                "ticket.external_refs.order_id" => Some("A-1".to_owned()),
-                _ => None,
-            }
-        });
+        let (body, unresolved) =
+            render("안녕하세요 {{ customer.name }}님, 주문 {{ticket.external_refs.order_id}} {{x}}", |name| {
+                match name {
+                    "customer.name" => Some("김민수".to_owned()),
+                    "ticket.external_refs.order_id" => Some("A-1".to_owned()),
+                    _ => None,
+                }
+            });
         assert_eq!(body, "안녕하세요 김민수님, 주문 A-1 {{x}}");
         assert_eq!(unresolved, ["x"]);
     }

@@ -8,8 +8,7 @@ use helpdesk_events::outbox;
 use helpdesk_proto::{
     common::v1::{AuthorKind, Channel},
     events::v1::{
-        MessageAdded, TicketAssigned, TicketCreated, TicketMerged, TicketStatusChanged, TicketUpdated,
-        event::Payload,
+        MessageAdded, TicketAssigned, TicketCreated, TicketMerged, TicketStatusChanged, TicketUpdated, event::Payload,
     },
     ticketing::v1::{self as proto, Status, TicketOrder, Visibility},
 };
@@ -198,7 +197,12 @@ async fn index_terms(
     Ok(())
 }
 
-async fn replace_tags(conn: &mut AnyConnection, tenant_id: &str, ticket_id: &str, tags: &[String]) -> Result<(), ServiceError> {
+async fn replace_tags(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    ticket_id: &str,
+    tags: &[String],
+) -> Result<(), ServiceError> {
     sqlx::query("DELETE FROM ticket_tags WHERE tenant_id = $1 AND ticket_id = $2")
         .bind(tenant_id)
         .bind(ticket_id)
@@ -210,7 +214,8 @@ async fn replace_tags(conn: &mut AnyConnection, tenant_id: &str, ticket_id: &str
     let mut sql = Sql::new("INSERT INTO ticket_tags (tenant_id, tag, ticket_id) VALUES ");
     let tenant = sql.text(tenant_id);
     let ticket = sql.text(ticket_id);
-    let rows: Vec<String> = tags.iter().map(|tag| format!("({tenant}, {}, {ticket})", sql.text(tag.as_str()))).collect();
+    let rows: Vec<String> =
+        tags.iter().map(|tag| format!("({tenant}, {}, {ticket})", sql.text(tag.as_str()))).collect();
     sql.push(&rows.join(", "));
     sql.query().execute(conn).await?;
     Ok(())
@@ -224,7 +229,11 @@ struct Change {
 }
 
 impl Change {
-    fn of<T: serde::Serialize + PartialEq>(field: &'static str, old: &T, new: &T) -> Result<Option<Self>, ServiceError> {
+    fn of<T: serde::Serialize + PartialEq>(
+        field: &'static str,
+        old: &T,
+        new: &T,
+    ) -> Result<Option<Self>, ServiceError> {
         if old == new {
             return Ok(None);
         }
@@ -262,7 +271,12 @@ async fn record_changes(
 }
 
 /// Writes the ticket's new state if nobody changed it since `seen_version`.
-async fn save(conn: &mut AnyConnection, ticket: &proto::Ticket, seen_version: i64, event_seq: i64) -> Result<bool, ServiceError> {
+async fn save(
+    conn: &mut AnyConnection,
+    ticket: &proto::Ticket,
+    seen_version: i64,
+    event_seq: i64,
+) -> Result<bool, ServiceError> {
     let result = sqlx::query(
         "UPDATE tickets SET subject = $3, description = $4, assignee_id = $5, group_name = $6, priority = $7, \
          status = $8, tags = $9, custom_fields = $10, external_refs = $11, version = $12, event_seq = $13, \
@@ -366,7 +380,12 @@ fn message_from_row(row: &AnyRow) -> Result<proto::Message, ServiceError> {
 }
 
 /// Keyset pagination: rows strictly after `values` in the order of `columns`.
-fn after_cursor(sql: &mut Sql, columns: &[(&str, bool)], values: &[String], descending: bool) -> Result<(), ServiceError> {
+fn after_cursor(
+    sql: &mut Sql,
+    columns: &[(&str, bool)],
+    values: &[String],
+    descending: bool,
+) -> Result<(), ServiceError> {
     let invalid = || ServiceError::invalid_field("page_token", "not a token this list returned");
     let op = if descending { "<" } else { ">" };
     let mut placeholders = Vec::with_capacity(columns.len());
@@ -392,7 +411,8 @@ fn after_cursor(sql: &mut Sql, columns: &[(&str, bool)], values: &[String], desc
 }
 
 fn cursor_values(ticket: &proto::Ticket, order: TicketOrder) -> Vec<String> {
-    let micros = |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(timestamp_to_micros).unwrap_or_default().to_string();
+    let micros =
+        |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(timestamp_to_micros).unwrap_or_default().to_string();
     match order {
         TicketOrder::UpdatedDesc | TicketOrder::UpdatedAsc => vec![micros(&ticket.updated_at), ticket.id.clone()],
         TicketOrder::PriorityDesc => vec![ticket.priority.to_string(), micros(&ticket.created_at), ticket.id.clone()],
@@ -506,8 +526,14 @@ impl Ticketing {
         .execute(&mut *tx)
         .await?;
         replace_tags(&mut tx, &caller.tenant_id, &ticket.id, &ticket.tags).await?;
-        index_terms(&mut tx, &caller.tenant_id, &ticket.id, &format!("{}\n{}", ticket.subject, ticket.description), false)
-            .await?;
+        index_terms(
+            &mut tx,
+            &caller.tenant_id,
+            &ticket.id,
+            &format!("{}\n{}", ticket.subject, ticket.description),
+            false,
+        )
+        .await?;
         if let Some(key) = &key {
             match remember(&mut tx, &caller.tenant_id, "ticket", key, &fingerprint, &ticket.id).await {
                 // A concurrent request with the same key won the race (PostgreSQL): answer with its ticket.
@@ -800,10 +826,8 @@ impl Ticketing {
 
         let mut conn = self.db.reader().acquire().await?;
         let rows = sql.query().fetch_all(&mut *conn).await?;
-        let mut tickets = rows
-            .iter()
-            .map(|row| ticket_from_row(row).map(|stored| stored.ticket))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tickets =
+            rows.iter().map(|row| ticket_from_row(row).map(|stored| stored.ticket)).collect::<Result<Vec<_>, _>>()?;
         let next_page_token = if tickets.len() as i64 > page_size {
             tickets.truncate(page_size as usize);
             tickets.last().map(|last| model::page_token(token_kind, &cursor_values(last, order))).unwrap_or_default()
@@ -875,7 +899,8 @@ impl Ticketing {
             return message_from_row(&row);
         }
         let stored = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
-        let stored = stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
+        let stored =
+            stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
         let before = stored.ticket;
         let from = model::status(before.status, "status")?;
         if from == Status::Closed {
@@ -894,10 +919,8 @@ impl Ticketing {
         set_status(&mut after, to, now);
         after.version += 1;
         after.updated_at = Some(micros_to_timestamp(now));
-        let mut payloads = vec![Payload::MessageAdded(MessageAdded {
-            ticket_id: after.id.clone(),
-            message: Some(message.clone()),
-        })];
+        let mut payloads =
+            vec![Payload::MessageAdded(MessageAdded { ticket_id: after.id.clone(), message: Some(message.clone()) })];
         if from != to {
             payloads.push(Payload::TicketStatusChanged(TicketStatusChanged {
                 ticket_id: after.id.clone(),
@@ -926,7 +949,8 @@ impl Ticketing {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        index_terms(&mut tx, &caller.tenant_id, &after.id, &message.body_text, visibility == Visibility::Internal).await?;
+        index_terms(&mut tx, &caller.tenant_id, &after.id, &message.body_text, visibility == Visibility::Internal)
+            .await?;
         if from != to {
             let change = Change::of("status", &model::status_name(from), &model::status_name(to))?;
             record_changes(&mut tx, caller, author_kind, &after, &change.into_iter().collect::<Vec<_>>(), now).await?;
@@ -981,7 +1005,11 @@ impl Ticketing {
         Ok(proto::ListMessagesResponse { messages, next_page_token })
     }
 
-    pub(crate) async fn list_history(&self, caller: &Principal, ticket_id: &str) -> Result<Vec<proto::TicketChange>, ServiceError> {
+    pub(crate) async fn list_history(
+        &self,
+        caller: &Principal,
+        ticket_id: &str,
+    ) -> Result<Vec<proto::TicketChange>, ServiceError> {
         caller.require_staff()?;
         self.get_ticket(caller, ticket_id).await?;
         let rows = sqlx::query(

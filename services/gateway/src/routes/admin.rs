@@ -29,9 +29,19 @@ pub(crate) async fn create_saved_reply(
 }
 
 #[utoipa::path(get, path = "/v1/saved_replies", tag = "saved replies", responses((status = 200, body = dto::SavedReplyList)))]
-pub(crate) async fn list_saved_replies(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<dto::SavedReplyList> {
-    let response = state.saved_replies.clone().list_saved_replies(caller.request(proto::ListSavedRepliesRequest {})).await?.into_inner();
-    Ok(Json(dto::SavedReplyList { saved_replies: response.saved_replies.into_iter().map(dto::SavedReply::from).collect() }))
+pub(crate) async fn list_saved_replies(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<dto::SavedReplyList> {
+    let response = state
+        .saved_replies
+        .clone()
+        .list_saved_replies(caller.request(proto::ListSavedRepliesRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(dto::SavedReplyList {
+        saved_replies: response.saved_replies.into_iter().map(dto::SavedReply::from).collect(),
+    }))
 }
 
 #[utoipa::path(delete, path = "/v1/saved_replies/{id}", tag = "saved replies", responses((status = 204)))]
@@ -68,12 +78,22 @@ pub(crate) async fn define_custom_field(
 ) -> ApiResult<CustomField> {
     let request = proto::DefineCustomFieldRequest { field: Some(body.into()) };
     let field = state.custom_fields.clone().define_custom_field(caller.request(request)).await?.into_inner();
-    CustomField::from_proto(field).map(Json).ok_or_else(|| ApiError::new(helpdesk_runtime::ErrorKind::Internal, "unknown field type"))
+    CustomField::from_proto(field)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(helpdesk_runtime::ErrorKind::Internal, "unknown field type"))
 }
 
 #[utoipa::path(get, path = "/v1/custom_fields", tag = "custom fields", responses((status = 200, body = dto::CustomFieldList)))]
-pub(crate) async fn list_custom_fields(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<dto::CustomFieldList> {
-    let response = state.custom_fields.clone().list_custom_fields(caller.request(proto::ListCustomFieldsRequest {})).await?.into_inner();
+pub(crate) async fn list_custom_fields(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<dto::CustomFieldList> {
+    let response = state
+        .custom_fields
+        .clone()
+        .list_custom_fields(caller.request(proto::ListCustomFieldsRequest {}))
+        .await?
+        .into_inner();
     Ok(Json(dto::CustomFieldList { fields: response.fields.into_iter().filter_map(CustomField::from_proto).collect() }))
 }
 
@@ -87,12 +107,19 @@ pub(crate) async fn create_api_key(
 ) -> Result<(StatusCode, Json<dto::IssuedApiKey>), ApiError> {
     let request = identity::CreateApiKeyRequest { name: body.name, role: body.role.into() };
     let issued = state.identity.clone().create_api_key(caller.request(request)).await?.into_inner();
-    Ok((StatusCode::CREATED, Json(dto::IssuedApiKey { api_key: issued.api_key.map(dto::ApiKey::from), secret: issued.secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(dto::IssuedApiKey { api_key: issued.api_key.map(dto::ApiKey::from), secret: issued.secret }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/api_keys", tag = "api keys", responses((status = 200, body = dto::ApiKeyList)))]
-pub(crate) async fn list_api_keys(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult<dto::ApiKeyList> {
-    let response = state.identity.clone().list_api_keys(caller.request(identity::ListApiKeysRequest {})).await?.into_inner();
+pub(crate) async fn list_api_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<dto::ApiKeyList> {
+    let response =
+        state.identity.clone().list_api_keys(caller.request(identity::ListApiKeysRequest {})).await?.into_inner();
     Ok(Json(dto::ApiKeyList { api_keys: response.api_keys.into_iter().map(dto::ApiKey::from).collect() }))
 }
 
@@ -102,6 +129,7 @@ pub(crate) async fn revoke_api_key(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<dto::ApiKey> {
-    let key = state.identity.clone().revoke_api_key(caller.request(identity::RevokeApiKeyRequest { id })).await?.into_inner();
+    let key =
+        state.identity.clone().revoke_api_key(caller.request(identity::RevokeApiKeyRequest { id })).await?.into_inner();
     Ok(Json(key.into()))
 }

@@ -42,8 +42,13 @@ pub(crate) async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", responses((status = 200, body = dto::Customer)))]
-pub(crate) async fn get(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> ApiResult<dto::Customer> {
-    let customer = state.customers.clone().get_customer(caller.request(proto::GetCustomerRequest { id })).await?.into_inner();
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<dto::Customer> {
+    let customer =
+        state.customers.clone().get_customer(caller.request(proto::GetCustomerRequest { id })).await?.into_inner();
     Ok(Json(customer.into()))
 }
 

@@ -36,10 +36,9 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(String::new()),
-        Some(value) => value
-            .to_str()
-            .map(str::to_owned)
-            .map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII")),
+        Some(value) => {
+            value.to_str().map(str::to_owned).map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII"))
+        }
     }
 }
 

@@ -32,7 +32,11 @@ pub(crate) async fn create(
 
 #[utoipa::path(get, path = "/v1/tickets/{id}", tag = "tickets",
     responses((status = 200, body = dto::Ticket), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get(State(state): State<AppState>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> ApiResult<dto::Ticket> {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<dto::Ticket> {
     let ticket = state.tickets.clone().get_ticket(caller.request(proto::GetTicketRequest { id })).await?.into_inner();
     Ok(Json(ticket.into()))
 }

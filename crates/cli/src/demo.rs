@@ -1,0 +1,240 @@
+//! Demo data: a small Korean and English support desk, created through the public gRPC API with
+//! idempotency keys, so starting with `--demo` twice does not duplicate anything.
+
+use std::collections::HashMap;
+
+use helpdesk_proto::{
+    common::v1::{Channel, Priority},
+    ticketing::v1::{
+        self as proto, CustomFieldType, FlagKind, Visibility, custom_field_service_client::CustomFieldServiceClient,
+        customer_service_client::CustomerServiceClient, saved_reply_service_client::SavedReplyServiceClient,
+        ticket_service_client::TicketServiceClient,
+    },
+};
+use helpdesk_runtime::grpc::outgoing;
+use tonic::transport::Channel as GrpcChannel;
+
+struct DemoCustomer {
+    key: &'static str,
+    name: &'static str,
+    email: &'static str,
+    language: &'static str,
+    time_zone: &'static str,
+    tier: &'static str,
+    vip: bool,
+}
+
+const CUSTOMERS: &[DemoCustomer] = &[
+    DemoCustomer {
+        key: "minsu",
+        name: "김민수",
+        email: "minsu.kim@example.kr",
+        language: "ko",
+        time_zone: "Asia/Seoul",
+        tier: "gold",
+        vip: true,
+    },
+    DemoCustomer {
+        key: "emily",
+        name: "Emily Clark",
+        email: "emily.clark@example.com",
+        language: "en",
+        time_zone: "America/New_York",
+        tier: "standard",
+        vip: false,
+    },
+    DemoCustomer {
+        key: "jiyoung",
+        name: "박지영",
+        email: "jiyoung.park@example.kr",
+        language: "ko",
+        time_zone: "Asia/Seoul",
+        tier: "standard",
+        vip: false,
+    },
+];
+
+struct DemoTicket {
+    key: &'static str,
+    customer: &'static str,
+    subject: &'static str,
+    description: &'static str,
+    priority: Priority,
+    channel: Channel,
+    tags: &'static [&'static str],
+    order_id: Option<&'static str>,
+}
+
+const TICKETS: &[DemoTicket] = &[
+    DemoTicket {
+        key: "refund",
+        customer: "minsu",
+        subject: "환불 요청: 주문 A-1024 배송 지연",
+        description: "주문한 노트북이 일주일째 배송되지 않았습니다. 환불을 요청합니다.",
+        priority: Priority::High,
+        channel: Channel::Email,
+        tags: &["refund", "shipping"],
+        order_id: Some("A-1024"),
+    },
+    DemoTicket {
+        key: "password",
+        customer: "emily",
+        subject: "Cannot reset my password",
+        description: "The reset link in the email says it has expired, even right after I request it.",
+        priority: Priority::Normal,
+        channel: Channel::Web,
+        tags: &["account"],
+        order_id: None,
+    },
+    DemoTicket {
+        key: "vat",
+        customer: "emily",
+        subject: "Invoice shows the wrong VAT amount",
+        description: "My October invoice charges 20% VAT but I am a registered business in the EU.",
+        priority: Priority::Normal,
+        channel: Channel::Email,
+        tags: &["billing"],
+        order_id: Some("INV-2026-10-331"),
+    },
+    DemoTicket {
+        key: "double-charge",
+        customer: "jiyoung",
+        subject: "결제 오류로 두 번 청구되었습니다",
+        description: "카드 결제가 두 번 승인되었습니다. 오늘 안에 해결되지 않으면 소비자원에 신고하겠습니다.",
+        priority: Priority::Urgent,
+        channel: Channel::Chat,
+        tags: &["billing", "payment"],
+        order_id: Some("B-2048"),
+    },
+];
+
+/// Creates the demo data in the tenant of `admin_key`.
+pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::Status> {
+    let auth = format!("Bearer {admin_key}");
+    let auth = Some(auth.as_str());
+    let mut customers = CustomerServiceClient::new(channel.clone());
+    let mut tickets = TicketServiceClient::new(channel.clone());
+    let mut replies = SavedReplyServiceClient::new(channel.clone());
+    let mut fields = CustomFieldServiceClient::new(channel);
+
+    fields
+        .define_custom_field(outgoing(
+            proto::DefineCustomFieldRequest {
+                field: Some(proto::CustomFieldDefinition {
+                    key: "product".into(),
+                    label: "Product / 제품".into(),
+                    r#type: CustomFieldType::Dropdown as i32,
+                    options: vec!["laptop".into(), "phone".into(), "subscription".into()],
+                    required: false,
+                }),
+            },
+            auth,
+        ))
+        .await?;
+
+    let mut ids = HashMap::new();
+    for customer in CUSTOMERS {
+        let created = customers
+            .create_customer(outgoing(
+                proto::CreateCustomerRequest {
+                    idempotency_key: format!("demo-customer-{}", customer.key),
+                    name: customer.name.into(),
+                    emails: vec![customer.email.into()],
+                    language: customer.language.into(),
+                    time_zone: customer.time_zone.into(),
+                    tier: customer.tier.into(),
+                    vip: customer.vip,
+                    external_ids: HashMap::from([("crm".to_owned(), format!("CRM-{}", customer.key.to_uppercase()))]),
+                    ..Default::default()
+                },
+                auth,
+            ))
+            .await?
+            .into_inner();
+        ids.insert(customer.key, created);
+    }
+    if let Some(jiyoung) = ids.get("jiyoung")
+        && jiyoung.flag.is_none()
+    {
+        customers
+            .set_customer_flag(outgoing(
+                proto::SetCustomerFlagRequest {
+                    customer_id: jiyoung.id.clone(),
+                    kind: FlagKind::LegalThreat as i32,
+                    reason: "Threatened a complaint to the consumer agency (소비자원 신고 언급)".into(),
+                },
+                auth,
+            ))
+            .await?;
+    }
+
+    for ticket in TICKETS {
+        let requester = ids.get(ticket.customer).map(|c| c.id.clone()).unwrap_or_default();
+        let mut external_refs = HashMap::new();
+        if let Some(order_id) = ticket.order_id {
+            external_refs.insert("order_id".to_owned(), order_id.to_owned());
+        }
+        let created = tickets
+            .create_ticket(outgoing(
+                proto::CreateTicketRequest {
+                    idempotency_key: format!("demo-ticket-{}", ticket.key),
+                    subject: ticket.subject.into(),
+                    description: ticket.description.into(),
+                    requester_id: requester,
+                    priority: ticket.priority as i32,
+                    channel: ticket.channel as i32,
+                    tags: ticket.tags.iter().map(|tag| (*tag).to_owned()).collect(),
+                    external_refs,
+                    ..Default::default()
+                },
+                auth,
+            ))
+            .await?
+            .into_inner();
+        if ticket.key == "refund" {
+            for (key, visibility, text) in [
+                ("demo-message-refund-note", Visibility::Internal, "VIP 고객입니다. 물류팀에 배송 상태 확인 요청함."),
+                (
+                    "demo-message-refund-reply",
+                    Visibility::Public,
+                    "김민수님, 불편을 드려 죄송합니다. 배송 상태를 확인하고 오늘 중으로 안내드리겠습니다.",
+                ),
+            ] {
+                tickets
+                    .add_message(outgoing(
+                        proto::AddMessageRequest {
+                            ticket_id: created.id.clone(),
+                            idempotency_key: key.into(),
+                            visibility: visibility as i32,
+                            body_text: text.into(),
+                            ..Default::default()
+                        },
+                        auth,
+                    ))
+                    .await?;
+            }
+        }
+    }
+
+    let existing = replies.list_saved_replies(outgoing(proto::ListSavedRepliesRequest {}, auth)).await?.into_inner();
+    for (title, body) in [
+        (
+            "환불 안내",
+            "{{customer.name}}님, 주문 {{ticket.external_refs.order_id}}의 환불이 접수되었습니다. 3~5 영업일 안에 처리됩니다.",
+        ),
+        (
+            "Password reset",
+            "Hi {{customer.first_name}}, I have sent you a fresh reset link; it stays valid for 24 hours.",
+        ),
+    ] {
+        if !existing.saved_replies.iter().any(|reply| reply.title == title) {
+            replies
+                .create_saved_reply(outgoing(
+                    proto::CreateSavedReplyRequest { title: title.into(), body: body.into(), personal: false },
+                    auth,
+                ))
+                .await?;
+        }
+    }
+    Ok(())
+}

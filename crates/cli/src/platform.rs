@@ -1,0 +1,95 @@
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use helpdesk_events::{EventBus, relay::Relay};
+use helpdesk_gateway::Backends;
+use helpdesk_identity::{IdentityGrpc, IdentityStore, LocalResolver};
+use helpdesk_runtime::{
+    auth::{Authenticator, Role},
+    config::Config,
+    grpc::{self, Health},
+    shutdown::Shutdown,
+};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+
+/// The tenant that `--demo` and `HELPDESK_BOOTSTRAP_API_KEY` set up.
+pub const DEMO_TENANT: &str = "demo";
+
+/// Every service in one process: one gRPC port for all services, the gateway on the HTTP port,
+/// each service on its own database (one SQLite file each by default).
+pub struct Platform {
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    routes: RoutesBuilder,
+    health: Health,
+    authenticator: Arc<Authenticator>,
+    relay: Relay,
+    gateway: axum::Router,
+    identity: IdentityStore,
+    bus: Arc<dyn EventBus>,
+}
+
+impl Platform {
+    /// Opens the databases, runs migrations and binds both listeners (port 0 picks free ports).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let identity = helpdesk_identity::open(config).await?;
+        let bus = helpdesk_events::connect(&config.events).await.context("event bus")?;
+        let (ticketing, relay) = helpdesk_ticketing::open(config, bus.clone()).await?;
+        let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(identity.clone())))?);
+        if let Some(key) = &config.bootstrap_api_key {
+            identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
+            identity.import_api_key(DEMO_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
+        }
+
+        let mut routes = RoutesBuilder::default();
+        let mut services = vec!["helpdesk.identity.v1.IdentityService"];
+        services.extend(helpdesk_ticketing::GRPC_SERVICES);
+        let health = Health::new(services, &mut routes).await;
+        routes.add_service(IdentityGrpc::new(identity.clone()).into_server());
+        ticketing.add_routes(&mut routes);
+
+        let grpc_listener =
+            TcpListener::bind(config.grpc_addr).await.with_context(|| format!("bind {}", config.grpc_addr))?;
+        let http_listener =
+            TcpListener::bind(config.http_addr).await.with_context(|| format!("bind {}", config.http_addr))?;
+        let channel = grpc::lazy_channel(&format!("http://{}", grpc_listener.local_addr()?))?;
+        let gateway = helpdesk_gateway::router(
+            &config.gateway,
+            authenticator.clone(),
+            Backends { ticketing: channel.clone(), identity: channel },
+        );
+        Ok(Self { grpc_listener, http_listener, routes, health, authenticator, relay, gateway, identity, bus })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The tenants and API keys, for admin commands and tests.
+    pub fn identity(&self) -> &IdentityStore {
+        &self.identity
+    }
+
+    /// The bus the platform publishes its events to.
+    pub fn bus(&self) -> Arc<dyn EventBus> {
+        self.bus.clone()
+    }
+
+    /// Serves until `shutdown`, then drains in-flight requests and the event outbox.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
+        let http = axum::serve(self.http_listener, self.gateway).with_graceful_shutdown(shutdown.wait());
+        let (grpc, http) = tokio::join!(grpc, http);
+        grpc.context("grpc server")?;
+        http.context("http server")?;
+        relay.await.context("event relay")?;
+        Ok(())
+    }
+}
