@@ -1,1 +1,244 @@
+//! Test harness: starts the real platform (`helpdesk serve`'s code) on port 0 with a fresh
+//! database — a temporary SQLite directory, or a new PostgreSQL database when
+//! `HELPDESK_TEST_POSTGRES_URL` is set — and talks to it with real HTTP and gRPC clients.
 
+use std::{net::SocketAddr, sync::Arc};
+
+use helpdesk_cli::{DEMO_TENANT, Platform};
+use helpdesk_events::EventBus;
+use helpdesk_runtime::{
+    auth::Role,
+    config::Config,
+    shutdown::{self, ShutdownTrigger},
+};
+use serde_json::{Value, json};
+use sqlx::Executor;
+use tokio::task::JoinHandle;
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// An admin key of the `demo` tenant.
+    pub admin_key: String,
+    pub http: reqwest::Client,
+    pub bus: Arc<dyn EventBus>,
+    pub platform_identity: helpdesk_identity::IdentityStore,
+    trigger: Option<ShutdownTrigger>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub backend: Backend,
+    pub rate_limit_per_second: u32,
+    pub max_body_bytes: usize,
+    /// NATS URL, stream and subject prefix, for a JetStream bus instead of the in-process one.
+    pub nats: Option<(String, String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { backend: Backend::Sqlite, rate_limit_per_second: 100_000, max_body_bytes: 1024 * 1024, nats: None }
+    }
+}
+
+/// The PostgreSQL server tests may use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("HELPDESK_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
+}
+
+/// A new, empty database on the test PostgreSQL server.
+async fn fresh_postgres_database(base_url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!("helpdesk_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::AnyPool::connect(base_url).await.expect("HELPDESK_TEST_POSTGRES_URL is reachable");
+    pool.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+    pool.close().await;
+    let without_query = base_url.split('?').next().unwrap_or(base_url);
+    let (server, _) = without_query.rsplit_once('/').expect("postgres URL has a database path");
+    format!("{server}/{name}")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(Options { backend, ..Options::default() }).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    helpdesk_runtime::telemetry::init_for_tests();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut env = vec![
+        ("HELPDESK_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("HELPDESK_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("HELPDESK_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
+        ("HELPDESK_AUTH__JWT_HS256_SECRET".to_owned(), JWT_SECRET.to_owned()),
+        ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), options.rate_limit_per_second.to_string()),
+        ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), options.rate_limit_per_second.to_string()),
+        ("HELPDESK_GATEWAY__MAX_BODY_BYTES".to_owned(), options.max_body_bytes.to_string()),
+    ];
+    if options.backend == Backend::Postgres {
+        let base = postgres_url().expect("postgres tests need HELPDESK_TEST_POSTGRES_URL");
+        env.push(("HELPDESK_DATABASE__URL".to_owned(), fresh_postgres_database(&base).await));
+        env.push(("HELPDESK_DATABASE__MAX_CONNECTIONS".to_owned(), "8".to_owned()));
+    }
+    if let Some((url, stream, prefix)) = options.nats {
+        env.push(("HELPDESK_EVENTS__BUS".to_owned(), "nats".to_owned()));
+        env.push(("HELPDESK_EVENTS__NATS_URL".to_owned(), url));
+        env.push(("HELPDESK_EVENTS__STREAM".to_owned(), stream));
+        env.push(("HELPDESK_EVENTS__SUBJECT_PREFIX".to_owned(), prefix));
+    }
+    let config = Config::load_from(None, env).expect("test configuration is valid");
+    let platform = Platform::build(&config).await.expect("platform starts");
+    let identity = platform.identity().clone();
+    identity.ensure_tenant(DEMO_TENANT, "Demo").await.expect("tenant");
+    let admin_key = identity.create_api_key(DEMO_TENANT, "test admin", Role::Admin).await.expect("key").token;
+    let (http_addr, grpc_addr, bus) = (platform.http_addr(), platform.grpc_addr(), platform.bus());
+    let (trigger, shutdown) = shutdown::channel();
+    let task = tokio::spawn(platform.run(shutdown));
+    TestApp {
+        http_addr,
+        grpc_addr,
+        admin_key,
+        http: reqwest::Client::new(),
+        bus,
+        platform_identity: identity,
+        trigger: Some(trigger),
+        task: Some(task),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("valid endpoint")
+            .connect()
+            .await
+            .expect("grpc connects")
+    }
+
+    /// A gRPC request carrying `key` as its bearer credential.
+    pub fn grpc_request<T>(&self, key: &str, message: T) -> tonic::Request<T> {
+        helpdesk_runtime::grpc::outgoing(message, Some(&format!("Bearer {key}")))
+    }
+
+    /// Creates another tenant with its own admin key.
+    pub async fn new_tenant(&self, id: &str) -> String {
+        self.platform_identity.ensure_tenant(id, id).await.expect("tenant");
+        self.platform_identity.create_api_key(id, "admin", Role::Admin).await.expect("key").token
+    }
+
+    /// Sends a JSON request with `key`; returns the status and the parsed body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request is sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body is read");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, key, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, key, None).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, key, Some(body)).await
+    }
+
+    pub async fn create_customer(&self, key: &str, name: &str, email: &str) -> String {
+        let (status, body) = self.post("/v1/customers", key, json!({ "name": name, "emails": [email] })).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("customer id").to_owned()
+    }
+
+    pub async fn create_ticket(&self, key: &str, body: Value) -> Value {
+        let (status, body) = self.post("/v1/tickets", key, body).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// A customer's JWT, signed with the test secret.
+    pub fn customer_token(&self, tenant: &str, customer_id: &str) -> String {
+        token(tenant, customer_id, "customer", 3600)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(trigger) = self.trigger.take() {
+            trigger.trigger();
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("platform task").expect("platform stops cleanly");
+        }
+    }
+}
+
+/// An HS256 token with the given claims, expiring `ttl_seconds` from now (negative: expired).
+pub fn token(tenant: &str, subject: &str, role: &str, ttl_seconds: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default();
+    let claims = json!({ "sub": subject, "tenant_id": tenant, "role": role, "iat": now, "exp": now + ttl_seconds });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("token encodes")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(trigger) = self.trigger.take() {
+            trigger.trigger();
+        }
+    }
+}
+
+/// Runs each scenario once on SQLite and once on PostgreSQL. The PostgreSQL run needs
+/// `HELPDESK_TEST_POSTGRES_URL` (CI always sets it) and says so when it is absent.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn scenario($app: $crate::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    scenario($crate::spawn_app($crate::Backend::Sqlite).await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::postgres_url().is_none() {
+                        eprintln!("HELPDESK_TEST_POSTGRES_URL is not set: PostgreSQL run not possible here");
+                        return;
+                    }
+                    scenario($crate::spawn_app($crate::Backend::Postgres).await).await;
+                }
+            }
+        )*
+    };
+}

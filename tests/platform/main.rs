@@ -1,1 +1,10 @@
+//! End-to-end tests of the whole platform through real HTTP and gRPC clients.
 
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod events;
+mod grpc;
+mod security;
+mod tickets;

@@ -39,15 +39,22 @@ pub trait EventBus: Send + Sync {
     fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>>;
 
     /// Events from now on (in-process) or since the durable consumer `name` last acknowledged
-    /// (JetStream), optionally only those whose subject matches `filter`.
+    /// (JetStream), optionally only those matching `filter`, a subject pattern after the prefix
+    /// such as `<tenant>.ticket.>` or `*.customer.*`.
     fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>>;
 }
 
 /// The embedded bus: hands events straight to in-process subscribers. Durability comes from the
 /// outbox, which keeps an event until every subscriber's queue has taken it.
-#[derive(Default)]
 pub struct InProcessBus {
+    prefix: String,
     subscribers: Mutex<Vec<(Option<String>, mpsc::Sender<Event>)>>,
+}
+
+impl InProcessBus {
+    pub fn new(subject_prefix: &str) -> Self {
+        Self { prefix: subject_prefix.to_owned(), subscribers: Mutex::new(Vec::new()) }
+    }
 }
 
 const SUBSCRIBER_QUEUE: usize = 1024;
@@ -61,7 +68,7 @@ impl EventBus for InProcessBus {
                 guard.clone()
             };
             for event in events {
-                let subject = crate::subject(event);
+                let subject = crate::subject(&self.prefix, event);
                 for (filter, sender) in &subscribers {
                     if filter.as_deref().is_none_or(|filter| subject_matches(filter, &subject)) {
                         // A subscriber that went away just misses the event; others still get it.
@@ -83,7 +90,7 @@ impl EventBus for InProcessBus {
             self.subscribers
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push((filter.map(str::to_owned), sender));
+                .push((filter.map(|filter| format!("{}.{filter}", self.prefix)), sender));
             let stream = futures::stream::unfold(receiver, |mut receiver| async move {
                 let event = receiver.recv().await?;
                 Some((Ok(Delivery::new(event, None)), receiver))

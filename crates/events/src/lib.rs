@@ -19,15 +19,15 @@ use helpdesk_runtime::config::{BusKind, EventsConfig};
 /// The bus the configuration names: in-process (embedded) or NATS JetStream.
 pub async fn connect(config: &EventsConfig) -> Result<Arc<dyn EventBus>, BusError> {
     Ok(match config.bus {
-        BusKind::InProcess => Arc::new(InProcessBus::default()),
-        BusKind::Nats => Arc::new(NatsBus::connect(&config.nats_url, &config.stream).await?),
+        BusKind::InProcess => Arc::new(InProcessBus::new(&config.subject_prefix)),
+        BusKind::Nats => Arc::new(NatsBus::connect(&config.nats_url, &config.stream, &config.subject_prefix).await?),
     })
 }
 
-/// The bus subject of an event: `helpdesk.events.<tenant>.<aggregate type>.<event type>`, so
-/// consumers can filter by tenant, aggregate or kind of event.
-pub fn subject(event: &Event) -> String {
-    format!("helpdesk.events.{}.{}.{}", event.tenant_id, event.aggregate_type, event_type(event))
+/// The bus subject of an event: `<prefix>.<tenant>.<aggregate type>.<event type>`, so consumers
+/// can filter by tenant, aggregate or kind of event.
+pub fn subject(prefix: &str, event: &Event) -> String {
+    format!("{prefix}.{}.{}.{}", event.tenant_id, event.aggregate_type, event_type(event))
 }
 
 /// A short lowercase name for the kind of event.

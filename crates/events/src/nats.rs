@@ -14,6 +14,7 @@ use crate::{BusError, Delivery, EventBus, EventStream};
 pub struct NatsBus {
     jetstream: jetstream::Context,
     stream: String,
+    prefix: String,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> BusError {
@@ -22,19 +23,25 @@ fn unavailable(error: impl std::fmt::Display) -> BusError {
 
 impl NatsBus {
     /// Connects and makes sure the stream exists.
-    pub async fn connect(url: &str, stream_name: &str) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, stream_name: &str, subject_prefix: &str) -> Result<Self, BusError> {
         let client = async_nats::connect(url).await.map_err(unavailable)?;
         let jetstream = jetstream::new(client);
         jetstream
             .get_or_create_stream(stream::Config {
                 name: stream_name.to_owned(),
-                subjects: vec!["helpdesk.events.>".to_owned()],
+                subjects: vec![format!("{subject_prefix}.>")],
                 duplicate_window: Duration::from_secs(300),
                 ..Default::default()
             })
             .await
             .map_err(unavailable)?;
-        Ok(Self { jetstream, stream: stream_name.to_owned() })
+        Ok(Self { jetstream, stream: stream_name.to_owned(), prefix: subject_prefix.to_owned() })
+    }
+
+    /// Deletes the stream and everything in it: for tests and decommissioning.
+    pub async fn delete_stream(&self) -> Result<(), BusError> {
+        self.jetstream.delete_stream(&self.stream).await.map_err(unavailable)?;
+        Ok(())
     }
 }
 
@@ -50,7 +57,7 @@ impl EventBus for NatsBus {
                 headers.insert("Content-Type", "application/protobuf");
                 let ack = self
                     .jetstream
-                    .publish_with_headers(crate::subject(event), headers, event.encode_to_vec().into())
+                    .publish_with_headers(crate::subject(&self.prefix, event), headers, event.encode_to_vec().into())
                     .await
                     .map_err(unavailable)?;
                 acks.push(ack);
@@ -70,7 +77,7 @@ impl EventBus for NatsBus {
                     name,
                     pull::Config {
                         durable_name: Some(name.to_owned()),
-                        filter_subject: filter.unwrap_or_default().to_owned(),
+                        filter_subject: filter.map(|filter| format!("{}.{filter}", self.prefix)).unwrap_or_default(),
                         ack_policy: jetstream::consumer::AckPolicy::Explicit,
                         ..Default::default()
                     },

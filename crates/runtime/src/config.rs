@@ -56,6 +56,8 @@ pub struct EventsConfig {
     pub nats_url: String,
     /// JetStream stream that holds every helpdesk event.
     pub stream: String,
+    /// First tokens of every event subject: `<prefix>.<tenant>.<aggregate>.<event>`.
+    pub subject_prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +121,7 @@ max_connections = 16
 bus = "in_process"
 nats_url = "nats://127.0.0.1:4222"
 stream = "HELPDESK_EVENTS"
+subject_prefix = "helpdesk.events"
 
 [auth]
 jwt_rs256_public_keys = []
@@ -140,6 +143,12 @@ log_filter = "info"
 "#;
 
 impl Config {
+    /// Loads the layers from the process environment, with the file named by `HELPDESK_CONFIG`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("HELPDESK_CONFIG").map(PathBuf::from);
+        Self::load(file.as_deref())
+    }
+
     /// Loads the layers from the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(file, std::env::vars())
@@ -179,6 +188,13 @@ impl Config {
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(invalid("database.url", "must be a postgres:// URL or unset for SQLite"));
+        }
+        let prefix_ok = !self.events.subject_prefix.is_empty()
+            && self.events.subject_prefix.split('.').all(|token| {
+                !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        if !prefix_ok {
+            return Err(invalid("events.subject_prefix", "dot-separated tokens of letters, digits, _ or -"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

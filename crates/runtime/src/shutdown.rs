@@ -35,6 +35,16 @@ impl Shutdown {
     }
 }
 
+/// A [`Shutdown`] that begins on SIGTERM or SIGINT.
+pub fn on_os_signal() -> Shutdown {
+    let (trigger, shutdown) = channel();
+    tokio::spawn(async move {
+        os_signal().await;
+        trigger.trigger();
+    });
+    shutdown
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn os_signal() {
     #[cfg(unix)]

@@ -1,0 +1,21 @@
+//! The REST gateway on its own, for Kubernetes.
+
+use std::sync::Arc;
+
+use helpdesk_gateway::Backends;
+use helpdesk_identity::RemoteResolver;
+use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init(&config.telemetry, "helpdesk-gateway");
+    let identity = grpc::lazy_channel(&config.services.identity_url)?;
+    let ticketing = grpc::lazy_channel(&config.services.ticketing_url)?;
+    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity.clone())))?);
+    let router = helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity });
+    let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
+    tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown::on_os_signal().wait()).await?;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The identity service on its own, for Kubernetes.
+
+use std::sync::Arc;
+
+use helpdesk_identity::{IdentityGrpc, LocalResolver};
+use helpdesk_runtime::{
+    auth::Authenticator,
+    config::Config,
+    grpc::{self, Health},
+    shutdown, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init(&config.telemetry, "helpdesk-identity");
+    let store = helpdesk_identity::open(&config).await?;
+    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone())))?);
+    let mut routes = tonic::service::RoutesBuilder::default();
+    let health = Health::new(vec!["helpdesk.identity.v1.IdentityService"], &mut routes).await;
+    routes.add_service(IdentityGrpc::new(store).into_server());
+    let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
+    tracing::info!(grpc_addr = %listener.local_addr()?, "identity serving");
+    grpc::serve(listener, routes, authenticator, health, shutdown::on_os_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+use helpdesk_tests::{Backend, Options, on_both_backends, spawn_app_with, token};
+use serde_json::json;
+
+on_both_backends! {
+    async fn one_tenant_cannot_see_or_touch_another_tenants_tickets(app: TestApp) {
+        let acme = app.admin_key.clone();
+        let globex = app.new_tenant("globex").await;
+        let customer = app.create_customer(&acme, "Emily", "emily@example.com").await;
+        let ticket = app.create_ticket(&acme, json!({ "subject": "secret", "requester_id": customer })).await;
+        let path = format!("/v1/tickets/{}", ticket["id"].as_str().unwrap());
+        assert_eq!(app.get(&path, &globex).await.0, 404);
+        assert_eq!(app.patch(&path, &globex, json!({ "expected_version": 1, "subject": "pwned" })).await.0, 404);
+        assert_eq!(app.post(&format!("{path}/messages"), &globex, json!({ "body_text": "hi" })).await.0, 404);
+        let (_, list) = app.get("/v1/tickets?q=secret", &globex).await;
+        assert_eq!(list["tickets"].as_array().unwrap().len(), 0);
+        assert_eq!(app.get(&format!("/v1/customers/{customer}"), &globex).await.0, 404);
+        // The same email may exist once per tenant.
+        app.create_customer(&globex, "Emily", "emily@example.com").await;
+    }
+
+    async fn a_customer_sees_only_their_own_tickets_and_never_internal_notes(app: TestApp) {
+        let key = app.admin_key.clone();
+        let alice = app.create_customer(&key, "Alice", "alice@example.com").await;
+        let bob = app.create_customer(&key, "Bob", "bob@example.com").await;
+        let alices = app.create_ticket(&key, json!({ "subject": "alice's", "requester_id": alice })).await;
+        let bobs = app.create_ticket(&key, json!({ "subject": "bob's", "requester_id": bob })).await;
+        let alice_path = format!("/v1/tickets/{}", alices["id"].as_str().unwrap());
+        app.post(&format!("{alice_path}/messages"), &key, json!({ "body_text": "customer seems upset", "visibility": "internal" })).await;
+        app.post(&format!("{alice_path}/messages"), &key, json!({ "body_text": "We are on it" })).await;
+
+        let alice_token = app.customer_token("demo", &alice);
+        let (_, list) = app.get("/v1/tickets", &alice_token).await;
+        let subjects: Vec<_> = list["tickets"].as_array().unwrap().iter().map(|t| t["subject"].clone()).collect();
+        assert_eq!(subjects, vec![json!("alice's")]);
+        assert_eq!(app.get(&format!("/v1/tickets/{}", bobs["id"].as_str().unwrap()), &alice_token).await.0, 404);
+        let (_, messages) = app.get(&format!("{alice_path}/messages"), &alice_token).await;
+        let texts: Vec<_> = messages["messages"].as_array().unwrap().iter().map(|m| m["body_text"].clone()).collect();
+        assert_eq!(texts, vec![json!("We are on it")]);
+        let (_, found) = app.get("/v1/tickets?q=upset", &alice_token).await;
+        assert_eq!(found["tickets"].as_array().unwrap().len(), 0, "internal note words do not match for customers");
+
+        assert_eq!(app.post(&format!("{alice_path}/messages"), &alice_token, json!({ "body_text": "x", "visibility": "internal" })).await.0, 403);
+        assert_eq!(app.get(&format!("{alice_path}/history"), &alice_token).await.0, 403);
+        assert_eq!(app.post("/v1/api_keys", &alice_token, json!({ "name": "mine", "role": "admin" })).await.0, 403);
+        let (status, own) = app.post("/v1/tickets", &alice_token, json!({ "subject": "from the widget" })).await;
+        assert_eq!(status, 201, "{own}");
+        assert_eq!(own["requester_id"], alice.as_str());
+        assert_eq!(own["channel"], "web");
+    }
+
+    async fn bad_missing_and_expired_credentials_are_refused(app: TestApp) {
+        assert_eq!(app.http.get(app.url("/v1/tickets")).send().await.unwrap().status().as_u16(), 401);
+        assert_eq!(app.get("/v1/tickets", "hdk_abcdefgh_0123456789abcdefghij0123456789abcdef").await.0, 401);
+        assert_eq!(app.get("/v1/tickets", "not-a-jwt").await.0, 401);
+        let expired = token("demo", "someone", "agent", -3600);
+        let (status, body) = app.get("/v1/tickets", &expired).await;
+        assert_eq!(status, 401);
+        assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
+        assert_eq!(app.get("/v1/tickets", &token("demo", "someone", "superuser", 3600)).await.0, 401);
+        assert_eq!(app.get("/v1/tickets", &token("", "someone", "agent", 3600)).await.0, 401);
+        assert_eq!(app.get("/v1/tickets", &token("demo", "agent-1", "agent", 3600)).await.0, 200);
+    }
+
+    async fn a_revoked_api_key_stops_working(app: TestApp) {
+        let (status, issued) = app.post("/v1/api_keys", &app.admin_key, json!({ "name": "crm", "role": "agent" })).await;
+        assert_eq!(status, 201, "{issued}");
+        let secret = issued["secret"].as_str().unwrap().to_owned();
+        assert_eq!(app.get("/v1/tickets", &secret).await.0, 200);
+        assert_eq!(app.post("/v1/api_keys", &secret, json!({ "name": "escalate", "role": "admin" })).await.0, 403);
+        let id = issued["api_key"]["id"].as_str().unwrap();
+        let (status, revoked) = app.call(reqwest::Method::DELETE, &format!("/v1/api_keys/{id}"), &app.admin_key, None).await;
+        assert_eq!(status, 200);
+        assert!(revoked["revoked_at"].is_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_rate_limit_get_429_with_retry_after() {
+    let app =
+        spawn_app_with(Options { backend: Backend::Sqlite, rate_limit_per_second: 3, ..Options::default() }).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..10 {
+        let response = app.http.get(app.url("/v1/tickets")).bearer_auth(&app.admin_key).send().await.unwrap();
+        if response.status().as_u16() == 429 {
+            retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 200);
+    assert!(retry_after.is_some_and(|seconds| seconds.parse::<u64>().unwrap() >= 1));
+    // Another credential has its own budget.
+    let other = app.new_tenant("other").await;
+    assert_eq!(app.get("/v1/tickets", &other).await.0, 200);
+}
