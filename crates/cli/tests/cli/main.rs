@@ -1,0 +1,127 @@
+//! The `helpdesk` binary as an operator runs it: killed mid-load it loses no accepted ticket, and
+//! SIGTERM stops it cleanly.
+
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+const KEY: &str = "hdk_durability01_0123456789abcdefghijABCDEFGHIJ0123";
+
+/// Starts `helpdesk serve` on free ports over `data_dir`; returns the child and its HTTP address.
+fn start(data_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .arg("serve")
+        .env("HELPDESK_GRPC_ADDR", "127.0.0.1:0")
+        .env("HELPDESK_HTTP_ADDR", "127.0.0.1:0")
+        .env("HELPDESK_DATA_DIR", data_dir)
+        .env("HELPDESK_BOOTSTRAP_API_KEY", KEY)
+        .env("HELPDESK_TELEMETRY__LOG_FORMAT", "json")
+        .env("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND", "100000")
+        .env("HELPDESK_GATEWAY__RATE_LIMIT_BURST", "100000")
+        .env_remove("HELPDESK_DATABASE__URL")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("helpdesk starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Ok(log) = serde_json::from_str::<Value>(&line)
+            && log["fields"]["message"] == "helpdesk serving"
+        {
+            let http = log["fields"]["http_addr"].as_str().unwrap().to_owned();
+            return (child, http);
+        }
+    }
+    panic!("helpdesk exited before serving");
+}
+
+async fn create_customer(client: &reqwest::Client, http: &str) -> String {
+    let response = client
+        .post(format!("http://{http}/v1/customers"))
+        .bearer_auth(KEY)
+        .json(&json!({ "name": "Durable" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_acknowledged_before_a_kill_survive_the_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (mut child, http) = start(data_dir.path());
+    let client = reqwest::Client::new();
+    let customer = create_customer(&client, &http).await;
+
+    // 16 writers keep creating; the process is killed once 100 creates were acknowledged, with
+    // more in flight.
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for writer in 0..16 {
+        let (client, http, customer, sender) = (client.clone(), http.clone(), customer.clone(), sender.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                let response = client
+                    .post(format!("http://{http}/v1/tickets"))
+                    .bearer_auth(KEY)
+                    .json(&json!({ "subject": format!("writer {writer} ticket {n}"), "requester_id": customer }))
+                    .send()
+                    .await;
+                let Ok(response) = response else { return };
+                if response.status().as_u16() != 201 {
+                    return;
+                }
+                let Ok(body) = response.json::<Value>().await else { return };
+                if sender.send(body["id"].as_str().unwrap().to_owned()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 100 {
+        acknowledged.push(receiver.recv().await.expect("writers keep going"));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while let Some(id) = receiver.recv().await {
+        acknowledged.push(id);
+    }
+
+    let (mut child, http) = start(data_dir.path());
+    for id in &acknowledged {
+        let response = client.get(format!("http://{http}/v1/tickets/{id}")).bearer_auth(KEY).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "acknowledged ticket {id} was lost");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (mut child, http) = start(data_dir.path());
+    let ready = reqwest::get(format!("http://{http}/readyz")).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "exit status {exit}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "helpdesk did not stop within 15 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
