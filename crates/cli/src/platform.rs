@@ -14,8 +14,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 
-/// The tenant that `--demo` and `HELPDESK_BOOTSTRAP_API_KEY` set up.
-pub const DEMO_TENANT: &str = "demo";
+pub use helpdesk_identity::BOOTSTRAP_TENANT as DEMO_TENANT;
 
 /// Every service in one process: one gRPC port for all services, the gateway on the HTTP port,
 /// each service on its own database (one SQLite file each by default).

@@ -1,1 +1,428 @@
-fn main() {}
+//! Measures the running platform on loopback — ticket create over gRPC and REST, get by id, list —
+//! at several concurrencies, and in the same run two baselines: a bare tonic echo service and a
+//! bare single-row insert into the same kind of database. Prints throughput, p50 and p99, and our
+//! throughput as a ratio of each baseline.
+//!
+//! Every scenario is bounded by time (`--seconds`) and count (`--max-requests`), and all traffic
+//! goes to 127.0.0.1.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use helpdesk_cli::{DEMO_TENANT, Platform};
+use helpdesk_proto::{
+    bench::v1::{
+        EchoRequest, EchoResponse,
+        echo_service_client::EchoServiceClient,
+        echo_service_server::{EchoService, EchoServiceServer},
+    },
+    ticketing::v1::{
+        CreateCustomerRequest, CreateTicketRequest, GetTicketRequest, ListTicketsRequest,
+        customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient,
+    },
+};
+use helpdesk_runtime::{auth::Role, config::Config, db::Database, grpc::outgoing};
+use serde_json::json;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(about = "Load generator for the helpdesk platform (loopback only)")]
+struct Args {
+    /// Concurrent in-flight requests for each scenario.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    concurrency: Vec<usize>,
+    /// How long each scenario runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// At most this many requests per scenario.
+    #[arg(long, default_value_t = 300_000)]
+    max_requests: u64,
+    /// Run the platform on this PostgreSQL server (a fresh database is created) instead of SQLite.
+    #[arg(long, env = "HELPDESK_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Only these scenarios (comma list), e.g. grpc_create,rest_create.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+struct Stats {
+    scenario: &'static str,
+    concurrency: usize,
+    ops: u64,
+    errors: u64,
+    elapsed: Duration,
+    latency_us: Histogram<u64>,
+}
+
+impl Stats {
+    fn throughput(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `op` from `concurrency` closed-loop workers until the time or count bound.
+async fn measure<F, Fut>(scenario: &'static str, concurrency: usize, args: &Args, op: F) -> Stats
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let issued = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let max = args.max_requests;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (op, issued, errors) = (op.clone(), issued.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+                loop {
+                    let n = issued.fetch_add(1, Ordering::Relaxed);
+                    if n >= max || Instant::now() >= deadline {
+                        break;
+                    }
+                    let begin = Instant::now();
+                    if let Err(error) = op(worker, n).await {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("{scenario}: {error:#}");
+                        }
+                        continue;
+                    }
+                    let _ = histogram.record(begin.elapsed().as_micros().max(1) as u64);
+                }
+                histogram
+            })
+        })
+        .collect();
+    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    for worker in workers {
+        if let Ok(histogram) = worker.await {
+            let _ = latency_us.add(histogram);
+        }
+    }
+    let elapsed = started.elapsed();
+    Stats { scenario, concurrency, ops: latency_us.len(), errors: errors.load(Ordering::Relaxed), elapsed, latency_us }
+}
+
+struct Echo;
+
+#[tonic::async_trait]
+impl EchoService for Echo {
+    async fn echo(&self, request: tonic::Request<EchoRequest>) -> Result<tonic::Response<EchoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(EchoResponse { payload: request.into_inner().payload }))
+    }
+}
+
+async fn fresh_postgres_database(base_url: &str) -> anyhow::Result<String> {
+    use sqlx::Executor;
+    sqlx::any::install_default_drivers();
+    let name = format!("helpdesk_bench_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::AnyPool::connect(base_url).await.context("connect to PostgreSQL")?;
+    pool.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    pool.close().await;
+    let without_query = base_url.split('?').next().unwrap_or(base_url);
+    let (server, _) = without_query.rsplit_once('/').context("postgres URL needs a database path")?;
+    Ok(format!("{server}/{name}"))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| info.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .map(|kb| format!("{} GiB", kb / 1024 / 1024))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {memory}")
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // The platform gets its own runtime and threads, as it would in its own process.
+    let platform_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let load_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let data_dir = tempfile::tempdir()?;
+    let database_url = match &args.postgres {
+        Some(base) => Some(load_runtime.block_on(fresh_postgres_database(base))?),
+        None => None,
+    };
+    let mut env = vec![
+        ("HELPDESK_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("HELPDESK_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("HELPDESK_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
+        ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), "1000000".to_owned()),
+        ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), "1000000".to_owned()),
+        ("HELPDESK_TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
+    ];
+    if let Some(url) = &database_url {
+        env.push(("HELPDESK_DATABASE__URL".to_owned(), url.clone()));
+        env.push(("HELPDESK_DATABASE__MAX_CONNECTIONS".to_owned(), "32".to_owned()));
+    }
+    let config = Config::load_from(None, env)?;
+    let (platform_addrs, key, echo_addr, bare_db) = platform_runtime.block_on(async {
+        let platform = Platform::build(&config).await?;
+        platform.identity().ensure_tenant(DEMO_TENANT, "Demo").await?;
+        let key = platform.identity().create_api_key(DEMO_TENANT, "loadgen", Role::Admin).await?.token;
+        let addrs = (platform.grpc_addr(), platform.http_addr());
+        let (_trigger, shutdown) = helpdesk_runtime::shutdown::channel();
+        tokio::spawn(async move {
+            let _keep_running = _trigger;
+            if let Err(error) = platform.run(shutdown).await {
+                eprintln!("platform stopped: {error:#}");
+            }
+        });
+        let echo_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let echo_addr = echo_listener.local_addr()?;
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(EchoServiceServer::new(Echo))
+                .serve_with_incoming(tokio_stream_listener(echo_listener)),
+        );
+        let bare_db = Database::connect(&config.database, &config.data_dir, "bare_insert").await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS bare_rows (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, payload TEXT NOT NULL, created_at BIGINT NOT NULL)")
+            .execute(bare_db.writer())
+            .await?;
+        anyhow::Ok((addrs, key, echo_addr, bare_db))
+    })?;
+    let (grpc_addr, http_addr) = platform_addrs;
+    let backend = if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!("# helpdesk load test: {backend}, {} s per scenario, machine: {}", args.seconds, machine());
+    let results = load_runtime.block_on(run_all(&args, grpc_addr, http_addr, echo_addr, key, bare_db))?;
+    report(&results);
+    Ok(())
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, listener))
+    })
+}
+
+async fn channels(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        channels.push(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?);
+    }
+    Ok(channels)
+}
+
+async fn run_all(
+    args: &Args,
+    grpc_addr: std::net::SocketAddr,
+    http_addr: std::net::SocketAddr,
+    echo_addr: std::net::SocketAddr,
+    key: String,
+    bare_db: Database,
+) -> anyhow::Result<Vec<Stats>> {
+    let auth = Arc::new(format!("Bearer {key}"));
+    let grpc = Arc::new(channels(grpc_addr, 4).await?);
+    let echo = Arc::new(channels(echo_addr, 4).await?);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build()?;
+    let base = Arc::new(format!("http://{http_addr}"));
+    let customer = CustomerServiceClient::new(grpc[0].clone())
+        .create_customer(outgoing(CreateCustomerRequest { name: "Load Test".into(), ..Default::default() }, Some(&auth)))
+        .await?
+        .into_inner()
+        .id;
+    let customer = Arc::new(customer);
+    let created: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|only| only == name);
+    let mut results = Vec::new();
+    for &concurrency in &args.concurrency {
+        if wanted("echo") {
+            let echo = echo.clone();
+            results.push(
+                measure("echo (bare tonic)", concurrency, args, move |worker, _| {
+                    let mut client = EchoServiceClient::new(echo[worker % echo.len()].clone());
+                    async move {
+                        client.echo(EchoRequest { payload: "ping".into() }).await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted("db_insert") {
+            let db = bare_db.clone();
+            results.push(
+                measure("insert (bare db row)", concurrency, args, move |_, n| {
+                    let db = db.clone();
+                    async move {
+                        sqlx::query("INSERT INTO bare_rows (id, tenant_id, payload, created_at) VALUES ($1, $2, $3, $4)")
+                            .bind(uuid::Uuid::now_v7().to_string())
+                            .bind("demo")
+                            .bind(format!("row {n}"))
+                            .bind(n as i64)
+                            .execute(db.writer())
+                            .await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted("grpc_create") {
+            let (grpc, auth, customer, created) = (grpc.clone(), auth.clone(), customer.clone(), created.clone());
+            results.push(
+                measure("create ticket (gRPC)", concurrency, args, move |worker, n| {
+                    let mut client = TicketServiceClient::new(grpc[worker % grpc.len()].clone());
+                    let request = CreateTicketRequest {
+                        subject: format!("Order {n} arrived damaged / 주문 {n} 파손"),
+                        description: "The box was crushed and the screen is cracked. 화면이 깨졌습니다.".into(),
+                        requester_id: customer.to_string(),
+                        tags: vec!["damaged".into()],
+                        ..Default::default()
+                    };
+                    let (auth, created) = (auth.clone(), created.clone());
+                    async move {
+                        let ticket = client.create_ticket(outgoing(request, Some(&auth))).await?.into_inner();
+                        if n % 16 == 0 {
+                            created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(ticket.id);
+                        }
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted("rest_create") {
+            let (http, base, auth, customer) = (http.clone(), base.clone(), auth.clone(), customer.clone());
+            results.push(
+                measure("create ticket (REST)", concurrency, args, move |_, n| {
+                    let request = http
+                        .post(format!("{base}/v1/tickets"))
+                        .header("authorization", auth.as_str())
+                        .json(&json!({
+                            "subject": format!("Order {n} arrived damaged / 주문 {n} 파손"),
+                            "description": "The box was crushed and the screen is cracked. 화면이 깨졌습니다.",
+                            "requester_id": customer.as_str(),
+                            "tags": ["damaged"],
+                        }));
+                    async move {
+                        let response = request.send().await?;
+                        anyhow::ensure!(response.status().as_u16() == 201, "status {}", response.status());
+                        response.bytes().await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        let ids: Arc<Vec<String>> = Arc::new(created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone());
+        if wanted("grpc_get") && !ids.is_empty() {
+            let (grpc, auth, ids) = (grpc.clone(), auth.clone(), ids.clone());
+            results.push(
+                measure("get ticket (gRPC)", concurrency, args, move |worker, n| {
+                    let mut client = TicketServiceClient::new(grpc[worker % grpc.len()].clone());
+                    let request = outgoing(GetTicketRequest { id: ids[(n as usize * 7919) % ids.len()].clone() }, Some(&auth));
+                    async move {
+                        client.get_ticket(request).await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted("rest_get") && !ids.is_empty() {
+            let (http, base, auth, ids) = (http.clone(), base.clone(), auth.clone(), ids.clone());
+            results.push(
+                measure("get ticket (REST)", concurrency, args, move |_, n| {
+                    let id = &ids[(n as usize * 7919) % ids.len()];
+                    let request = http.get(format!("{base}/v1/tickets/{id}")).header("authorization", auth.as_str());
+                    async move {
+                        let response = request.send().await?;
+                        anyhow::ensure!(response.status().is_success(), "status {}", response.status());
+                        response.bytes().await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted("grpc_list") {
+            let (grpc, auth) = (grpc.clone(), auth.clone());
+            results.push(
+                measure("list 50 tickets (gRPC)", concurrency, args, move |worker, _| {
+                    let mut client = TicketServiceClient::new(grpc[worker % grpc.len()].clone());
+                    let request = outgoing(ListTicketsRequest { page_size: 50, ..Default::default() }, Some(&auth));
+                    async move {
+                        client.list_tickets(request).await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted("rest_list") {
+            let (http, base, auth) = (http.clone(), base.clone(), auth.clone());
+            results.push(
+                measure("list 50 tickets (REST)", concurrency, args, move |_, _| {
+                    let request = http.get(format!("{base}/v1/tickets?page_size=50")).header("authorization", auth.as_str());
+                    async move {
+                        let response = request.send().await?;
+                        anyhow::ensure!(response.status().is_success(), "status {}", response.status());
+                        response.bytes().await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+    }
+    Ok(results)
+}
+
+fn report(results: &[Stats]) {
+    println!();
+    println!("| scenario | concurrency | requests | errors | throughput (/s) | p50 (ms) | p99 (ms) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for stats in results {
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+            stats.scenario,
+            stats.concurrency,
+            stats.ops,
+            stats.errors,
+            stats.throughput(),
+            stats.latency_us.value_at_quantile(0.50) as f64 / 1000.0,
+            stats.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+        );
+    }
+    println!();
+    let find = |scenario: &str, concurrency: usize| {
+        results.iter().find(|s| s.scenario == scenario && s.concurrency == concurrency).map(Stats::throughput)
+    };
+    let concurrencies: Vec<usize> = {
+        let mut all: Vec<usize> = results.iter().map(|s| s.concurrency).collect();
+        all.dedup();
+        all
+    };
+    for concurrency in concurrencies {
+        for ours in ["create ticket (gRPC)", "create ticket (REST)"] {
+            for baseline in ["echo (bare tonic)", "insert (bare db row)"] {
+                if let (Some(a), Some(b)) = (find(ours, concurrency), find(baseline, concurrency)) {
+                    println!("ratio at concurrency {concurrency}: {ours} / {baseline} = {:.2}", a / b);
+                }
+            }
+        }
+    }
+}

@@ -6,6 +6,13 @@
 /// The encoded `FileDescriptorSet` of every contract, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
+pub mod bench {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.bench.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.bench.v1.serde.rs"));
+    }
+}
+
 pub mod common {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/helpdesk.common.v1.rs"));

@@ -17,6 +17,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The schema is portable, so both backends run the same migrations.
 pub static MIGRATIONS: Migrations = Migrations { sqlite: &MIGRATOR, postgres: &MIGRATOR };
 
+/// The tenant that `HELPDESK_BOOTSTRAP_API_KEY` (and the demo) set up.
+pub const BOOTSTRAP_TENANT: &str = "demo";
+
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "identity";
 

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use helpdesk_identity::{IdentityGrpc, LocalResolver};
+use secrecy::ExposeSecret;
 use helpdesk_runtime::{
-    auth::Authenticator,
+    auth::{Authenticator, Role},
     config::Config,
     grpc::{self, Health},
     shutdown, telemetry,
@@ -15,6 +16,10 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-identity");
     let store = helpdesk_identity::open(&config).await?;
+    if let Some(key) = &config.bootstrap_api_key {
+        store.ensure_tenant(helpdesk_identity::BOOTSTRAP_TENANT, "Demo").await?;
+        store.import_api_key(helpdesk_identity::BOOTSTRAP_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
+    }
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone())))?);
     let mut routes = tonic::service::RoutesBuilder::default();
     let health = Health::new(vec!["helpdesk.identity.v1.IdentityService"], &mut routes).await;
