@@ -25,6 +25,7 @@ pub struct Platform {
     health: Health,
     authenticator: Arc<Authenticator>,
     relay: Relay,
+    databases: Vec<helpdesk_runtime::db::Database>,
     gateway: axum::Router,
     identity: IdentityStore,
     bus: Arc<dyn EventBus>,
@@ -59,7 +60,19 @@ impl Platform {
             authenticator.clone(),
             Backends { ticketing: channel.clone(), identity: channel },
         );
-        Ok(Self { grpc_listener, http_listener, routes, health, authenticator, relay, gateway, identity, bus })
+        let databases = vec![identity.database().clone(), ticketing.database().clone()];
+        Ok(Self {
+            grpc_listener,
+            http_listener,
+            routes,
+            health,
+            authenticator,
+            relay,
+            databases,
+            gateway,
+            identity,
+            bus,
+        })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -83,6 +96,7 @@ impl Platform {
     /// Serves until `shutdown`, then drains in-flight requests and the event outbox.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        self.health.watch(self.databases, shutdown.clone());
         let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
         let http = axum::serve(self.http_listener, self.gateway).with_graceful_shutdown(shutdown.wait());
         let (grpc, http) = tokio::join!(grpc, http);

@@ -14,18 +14,36 @@ pub struct StoredEvent {
 
 /// Appends `event` within the caller's transaction, so it commits or rolls back with the change.
 pub async fn append(conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (tenant_id, event_id, aggregate_type, aggregate_id, sequence, payload) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&event.tenant_id)
-    .bind(&event.id)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.sequence)
-    .bind(event.encode_to_vec())
-    .execute(conn)
-    .await?;
+    append_all(conn, std::slice::from_ref(event)).await
+}
+
+/// Appends `events` in order, a few hundred rows a statement.
+pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 6;
+    for chunk in events.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let first = row * COLUMNS + 1;
+                let placeholders: Vec<String> = (first..first + COLUMNS).map(|n| format!("${n}")).collect();
+                format!("({})", placeholders.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (tenant_id, event_id, aggregate_type, aggregate_id, sequence, payload) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query
+                .bind(&event.tenant_id)
+                .bind(&event.id)
+                .bind(&event.aggregate_type)
+                .bind(&event.aggregate_id)
+                .bind(event.sequence)
+                .bind(event.encode_to_vec());
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -69,7 +69,8 @@ impl Relay {
 
     /// Publishes one batch; returns how many events left the outbox.
     async fn drain_once(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-        let batch = outbox::oldest(self.db.writer(), BATCH).await?;
+        // Reading on the reader pool keeps the (SQLite) writer free for the service's own writes.
+        let batch = outbox::oldest(self.db.reader(), BATCH).await?;
         if batch.is_empty() {
             return Ok(0);
         }

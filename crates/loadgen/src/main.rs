@@ -137,12 +137,18 @@ async fn fresh_postgres_database(base_url: &str) -> anyhow::Result<String> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|info| info.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok()))
+        .and_then(|info| {
+            info.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok())
+        })
         .map(|kb| format!("{} GiB", kb / 1024 / 1024))
         .unwrap_or_default();
     format!("{cores} cores ({cpu}), {memory}")
@@ -220,7 +226,9 @@ fn tokio_stream_listener(
 async fn channels(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<Channel>> {
     let mut channels = Vec::with_capacity(count);
     for _ in 0..count {
-        channels.push(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?);
+        channels.push(
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?,
+        );
     }
     Ok(channels)
 }
@@ -239,7 +247,10 @@ async fn run_all(
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build()?;
     let base = Arc::new(format!("http://{http_addr}"));
     let customer = CustomerServiceClient::new(grpc[0].clone())
-        .create_customer(outgoing(CreateCustomerRequest { name: "Load Test".into(), ..Default::default() }, Some(&auth)))
+        .create_customer(outgoing(
+            CreateCustomerRequest { name: "Load Test".into(), ..Default::default() },
+            Some(&auth),
+        ))
         .await?
         .into_inner()
         .id;
@@ -267,13 +278,15 @@ async fn run_all(
                 measure("insert (bare db row)", concurrency, args, move |_, n| {
                     let db = db.clone();
                     async move {
-                        sqlx::query("INSERT INTO bare_rows (id, tenant_id, payload, created_at) VALUES ($1, $2, $3, $4)")
-                            .bind(uuid::Uuid::now_v7().to_string())
-                            .bind("demo")
-                            .bind(format!("row {n}"))
-                            .bind(n as i64)
-                            .execute(db.writer())
-                            .await?;
+                        sqlx::query(
+                            "INSERT INTO bare_rows (id, tenant_id, payload, created_at) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind("demo")
+                        .bind(format!("row {n}"))
+                        .bind(n as i64)
+                        .execute(db.writer())
+                        .await?;
                         Ok(())
                     }
                 })
@@ -308,10 +321,8 @@ async fn run_all(
             let (http, base, auth, customer) = (http.clone(), base.clone(), auth.clone(), customer.clone());
             results.push(
                 measure("create ticket (REST)", concurrency, args, move |_, n| {
-                    let request = http
-                        .post(format!("{base}/v1/tickets"))
-                        .header("authorization", auth.as_str())
-                        .json(&json!({
+                    let request =
+                        http.post(format!("{base}/v1/tickets")).header("authorization", auth.as_str()).json(&json!({
                             "subject": format!("Order {n} arrived damaged / 주문 {n} 파손"),
                             "description": "The box was crushed and the screen is cracked. 화면이 깨졌습니다.",
                             "requester_id": customer.as_str(),
@@ -333,7 +344,8 @@ async fn run_all(
             results.push(
                 measure("get ticket (gRPC)", concurrency, args, move |worker, n| {
                     let mut client = TicketServiceClient::new(grpc[worker % grpc.len()].clone());
-                    let request = outgoing(GetTicketRequest { id: ids[(n as usize * 7919) % ids.len()].clone() }, Some(&auth));
+                    let request =
+                        outgoing(GetTicketRequest { id: ids[(n as usize * 7919) % ids.len()].clone() }, Some(&auth));
                     async move {
                         client.get_ticket(request).await?;
                         Ok(())
@@ -376,7 +388,8 @@ async fn run_all(
             let (http, base, auth) = (http.clone(), base.clone(), auth.clone());
             results.push(
                 measure("list 50 tickets (REST)", concurrency, args, move |_, _| {
-                    let request = http.get(format!("{base}/v1/tickets?page_size=50")).header("authorization", auth.as_str());
+                    let request =
+                        http.get(format!("{base}/v1/tickets?page_size=50")).header("authorization", auth.as_str());
                     async move {
                         let response = request.send().await?;
                         anyhow::ensure!(response.status().is_success(), "status {}", response.status());

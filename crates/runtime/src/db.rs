@@ -110,6 +110,12 @@ impl Database {
         self.backend
     }
 
+    /// Whether the database answers within two seconds.
+    pub async fn ping(&self) -> bool {
+        let query = sqlx::query("SELECT 1").execute(&self.reader);
+        matches!(tokio::time::timeout(Duration::from_secs(2), query).await, Ok(Ok(_)))
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;

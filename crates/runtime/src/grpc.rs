@@ -11,6 +11,7 @@ use tower::{Layer, Service};
 
 use crate::{
     auth::{Authenticator, BoxFuture},
+    db::Database,
     shutdown::Shutdown,
     telemetry,
 };
@@ -110,6 +111,35 @@ impl Health {
 
     pub async fn not_serving(&self) {
         self.set(tonic_health::ServingStatus::NotServing).await;
+    }
+
+    /// Follows the databases every five seconds until `shutdown`: NOT_SERVING while any of them
+    /// does not answer, so that load balancers stop sending traffic to a pod that cannot serve it.
+    pub fn watch(&self, databases: Vec<Database>, shutdown: Shutdown) {
+        let health = self.clone();
+        tokio::spawn(async move {
+            let mut healthy = true;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    () = shutdown.clone().wait() => return,
+                }
+                let mut all = true;
+                for database in &databases {
+                    all &= database.ping().await;
+                }
+                if all != healthy && !shutdown.is_triggered() {
+                    healthy = all;
+                    if healthy {
+                        tracing::info!("database reachable again; serving");
+                        health.serving().await;
+                    } else {
+                        tracing::warn!("database unreachable; reporting NOT_SERVING");
+                        health.not_serving().await;
+                    }
+                }
+            }
+        });
     }
 
     async fn set(&self, status: tonic_health::ServingStatus) {

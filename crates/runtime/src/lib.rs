@@ -3,6 +3,7 @@
 //! gRPC codes and HTTP statuses, and authentication.
 
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod error;

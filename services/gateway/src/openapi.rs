@@ -50,3 +50,17 @@ pub fn openapi_json() -> String {
 pub(crate) async fn serve() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_api_reference_matches_the_routes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json");
+        let committed = std::fs::read_to_string(path).expect("docs/api/openapi.json exists");
+        assert_eq!(
+            committed.trim(),
+            super::openapi_json().trim(),
+            "docs/api/openapi.json is stale: cargo run --bin helpdesk -- openapi > docs/api/openapi.json"
+        );
+    }
+}

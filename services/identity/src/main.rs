@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use helpdesk_identity::{IdentityGrpc, LocalResolver};
-use secrecy::ExposeSecret;
 use helpdesk_runtime::{
     auth::{Authenticator, Role},
     config::Config,
     grpc::{self, Health},
     shutdown, telemetry,
 };
+use secrecy::ExposeSecret;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,14 +18,19 @@ async fn main() -> anyhow::Result<()> {
     let store = helpdesk_identity::open(&config).await?;
     if let Some(key) = &config.bootstrap_api_key {
         store.ensure_tenant(helpdesk_identity::BOOTSTRAP_TENANT, "Demo").await?;
-        store.import_api_key(helpdesk_identity::BOOTSTRAP_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
+        store
+            .import_api_key(helpdesk_identity::BOOTSTRAP_TENANT, "bootstrap admin", Role::Admin, key.expose_secret())
+            .await?;
     }
+    let database = store.database().clone();
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone())))?);
     let mut routes = tonic::service::RoutesBuilder::default();
     let health = Health::new(vec!["helpdesk.identity.v1.IdentityService"], &mut routes).await;
     routes.add_service(IdentityGrpc::new(store).into_server());
     let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
     tracing::info!(grpc_addr = %listener.local_addr()?, "identity serving");
-    grpc::serve(listener, routes, authenticator, health, shutdown::on_os_signal()).await?;
+    let shutdown = shutdown::on_os_signal();
+    health.watch(vec![database], shutdown.clone());
+    grpc::serve(listener, routes, authenticator, health, shutdown).await?;
     Ok(())
 }

@@ -32,6 +32,10 @@ impl IdentityStore {
         Self { db }
     }
 
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Creates the tenant unless it exists; returns whether it was created.
     pub async fn ensure_tenant(&self, id: &str, name: &str) -> Result<bool, ServiceError> {
         validate_tenant_id(id)?;

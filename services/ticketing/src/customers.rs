@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 use crate::{
     Ticketing,
     model::{self, from_json, new_id, to_json},
-    query::Sql,
+    query::{Param, Sql, insert_many},
 };
 
 const SELECT_CUSTOMER: &str = "SELECT id, tenant_id, name, emails, phones, external_ids, language, time_zone, \
@@ -56,23 +56,38 @@ fn customer_from_row(row: &AnyRow) -> Result<proto::Customer, ServiceError> {
     })
 }
 
-/// Creates the minimal profile of a customer who authenticated by token, if it does not exist.
-pub(crate) async fn provision(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    id: &str,
-    now: i64,
-) -> Result<(), ServiceError> {
-    sqlx::query(
+/// The minimal profile of a customer who authenticated by token, for [`insert_provisioned`].
+pub(crate) fn provisioned_row(tenant_id: &str, id: &str, now: i64) -> Vec<Param> {
+    let empty = || Param::from("");
+    vec![
+        Param::from(tenant_id),
+        Param::from(id),
+        Param::from(id),
+        Param::from("[]"),
+        Param::from("[]"),
+        Param::from("{}"),
+        empty(),
+        empty(),
+        empty(),
+        empty(),
+        Param::from(0),
+        empty(),
+        Param::from(id.to_lowercase()),
+        Param::from(1),
+        Param::from(now),
+        Param::from(now),
+    ]
+}
+
+/// Creates the profiles that do not exist yet.
+pub(crate) async fn insert_provisioned(conn: &mut AnyConnection, rows: Vec<Vec<Param>>) -> Result<(), ServiceError> {
+    insert_many(
+        conn,
         "INSERT INTO customers (tenant_id, id, name, emails, phones, external_ids, language, time_zone, \
-         organization, tier, vip, notes, search_text, version, created_at, updated_at) \
-         VALUES ($1, $2, $2, '[]', '[]', '{}', '', '', '', '', 0, '', $3, 1, $4, $4) ON CONFLICT DO NOTHING",
+         organization, tier, vip, notes, search_text, version, created_at, updated_at)",
+        "ON CONFLICT DO NOTHING",
+        rows,
     )
-    .bind(tenant_id)
-    .bind(id)
-    .bind(id.to_lowercase())
-    .bind(now)
-    .execute(conn)
     .await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The ticketing service: tickets and their conversations, customers, saved replies and custom
 //! fields. Every change commits together with its history rows and outbox events.
 
+mod create;
 mod customers;
 mod fields;
 mod grpc;
@@ -40,13 +41,24 @@ pub const GRPC_SERVICES: &[&str] = &[
 /// The service's state, shared by its gRPC endpoints.
 pub struct Ticketing {
     db: Database,
+    /// Queues ticket creations for group commit.
+    creates: helpdesk_runtime::batch::Batcher<create::NewTicket, create::Created>,
     /// Wakes the outbox relay after a commit.
     events_written: Arc<Notify>,
 }
 
 impl Ticketing {
     pub fn new(db: Database, events_written: Arc<Notify>) -> Arc<Self> {
-        Arc::new(Self { db, events_written })
+        let writer = db.clone();
+        let creates = helpdesk_runtime::batch::Batcher::spawn(create::MAX_BATCH, move |jobs| {
+            let db = writer.clone();
+            Box::pin(async move { create::write_tickets(&db, jobs).await })
+        });
+        Arc::new(Self { db, events_written, creates })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Adds the four ticketing gRPC services to `routes`.

@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(grpc_addr = %listener.local_addr()?, "ticketing serving");
     let shutdown = shutdown::on_os_signal();
     let relay = tokio::spawn(relay.run(shutdown.clone()));
+    health.watch(vec![ticketing.database().clone()], shutdown.clone());
     grpc::serve(listener, routes, authenticator, health, shutdown).await?;
     relay.await?;
     Ok(())

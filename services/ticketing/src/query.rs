@@ -1,10 +1,41 @@
-//! Builds SQL with a variable number of `$N` parameters, for filters and batched inserts.
+//! Builds SQL with a variable number of `$N` parameters, for filters and multi-row inserts.
 
-use sqlx::{Any, any::AnyArguments, query::Query};
+use sqlx::{Any, AnyConnection, any::AnyArguments, query::Query};
 
-enum Param {
+pub(crate) enum Param {
     Text(String),
     Int(i64),
+    OptionalInt(Option<i64>),
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&String> for Param {
+    fn from(value: &String) -> Self {
+        Self::Text(value.clone())
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(value: Option<i64>) -> Self {
+        Self::OptionalInt(value)
+    }
 }
 
 #[derive(Default)]
@@ -23,15 +54,18 @@ impl Sql {
         self
     }
 
-    /// Binds a text value and returns its placeholder.
-    pub(crate) fn text(&mut self, value: impl Into<String>) -> String {
-        self.params.push(Param::Text(value.into()));
+    /// Binds a value and returns its placeholder.
+    pub(crate) fn bind(&mut self, value: impl Into<Param>) -> String {
+        self.params.push(value.into());
         format!("${}", self.params.len())
     }
 
+    pub(crate) fn text(&mut self, value: impl Into<String>) -> String {
+        self.bind(Param::Text(value.into()))
+    }
+
     pub(crate) fn int(&mut self, value: i64) -> String {
-        self.params.push(Param::Int(value));
-        format!("${}", self.params.len())
+        self.bind(Param::Int(value))
     }
 
     pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
@@ -40,8 +74,38 @@ impl Sql {
             query = match param {
                 Param::Text(value) => query.bind(value.as_str()),
                 Param::Int(value) => query.bind(*value),
+                Param::OptionalInt(value) => query.bind(*value),
             };
         }
         query
     }
+}
+
+/// Parameters per statement: below SQLite's limit of 32,766 (PostgreSQL allows 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Inserts `rows` (each the same number of values) with as few statements as the parameter limit
+/// allows: `{head} VALUES (…), (…) {tail}`.
+pub(crate) async fn insert_many(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Param>>,
+) -> Result<(), sqlx::Error> {
+    let Some(width) = rows.first().map(Vec::len).filter(|width| *width > 0) else { return Ok(()) };
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut sql = Sql::new(head);
+        sql.push(" VALUES ");
+        for (index, row) in rows.by_ref().take(MAX_PARAMS / width).enumerate() {
+            let placeholders: Vec<String> = row.into_iter().map(|value| sql.bind(value)).collect();
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.push(&format!("({})", placeholders.join(", ")));
+        }
+        sql.push(" ").push(tail);
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
 }

@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use helpdesk_events::outbox;
 use helpdesk_proto::{
     common::v1::{AuthorKind, Channel},
-    events::v1::{
-        MessageAdded, TicketAssigned, TicketCreated, TicketMerged, TicketStatusChanged, TicketUpdated, event::Payload,
-    },
+    events::v1::{MessageAdded, TicketAssigned, TicketMerged, TicketStatusChanged, TicketUpdated, event::Payload},
     ticketing::v1::{self as proto, Status, TicketOrder, Visibility},
 };
 use helpdesk_runtime::{
-    ErrorKind, ServiceError,
+    ServiceError,
     auth::Principal,
     time::{micros_to_timestamp, now_micros, optional_timestamp, timestamp_to_micros},
 };
@@ -22,7 +20,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 use crate::{
     Ticketing,
     model::{self, from_json, new_id, to_json},
-    query::Sql,
+    query::{Param, Sql, insert_many},
 };
 
 const SELECT_TICKET: &str = "SELECT t.id, t.tenant_id, t.subject, t.description, t.requester_id, \
@@ -36,8 +34,8 @@ const MAX_ATTACHMENTS: usize = 20;
 const MAX_ATTACHMENT_BYTES: i64 = 100 * 1024 * 1024;
 
 /// A ticket as stored, with the sequence number of its last event.
-struct Stored {
-    ticket: proto::Ticket,
+pub(crate) struct Stored {
+    pub(crate) ticket: proto::Ticket,
     event_seq: i64,
 }
 
@@ -79,7 +77,7 @@ fn ticket_from_row(row: &AnyRow) -> Result<Stored, ServiceError> {
     Ok(Stored { ticket, event_seq: row.try_get("event_seq")? })
 }
 
-async fn load(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<Stored>, ServiceError> {
+pub(crate) async fn load(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<Stored>, ServiceError> {
     let row = sqlx::query(&format!("{SELECT_TICKET} WHERE t.tenant_id = $1 AND t.id = $2"))
         .bind(tenant_id)
         .bind(id)
@@ -112,7 +110,7 @@ async fn links(
 }
 
 /// Customers see only their own tickets, and never the flag on their own profile.
-fn visible_to(caller: &Principal, mut ticket: proto::Ticket) -> Option<proto::Ticket> {
+pub(crate) fn visible_to(caller: &Principal, mut ticket: proto::Ticket) -> Option<proto::Ticket> {
     if caller.is_customer() {
         if ticket.requester_id != caller.subject {
             return None;
@@ -175,7 +173,29 @@ async fn remember(
     Ok(())
 }
 
-/// Adds the search terms of `text` to the ticket's index entries.
+/// Adds the search terms of each `(tenant, ticket, text, internal)` to the keyword index.
+pub(crate) async fn insert_terms(
+    conn: &mut AnyConnection,
+    documents: &[(&str, &str, String, bool)],
+) -> Result<(), ServiceError> {
+    let rows = documents
+        .iter()
+        .flat_map(|(tenant, ticket, text, internal)| {
+            helpdesk_text::distinct_terms(text).into_iter().map(move |term| {
+                vec![Param::from(*tenant), Param::from(term), Param::from(*ticket), Param::from(i64::from(*internal))]
+            })
+        })
+        .collect();
+    insert_many(
+        conn,
+        "INSERT INTO search_terms (tenant_id, term, ticket_id, internal)",
+        "ON CONFLICT DO NOTHING",
+        rows,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn index_terms(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -183,18 +203,7 @@ async fn index_terms(
     text: &str,
     internal: bool,
 ) -> Result<(), ServiceError> {
-    let terms = helpdesk_text::distinct_terms(text);
-    for chunk in terms.chunks(200) {
-        let mut sql = Sql::new("INSERT INTO search_terms (tenant_id, term, ticket_id, internal) VALUES ");
-        let tenant = sql.text(tenant_id);
-        let ticket = sql.text(ticket_id);
-        let flag = sql.int(i64::from(internal));
-        let rows: Vec<String> =
-            chunk.iter().map(|term| format!("({tenant}, {}, {ticket}, {flag})", sql.text(term.as_str()))).collect();
-        sql.push(&rows.join(", ")).push(" ON CONFLICT DO NOTHING");
-        sql.query().execute(&mut *conn).await?;
-    }
-    Ok(())
+    insert_terms(conn, &[(tenant_id, ticket_id, text.to_owned(), internal)]).await
 }
 
 async fn replace_tags(
@@ -208,16 +217,8 @@ async fn replace_tags(
         .bind(ticket_id)
         .execute(&mut *conn)
         .await?;
-    if tags.is_empty() {
-        return Ok(());
-    }
-    let mut sql = Sql::new("INSERT INTO ticket_tags (tenant_id, tag, ticket_id) VALUES ");
-    let tenant = sql.text(tenant_id);
-    let ticket = sql.text(ticket_id);
-    let rows: Vec<String> =
-        tags.iter().map(|tag| format!("({tenant}, {}, {ticket})", sql.text(tag.as_str()))).collect();
-    sql.push(&rows.join(", "));
-    sql.query().execute(conn).await?;
+    let rows = tags.iter().map(|tag| vec![Param::from(tenant_id), Param::from(tag), Param::from(ticket_id)]).collect();
+    insert_many(conn, "INSERT INTO ticket_tags (tenant_id, tag, ticket_id)", "", rows).await?;
     Ok(())
 }
 
@@ -421,170 +422,6 @@ fn cursor_values(ticket: &proto::Ticket, order: TicketOrder) -> Vec<String> {
 }
 
 impl Ticketing {
-    pub(crate) async fn create_ticket(
-        &self,
-        caller: &Principal,
-        request: proto::CreateTicketRequest,
-    ) -> Result<proto::Ticket, ServiceError> {
-        let key = model::idempotency_key(&request.idempotency_key)?.map(str::to_owned);
-        let fingerprint = model::fingerprint(&request);
-        let now = now_micros();
-        let requester_id = if caller.is_customer() {
-            if !request.requester_id.is_empty() && request.requester_id != caller.subject {
-                return Err(ServiceError::permission_denied("customers open tickets only for themselves"));
-            }
-            if !request.assignee_id.is_empty() || !request.group.is_empty() || !request.tags.is_empty() {
-                return Err(ServiceError::permission_denied("customers cannot set assignee, group or tags"));
-            }
-            caller.subject.clone()
-        } else {
-            model::required_text("requester_id", &request.requester_id, 64)?
-        };
-        let default_channel = if caller.is_customer() { Channel::Web } else { Channel::Api };
-        let tags = model::tags(&request.tags)?;
-        model::string_map("external_refs", &request.external_refs, 20)?;
-        self.check_custom_fields(&caller.tenant_id, &request.custom_fields, true).await?;
-        let assignee_id = model::optional_text("assignee_id", request.assignee_id.trim(), 64)?;
-        let mut ticket = proto::Ticket {
-            id: new_id(),
-            tenant_id: caller.tenant_id.clone(),
-            subject: model::required_text("subject", &request.subject, model::MAX_SUBJECT)?,
-            description: model::optional_text("description", &request.description, model::MAX_BODY)?,
-            requester_id,
-            status: if assignee_id.is_empty() { Status::New } else { Status::Open } as i32,
-            assignee_id,
-            group: model::optional_text("group", request.group.trim(), 100)?,
-            priority: model::priority(request.priority, "priority")? as i32,
-            channel: model::channel(request.channel, default_channel)? as i32,
-            tags,
-            custom_fields: request.custom_fields,
-            external_refs: request.external_refs,
-            version: 1,
-            created_at: Some(micros_to_timestamp(now)),
-            updated_at: Some(micros_to_timestamp(now)),
-            solved_at: None,
-            closed_at: None,
-            merged_into_id: String::new(),
-            follow_up_of_id: request.follow_up_of_id.trim().to_owned(),
-            linked_ticket_ids: Vec::new(),
-            requester_flag: None,
-        };
-
-        let mut tx = self.db.writer().begin().await?;
-        if let Some(key) = &key
-            && let Some(existing) = replay(&mut tx, &caller.tenant_id, "ticket", key, &fingerprint).await?
-        {
-            drop(tx);
-            return self.get_ticket(caller, &existing).await;
-        }
-        self.ensure_requester(&mut tx, caller, &mut ticket, now).await?;
-        if !ticket.follow_up_of_id.is_empty() {
-            let original = load(&mut tx, &caller.tenant_id, &ticket.follow_up_of_id)
-                .await?
-                .and_then(|stored| visible_to(caller, stored.ticket))
-                .ok_or_else(|| ServiceError::invalid_field("follow_up_of_id", "no such ticket"))?;
-            if original.status != Status::Closed as i32 {
-                return Err(ServiceError::invalid_field("follow_up_of_id", "only a closed ticket can be followed up"));
-            }
-            link(&mut tx, &caller.tenant_id, &ticket.id, &original.id).await?;
-            ticket.linked_ticket_ids.push(original.id);
-        }
-        let mut payloads = vec![Payload::TicketCreated(TicketCreated { ticket: Some(ticket.clone()) })];
-        if !ticket.assignee_id.is_empty() {
-            payloads.push(Payload::TicketAssigned(TicketAssigned {
-                ticket_id: ticket.id.clone(),
-                previous_assignee_id: String::new(),
-                assignee_id: ticket.assignee_id.clone(),
-                group: ticket.group.clone(),
-            }));
-        }
-        let mut event_seq = 0;
-        emit(&mut tx, caller, &ticket.id, &mut event_seq, now, payloads).await?;
-        sqlx::query(
-            "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, \
-             priority, channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, \
-             updated_at, solved_at, closed_at, merged_into_id, follow_up_of_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, NULL, NULL, '', $17)",
-        )
-        .bind(&ticket.tenant_id)
-        .bind(&ticket.id)
-        .bind(&ticket.subject)
-        .bind(&ticket.description)
-        .bind(&ticket.requester_id)
-        .bind(&ticket.assignee_id)
-        .bind(&ticket.group)
-        .bind(i64::from(ticket.priority))
-        .bind(i64::from(ticket.channel))
-        .bind(i64::from(ticket.status))
-        .bind(to_json(&ticket.tags)?)
-        .bind(to_json(&ticket.custom_fields)?)
-        .bind(to_json(&ticket.external_refs)?)
-        .bind(ticket.version)
-        .bind(event_seq)
-        .bind(now)
-        .bind(&ticket.follow_up_of_id)
-        .execute(&mut *tx)
-        .await?;
-        replace_tags(&mut tx, &caller.tenant_id, &ticket.id, &ticket.tags).await?;
-        index_terms(
-            &mut tx,
-            &caller.tenant_id,
-            &ticket.id,
-            &format!("{}\n{}", ticket.subject, ticket.description),
-            false,
-        )
-        .await?;
-        if let Some(key) = &key {
-            match remember(&mut tx, &caller.tenant_id, "ticket", key, &fingerprint, &ticket.id).await {
-                // A concurrent request with the same key won the race (PostgreSQL): answer with its ticket.
-                Err(error) if error.kind == ErrorKind::AlreadyExists => {
-                    drop(tx);
-                    let mut conn = self.db.reader().acquire().await?;
-                    let existing = replay(&mut conn, &caller.tenant_id, "ticket", key, &fingerprint)
-                        .await?
-                        .ok_or_else(|| ServiceError::conflict("concurrent request with the same idempotency key"))?;
-                    return self.get_ticket(caller, &existing).await;
-                }
-                other => other?,
-            }
-        }
-        tx.commit().await?;
-        self.events_written.notify_one();
-        Ok(visible_to(caller, ticket).unwrap_or_default())
-    }
-
-    /// Checks that the requester exists (staff) or provisions the customer's own record
-    /// (customers authenticated by token), and copies the requester's flag onto the ticket.
-    async fn ensure_requester(
-        &self,
-        conn: &mut AnyConnection,
-        caller: &Principal,
-        ticket: &mut proto::Ticket,
-        now: i64,
-    ) -> Result<(), ServiceError> {
-        if caller.is_customer() {
-            crate::customers::provision(conn, &caller.tenant_id, &caller.subject, now).await?;
-        }
-        let row = sqlx::query(
-            "SELECT flag_kind, flag_reason, flag_by, flag_at FROM customers WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&ticket.requester_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| ServiceError::invalid_field("requester_id", "no such customer"))?;
-        let kind: i64 = row.try_get("flag_kind")?;
-        if kind != 0 {
-            ticket.requester_flag = Some(proto::CustomerFlag {
-                kind: kind as i32,
-                reason: row.try_get("flag_reason")?,
-                flagged_by: row.try_get("flag_by")?,
-                flagged_at: optional_timestamp(row.try_get("flag_at")?),
-            });
-        }
-        Ok(())
-    }
-
     pub(crate) async fn get_ticket(&self, caller: &Principal, id: &str) -> Result<proto::Ticket, ServiceError> {
         let mut conn = self.db.reader().acquire().await?;
         load(&mut conn, &caller.tenant_id, id)

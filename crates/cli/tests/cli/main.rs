@@ -32,6 +32,7 @@ fn start(data_dir: &Path) -> (Child, String) {
         .spawn()
         .expect("helpdesk starts");
     let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
     for line in stderr.lines() {
         let line = line.unwrap();
         if let Ok(log) = serde_json::from_str::<Value>(&line)
@@ -40,8 +41,11 @@ fn start(data_dir: &Path) -> (Child, String) {
             let http = log["fields"]["http_addr"].as_str().unwrap().to_owned();
             return (child, http);
         }
+        seen.push(line);
     }
-    panic!("helpdesk exited before serving");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("helpdesk exited before serving:\n{}", seen.join("\n"));
 }
 
 async fn create_customer(client: &reqwest::Client, http: &str) -> String {

@@ -1,0 +1,357 @@
+//! Ticket creation with group commit. Each request is validated and prepared on its own (reads
+//! only), then queued; one writer task commits whatever has queued up in a single transaction
+//! with multi-row inserts, and answers each caller only after the commit. If a batch fails, its
+//! tickets are retried one by one, so one bad request cannot fail its neighbours.
+
+use std::collections::HashMap;
+
+use helpdesk_events::outbox;
+use helpdesk_proto::{
+    common::v1::Channel,
+    events::v1::{Event, TicketAssigned, TicketCreated, event::Payload},
+    ticketing::v1::{self as proto, Status},
+};
+use helpdesk_runtime::{
+    ServiceError,
+    auth::Principal,
+    db::Database,
+    time::{micros_to_timestamp, now_micros, optional_timestamp},
+};
+use sqlx::{AnyConnection, Row};
+
+use crate::{
+    Ticketing,
+    model::{self, new_id, to_json},
+    query::{Param, insert_many},
+    tickets::{self, load, visible_to},
+};
+
+/// The most tickets one transaction writes.
+pub(crate) const MAX_BATCH: usize = 128;
+
+/// A validated ticket, ready to be written.
+pub(crate) struct NewTicket {
+    caller: Principal,
+    ticket: proto::Ticket,
+    /// Idempotency key and request fingerprint.
+    idempotency: Option<(String, String)>,
+    events: Vec<Event>,
+}
+
+pub(crate) enum Created {
+    New(Box<proto::Ticket>),
+    /// An earlier request with the same idempotency key made this ticket.
+    Existing(String),
+}
+
+impl Ticketing {
+    pub(crate) async fn create_ticket(
+        &self,
+        caller: &Principal,
+        request: proto::CreateTicketRequest,
+    ) -> Result<proto::Ticket, ServiceError> {
+        let job = self.prepare(caller, request).await?;
+        match self.creates.submit(job).await? {
+            Created::New(ticket) => {
+                self.events_written.notify_one();
+                Ok(visible_to(caller, *ticket).unwrap_or_default())
+            }
+            Created::Existing(id) => self.get_ticket(caller, &id).await,
+        }
+    }
+
+    /// Validates the request and reads what the ticket needs; writes nothing.
+    async fn prepare(
+        &self,
+        caller: &Principal,
+        request: proto::CreateTicketRequest,
+    ) -> Result<NewTicket, ServiceError> {
+        let idempotency =
+            model::idempotency_key(&request.idempotency_key)?.map(|key| (key.to_owned(), model::fingerprint(&request)));
+        let now = now_micros();
+        let requester_id = if caller.is_customer() {
+            if !request.requester_id.is_empty() && request.requester_id != caller.subject {
+                return Err(ServiceError::permission_denied("customers open tickets only for themselves"));
+            }
+            if !request.assignee_id.is_empty() || !request.group.is_empty() || !request.tags.is_empty() {
+                return Err(ServiceError::permission_denied("customers cannot set assignee, group or tags"));
+            }
+            caller.subject.clone()
+        } else {
+            model::required_text("requester_id", &request.requester_id, 64)?
+        };
+        let default_channel = if caller.is_customer() { Channel::Web } else { Channel::Api };
+        let tags = model::tags(&request.tags)?;
+        model::string_map("external_refs", &request.external_refs, 20)?;
+        self.check_custom_fields(&caller.tenant_id, &request.custom_fields, true).await?;
+        let assignee_id = model::optional_text("assignee_id", request.assignee_id.trim(), 64)?;
+        let mut ticket = proto::Ticket {
+            id: new_id(),
+            tenant_id: caller.tenant_id.clone(),
+            subject: model::required_text("subject", &request.subject, model::MAX_SUBJECT)?,
+            description: model::optional_text("description", &request.description, model::MAX_BODY)?,
+            requester_id,
+            status: if assignee_id.is_empty() { Status::New } else { Status::Open } as i32,
+            assignee_id,
+            group: model::optional_text("group", request.group.trim(), 100)?,
+            priority: model::priority(request.priority, "priority")? as i32,
+            channel: model::channel(request.channel, default_channel)? as i32,
+            tags,
+            custom_fields: request.custom_fields,
+            external_refs: request.external_refs,
+            version: 1,
+            created_at: Some(micros_to_timestamp(now)),
+            updated_at: Some(micros_to_timestamp(now)),
+            follow_up_of_id: request.follow_up_of_id.trim().to_owned(),
+            ..Default::default()
+        };
+        let mut conn = self.db.reader().acquire().await?;
+        if !caller.is_customer() {
+            ticket.requester_flag = requester_flag(&mut conn, &caller.tenant_id, &ticket.requester_id).await?;
+        }
+        if !ticket.follow_up_of_id.is_empty() {
+            // Closed is final, so this check cannot be overtaken before the write.
+            let original = load(&mut conn, &caller.tenant_id, &ticket.follow_up_of_id)
+                .await?
+                .and_then(|stored| visible_to(caller, stored.ticket))
+                .ok_or_else(|| ServiceError::invalid_field("follow_up_of_id", "no such ticket"))?;
+            if original.status != Status::Closed as i32 {
+                return Err(ServiceError::invalid_field("follow_up_of_id", "only a closed ticket can be followed up"));
+            }
+            ticket.linked_ticket_ids.push(original.id);
+        }
+        let mut payloads = vec![Payload::TicketCreated(TicketCreated { ticket: Some(ticket.clone()) })];
+        if !ticket.assignee_id.is_empty() {
+            payloads.push(Payload::TicketAssigned(TicketAssigned {
+                ticket_id: ticket.id.clone(),
+                previous_assignee_id: String::new(),
+                assignee_id: ticket.assignee_id.clone(),
+                group: ticket.group.clone(),
+            }));
+        }
+        let events = payloads
+            .into_iter()
+            .zip(1..)
+            .map(|(payload, sequence)| model::event(caller, "ticket", &ticket.id, sequence, now, payload))
+            .collect();
+        Ok(NewTicket { caller: caller.clone(), ticket, idempotency, events })
+    }
+}
+
+/// The requester's flag, or an error naming `requester_id` if there is no such customer.
+async fn requester_flag(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    requester_id: &str,
+) -> Result<Option<proto::CustomerFlag>, ServiceError> {
+    let row =
+        sqlx::query("SELECT flag_kind, flag_reason, flag_by, flag_at FROM customers WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(requester_id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| ServiceError::invalid_field("requester_id", "no such customer"))?;
+    let kind: i64 = row.try_get("flag_kind")?;
+    if kind == 0 {
+        return Ok(None);
+    }
+    Ok(Some(proto::CustomerFlag {
+        kind: kind as i32,
+        reason: row.try_get("flag_reason")?,
+        flagged_by: row.try_get("flag_by")?,
+        flagged_at: optional_timestamp(row.try_get("flag_at")?),
+    }))
+}
+
+/// Writes `jobs` in one transaction; if that fails, writes each on its own.
+pub(crate) async fn write_tickets(db: &Database, jobs: Vec<NewTicket>) -> Vec<Result<Created, ServiceError>> {
+    match write_batch(db, &jobs).await {
+        Ok(results) => results,
+        Err(error) if jobs.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, tickets = jobs.len(), "batch failed; writing its tickets one by one");
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                results.push(match write_batch(db, std::slice::from_ref(job)).await {
+                    Ok(mut single) => single.pop().unwrap_or_else(|| Err(ServiceError::internal(&"empty result"))),
+                    Err(error) => Err(error),
+                });
+            }
+            results
+        }
+    }
+}
+
+/// One transaction for all of `jobs`. The outer error means nothing was written; the inner
+/// results are each job's own answer (new ticket, replay, or a reused idempotency key).
+async fn write_batch(db: &Database, jobs: &[NewTicket]) -> Result<Vec<Result<Created, ServiceError>>, ServiceError> {
+    let mut tx = db.writer().begin().await?;
+    let mut claimed = existing_keys(&mut tx, jobs).await?;
+    let mut outcomes: Vec<Option<Result<Created, ServiceError>>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let outcome = job.idempotency.as_ref().and_then(|(key, fingerprint)| {
+            let slot = (job.caller.tenant_id.clone(), key.clone());
+            match claimed.get(&slot) {
+                Some((stored, id)) if stored == fingerprint => Some(Ok(Created::Existing(id.clone()))),
+                Some(_) => {
+                    Some(Err(ServiceError::failed_precondition("idempotency key was used for a different request")))
+                }
+                None => {
+                    claimed.insert(slot, (fingerprint.clone(), job.ticket.id.clone()));
+                    None
+                }
+            }
+        });
+        outcomes.push(outcome);
+    }
+    let fresh: Vec<&NewTicket> =
+        jobs.iter().zip(&outcomes).filter(|(_, outcome)| outcome.is_none()).map(|(job, _)| job).collect();
+    if !fresh.is_empty() {
+        insert(&mut tx, &fresh).await?;
+        tx.commit().await?;
+    }
+    Ok(jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| outcome.unwrap_or_else(|| Ok(Created::New(Box::new(job.ticket.clone())))))
+        .collect())
+}
+
+/// Stored idempotency keys of the batch's requests: (tenant, key) → (fingerprint, ticket id).
+async fn existing_keys(
+    conn: &mut AnyConnection,
+    jobs: &[NewTicket],
+) -> Result<HashMap<(String, String), (String, String)>, ServiceError> {
+    let mut found = HashMap::new();
+    let keyed: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|job| job.idempotency.as_ref().map(|(key, _)| (job.caller.tenant_id.as_str(), key.as_str())))
+        .collect();
+    for chunk in keyed.chunks(500) {
+        let mut sql = crate::query::Sql::new(
+            "SELECT tenant_id, idempotency_key, fingerprint, resource_id FROM idempotency_keys WHERE scope = 'ticket' AND (",
+        );
+        for (index, (tenant, key)) in chunk.iter().enumerate() {
+            let (tenant, key) = (sql.text(*tenant), sql.text(*key));
+            sql.push(&format!(
+                "{}(tenant_id = {tenant} AND idempotency_key = {key})",
+                if index > 0 { " OR " } else { "" }
+            ));
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            found.insert(
+                (row.try_get("tenant_id")?, row.try_get("idempotency_key")?),
+                (row.try_get("fingerprint")?, row.try_get("resource_id")?),
+            );
+        }
+    }
+    Ok(found)
+}
+
+async fn insert(conn: &mut AnyConnection, jobs: &[&NewTicket]) -> Result<(), ServiceError> {
+    let now = now_micros();
+    let customers: Vec<Vec<Param>> = jobs
+        .iter()
+        .filter(|job| job.caller.is_customer())
+        .map(|job| crate::customers::provisioned_row(&job.caller.tenant_id, &job.caller.subject, now))
+        .collect();
+    crate::customers::insert_provisioned(conn, customers).await?;
+
+    let mut rows = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let t = &job.ticket;
+        let created = t.created_at.as_ref().map(helpdesk_runtime::time::timestamp_to_micros).unwrap_or(now);
+        rows.push(vec![
+            Param::from(&t.tenant_id),
+            Param::from(&t.id),
+            Param::from(&t.subject),
+            Param::from(&t.description),
+            Param::from(&t.requester_id),
+            Param::from(&t.assignee_id),
+            Param::from(&t.group),
+            Param::from(i64::from(t.priority)),
+            Param::from(i64::from(t.channel)),
+            Param::from(i64::from(t.status)),
+            Param::from(to_json(&t.tags)?),
+            Param::from(to_json(&t.custom_fields)?),
+            Param::from(to_json(&t.external_refs)?),
+            Param::from(t.version),
+            Param::from(job.events.len() as i64),
+            Param::from(created),
+            Param::from(created),
+            Param::from(&t.follow_up_of_id),
+            Param::from(""),
+        ]);
+    }
+    insert_many(
+        conn,
+        "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, priority, \
+         channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, updated_at, follow_up_of_id, \
+         merged_into_id)",
+        "",
+        rows,
+    )
+    .await?;
+
+    let events: Vec<Event> = jobs.iter().flat_map(|job| job.events.iter().cloned()).collect();
+    outbox::append_all(conn, &events).await?;
+
+    let tags = jobs
+        .iter()
+        .flat_map(|job| {
+            job.ticket
+                .tags
+                .iter()
+                .map(|tag| vec![Param::from(&job.ticket.tenant_id), Param::from(tag), Param::from(&job.ticket.id)])
+        })
+        .collect();
+    insert_many(conn, "INSERT INTO ticket_tags (tenant_id, tag, ticket_id)", "", tags).await?;
+
+    let terms = jobs
+        .iter()
+        .map(|job| {
+            let text = format!("{}\n{}", job.ticket.subject, job.ticket.description);
+            (job.ticket.tenant_id.as_str(), job.ticket.id.as_str(), text, false)
+        })
+        .collect::<Vec<_>>();
+    tickets::insert_terms(conn, &terms).await?;
+
+    let links = jobs
+        .iter()
+        .filter(|job| !job.ticket.follow_up_of_id.is_empty())
+        .flat_map(|job| {
+            let (tenant, id, other) = (&job.ticket.tenant_id, &job.ticket.id, &job.ticket.follow_up_of_id);
+            [
+                vec![Param::from(tenant), Param::from(id), Param::from(other)],
+                vec![Param::from(tenant), Param::from(other), Param::from(id)],
+            ]
+        })
+        .collect();
+    insert_many(conn, "INSERT INTO ticket_links (tenant_id, ticket_id, other_id)", "ON CONFLICT DO NOTHING", links)
+        .await?;
+
+    let keys = jobs
+        .iter()
+        .filter_map(|job| {
+            job.idempotency.as_ref().map(|(key, fingerprint)| {
+                vec![
+                    Param::from(&job.ticket.tenant_id),
+                    Param::from("ticket"),
+                    Param::from(key),
+                    Param::from(fingerprint),
+                    Param::from(&job.ticket.id),
+                    Param::from(now),
+                ]
+            })
+        })
+        .collect();
+    insert_many(
+        conn,
+        "INSERT INTO idempotency_keys (tenant_id, scope, idempotency_key, fingerprint, resource_id, created_at)",
+        "",
+        keys,
+    )
+    .await?;
+    Ok(())
+}
