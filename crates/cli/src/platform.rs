@@ -98,7 +98,10 @@ impl Platform {
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
         let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
-        let http = axum::serve(self.http_listener, self.gateway).with_graceful_shutdown(shutdown.wait());
+        let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let http = axum::serve(listener, self.gateway).with_graceful_shutdown(shutdown.wait());
         let (grpc, http) = tokio::join!(grpc, http);
         grpc.context("grpc server")?;
         http.context("http server")?;

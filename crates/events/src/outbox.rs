@@ -2,6 +2,7 @@
 //! this module is the only code that reads or writes it.
 
 use helpdesk_proto::events::v1::Event;
+use helpdesk_runtime::db::positional;
 use prost::Message;
 use sqlx::{AnyConnection, Row};
 
@@ -24,7 +25,7 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<()
         let rows: Vec<String> = (0..chunk.len())
             .map(|row| {
                 let first = row * COLUMNS + 1;
-                let placeholders: Vec<String> = (first..first + COLUMNS).map(|n| format!("${n}")).collect();
+                let placeholders: Vec<String> = (first..first + COLUMNS).map(|n| positional(conn, n)).collect();
                 format!("({})", placeholders.join(", "))
             })
             .collect();

@@ -193,9 +193,8 @@ fn main() -> anyhow::Result<()> {
         let echo_addr = echo_listener.local_addr()?;
         tokio::spawn(
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_service(EchoServiceServer::new(Echo))
-                .serve_with_incoming(tokio_stream_listener(echo_listener)),
+                .serve_with_incoming(helpdesk_runtime::grpc::incoming(echo_listener)),
         );
         let bare_db = Database::connect(&config.database, &config.data_dir, "bare_insert").await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS bare_rows (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, payload TEXT NOT NULL, created_at BIGINT NOT NULL)")
@@ -209,18 +208,6 @@ fn main() -> anyhow::Result<()> {
     let results = load_runtime.block_on(run_all(&args, grpc_addr, http_addr, echo_addr, key, bare_db))?;
     report(&results);
     Ok(())
-}
-
-fn tokio_stream_listener(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(stream, _)| {
-            let _ = stream.set_nodelay(true);
-            stream
-        });
-        Some((accepted, listener))
-    })
 }
 
 async fn channels(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Vec<Channel>> {

@@ -159,7 +159,7 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let env = env.into_iter().filter(|(key, _)| key.starts_with("HELPDESK_")).collect();
+        let env = env.into_iter().filter(|(key, _)| is_config_variable(key)).collect();
         let mut builder =
             config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(file) = file {
@@ -222,6 +222,29 @@ impl Config {
     }
 }
 
+/// Top-level keys of [`Config`], as environment variables spell them.
+const SECTIONS: &[&str] = &[
+    "DATA_DIR",
+    "GRPC_ADDR",
+    "HTTP_ADDR",
+    "BOOTSTRAP_API_KEY",
+    "DATABASE",
+    "EVENTS",
+    "AUTH",
+    "GATEWAY",
+    "SERVICES",
+    "TELEMETRY",
+];
+
+/// Whether `key` configures the platform. Other `HELPDESK_*` variables — `HELPDESK_CONFIG`,
+/// `HELPDESK_TEST_*`, Kubernetes service links for a service named helpdesk — are not ours;
+/// a misspelt key inside a section is still refused.
+fn is_config_variable(key: &str) -> bool {
+    key.strip_prefix("HELPDESK_")
+        .map(|rest| rest.split("__").next().unwrap_or(rest))
+        .is_some_and(|section| SECTIONS.contains(&section))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +276,18 @@ mod tests {
         assert_eq!(config.database.url.as_deref(), Some("postgres://localhost/test"));
         assert_eq!(config.gateway.cors_allowed_origins.len(), 2);
         assert_eq!(config.events.bus, BusKind::Nats);
+    }
+
+    #[test]
+    fn unrelated_helpdesk_variables_are_ignored_but_misspelt_keys_are_not() {
+        let config = Config::load_from(
+            None,
+            env(&[("HELPDESK_TEST_POSTGRES_URL", "postgres://x/y"), ("HELPDESK_CONFIG", "/etc/helpdesk.toml")]),
+        );
+        assert!(config.is_ok(), "{config:?}");
+        let error = Config::load_from(None, env(&[("HELPDESK_DATABASE__URLL", "postgres://x/y")]))
+            .expect_err("typo in a known section");
+        assert!(error.to_string().contains("urll"), "{error}");
     }
 
     #[test]

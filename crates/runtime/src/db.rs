@@ -67,24 +67,33 @@ impl Database {
 
     async fn connect_sqlite(path: &Path, max_readers: u32) -> Result<Self, sqlx::Error> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let options = |max| {
+        // WAL with synchronous=NORMAL: a committed transaction survives a killed process, and
+        // readers never block the writer.
+        const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                               PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+        let options = |max, pragmas: &'static str| {
             AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).after_connect(
-                |conn, _| {
+                move |conn, _| {
                     Box::pin(async move {
-                        // WAL with synchronous=NORMAL: a committed transaction survives a killed
-                        // process; readers never block the writer.
-                        conn.execute(
-                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        conn.execute(pragmas).await?;
                         Ok(())
                     })
                 },
             )
         };
-        let writer = options(1).connect(&url).await?;
-        let reader = options(max_readers).connect(&url).await?;
+        // The writer never checkpoints itself: a checkpoint copies pages back and fsyncs, which
+        // would stall every commit queued behind it. A background task checkpoints instead.
+        let writer = options(
+            1,
+            concat!(
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; ",
+                "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;"
+            ),
+        )
+        .connect(&url)
+        .await?;
+        let reader = options(max_readers, PRAGMAS).connect(&url).await?;
+        tokio::spawn(checkpoint_periodically(reader.clone()));
         Ok(Self { writer, reader, backend: Backend::Sqlite })
     }
 
@@ -120,6 +129,31 @@ impl Database {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Copies committed WAL pages back into the database file every half second without blocking
+/// the writer (PASSIVE), and stops when the pool closes.
+async fn checkpoint_periodically(pool: AnyPool) {
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        interval.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(%error, "sqlite checkpoint failed");
+        }
+    }
+}
+
+/// The placeholder for the `n`th (from 1) value of a statement that binds each value once, in
+/// order: `$n` on PostgreSQL, an anonymous `?` on SQLite, where every numbered parameter costs a
+/// linear name lookup when bound (quadratic for the thousands a multi-row insert has).
+pub fn positional(conn: &sqlx::AnyConnection, n: usize) -> String {
+    if conn.backend_name() == "SQLite" { "?".to_owned() } else { format!("${n}") }
 }
 
 /// Maps database failures to domain errors in one place.

@@ -183,17 +183,31 @@ pub async fn serve(
     let (v1, v1alpha) = reflection();
     routes.add_service(v1).add_service(v1alpha);
     health.serving().await;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .trace_fn(|request| telemetry::server_span(request.uri().path(), request.headers()))
         .layer(AuthLayer::new(authenticator))
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.wait().await;
             health.not_serving().await;
         })
         .await
+}
+
+/// Accepted connections with Nagle's algorithm off: the server's own `tcp_nodelay` setting does
+/// not reach connections from a listener bound by the caller, and without it small responses
+/// wait for delayed ACKs (40 ms on Linux).
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot disable nagle");
+            }
+        })
+    })
 }
 
 /// An outgoing request carrying the caller's credentials and the current trace context.

@@ -16,6 +16,9 @@ async fn main() -> anyhow::Result<()> {
     let router = helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity });
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown::on_os_signal().wait()).await?;
     Ok(())
 }

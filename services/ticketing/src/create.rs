@@ -105,12 +105,9 @@ impl Ticketing {
             follow_up_of_id: request.follow_up_of_id.trim().to_owned(),
             ..Default::default()
         };
-        let mut conn = self.db.reader().acquire().await?;
-        if !caller.is_customer() {
-            ticket.requester_flag = requester_flag(&mut conn, &caller.tenant_id, &ticket.requester_id).await?;
-        }
         if !ticket.follow_up_of_id.is_empty() {
             // Closed is final, so this check cannot be overtaken before the write.
+            let mut conn = self.db.reader().acquire().await?;
             let original = load(&mut conn, &caller.tenant_id, &ticket.follow_up_of_id)
                 .await?
                 .and_then(|stored| visible_to(caller, stored.ticket))
@@ -138,29 +135,44 @@ impl Ticketing {
     }
 }
 
-/// The requester's flag, or an error naming `requester_id` if there is no such customer.
-async fn requester_flag(
+/// The staff-named requesters of the batch that exist: (tenant, id) → their flag, if any.
+/// Customers who authenticated by token are provisioned instead.
+async fn requesters(
     conn: &mut AnyConnection,
-    tenant_id: &str,
-    requester_id: &str,
-) -> Result<Option<proto::CustomerFlag>, ServiceError> {
-    let row =
-        sqlx::query("SELECT flag_kind, flag_reason, flag_by, flag_at FROM customers WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(requester_id)
-            .fetch_optional(conn)
-            .await?
-            .ok_or_else(|| ServiceError::invalid_field("requester_id", "no such customer"))?;
-    let kind: i64 = row.try_get("flag_kind")?;
-    if kind == 0 {
-        return Ok(None);
+    jobs: &[NewTicket],
+) -> Result<HashMap<(String, String), Option<proto::CustomerFlag>>, ServiceError> {
+    let mut wanted: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter(|job| !job.caller.is_customer())
+        .map(|job| (job.ticket.tenant_id.as_str(), job.ticket.requester_id.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found = HashMap::new();
+    for chunk in wanted.chunks(500) {
+        let mut sql = crate::query::Sql::new(
+            "SELECT tenant_id, id, flag_kind, flag_reason, flag_by, flag_at FROM customers WHERE ",
+        );
+        for (index, (tenant, id)) in chunk.iter().enumerate() {
+            let (tenant, id) = (sql.text(*tenant), sql.text(*id));
+            sql.push(&format!("{}(tenant_id = {tenant} AND id = {id})", if index > 0 { " OR " } else { "" }));
+        }
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let kind: i64 = row.try_get("flag_kind")?;
+            let flag = (kind != 0)
+                .then(|| -> Result<_, ServiceError> {
+                    Ok(proto::CustomerFlag {
+                        kind: kind as i32,
+                        reason: row.try_get("flag_reason")?,
+                        flagged_by: row.try_get("flag_by")?,
+                        flagged_at: optional_timestamp(row.try_get("flag_at")?),
+                    })
+                })
+                .transpose()?;
+            found.insert((row.try_get("tenant_id")?, row.try_get("id")?), flag);
+        }
     }
-    Ok(Some(proto::CustomerFlag {
-        kind: kind as i32,
-        reason: row.try_get("flag_reason")?,
-        flagged_by: row.try_get("flag_by")?,
-        flagged_at: optional_timestamp(row.try_get("flag_at")?),
-    }))
+    Ok(found)
 }
 
 /// Writes `jobs` in one transaction; if that fails, writes each on its own.
@@ -187,8 +199,17 @@ pub(crate) async fn write_tickets(db: &Database, jobs: Vec<NewTicket>) -> Vec<Re
 async fn write_batch(db: &Database, jobs: &[NewTicket]) -> Result<Vec<Result<Created, ServiceError>>, ServiceError> {
     let mut tx = db.writer().begin().await?;
     let mut claimed = existing_keys(&mut tx, jobs).await?;
+    let requesters = requesters(&mut tx, jobs).await?;
     let mut outcomes: Vec<Option<Result<Created, ServiceError>>> = Vec::with_capacity(jobs.len());
+    let mut flags = Vec::with_capacity(jobs.len());
     for job in jobs {
+        let requester = (job.ticket.tenant_id.clone(), job.ticket.requester_id.clone());
+        let known = requesters.get(&requester);
+        flags.push(known.cloned().flatten());
+        if !job.caller.is_customer() && known.is_none() {
+            outcomes.push(Some(Err(ServiceError::invalid_field("requester_id", "no such customer"))));
+            continue;
+        }
         let outcome = job.idempotency.as_ref().and_then(|(key, fingerprint)| {
             let slot = (job.caller.tenant_id.clone(), key.clone());
             match claimed.get(&slot) {
@@ -213,7 +234,11 @@ async fn write_batch(db: &Database, jobs: &[NewTicket]) -> Result<Vec<Result<Cre
     Ok(jobs
         .iter()
         .zip(outcomes)
-        .map(|(job, outcome)| outcome.unwrap_or_else(|| Ok(Created::New(Box::new(job.ticket.clone())))))
+        .zip(flags)
+        .map(|((job, outcome), requester_flag)| {
+            outcome
+                .unwrap_or_else(|| Ok(Created::New(Box::new(proto::Ticket { requester_flag, ..job.ticket.clone() }))))
+        })
         .collect())
 }
 

@@ -1,6 +1,10 @@
 //! Typed custom ticket fields, defined per tenant, and validation of their values.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use helpdesk_proto::ticketing::v1::{self as proto, CustomFieldType};
 use helpdesk_runtime::{ServiceError, auth::Principal};
@@ -54,7 +58,18 @@ impl Ticketing {
         .bind(i64::from(field.required))
         .execute(self.db.writer())
         .await?;
+        self.field_cache.forget(&caller.tenant_id);
         Ok(proto::CustomFieldDefinition { label, ..field })
+    }
+
+    /// The tenant's definitions, cached for a few seconds: every ticket create checks them.
+    async fn cached_custom_fields(&self, tenant_id: &str) -> Result<Definitions, ServiceError> {
+        if let Some(fields) = self.field_cache.get(tenant_id) {
+            return Ok(fields);
+        }
+        let fields = Arc::new(self.custom_fields(tenant_id).await?);
+        self.field_cache.put(tenant_id, fields.clone());
+        Ok(fields)
     }
 
     pub(crate) async fn custom_fields(
@@ -89,7 +104,7 @@ impl Ticketing {
         values: &HashMap<String, Value>,
         creating: bool,
     ) -> Result<(), ServiceError> {
-        let definitions = self.custom_fields(tenant_id).await?;
+        let definitions = self.cached_custom_fields(tenant_id).await?;
         for (key, value) in values {
             let field = format!("custom_fields.{key}");
             let definition = definitions
@@ -145,5 +160,33 @@ fn check_value(field: &str, definition: &proto::CustomFieldDefinition, value: &V
             CustomFieldType::Unspecified => "a value".to_owned(),
         };
         Err(ServiceError::invalid_field(field, format!("must be {expected}")))
+    }
+}
+
+/// Per-tenant definitions for [`FIELD_CACHE_TTL`]. Another replica's change is seen within that
+/// time; this replica's own changes at once.
+#[derive(Default)]
+pub(crate) struct FieldCache(Mutex<HashMap<String, (Instant, Definitions)>>);
+
+type Definitions = Arc<Vec<proto::CustomFieldDefinition>>;
+
+const FIELD_CACHE_TTL: Duration = Duration::from_secs(5);
+
+impl FieldCache {
+    fn get(&self, tenant_id: &str) -> Option<Definitions> {
+        let cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.get(tenant_id).filter(|(at, _)| at.elapsed() < FIELD_CACHE_TTL).map(|(_, fields)| fields.clone())
+    }
+
+    fn put(&self, tenant_id: &str, fields: Definitions) {
+        let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(tenant_id.to_owned(), (Instant::now(), fields));
+    }
+
+    fn forget(&self, tenant_id: &str) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(tenant_id);
     }
 }

@@ -41,6 +41,7 @@ pub const GRPC_SERVICES: &[&str] = &[
 /// The service's state, shared by its gRPC endpoints.
 pub struct Ticketing {
     db: Database,
+    field_cache: fields::FieldCache,
     /// Queues ticket creations for group commit.
     creates: helpdesk_runtime::batch::Batcher<create::NewTicket, create::Created>,
     /// Wakes the outbox relay after a commit.
@@ -54,7 +55,7 @@ impl Ticketing {
             let db = writer.clone();
             Box::pin(async move { create::write_tickets(&db, jobs).await })
         });
-        Arc::new(Self { db, events_written, creates })
+        Arc::new(Self { db, events_written, creates, field_cache: fields::FieldCache::default() })
     }
 
     pub fn database(&self) -> &Database {

@@ -1,5 +1,6 @@
 //! Builds SQL with a variable number of `$N` parameters, for filters and multi-row inserts.
 
+use helpdesk_runtime::db::positional;
 use sqlx::{Any, AnyConnection, any::AnyArguments, query::Query};
 
 pub(crate) enum Param {
@@ -98,7 +99,13 @@ pub(crate) async fn insert_many(
         let mut sql = Sql::new(head);
         sql.push(" VALUES ");
         for (index, row) in rows.by_ref().take(MAX_PARAMS / width).enumerate() {
-            let placeholders: Vec<String> = row.into_iter().map(|value| sql.bind(value)).collect();
+            let placeholders: Vec<String> = row
+                .into_iter()
+                .map(|value| {
+                    sql.bind(value);
+                    positional(conn, sql.params.len())
+                })
+                .collect();
             if index > 0 {
                 sql.push(", ");
             }
