@@ -2,7 +2,9 @@
 //! so that many concurrent writes share one transaction (one commit, one set of page writes)
 //! instead of queueing for the database one by one.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{ErrorKind, ServiceError, auth::BoxFuture};
 
@@ -20,32 +22,39 @@ impl<J, R> Clone for Batcher<J, R> {
 }
 
 impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
-    /// Starts the batching task. `process` receives up to `max_batch` jobs and must return one
-    /// result per job, in order; a job's caller is answered only after `process` returns.
-    pub fn spawn<P>(max_batch: usize, process: P) -> Self
+    /// Starts `workers` batching tasks (one for a single-writer database, a few where
+    /// transactions can commit in parallel). `process` receives up to `max_batch` jobs and must
+    /// return one result per job, in order; a job's caller is answered only after `process` returns.
+    pub fn spawn<P>(max_batch: usize, workers: usize, process: P) -> Self
     where
         P: Fn(Vec<J>) -> BoxFuture<'static, Vec<Result<R, ServiceError>>> + Send + Sync + 'static,
     {
-        let (sender, mut receiver) = mpsc::channel::<(J, Reply<R>)>(max_batch * 4);
-        tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut jobs = Vec::with_capacity(max_batch);
-                let mut replies = Vec::with_capacity(max_batch);
-                let (job, reply) = first;
-                jobs.push(job);
-                replies.push(reply);
-                while jobs.len() < max_batch {
-                    let Ok((job, reply)) = receiver.try_recv() else { break };
-                    jobs.push(job);
-                    replies.push(reply);
+        let (sender, receiver) = mpsc::channel::<(J, Reply<R>)>(max_batch * 4);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let process = Arc::new(process);
+        for _ in 0..workers.max(1) {
+            let (receiver, process) = (receiver.clone(), process.clone());
+            tokio::spawn(async move {
+                loop {
+                    // One worker at a time gathers a batch; the others are busy writing theirs.
+                    let (jobs, replies): (Vec<J>, Vec<Reply<R>>) = {
+                        let mut receiver = receiver.lock().await;
+                        let Some(first) = receiver.recv().await else { return };
+                        let mut batch = vec![first];
+                        while batch.len() < max_batch {
+                            let Ok(next) = receiver.try_recv() else { break };
+                            batch.push(next);
+                        }
+                        batch.into_iter().unzip()
+                    };
+                    let results = process(jobs).await;
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        // The caller may have gone away (client cancelled): the work is done regardless.
+                        let _ = reply.send(result);
+                    }
                 }
-                let results = process(jobs).await;
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // The caller may have gone away (client cancelled): the work is done regardless.
-                    let _ = reply.send(result);
-                }
-            }
-        });
+            });
+        }
         Self { sender }
     }
 
@@ -63,7 +72,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_caller_gets_its_own_jobs_result() {
-        let batcher: Batcher<u32, u32> = Batcher::spawn(8, |jobs: Vec<u32>| {
+        let batcher: Batcher<u32, u32> = Batcher::spawn(8, 2, |jobs: Vec<u32>| {
             Box::pin(async move { jobs.into_iter().map(|job| Ok(job * 10)).collect() })
         });
         let calls: Vec<_> = (0..32)

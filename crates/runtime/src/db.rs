@@ -149,11 +149,19 @@ async fn checkpoint_periodically(pool: AnyPool) {
     }
 }
 
+/// The backend a connection talks to.
+pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
+}
+
 /// The placeholder for the `n`th (from 1) value of a statement that binds each value once, in
 /// order: `$n` on PostgreSQL, an anonymous `?` on SQLite, where every numbered parameter costs a
 /// linear name lookup when bound (quadratic for the thousands a multi-row insert has).
 pub fn positional(conn: &sqlx::AnyConnection, n: usize) -> String {
-    if conn.backend_name() == "SQLite" { "?".to_owned() } else { format!("${n}") }
+    match backend_of(conn) {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
 }
 
 /// Maps database failures to domain errors in one place.

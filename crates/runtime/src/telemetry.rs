@@ -1,23 +1,27 @@
 //! Tracing for every process: pretty logs on a terminal, JSON logs otherwise, and opt-in
-//! OpenTelemetry export configured by the standard `OTEL_*` variables (set
+//! OpenTelemetry export of traces and metrics, configured by the standard `OTEL_*` variables (set
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` to enable it). W3C `traceparent` crosses every gRPC hop.
 
 use std::io::IsTerminal;
 
+use opentelemetry::{KeyValue, metrics::Histogram};
 use opentelemetry::{
     global,
     propagation::{Extractor, Injector},
     trace::TracerProvider as _,
 };
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator, trace::SdkTracerProvider,
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
-/// Flushes pending spans when dropped at the end of `main`.
+/// Flushes pending spans and metrics when dropped at the end of `main`.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
@@ -25,7 +29,12 @@ impl Drop for TelemetryGuard {
         if let Some(provider) = self.provider.take()
             && let Err(error) = provider.shutdown()
         {
-            eprintln!("opentelemetry shutdown failed: {error}");
+            eprintln!("opentelemetry trace shutdown failed: {error}");
+        }
+        if let Some(meters) = self.meters.take()
+            && let Err(error) = meters.shutdown()
+        {
+            eprintln!("opentelemetry metrics shutdown failed: {error}");
         }
     }
 }
@@ -44,13 +53,14 @@ pub fn init(config: &TelemetryConfig, service_name: &'static str) -> TelemetryGu
         tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
     };
     let provider = otlp_provider(service_name);
+    let meters = otlp_meters(service_name);
     let otel =
         provider.as_ref().map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)));
     let result = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
     if let Err(error) = result {
         eprintln!("tracing was already initialised: {error}");
     }
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, meters }
 }
 
 /// Quiet test logging; `TEST_LOG=1` shows it. Safe to call from every test.
@@ -64,11 +74,70 @@ pub fn init_for_tests() {
     }
 }
 
-fn otlp_provider(service_name: &'static str) -> Option<SdkTracerProvider> {
-    let enabled = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+fn otlp_enabled(signal_variable: &str) -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", signal_variable]
         .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
-    if !enabled {
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
+fn otlp_meters(service_name: &'static str) -> Option<SdkMeterProvider> {
+    if !otlp_enabled("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+        return None;
+    }
+    let exporter = match opentelemetry_otlp::MetricExporter::builder().with_tonic().build() {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            eprintln!("opentelemetry metrics export disabled: {error}");
+            return None;
+        }
+    };
+    let meters = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service_name).build())
+        .build();
+    global::set_meter_provider(meters.clone());
+    Some(meters)
+}
+
+/// Request durations in seconds, exported as OpenTelemetry histograms (no-ops when export is off).
+pub struct RequestMetrics {
+    rpc: Histogram<f64>,
+    http: Histogram<f64>,
+}
+
+/// The process's request metrics, created on first use against the global meter provider.
+pub fn request_metrics() -> &'static RequestMetrics {
+    static METRICS: std::sync::OnceLock<RequestMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| {
+        let meter = global::meter("helpdesk");
+        RequestMetrics {
+            rpc: meter.f64_histogram("rpc.server.duration").with_unit("s").build(),
+            http: meter.f64_histogram("http.server.request.duration").with_unit("s").build(),
+        }
+    })
+}
+
+impl RequestMetrics {
+    /// `method` is the gRPC path, `/package.Service/Method`.
+    pub fn record_rpc(&self, method: &str, seconds: f64) {
+        self.rpc.record(seconds, &[KeyValue::new("rpc.method", method.to_owned())]);
+    }
+
+    /// `route` is the matched route template, never the raw path (which would carry ids).
+    pub fn record_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.http.record(
+            seconds,
+            &[
+                KeyValue::new("http.request.method", method.to_owned()),
+                KeyValue::new("http.route", route.to_owned()),
+                KeyValue::new("http.response.status_code", i64::from(status)),
+            ],
+        );
+    }
+}
+
+fn otlp_provider(service_name: &'static str) -> Option<SdkTracerProvider> {
+    if !otlp_enabled("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         return None;
     }
     let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {

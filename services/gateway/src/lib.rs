@@ -74,6 +74,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         .route("/readyz", get(ready))
         .fallback(|| async { error::ApiError::new(helpdesk_runtime::ErrorKind::NotFound, "no such endpoint") })
         .with_state(state)
+        .layer(middleware::from_fn(record_duration))
         .layer(cors(&config.cors_allowed_origins))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -81,6 +82,25 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
             telemetry::http_span(request.method(), request.uri().path(), id, request.headers())
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Records each request's duration by route template, method and status.
+async fn record_duration(request: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    telemetry::request_metrics().record_http(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// Ready when the ticketing service reports SERVING.

@@ -14,7 +14,7 @@ use helpdesk_proto::{
 use helpdesk_runtime::{
     ServiceError,
     auth::Principal,
-    db::Database,
+    db::{Backend, Database, backend_of},
     time::{micros_to_timestamp, now_micros, optional_timestamp},
 };
 use sqlx::{AnyConnection, Row};
@@ -23,7 +23,8 @@ use crate::{
     Ticketing,
     model::{self, new_id, to_json},
     query::{Param, insert_many},
-    tickets::{self, load, visible_to},
+    search::{self, Document},
+    tickets::{load, visible_to},
 };
 
 /// The most tickets one transaction writes.
@@ -283,6 +284,8 @@ async fn insert(conn: &mut AnyConnection, jobs: &[&NewTicket]) -> Result<(), Ser
         .collect();
     crate::customers::insert_provisioned(conn, customers).await?;
 
+    // PostgreSQL keeps a ticket's search terms on its row; SQLite in a term table.
+    let postgres = backend_of(conn) == Backend::Postgres;
     let mut rows = Vec::with_capacity(jobs.len());
     for job in jobs {
         let t = &job.ticket;
@@ -308,16 +311,18 @@ async fn insert(conn: &mut AnyConnection, jobs: &[&NewTicket]) -> Result<(), Ser
             Param::from(&t.follow_up_of_id),
             Param::from(""),
         ]);
+        if postgres {
+            let terms = search::joined(&helpdesk_text::distinct_terms(&format!("{}\n{}", t.subject, t.description)));
+            rows.last_mut()
+                .into_iter()
+                .for_each(|row| row.extend([Param::from(terms.clone()), Param::from(terms.clone())]));
+        }
     }
-    insert_many(
-        conn,
-        "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, priority, \
-         channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, updated_at, follow_up_of_id, \
-         merged_into_id)",
-        "",
-        rows,
-    )
-    .await?;
+    let columns = "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, \
+         priority, channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, updated_at, \
+         follow_up_of_id, merged_into_id";
+    let head = if postgres { format!("{columns}, terms_all, terms_public)") } else { format!("{columns})") };
+    insert_many(conn, &head, "", rows).await?;
 
     let events: Vec<Event> = jobs.iter().flat_map(|job| job.events.iter().cloned()).collect();
     outbox::append_all(conn, &events).await?;
@@ -333,14 +338,16 @@ async fn insert(conn: &mut AnyConnection, jobs: &[&NewTicket]) -> Result<(), Ser
         .collect();
     insert_many(conn, "INSERT INTO ticket_tags (tenant_id, tag, ticket_id)", "", tags).await?;
 
-    let terms = jobs
-        .iter()
-        .map(|job| {
-            let text = format!("{}\n{}", job.ticket.subject, job.ticket.description);
-            (job.ticket.tenant_id.as_str(), job.ticket.id.as_str(), text, false)
-        })
-        .collect::<Vec<_>>();
-    tickets::insert_terms(conn, &terms).await?;
+    if !postgres {
+        let documents: Vec<Document<'_>> = jobs
+            .iter()
+            .map(|job| {
+                let text = format!("{}\n{}", job.ticket.subject, job.ticket.description);
+                Document::new(&job.ticket.tenant_id, &job.ticket.id, &text, false)
+            })
+            .collect();
+        search::add(conn, &documents).await?;
+    }
 
     let links = jobs
         .iter()

@@ -8,6 +8,7 @@ mod grpc;
 mod model;
 mod query;
 mod replies;
+mod search;
 mod tickets;
 
 use std::sync::Arc;
@@ -51,7 +52,12 @@ pub struct Ticketing {
 impl Ticketing {
     pub fn new(db: Database, events_written: Arc<Notify>) -> Arc<Self> {
         let writer = db.clone();
-        let creates = helpdesk_runtime::batch::Batcher::spawn(create::MAX_BATCH, move |jobs| {
+        // SQLite has one writer; PostgreSQL commits several batches at once.
+        let workers = match db.backend() {
+            helpdesk_runtime::db::Backend::Sqlite => 1,
+            helpdesk_runtime::db::Backend::Postgres => 4,
+        };
+        let creates = helpdesk_runtime::batch::Batcher::spawn(create::MAX_BATCH, workers, move |jobs| {
             let db = writer.clone();
             Box::pin(async move { create::write_tickets(&db, jobs).await })
         });

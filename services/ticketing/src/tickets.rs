@@ -21,6 +21,7 @@ use crate::{
     Ticketing,
     model::{self, from_json, new_id, to_json},
     query::{Param, Sql, insert_many},
+    search::{self, Document},
 };
 
 const SELECT_TICKET: &str = "SELECT t.id, t.tenant_id, t.subject, t.description, t.requester_id, \
@@ -171,39 +172,6 @@ async fn remember(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Adds the search terms of each `(tenant, ticket, text, internal)` to the keyword index.
-pub(crate) async fn insert_terms(
-    conn: &mut AnyConnection,
-    documents: &[(&str, &str, String, bool)],
-) -> Result<(), ServiceError> {
-    let rows = documents
-        .iter()
-        .flat_map(|(tenant, ticket, text, internal)| {
-            helpdesk_text::distinct_terms(text).into_iter().map(move |term| {
-                vec![Param::from(*tenant), Param::from(term), Param::from(*ticket), Param::from(i64::from(*internal))]
-            })
-        })
-        .collect();
-    insert_many(
-        conn,
-        "INSERT INTO search_terms (tenant_id, term, ticket_id, internal)",
-        "ON CONFLICT DO NOTHING",
-        rows,
-    )
-    .await?;
-    Ok(())
-}
-
-async fn index_terms(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    ticket_id: &str,
-    text: &str,
-    internal: bool,
-) -> Result<(), ServiceError> {
-    insert_terms(conn, &[(tenant_id, ticket_id, text.to_owned(), internal)]).await
 }
 
 async fn replace_tags(
@@ -545,7 +513,7 @@ impl Ticketing {
             replace_tags(&mut tx, &caller.tenant_id, &after.id, &after.tags).await?;
         }
         if before.subject != after.subject {
-            index_terms(&mut tx, &caller.tenant_id, &after.id, &after.subject, false).await?;
+            search::add(&mut tx, &[Document::new(&caller.tenant_id, &after.id, &after.subject, false)]).await?;
         }
         record_changes(&mut tx, caller, model::author_kind(caller), &after, &changes, now).await?;
         tx.commit().await?;
@@ -634,14 +602,7 @@ impl Ticketing {
             if terms.len() > MAX_QUERY_TERMS {
                 return Err(ServiceError::invalid_field("query", format!("at most {MAX_QUERY_TERMS} terms")));
             }
-            let placeholders: Vec<String> = terms.iter().map(|term| sql.text(term.as_str())).collect();
-            let visibility = if caller.is_customer() { " AND s.internal = 0" } else { "" };
-            let count = sql.int(terms.len() as i64);
-            sql.push(&format!(
-                " AND t.id IN (SELECT s.ticket_id FROM search_terms s WHERE s.tenant_id = {tenant} \
-                 AND s.term IN ({}){visibility} GROUP BY s.ticket_id HAVING COUNT(DISTINCT s.term) = {count})",
-                placeholders.join(", ")
-            ));
+            search::restrict(&mut sql, self.db.backend(), &tenant, &terms, caller.is_customer());
         }
         let (columns, descending, token_kind): (&[(&str, bool)], bool, &str) = match order {
             TicketOrder::CreatedAsc => (&[("t.created_at", true), ("t.id", false)], false, "ca"),
@@ -786,8 +747,8 @@ impl Ticketing {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        index_terms(&mut tx, &caller.tenant_id, &after.id, &message.body_text, visibility == Visibility::Internal)
-            .await?;
+        let internal = visibility == Visibility::Internal;
+        search::add(&mut tx, &[Document::new(&caller.tenant_id, &after.id, &message.body_text, internal)]).await?;
         if from != to {
             let change = Change::of("status", &model::status_name(from), &model::status_name(to))?;
             record_changes(&mut tx, caller, author_kind, &after, &change.into_iter().collect::<Vec<_>>(), now).await?;
@@ -902,16 +863,7 @@ impl Ticketing {
             .bind(&target.ticket.id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO search_terms (tenant_id, term, ticket_id, internal) \
-             SELECT tenant_id, term, $3, internal FROM search_terms WHERE tenant_id = $1 AND ticket_id = $2 \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&source.ticket.id)
-        .bind(&target.ticket.id)
-        .execute(&mut *tx)
-        .await?;
+        search::copy(&mut tx, &caller.tenant_id, &source.ticket.id, &target.ticket.id).await?;
 
         let mut closed = source.ticket.clone();
         let from = model::status(closed.status, "status")?;

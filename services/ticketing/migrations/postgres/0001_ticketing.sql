@@ -1,4 +1,5 @@
--- Ticketing schema for PostgreSQL. Kept in step with ../sqlite: only the outbox differs.
+-- Ticketing schema for PostgreSQL. Kept in step with ../sqlite, except the outbox and keyword
+-- search (a GIN-indexed tsvector on tickets here, a term table there).
 CREATE TABLE customers (
     tenant_id TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -58,6 +59,12 @@ CREATE TABLE tickets (
     closed_at BIGINT,
     merged_into_id TEXT NOT NULL,
     follow_up_of_id TEXT NOT NULL,
+    -- Keyword search: search terms (helpdesk-text) separated by single spaces, all of them and
+    -- those customers may match (not from internal notes), indexed as given, without re-parsing.
+    terms_all TEXT NOT NULL DEFAULT '',
+    terms_public TEXT NOT NULL DEFAULT '',
+    search_all tsvector GENERATED ALWAYS AS (array_to_tsvector(string_to_array(terms_all, ' '))) STORED,
+    search_public tsvector GENERATED ALWAYS AS (array_to_tsvector(string_to_array(terms_public, ' '))) STORED,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX tickets_by_created ON tickets (tenant_id, created_at, id);
@@ -66,6 +73,8 @@ CREATE INDEX tickets_by_status ON tickets (tenant_id, status, created_at);
 CREATE INDEX tickets_by_assignee ON tickets (tenant_id, assignee_id, created_at);
 CREATE INDEX tickets_by_requester ON tickets (tenant_id, requester_id, created_at);
 CREATE INDEX tickets_by_group ON tickets (tenant_id, group_name, created_at);
+CREATE INDEX tickets_search_all ON tickets USING GIN (search_all);
+CREATE INDEX tickets_search_public ON tickets USING GIN (search_public);
 
 CREATE TABLE ticket_tags (
     tenant_id TEXT NOT NULL,
@@ -110,16 +119,6 @@ CREATE TABLE ticket_changes (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX ticket_changes_by_ticket ON ticket_changes (tenant_id, ticket_id, changed_at, id);
-
--- Inverted index for keyword search: Korean bigrams and lowercased words (helpdesk-text).
--- `internal` marks terms that only internal notes contain, hidden from customers' searches.
-CREATE TABLE search_terms (
-    tenant_id TEXT NOT NULL,
-    term TEXT NOT NULL,
-    ticket_id TEXT NOT NULL,
-    internal BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, term, ticket_id, internal)
-);
 
 CREATE TABLE idempotency_keys (
     tenant_id TEXT NOT NULL,

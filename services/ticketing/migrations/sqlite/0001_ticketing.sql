@@ -1,4 +1,5 @@
--- Ticketing schema for SQLite. Kept in step with ../postgres: only the outbox differs.
+-- Ticketing schema for SQLite. Kept in step with ../postgres, except the outbox and keyword
+-- search (a term table here, a GIN-indexed tsvector on tickets there).
 CREATE TABLE customers (
     tenant_id TEXT NOT NULL,
     id TEXT NOT NULL,
