@@ -22,7 +22,9 @@ on_both_backends! {
         let key = app.admin_key.clone();
         let alice = app.create_customer(&key, "Alice", "alice@example.com").await;
         let bob = app.create_customer(&key, "Bob", "bob@example.com").await;
-        let alices = app.create_ticket(&key, json!({ "subject": "alice's", "requester_id": alice })).await;
+        let alices = app
+            .create_ticket(&key, json!({ "subject": "alice's", "requester_id": alice, "tags": ["angry"], "group": "billing" }))
+            .await;
         let bobs = app.create_ticket(&key, json!({ "subject": "bob's", "requester_id": bob })).await;
         let alice_path = format!("/v1/tickets/{}", alices["id"].as_str().unwrap());
         app.post(&format!("{alice_path}/messages"), &key, json!({ "body_text": "customer seems upset", "visibility": "internal" })).await;
@@ -36,6 +38,9 @@ on_both_backends! {
         let (_, messages) = app.get(&format!("{alice_path}/messages"), &alice_token).await;
         let texts: Vec<_> = messages["messages"].as_array().unwrap().iter().map(|m| m["body_text"].clone()).collect();
         assert_eq!(texts, vec![json!("We are on it")]);
+        let (_, own) = app.get(&alice_path, &alice_token).await;
+        assert_eq!(own["tags"], json!([]), "internal classification stays inside");
+        assert!(own["group"].is_null());
         let (_, found) = app.get("/v1/tickets?q=upset", &alice_token).await;
         assert_eq!(found["tickets"].as_array().unwrap().len(), 0, "internal note words do not match for customers");
 
@@ -58,7 +63,42 @@ on_both_backends! {
         assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
         assert_eq!(app.get("/v1/tickets", &token("demo", "someone", "superuser", 3600)).await.0, 401);
         assert_eq!(app.get("/v1/tickets", &token("", "someone", "agent", 3600)).await.0, 401);
+        assert_eq!(app.get("/v1/tickets", &token("demo", " ", "customer", 3600)).await.0, 401);
         assert_eq!(app.get("/v1/tickets", &token("demo", "agent-1", "agent", 3600)).await.0, 200);
+    }
+
+    async fn merging_tickets_of_different_requesters_is_refused(app: TestApp) {
+        let key = app.admin_key.clone();
+        let alice = app.create_customer(&key, "Alice", "alice@example.com").await;
+        let bob = app.create_customer(&key, "Bob", "bob@example.com").await;
+        let alices = app.create_ticket(&key, json!({ "subject": "a", "requester_id": alice })).await;
+        let bobs = app.create_ticket(&key, json!({ "subject": "b", "requester_id": bob })).await;
+        let path = format!("/v1/tickets/{}/merge", alices["id"].as_str().unwrap());
+        let (status, error) = app.post(&path, &key, json!({ "target_id": bobs["id"] })).await;
+        assert_eq!(status, 422, "{error}");
+    }
+
+    async fn idempotency_keys_belong_to_their_caller(app: TestApp) {
+        let key = app.admin_key.clone();
+        let alice = app.create_customer(&key, "Alice", "alice@example.com").await;
+        let bob = app.create_customer(&key, "Bob", "bob@example.com").await;
+        let mut ids = Vec::new();
+        for customer in [&alice, &bob] {
+            let response = app
+                .http
+                .post(app.url("/v1/tickets"))
+                .bearer_auth(app.customer_token("demo", customer))
+                .header("Idempotency-Key", "submit-1")
+                .json(&json!({ "subject": "Where is my order?" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+            let ticket: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(ticket["requester_id"], customer.as_str());
+            ids.push(ticket["id"].clone());
+        }
+        assert_ne!(ids[0], ids[1], "the same key from two customers makes two tickets");
     }
 
     async fn a_revoked_api_key_stops_working(app: TestApp) {

@@ -44,8 +44,10 @@ pub trait EventBus: Send + Sync {
     fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>>;
 }
 
-/// The embedded bus: hands events straight to in-process subscribers. Durability comes from the
-/// outbox, which keeps an event until every subscriber's queue has taken it.
+/// The embedded bus: hands events straight to the subscribers of this process, waiting while a
+/// subscriber's queue is full. It keeps no history: an event published before a consumer
+/// subscribed is not replayed to it (in-process consumers subscribe at start-up, before the relay
+/// runs); use JetStream where consumers must catch up after a restart.
 pub struct InProcessBus {
     prefix: String,
     subscribers: Mutex<Vec<(Option<String>, mpsc::Sender<Event>)>>,

@@ -48,40 +48,42 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<()
     Ok(())
 }
 
-/// The oldest committed events, in commit order.
-pub(crate) async fn oldest(pool: &sqlx::AnyPool, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+/// The oldest committed events by position (per aggregate, that is commit order), and the
+/// positions of rows that cannot be decoded.
+pub(crate) async fn oldest(pool: &sqlx::AnyPool, limit: i64) -> Result<(Vec<StoredEvent>, Vec<i64>), sqlx::Error> {
     let rows = sqlx::query("SELECT position, payload FROM outbox ORDER BY position LIMIT $1")
         .bind(limit)
         .fetch_all(pool)
         .await?;
     let mut events = Vec::with_capacity(rows.len());
+    let mut undecodable = Vec::new();
     for row in rows {
         let position: i64 = row.try_get("position")?;
         let payload: Vec<u8> = row.try_get("payload")?;
         match Event::decode(payload.as_slice()) {
             Ok(event) => events.push(StoredEvent { position, event }),
-            // Only this crate writes the outbox, so this is a defect; keep relaying the rest.
-            Err(error) => tracing::error!(position, %error, "undecodable outbox row skipped"),
+            // Only this crate writes the outbox, so this is a defect: log it, drop the row, and
+            // keep relaying the rest rather than stall behind it.
+            Err(error) => {
+                tracing::error!(position, %error, "undecodable outbox row dropped");
+                undecodable.push(position);
+            }
         }
     }
-    Ok(events)
+    Ok((events, undecodable))
 }
 
 /// Removes exactly the published rows (not a range: a lower position may still commit later).
 pub(crate) async fn remove(pool: &sqlx::AnyPool, positions: &[i64]) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
     for chunk in positions.chunks(500) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| positional(&conn, i)).collect();
         let sql = format!("DELETE FROM outbox WHERE position IN ({})", placeholders.join(", "));
         let mut query = sqlx::query(&sql);
         for position in chunk {
             query = query.bind(*position);
         }
-        query.execute(pool).await?;
+        query.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// How many events wait to be published: a health signal for operators.
-pub async fn backlog(pool: &sqlx::AnyPool) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(pool).await?.try_get("n")
 }

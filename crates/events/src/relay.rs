@@ -31,18 +31,21 @@ impl Relay {
     }
 
     pub async fn run(self, shutdown: Shutdown) {
-        let stop = shutdown.clone();
+        let leading = std::sync::atomic::AtomicBool::new(false);
         tokio::select! {
-            () = self.run_forever() => {}
-            () = stop.wait() => {}
+            () = self.run_forever(&leading) => {}
+            () = shutdown.wait() => {}
         }
-        // One last pass so events committed just before the signal are not left for the next start.
-        if let Err(error) = self.drain_once().await {
+        // One last pass, by the leader only, so events committed just before the signal are not
+        // left for the next start.
+        if leading.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(error) = self.drain_once().await
+        {
             tracing::warn!(%error, "final outbox drain failed; events stay queued for the next start");
         }
     }
 
-    async fn run_forever(&self) {
+    async fn run_forever(&self, leading: &std::sync::atomic::AtomicBool) {
         let _leader = loop {
             match self.acquire_leadership().await {
                 Ok(Some(lease)) => break lease,
@@ -53,6 +56,7 @@ impl Relay {
                 }
             }
         };
+        leading.store(true, std::sync::atomic::Ordering::Relaxed);
         loop {
             match self.drain_once().await {
                 Ok(0) => {
@@ -70,13 +74,13 @@ impl Relay {
     /// Publishes one batch; returns how many events left the outbox.
     async fn drain_once(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
         // Reading on the reader pool keeps the (SQLite) writer free for the service's own writes.
-        let batch = outbox::oldest(self.db.reader(), BATCH).await?;
-        if batch.is_empty() {
+        let (batch, undecodable) = outbox::oldest(self.db.reader(), BATCH).await?;
+        if batch.is_empty() && undecodable.is_empty() {
             return Ok(0);
         }
         let events: Vec<_> = batch.iter().map(|stored| stored.event.clone()).collect();
         self.bus.publish(&events).await?;
-        let positions: Vec<i64> = batch.iter().map(|stored| stored.position).collect();
+        let positions: Vec<i64> = batch.iter().map(|stored| stored.position).chain(undecodable).collect();
         outbox::remove(self.db.writer(), &positions).await?;
         Ok(positions.len())
     }

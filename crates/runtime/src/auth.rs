@@ -215,6 +215,9 @@ impl JwtVerifier {
                     if claims.tenant_id.is_empty() {
                         return Err(invalid("missing tenant_id"));
                     }
+                    if claims.sub.trim().is_empty() {
+                        return Err(invalid("missing sub"));
+                    }
                     return Ok(Principal { tenant_id: claims.tenant_id, subject: claims.sub, role });
                 }
                 Err(error) => {
@@ -238,7 +241,8 @@ const CACHE_LIMIT: usize = 10_000;
 pub struct Authenticator {
     jwt: JwtVerifier,
     api_keys: Arc<dyn ApiKeyResolver>,
-    cache: Mutex<HashMap<String, (Principal, Instant)>>,
+    /// Resolved keys, and unknown ones (`None`) so that guessing cannot hammer the key store.
+    cache: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
     cache_ttl: Duration,
 }
 
@@ -266,25 +270,24 @@ impl Authenticator {
             return self.jwt.verify(token);
         }
         let key = ApiKeySecret::parse(token).ok_or_else(|| ServiceError::unauthenticated("malformed api key"))?;
-        if let Some(principal) = self.cached(token) {
-            return Ok(principal);
-        }
-        let principal = self
-            .api_keys
-            .resolve(&key)
-            .await?
-            .ok_or_else(|| ServiceError::unauthenticated("unknown or revoked api key"))?;
-        self.remember(token, &principal);
-        Ok(principal)
+        let principal = match self.cached(token) {
+            Some(known) => known,
+            None => {
+                let resolved = self.api_keys.resolve(&key).await?;
+                self.remember(token, &resolved);
+                resolved
+            }
+        };
+        principal.ok_or_else(|| ServiceError::unauthenticated("unknown or revoked api key"))
     }
 
-    fn cached(&self, token: &str) -> Option<Principal> {
+    fn cached(&self, token: &str) -> Option<Option<Principal>> {
         let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (principal, at) = cache.get(token)?;
         (at.elapsed() < self.cache_ttl).then(|| principal.clone())
     }
 
-    fn remember(&self, token: &str, principal: &Principal) {
+    fn remember(&self, token: &str, principal: &Option<Principal>) {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.clear();

@@ -124,11 +124,6 @@ impl Database {
         let query = sqlx::query("SELECT 1").execute(&self.reader);
         matches!(tokio::time::timeout(Duration::from_secs(2), query).await, Ok(Ok(_)))
     }
-
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
-    }
 }
 
 /// Copies committed WAL pages back into the database file every half second without blocking

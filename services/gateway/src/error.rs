@@ -64,10 +64,15 @@ impl From<ServiceError> for ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown {
-            tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
+        let error = ServiceError::from_status(&status);
+        match error.kind {
+            // Transport and internal failures are logged here, not described to the client.
+            ErrorKind::Unavailable | ErrorKind::Internal => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
+                ServiceError::new(error.kind, error.kind.as_str().replace('_', " ")).into()
+            }
+            _ => error.into(),
         }
-        ServiceError::from_status(&status).into()
     }
 }
 

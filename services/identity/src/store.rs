@@ -70,9 +70,20 @@ impl IdentityStore {
         token: &str,
     ) -> Result<(), ServiceError> {
         let key = ApiKeySecret::parse(token).ok_or_else(|| ServiceError::invalid_field("api_key", "malformed"))?;
+        let hash = key.hash();
         match self.insert_api_key(tenant_id, name, role, key).await {
             Ok(_) => Ok(()),
-            Err(error) if error.kind == helpdesk_runtime::ErrorKind::AlreadyExists => Ok(()),
+            // The operator rotated the secret under the same id: the new one replaces the old.
+            Err(error) if error.kind == helpdesk_runtime::ErrorKind::AlreadyExists => {
+                let token_id = ApiKeySecret::parse(token).map(|key| key.id).unwrap_or_default();
+                sqlx::query("UPDATE api_keys SET secret_hash = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(token_id)
+                    .bind(hash)
+                    .execute(self.db.writer())
+                    .await?;
+                Ok(())
+            }
             Err(error) => Err(error),
         }
     }
@@ -145,11 +156,8 @@ impl IdentityStore {
             return Ok(None);
         }
         let role: String = row.try_get("role")?;
-        Ok(Role::parse(&role).map(|role| Principal {
-            tenant_id: row.try_get("tenant_id").unwrap_or_default(),
-            subject: format!("apikey:{}", key.id),
-            role,
-        }))
+        let tenant_id: String = row.try_get("tenant_id")?;
+        Ok(Role::parse(&role).map(|role| Principal { tenant_id, subject: format!("apikey:{}", key.id), role }))
     }
 }
 

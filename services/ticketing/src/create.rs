@@ -68,7 +68,7 @@ impl Ticketing {
         request: proto::CreateTicketRequest,
     ) -> Result<NewTicket, ServiceError> {
         let idempotency =
-            model::idempotency_key(&request.idempotency_key)?.map(|key| (key.to_owned(), model::fingerprint(&request)));
+            model::idempotency_key(caller, &request.idempotency_key)?.map(|key| (key, model::fingerprint(&request)));
         let now = now_micros();
         let requester_id = if caller.is_customer() {
             if !request.requester_id.is_empty() && request.requester_id != caller.subject {
@@ -180,7 +180,10 @@ async fn requesters(
 pub(crate) async fn write_tickets(db: &Database, jobs: Vec<NewTicket>) -> Vec<Result<Created, ServiceError>> {
     match write_batch(db, &jobs).await {
         Ok(results) => results,
-        Err(error) if jobs.len() == 1 => vec![Err(error)],
+        // Retrying one by one helps when one ticket broke the batch, not when the database is down.
+        Err(error) if jobs.len() == 1 || error.kind == helpdesk_runtime::ErrorKind::Unavailable => {
+            jobs.iter().map(|_| Err(error.clone())).collect()
+        }
         Err(error) => {
             tracing::warn!(%error, tickets = jobs.len(), "batch failed; writing its tickets one by one");
             let mut results = Vec::with_capacity(jobs.len());

@@ -19,6 +19,7 @@ use crate::{
     Ticketing,
     model::{self, from_json, new_id, to_json},
     query::{Param, Sql, insert_many},
+    tickets::{remember, replay},
 };
 
 const SELECT_CUSTOMER: &str = "SELECT id, tenant_id, name, emails, phones, external_ids, language, time_zone, \
@@ -256,7 +257,7 @@ impl Ticketing {
         request: proto::CreateCustomerRequest,
     ) -> Result<proto::Customer, ServiceError> {
         caller.require_staff()?;
-        let key = model::idempotency_key(&request.idempotency_key)?.map(str::to_owned);
+        let key = model::idempotency_key(caller, &request.idempotency_key)?;
         let fingerprint = model::fingerprint(&request);
         model::string_map("external_ids", &request.external_ids, 20)?;
         let now = now_micros();
@@ -280,32 +281,10 @@ impl Ticketing {
         };
         let mut tx = self.db.writer().begin().await?;
         if let Some(key) = &key {
-            let existing = sqlx::query(
-                "SELECT fingerprint, resource_id FROM idempotency_keys \
-                 WHERE tenant_id = $1 AND scope = 'customer' AND idempotency_key = $2",
-            )
-            .bind(&caller.tenant_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                if row.try_get::<String, _>("fingerprint")? != fingerprint {
-                    return Err(ServiceError::failed_precondition("idempotency key was used for a different request"));
-                }
-                let id: String = row.try_get("resource_id")?;
+            if let Some(id) = replay(&mut tx, &caller.tenant_id, "customer", key, &fingerprint).await? {
                 return load(&mut tx, &caller.tenant_id, &id).await?.ok_or_else(|| ServiceError::not_found("customer"));
             }
-            sqlx::query(
-                "INSERT INTO idempotency_keys (tenant_id, scope, idempotency_key, fingerprint, resource_id, created_at) \
-                 VALUES ($1, 'customer', $2, $3, $4, $5)",
-            )
-            .bind(&caller.tenant_id)
-            .bind(key)
-            .bind(&fingerprint)
-            .bind(&customer.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            remember(&mut tx, &caller.tenant_id, "customer", key, &fingerprint, &customer.id).await?;
         }
         save(&mut tx, &customer, None).await?;
         claim_emails(&mut tx, &caller.tenant_id, &customer.id, &customer.emails).await?;

@@ -142,7 +142,9 @@ pub(crate) fn string_map(field: &str, map: &HashMap<String, String>, max_entries
     Ok(())
 }
 
-pub(crate) fn idempotency_key(key: &str) -> Result<Option<&str>, ServiceError> {
+/// The stored form of a caller's idempotency key: keys are scoped to the caller, so two callers
+/// who happen to pick the same key never see each other's results.
+pub(crate) fn idempotency_key(caller: &Principal, key: &str) -> Result<Option<String>, ServiceError> {
     if key.is_empty() {
         return Ok(None);
     }
@@ -152,7 +154,7 @@ pub(crate) fn idempotency_key(key: &str) -> Result<Option<&str>, ServiceError> {
             format!("at most {MAX_IDEMPOTENCY_KEY} printable characters"),
         ));
     }
-    Ok(Some(key))
+    Ok(Some(format!("{}\u{1f}{key}", caller.subject)))
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {

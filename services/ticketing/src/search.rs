@@ -64,7 +64,7 @@ pub(crate) async fn add(conn: &mut AnyConnection, documents: &[Document<'_>]) ->
                      terms_all = CASE WHEN terms_all = '' THEN $3 ELSE terms_all || ' ' || $3 END, \
                      terms_public = CASE WHEN $4 = 1 THEN terms_public \
                          WHEN terms_public = '' THEN $3 ELSE terms_public || ' ' || $3 END \
-                     WHERE tenant_id = $1 AND id = $2",
+                     WHERE tenant_id = $1 AND id = $2 AND length(terms_all) < 500000",
                 )
                 .bind(doc.tenant_id)
                 .bind(doc.ticket_id)

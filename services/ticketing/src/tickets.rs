@@ -116,7 +116,13 @@ pub(crate) fn visible_to(caller: &Principal, mut ticket: proto::Ticket) -> Optio
         if ticket.requester_id != caller.subject {
             return None;
         }
+        // Internal classification and links (which may name other customers' tickets) stay inside.
         ticket.requester_flag = None;
+        ticket.tags.clear();
+        ticket.custom_fields.clear();
+        ticket.group.clear();
+        ticket.assignee_id.clear();
+        ticket.linked_ticket_ids.clear();
     }
     Some(ticket)
 }
@@ -127,7 +133,7 @@ fn not_found() -> ServiceError {
 
 /// Returns the resource a previous request with this key created; refuses a reused key whose
 /// request differs.
-async fn replay(
+pub(crate) async fn replay(
     conn: &mut AnyConnection,
     tenant_id: &str,
     scope: &str,
@@ -151,7 +157,7 @@ async fn replay(
     Ok(Some(row.try_get("resource_id")?))
 }
 
-async fn remember(
+pub(crate) async fn remember(
     conn: &mut AnyConnection,
     tenant_id: &str,
     scope: &str,
@@ -301,6 +307,14 @@ async fn emit(
         outbox::append(conn, &event).await?;
     }
     Ok(())
+}
+
+/// Safe HTML: ammonia's allow-list, without images, whose remote URLs would let a sender track
+/// when an agent opens the ticket (attachments carry images instead).
+fn sanitize(html: &str) -> String {
+    let mut builder = ammonia::Builder::default();
+    builder.rm_tags(["img"]);
+    builder.clean(html).to_string()
 }
 
 fn html_to_text(html: &str) -> String {
@@ -649,7 +663,7 @@ impl Ticketing {
         caller: &Principal,
         request: proto::AddMessageRequest,
     ) -> Result<proto::Message, ServiceError> {
-        let key = model::idempotency_key(&request.idempotency_key)?.map(str::to_owned);
+        let key = model::idempotency_key(caller, &request.idempotency_key)?;
         let fingerprint = model::fingerprint(&request);
         let visibility = match Visibility::try_from(request.visibility) {
             Ok(Visibility::Unspecified) => Visibility::Public,
@@ -659,7 +673,7 @@ impl Ticketing {
         if caller.is_customer() && visibility == Visibility::Internal {
             return Err(ServiceError::permission_denied("customers cannot write internal notes"));
         }
-        let body_html = ammonia::clean(&model::optional_text("body_html", &request.body_html, model::MAX_BODY)?);
+        let body_html = sanitize(&model::optional_text("body_html", &request.body_html, model::MAX_BODY)?);
         let mut body_text = model::optional_text("body_text", &request.body_text, model::MAX_BODY)?;
         if body_text.trim().is_empty() {
             body_text = html_to_text(&body_html).trim().to_owned();
@@ -683,6 +697,9 @@ impl Ticketing {
         };
 
         let mut tx = self.db.writer().begin().await?;
+        let stored = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
+        let stored =
+            stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
         if let Some(key) = &key
             && let Some(existing) = replay(&mut tx, &caller.tenant_id, "message", key, &fingerprint).await?
         {
@@ -696,9 +713,6 @@ impl Ticketing {
             .await?;
             return message_from_row(&row);
         }
-        let stored = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
-        let stored =
-            stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
         let before = stored.ticket;
         let from = model::status(before.status, "status")?;
         if from == Status::Closed {
@@ -852,6 +866,12 @@ impl Ticketing {
         let target = load(&mut tx, &caller.tenant_id, &request.target_id)
             .await?
             .ok_or_else(|| ServiceError::invalid_field("target_id", "no such ticket"))?;
+        if source.ticket.requester_id != target.ticket.requester_id {
+            // Moving messages would show one customer's conversation to another.
+            return Err(ServiceError::failed_precondition(
+                "only tickets of the same requester can be merged; link them instead",
+            ));
+        }
         for (field, stored) in [("source_id", &source), ("target_id", &target)] {
             if stored.ticket.status == Status::Closed as i32 {
                 return Err(ServiceError::failed_precondition(format!("{field} is closed and cannot be merged")));
