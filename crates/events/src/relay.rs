@@ -14,6 +14,7 @@ use crate::{EventBus, outbox};
 
 const BATCH: i64 = 256;
 const IDLE_POLL: Duration = Duration::from_millis(500);
+const COALESCE: Duration = Duration::from_millis(20);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
@@ -60,7 +61,11 @@ impl Relay {
         loop {
             match self.drain_once().await {
                 Ok(0) => {
-                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                    if tokio::time::timeout(IDLE_POLL, self.wake.notified()).await.is_ok() {
+                        // Let a burst of commits accumulate: fewer, larger relay passes keep the
+                        // service's writer free (SQLite has one).
+                        tokio::time::sleep(COALESCE).await;
+                    }
                 }
                 Ok(_) => {}
                 Err(error) => {
