@@ -126,10 +126,15 @@ impl Database {
     }
 }
 
-/// Copies committed WAL pages back into the database file every half second without blocking
-/// the writer (PASSIVE), and stops when the pool closes.
+/// How often committed WAL pages are copied back into the database file. A checkpoint copies each
+/// page once however often it changed, so a longer interval copies hot pages (index roots, the
+/// newest leaves) fewer times; the WAL holds at most this long's writes.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Checkpoints every [`CHECKPOINT_INTERVAL`] without blocking the writer (PASSIVE), and stops
+/// when the pool closes.
 async fn checkpoint_periodically(pool: AnyPool) {
-    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
     loop {
         interval.tick().await;
         if pool.is_closed() {
