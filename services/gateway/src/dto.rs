@@ -313,6 +313,15 @@ pub(crate) struct TicketPage {
     pub(crate) next_page_token: Option<String>,
 }
 
+impl From<ticketing::ListTicketsResponse> for TicketPage {
+    fn from(response: ticketing::ListTicketsResponse) -> Self {
+        Self {
+            tickets: response.tickets.into_iter().map(Ticket::from).collect(),
+            next_page_token: non_empty(response.next_page_token),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Attachment {

@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 use crate::{
     Ticketing,
     model::{self, from_json, new_id, to_json},
-    query::{Param, Sql, insert_many},
+    query::{Param, Sql, after_cursor, insert_many},
     tickets::{remember, replay},
 };
 
@@ -390,27 +390,15 @@ impl Ticketing {
         }
         if !request.page_token.is_empty() {
             let values = model::parse_page_token(&request.page_token, "c", 2)?;
-            let created =
-                sql.int(values[0].parse().map_err(|_| ServiceError::invalid_field("page_token", "malformed"))?);
-            let id = sql.text(values[1].as_str());
-            sql.push(&format!(" AND (c.created_at > {created} OR (c.created_at = {created} AND c.id > {id}))"));
+            after_cursor(&mut sql, &[("c.created_at", true), ("c.id", false)], &values, false)?;
         }
         let limit = sql.int(page_size + 1);
         sql.push(&format!(" ORDER BY c.created_at, c.id LIMIT {limit}"));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
         let mut customers = rows.iter().map(customer_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = if customers.len() as i64 > page_size {
-            customers.truncate(page_size as usize);
-            customers
-                .last()
-                .map(|last| {
-                    let at = last.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default();
-                    model::page_token("c", &[at.to_string(), last.id.clone()])
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = model::finish_page(&mut customers, page_size, |last| {
+            model::created_cursor("c", last.created_at.as_ref(), &last.id)
+        });
         Ok(proto::ListCustomersResponse { customers, next_page_token })
     }
 

@@ -212,6 +212,23 @@ pub(crate) fn page_token(kind: &str, values: &[String]) -> String {
     hex::encode(text)
 }
 
+/// Trims a page that was fetched with one row too many, and returns the token for the page after
+/// it (empty on the last page).
+pub(crate) fn finish_page<T>(items: &mut Vec<T>, page_size: i64, token: impl FnOnce(&T) -> String) -> String {
+    let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
+    if items.len() <= page_size {
+        return String::new();
+    }
+    items.truncate(page_size);
+    items.last().map(token).unwrap_or_default()
+}
+
+/// The cursor of a row ordered by (creation time, id).
+pub(crate) fn created_cursor(kind: &str, created_at: Option<&pbjson_types::Timestamp>, id: &str) -> String {
+    let at = created_at.map(helpdesk_runtime::time::timestamp_to_micros).unwrap_or_default();
+    page_token(kind, &[at.to_string(), id.to_owned()])
+}
+
 pub(crate) fn page_size(requested: i32) -> Result<i64, ServiceError> {
     match requested {
         0 => Ok(50),

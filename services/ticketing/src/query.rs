@@ -1,6 +1,6 @@
 //! Builds SQL with a variable number of `$N` parameters, for filters and multi-row inserts.
 
-use helpdesk_runtime::db::positional;
+use helpdesk_runtime::{ServiceError, db::positional};
 use sqlx::{Any, AnyConnection, any::AnyArguments, query::Query};
 
 pub(crate) enum Param {
@@ -80,6 +80,37 @@ impl Sql {
         }
         query
     }
+}
+
+/// Keyset pagination: rows strictly after `values` in the order of `columns`.
+pub(crate) fn after_cursor(
+    sql: &mut Sql,
+    columns: &[(&str, bool)],
+    values: &[String],
+    descending: bool,
+) -> Result<(), ServiceError> {
+    let invalid = || ServiceError::invalid_field("page_token", "not a token this list returned");
+    let op = if descending { "<" } else { ">" };
+    let mut placeholders = Vec::with_capacity(columns.len());
+    for ((_, numeric), value) in columns.iter().zip(values) {
+        placeholders.push(if *numeric {
+            sql.int(value.parse().map_err(|_| invalid())?)
+        } else {
+            sql.text(value.as_str())
+        });
+    }
+    // (a, b, c) > (x, y, z) spelled out, which both databases plan well.
+    let mut condition = String::new();
+    for depth in (0..columns.len()).rev() {
+        let strict = format!("{} {op} {}", columns[depth].0, placeholders[depth]);
+        condition = if condition.is_empty() {
+            strict
+        } else {
+            format!("{strict} OR ({} = {} AND ({condition}))", columns[depth].0, placeholders[depth])
+        };
+    }
+    sql.push(&format!(" AND ({condition})"));
+    Ok(())
 }
 
 /// Parameters per statement: below SQLite's limit of 32,766 (PostgreSQL allows 65,535).

@@ -20,7 +20,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 use crate::{
     Ticketing,
     model::{self, from_json, new_id, to_json},
-    query::{Param, Sql, insert_many},
+    query::{Param, Sql, after_cursor, insert_many},
     search::{self, Document},
 };
 
@@ -362,37 +362,6 @@ fn message_from_row(row: &AnyRow) -> Result<proto::Message, ServiceError> {
     })
 }
 
-/// Keyset pagination: rows strictly after `values` in the order of `columns`.
-fn after_cursor(
-    sql: &mut Sql,
-    columns: &[(&str, bool)],
-    values: &[String],
-    descending: bool,
-) -> Result<(), ServiceError> {
-    let invalid = || ServiceError::invalid_field("page_token", "not a token this list returned");
-    let op = if descending { "<" } else { ">" };
-    let mut placeholders = Vec::with_capacity(columns.len());
-    for ((_, numeric), value) in columns.iter().zip(values) {
-        placeholders.push(if *numeric {
-            sql.int(value.parse().map_err(|_| invalid())?)
-        } else {
-            sql.text(value.as_str())
-        });
-    }
-    // (a, b, c) > (x, y, z) spelled out, which both databases plan well.
-    let mut condition = String::new();
-    for depth in (0..columns.len()).rev() {
-        let strict = format!("{} {op} {}", columns[depth].0, placeholders[depth]);
-        condition = if condition.is_empty() {
-            strict
-        } else {
-            format!("{strict} OR ({} = {} AND ({condition}))", columns[depth].0, placeholders[depth])
-        };
-    }
-    sql.push(&format!(" AND ({condition})"));
-    Ok(())
-}
-
 fn cursor_values(ticket: &proto::Ticket, order: TicketOrder) -> Vec<String> {
     let micros =
         |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(timestamp_to_micros).unwrap_or_default().to_string();
@@ -640,12 +609,9 @@ impl Ticketing {
         let rows = sql.query().fetch_all(&mut *conn).await?;
         let mut tickets =
             rows.iter().map(|row| ticket_from_row(row).map(|stored| stored.ticket)).collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = if tickets.len() as i64 > page_size {
-            tickets.truncate(page_size as usize);
-            tickets.last().map(|last| model::page_token(token_kind, &cursor_values(last, order))).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = model::finish_page(&mut tickets, page_size, |last| {
+            model::page_token(token_kind, &cursor_values(last, order))
+        });
         let ids: Vec<String> = tickets.iter().map(|ticket| ticket.id.clone()).collect();
         let mut links = links(&mut conn, &caller.tenant_id, &ids).await?;
         let tickets = tickets
@@ -802,18 +768,9 @@ impl Ticketing {
         sql.push(&format!(" ORDER BY m.created_at, m.id LIMIT {limit}"));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
         let mut messages = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = if messages.len() as i64 > page_size {
-            messages.truncate(page_size as usize);
-            messages
-                .last()
-                .map(|last| {
-                    let at = last.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default();
-                    model::page_token("m", &[at.to_string(), last.id.clone()])
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = model::finish_page(&mut messages, page_size, |last| {
+            model::created_cursor("m", last.created_at.as_ref(), &last.id)
+        });
         Ok(proto::ListMessagesResponse { messages, next_page_token })
     }
 

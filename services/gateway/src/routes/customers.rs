@@ -140,8 +140,5 @@ pub(crate) async fn tickets(
         ..Default::default()
     };
     let response = state.tickets.clone().list_tickets(caller.request(request)).await?.into_inner();
-    Ok(Json(dto::TicketPage {
-        tickets: response.tickets.into_iter().map(dto::Ticket::from).collect(),
-        next_page_token: non_empty(response.next_page_token),
-    }))
+    Ok(Json(response.into()))
 }

@@ -64,10 +64,7 @@ pub(crate) async fn list(
     QueryParams(query): QueryParams<ListTicketsQuery>,
 ) -> ApiResult<dto::TicketPage> {
     let response = state.tickets.clone().list_tickets(caller.request(query.into_proto()?)).await?.into_inner();
-    Ok(Json(dto::TicketPage {
-        tickets: response.tickets.into_iter().map(dto::Ticket::from).collect(),
-        next_page_token: non_empty(response.next_page_token),
-    }))
+    Ok(Json(response.into()))
 }
 
 /// Reply publicly or add an internal note. A customer reply reopens a solved ticket.
