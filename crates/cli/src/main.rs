@@ -31,6 +31,8 @@ enum Command {
     Admin(Admin),
     /// Print the REST API's OpenAPI document.
     Openapi,
+    /// Print the gRPC API reference (Markdown) generated from the contracts.
+    GrpcReference,
 }
 
 #[derive(Subcommand)]
@@ -80,16 +82,23 @@ enum TokenRole {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Openapi = cli.command {
-        println!("{}", helpdesk_gateway::openapi_json());
-        return Ok(());
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", helpdesk_gateway::openapi_json());
+            return Ok(());
+        }
+        Command::GrpcReference => {
+            print!("{}", helpdesk_cli::grpc_reference::markdown()?);
+            return Ok(());
+        }
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk");
     match cli.command {
         Command::Serve { demo } => serve(config, demo).await,
         Command::Admin(admin) => administer(config, admin).await,
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::GrpcReference => Ok(()),
     }
 }
 
