@@ -201,3 +201,35 @@ pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
         propagator.inject_context(&context, &mut MetadataInjector(metadata));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[test]
+    fn a_request_span_continues_the_callers_trace_and_hands_it_to_the_next_hop() {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", http::HeaderValue::from_static(incoming));
+
+        let outgoing = tracing::subscriber::with_default(subscriber, || {
+            let span = server_span("/helpdesk.ticketing.v1.TicketService/GetTicket", &headers);
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            span.in_scope(|| inject_trace_context(&mut metadata));
+            metadata.get("traceparent").and_then(|value| value.to_str().ok()).map(str::to_owned)
+        });
+
+        let outgoing = outgoing.expect("the next hop gets a traceparent");
+        let parts: Vec<&str> = outgoing.split('-').collect();
+        assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+        assert_ne!(parts[2], "00f067aa0ba902b7", "a new span within it");
+    }
+}
