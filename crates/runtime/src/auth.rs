@@ -168,6 +168,7 @@ struct Claims {
 }
 
 struct JwtVerifier {
+    roles: Vec<Role>,
     hs256: Option<DecodingKey>,
     rs256: Vec<DecodingKey>,
     issuer: Option<String>,
@@ -183,7 +184,13 @@ impl JwtVerifier {
             .iter()
             .map(|pem| DecodingKey::from_rsa_pem(pem.as_bytes()))
             .collect::<Result<_, _>>()?;
-        Ok(Self { hs256, rs256, issuer: config.jwt_issuer.clone(), audience: config.jwt_audience.clone() })
+        Ok(Self {
+            roles: config.jwt_roles.iter().filter_map(|role| Role::parse(role)).collect(),
+            hs256,
+            rs256,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        })
     }
 
     fn verify(&self, token: &str) -> Result<Principal, ServiceError> {
@@ -212,6 +219,9 @@ impl JwtVerifier {
                 Ok(data) => {
                     let claims = data.claims;
                     let role = Role::parse(&claims.role).ok_or_else(|| invalid("unknown role"))?;
+                    if !self.roles.contains(&role) {
+                        return Err(invalid("role not allowed in tokens"));
+                    }
                     if claims.tenant_id.is_empty() {
                         return Err(invalid("missing tenant_id"));
                     }
@@ -299,6 +309,38 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoKeys;
+
+    impl ApiKeyResolver for NoKeys {
+        fn resolve<'a>(&'a self, _: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    fn token(role: &str) -> String {
+        let claims = serde_json::json!({ "sub": "c-1", "tenant_id": "demo", "role": role, "exp": 4_102_444_800u64 });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .expect("token encodes")
+    }
+
+    #[tokio::test]
+    async fn tokens_may_carry_only_the_configured_roles() {
+        let env = [
+            ("HELPDESK_AUTH__JWT_HS256_SECRET".to_owned(), "0123456789abcdef0123456789abcdef".to_owned()),
+            ("HELPDESK_AUTH__JWT_ROLES".to_owned(), "customer".to_owned()),
+        ];
+        let config = crate::config::Config::load_from(None, env).expect("valid config");
+        let authenticator = Authenticator::new(&config.auth, Arc::new(NoKeys)).expect("authenticator");
+        let customer = authenticator.authenticate(Some(&format!("Bearer {}", token("customer")))).await;
+        assert_eq!(customer.expect("customer tokens pass").role, Role::Customer);
+        let admin = authenticator.authenticate(Some(&format!("Bearer {}", token("admin")))).await;
+        assert!(admin.expect_err("admin tokens are refused").message.contains("role not allowed"));
+    }
 
     #[test]
     fn generated_api_keys_parse_back_and_hash_stably() {

@@ -71,6 +71,9 @@ pub struct AuthConfig {
     pub jwt_audience: Option<String>,
     /// How long a resolved API key is trusted before it is looked up again.
     pub api_key_cache_seconds: u64,
+    /// Roles a JWT may carry. A site whose web widget signs customer tokens with the shared
+    /// secret should allow only `customer`, so that secret cannot mint agent or admin tokens.
+    pub jwt_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +129,7 @@ subject_prefix = "helpdesk.events"
 [auth]
 jwt_rs256_public_keys = []
 api_key_cache_seconds = 30
+jwt_roles = ["customer", "agent", "admin"]
 
 [gateway]
 rate_limit_per_second = 200
@@ -174,6 +178,7 @@ impl Config {
                     .list_separator(",")
                     .with_list_parse_key("gateway.cors_allowed_origins")
                     .with_list_parse_key("auth.jwt_rs256_public_keys")
+                    .with_list_parse_key("auth.jwt_roles")
                     .source(Some(env)),
             )
             .build()?
@@ -204,6 +209,9 @@ impl Config {
         }
         if self.gateway.max_body_bytes < 1024 {
             return Err(invalid("gateway.max_body_bytes", "must be at least 1024"));
+        }
+        if self.auth.jwt_roles.iter().any(|role| crate::auth::Role::parse(role).is_none()) {
+            return Err(invalid("auth.jwt_roles", "each must be customer, agent or admin"));
         }
         if let Some(secret) = &self.auth.jwt_hs256_secret
             && secrecy::ExposeSecret::expose_secret(secret).len() < 32
