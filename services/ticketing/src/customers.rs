@@ -354,6 +354,7 @@ impl Ticketing {
             after.notes = model::optional_text("notes", value, 10_000)?;
         }
         merge_ids(&mut after.external_ids, request.external_ids);
+        model::string_map("external_ids", &after.external_ids, 20)?;
         if after == before {
             return Ok(before);
         }

@@ -437,6 +437,8 @@ impl Ticketing {
                 after.external_refs.insert(key, value);
             }
         }
+        // The limit applies to what the ticket ends up with, not only to this request.
+        model::string_map("external_refs", &after.external_refs, 20)?;
         let from = model::status(before.status, "status")?;
         let mut to = match request.status {
             Some(status) => model::status(status, "status")?,
