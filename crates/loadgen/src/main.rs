@@ -134,6 +134,16 @@ async fn fresh_postgres_database(base_url: &str) -> anyhow::Result<String> {
     Ok(format!("{server}/{name}"))
 }
 
+/// Drops the database this run created, closing the platform's connections to it.
+async fn drop_database(base_url: &str, url: &str) -> anyhow::Result<()> {
+    use sqlx::Executor;
+    let name = url.rsplit('/').next().context("database name")?;
+    let pool = sqlx::AnyPool::connect(base_url).await?;
+    pool.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    pool.close().await;
+    Ok(())
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -207,6 +217,9 @@ fn main() -> anyhow::Result<()> {
     println!("# helpdesk load test: {backend}, {} s per scenario, machine: {}", args.seconds, machine());
     let results = load_runtime.block_on(run_all(&args, grpc_addr, http_addr, echo_addr, key, bare_db))?;
     report(&results);
+    if let (Some(base), Some(url)) = (&args.postgres, &database_url) {
+        load_runtime.block_on(drop_database(base, url))?;
+    }
     Ok(())
 }
 
