@@ -9,10 +9,10 @@ use helpdesk_events::EventBus;
 use helpdesk_runtime::{
     auth::Role,
     config::Config,
+    db::create_scratch_database,
     shutdown::{self, ShutdownTrigger},
 };
 use serde_json::{Value, json};
-use sqlx::Executor;
 use tokio::task::JoinHandle;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
@@ -55,18 +55,6 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("HELPDESK_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
 }
 
-/// A new, empty database on the test PostgreSQL server.
-async fn fresh_postgres_database(base_url: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("helpdesk_test_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::AnyPool::connect(base_url).await.expect("HELPDESK_TEST_POSTGRES_URL is reachable");
-    pool.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-    pool.close().await;
-    let without_query = base_url.split('?').next().unwrap_or(base_url);
-    let (server, _) = without_query.rsplit_once('/').expect("postgres URL has a database path");
-    format!("{server}/{name}")
-}
-
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(Options { backend, ..Options::default() }).await
 }
@@ -85,7 +73,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     ];
     if options.backend == Backend::Postgres {
         let base = postgres_url().expect("postgres tests need HELPDESK_TEST_POSTGRES_URL");
-        env.push(("HELPDESK_DATABASE__URL".to_owned(), fresh_postgres_database(&base).await));
+        env.push((
+            "HELPDESK_DATABASE__URL".to_owned(),
+            create_scratch_database(&base, "helpdesk_test").await.expect("test database"),
+        ));
         env.push(("HELPDESK_DATABASE__MAX_CONNECTIONS".to_owned(), "8".to_owned()));
     }
     if let Some((url, stream, prefix)) = options.nats {

@@ -15,7 +15,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use helpdesk_cli::{DEMO_TENANT, Platform};
@@ -30,7 +29,12 @@ use helpdesk_proto::{
         customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
-use helpdesk_runtime::{auth::Role, config::Config, db::Database, grpc::outgoing};
+use helpdesk_runtime::{
+    auth::Role,
+    config::Config,
+    db::{self, Database},
+    grpc::outgoing,
+};
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -122,28 +126,6 @@ impl EchoService for Echo {
     }
 }
 
-async fn fresh_postgres_database(base_url: &str) -> anyhow::Result<String> {
-    use sqlx::Executor;
-    sqlx::any::install_default_drivers();
-    let name = format!("helpdesk_bench_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::AnyPool::connect(base_url).await.context("connect to PostgreSQL")?;
-    pool.execute(format!("CREATE DATABASE {name}").as_str()).await?;
-    pool.close().await;
-    let without_query = base_url.split('?').next().unwrap_or(base_url);
-    let (server, _) = without_query.rsplit_once('/').context("postgres URL needs a database path")?;
-    Ok(format!("{server}/{name}"))
-}
-
-/// Drops the database this run created, closing the platform's connections to it.
-async fn drop_database(base_url: &str, url: &str) -> anyhow::Result<()> {
-    use sqlx::Executor;
-    let name = url.rsplit('/').next().context("database name")?;
-    let pool = sqlx::AnyPool::connect(base_url).await?;
-    pool.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
-    pool.close().await;
-    Ok(())
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -171,7 +153,7 @@ fn main() -> anyhow::Result<()> {
     let load_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let data_dir = tempfile::tempdir()?;
     let database_url = match &args.postgres {
-        Some(base) => Some(load_runtime.block_on(fresh_postgres_database(base))?),
+        Some(base) => Some(load_runtime.block_on(db::create_scratch_database(base, "helpdesk_bench"))?),
         None => None,
     };
     let mut env = vec![
@@ -218,7 +200,7 @@ fn main() -> anyhow::Result<()> {
     let results = load_runtime.block_on(run_all(&args, grpc_addr, http_addr, echo_addr, key, bare_db))?;
     report(&results);
     if let (Some(base), Some(url)) = (&args.postgres, &database_url) {
-        load_runtime.block_on(drop_database(base, url))?;
+        load_runtime.block_on(db::drop_scratch_database(base, url))?;
     }
     Ok(())
 }

@@ -149,6 +149,29 @@ async fn checkpoint_periodically(pool: AnyPool) {
     }
 }
 
+/// Creates an empty database named `<prefix>_<random>` on the PostgreSQL server of `base_url` and
+/// returns its URL: for tests and benchmarks that must not share state.
+pub async fn create_scratch_database(base_url: &str, prefix: &str) -> Result<String, sqlx::Error> {
+    install_default_drivers();
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let pool = AnyPoolOptions::new().max_connections(1).connect(base_url).await?;
+    pool.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    pool.close().await;
+    let without_query = base_url.split('?').next().unwrap_or(base_url);
+    let server = without_query.rsplit_once('/').map_or(without_query, |(server, _)| server);
+    Ok(format!("{server}/{name}"))
+}
+
+/// Drops a database made by [`create_scratch_database`], closing its connections.
+pub async fn drop_scratch_database(base_url: &str, url: &str) -> Result<(), sqlx::Error> {
+    install_default_drivers();
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(base_url).await?;
+    pool.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    pool.close().await;
+    Ok(())
+}
+
 /// The backend a connection talks to.
 pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
     if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }

@@ -50,14 +50,7 @@ impl IdentityService for IdentityGrpc {
             .and_then(Role::from_proto)
             .ok_or_else(|| ServiceError::invalid_field("role", "must be agent or admin"))?;
         let issued = self.store.create_api_key(&caller.tenant_id, &request.name, role).await?;
-        let record = self
-            .store
-            .list_api_keys(&caller.tenant_id)
-            .await?
-            .into_iter()
-            .find(|key| key.id == issued.id)
-            .ok_or_else(|| ServiceError::internal(&"issued key vanished"))?;
-        Ok(Response::new(proto::CreateApiKeyResponse { api_key: Some(to_proto(record)), secret: issued.token }))
+        Ok(Response::new(proto::CreateApiKeyResponse { api_key: Some(to_proto(issued.record)), secret: issued.token }))
     }
 
     async fn list_api_keys(

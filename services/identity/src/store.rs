@@ -8,7 +8,7 @@ use sqlx::Row;
 
 /// A freshly issued key: the only moment its secret is known.
 pub struct IssuedKey {
-    pub id: String,
+    pub record: ApiKeyRecord,
     pub token: String,
 }
 
@@ -104,19 +104,27 @@ impl IdentityStore {
         if !self.tenant_exists(tenant_id).await? {
             return Err(ServiceError::not_found("tenant"));
         }
+        let record = ApiKeyRecord {
+            id: key.id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            name: name.trim().to_owned(),
+            role,
+            created_at: now_micros(),
+            revoked_at: None,
+        };
         sqlx::query(
             "INSERT INTO api_keys (tenant_id, id, name, role, secret_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(tenant_id)
-        .bind(&key.id)
-        .bind(name.trim())
+        .bind(&record.tenant_id)
+        .bind(&record.id)
+        .bind(&record.name)
         .bind(role.as_str())
         .bind(key.hash())
-        .bind(now_micros())
+        .bind(record.created_at)
         .execute(self.db.writer())
         .await?;
-        Ok(IssuedKey { id: key.id.clone(), token: key.token() })
+        Ok(IssuedKey { record, token: key.token() })
     }
 
     pub async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRecord>, ServiceError> {

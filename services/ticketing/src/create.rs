@@ -15,7 +15,7 @@ use helpdesk_runtime::{
     ServiceError,
     auth::Principal,
     db::{Backend, Database, backend_of},
-    time::{micros_to_timestamp, now_micros, optional_timestamp},
+    time::{micros_to_timestamp, now_micros},
 };
 use sqlx::{AnyConnection, Row};
 
@@ -159,18 +159,7 @@ async fn requesters(
             sql.push(&format!("{}(tenant_id = {tenant} AND id = {id})", if index > 0 { " OR " } else { "" }));
         }
         for row in sql.query().fetch_all(&mut *conn).await? {
-            let kind: i64 = row.try_get("flag_kind")?;
-            let flag = (kind != 0)
-                .then(|| -> Result<_, ServiceError> {
-                    Ok(proto::CustomerFlag {
-                        kind: kind as i32,
-                        reason: row.try_get("flag_reason")?,
-                        flagged_by: row.try_get("flag_by")?,
-                        flagged_at: optional_timestamp(row.try_get("flag_at")?),
-                    })
-                })
-                .transpose()?;
-            found.insert((row.try_get("tenant_id")?, row.try_get("id")?), flag);
+            found.insert((row.try_get("tenant_id")?, row.try_get("id")?), crate::customers::flag_from_row(&row)?);
         }
     }
     Ok(found)

@@ -26,8 +26,21 @@ const SELECT_CUSTOMER: &str = "SELECT id, tenant_id, name, emails, phones, exter
     organization, tier, vip, notes, flag_kind, flag_reason, flag_by, flag_at, version, created_at, updated_at \
     FROM customers c";
 
+/// The flag in a row's `flag_*` columns (NULL when a join found no customer).
+pub(crate) fn flag_from_row(row: &AnyRow) -> Result<Option<proto::CustomerFlag>, ServiceError> {
+    let kind: Option<i64> = row.try_get("flag_kind")?;
+    match kind {
+        Some(kind) if kind != 0 => Ok(Some(proto::CustomerFlag {
+            kind: kind as i32,
+            reason: row.try_get("flag_reason")?,
+            flagged_by: row.try_get("flag_by")?,
+            flagged_at: optional_timestamp(row.try_get("flag_at")?),
+        })),
+        _ => Ok(None),
+    }
+}
+
 fn customer_from_row(row: &AnyRow) -> Result<proto::Customer, ServiceError> {
-    let flag_kind: i64 = row.try_get("flag_kind")?;
     Ok(proto::Customer {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
@@ -41,16 +54,7 @@ fn customer_from_row(row: &AnyRow) -> Result<proto::Customer, ServiceError> {
         tier: row.try_get("tier")?,
         vip: row.try_get::<i64, _>("vip")? != 0,
         notes: row.try_get("notes")?,
-        flag: (flag_kind != 0)
-            .then(|| -> Result<_, ServiceError> {
-                Ok(proto::CustomerFlag {
-                    kind: flag_kind as i32,
-                    reason: row.try_get("flag_reason")?,
-                    flagged_by: row.try_get("flag_by")?,
-                    flagged_at: optional_timestamp(row.try_get("flag_at")?),
-                })
-            })
-            .transpose()?,
+        flag: flag_from_row(row)?,
         version: row.try_get("version")?,
         created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
         updated_at: Some(micros_to_timestamp(row.try_get("updated_at")?)),

@@ -41,16 +41,7 @@ pub(crate) struct Stored {
 }
 
 fn ticket_from_row(row: &AnyRow) -> Result<Stored, ServiceError> {
-    let flag_kind: Option<i64> = row.try_get("flag_kind")?;
-    let requester_flag = match flag_kind {
-        Some(kind) if kind != 0 => Some(proto::CustomerFlag {
-            kind: kind as i32,
-            reason: row.try_get("flag_reason")?,
-            flagged_by: row.try_get("flag_by")?,
-            flagged_at: optional_timestamp(row.try_get("flag_at")?),
-        }),
-        _ => None,
-    };
+    let requester_flag = crate::customers::flag_from_row(row)?;
     let ticket = proto::Ticket {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
@@ -345,6 +336,33 @@ fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceErr
             return Err(ServiceError::invalid_field(field("sha256"), "must be 64 hex digits"));
         }
     }
+    Ok(())
+}
+
+const SELECT_MESSAGE: &str = "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, \
+    attachments, created_at FROM messages m";
+
+async fn insert_message(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    message: &proto::Message,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
+         body_html, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(tenant_id)
+    .bind(&message.id)
+    .bind(&message.ticket_id)
+    .bind(i64::from(message.author_kind))
+    .bind(&message.author_id)
+    .bind(i64::from(message.visibility))
+    .bind(&message.body_text)
+    .bind(&message.body_html)
+    .bind(to_json(&message.attachments)?)
+    .bind(message.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -671,14 +689,11 @@ impl Ticketing {
         if let Some(key) = &key
             && let Some(existing) = replay(&mut tx, &caller.tenant_id, "message", key, &fingerprint).await?
         {
-            let row = sqlx::query(
-                "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, attachments, \
-                 created_at FROM messages WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(&caller.tenant_id)
-            .bind(&existing)
-            .fetch_one(&mut *tx)
-            .await?;
+            let row = sqlx::query(&format!("{SELECT_MESSAGE} WHERE tenant_id = $1 AND id = $2"))
+                .bind(&caller.tenant_id)
+                .bind(&existing)
+                .fetch_one(&mut *tx)
+                .await?;
             return message_from_row(&row);
         }
         let before = stored.ticket;
@@ -713,22 +728,7 @@ impl Ticketing {
         if !save(&mut tx, &after, before.version, event_seq).await? {
             return Err(ServiceError::conflict("ticket changed concurrently; retry"));
         }
-        sqlx::query(
-            "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
-             body_html, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&message.id)
-        .bind(&message.ticket_id)
-        .bind(i64::from(message.author_kind))
-        .bind(&message.author_id)
-        .bind(i64::from(message.visibility))
-        .bind(&message.body_text)
-        .bind(&message.body_html)
-        .bind(to_json(&message.attachments)?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_message(&mut tx, &caller.tenant_id, &message).await?;
         let internal = visibility == Visibility::Internal;
         search::add(&mut tx, &[Document::new(&caller.tenant_id, &after.id, &message.body_text, internal)]).await?;
         if from != to {
@@ -750,10 +750,7 @@ impl Ticketing {
     ) -> Result<proto::ListMessagesResponse, ServiceError> {
         let page_size = model::page_size(request.page_size)?;
         self.get_ticket(caller, &request.ticket_id).await?;
-        let mut sql = Sql::new(
-            "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, attachments, \
-             created_at FROM messages m WHERE tenant_id = ",
-        );
+        let mut sql = Sql::new(&format!("{SELECT_MESSAGE} WHERE tenant_id = "));
         let tenant = sql.text(caller.tenant_id.as_str());
         let ticket = sql.text(request.ticket_id.as_str());
         sql.push(&format!("{tenant} AND ticket_id = {ticket}"));
@@ -896,20 +893,7 @@ impl Ticketing {
             attachments: Vec::new(),
             created_at: Some(micros_to_timestamp(now)),
         };
-        sqlx::query(
-            "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
-             body_html, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, '', '[]', $8)",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&note.id)
-        .bind(&note.ticket_id)
-        .bind(i64::from(note.author_kind))
-        .bind(&note.author_id)
-        .bind(i64::from(note.visibility))
-        .bind(&note.body_text)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_message(&mut tx, &caller.tenant_id, &note).await?;
         let mut target_seq = target.event_seq;
         emit(
             &mut tx,
