@@ -40,6 +40,9 @@ pub fn event_type(event: &Event) -> &'static str {
         Some(Payload::TicketAssigned(_)) => "assigned",
         Some(Payload::TicketMerged(_)) => "merged",
         Some(Payload::CustomerFlagged(_)) => "flagged",
+        Some(Payload::TicketRouted(_)) => "routed",
+        Some(Payload::TicketEscalated(_)) => "escalated",
+        Some(Payload::SlaAlert(_)) => "sla_alert",
         None => "unknown",
     }
 }

@@ -27,6 +27,13 @@ pub mod identity {
     }
 }
 
+pub mod routing {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.routing.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.routing.v1.serde.rs"));
+    }
+}
+
 pub mod ticketing {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/helpdesk.ticketing.v1.rs"));

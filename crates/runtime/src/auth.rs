@@ -11,7 +11,7 @@ use std::{
 };
 
 use helpdesk_proto::common::v1 as proto;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::{Rng, distr::Alphanumeric};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -167,9 +167,13 @@ struct Claims {
     role: String,
 }
 
+/// The `kid` of tokens signed with the service secret.
+const SERVICE_KEY_ID: &str = "helpdesk-service";
+
 struct JwtVerifier {
     roles: Vec<Role>,
     hs256: Option<DecodingKey>,
+    service: Option<DecodingKey>,
     rs256: Vec<DecodingKey>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -186,6 +190,10 @@ impl JwtVerifier {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             roles: config.jwt_roles.iter().filter_map(|role| Role::parse(role)).collect(),
+            service: config
+                .service_secret
+                .as_ref()
+                .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             hs256,
             rs256,
             issuer: config.jwt_issuer.clone(),
@@ -196,7 +204,9 @@ impl JwtVerifier {
     fn verify(&self, token: &str) -> Result<Principal, ServiceError> {
         let invalid = |reason: &str| ServiceError::unauthenticated(format!("invalid token: {reason}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
+        let service = header.kid.as_deref() == Some(SERVICE_KEY_ID);
         let keys: Vec<&DecodingKey> = match header.alg {
+            Algorithm::HS256 if service => self.service.iter().collect(),
             Algorithm::HS256 => self.hs256.iter().collect(),
             Algorithm::RS256 => self.rs256.iter().collect(),
             _ => return Err(invalid("unsupported algorithm")),
@@ -219,7 +229,7 @@ impl JwtVerifier {
                 Ok(data) => {
                     let claims = data.claims;
                     let role = Role::parse(&claims.role).ok_or_else(|| invalid("unknown role"))?;
-                    if !self.roles.contains(&role) {
+                    if !service && !self.roles.contains(&role) {
                         return Err(invalid("role not allowed in tokens"));
                     }
                     if claims.tenant_id.is_empty() {
@@ -242,6 +252,49 @@ impl JwtVerifier {
             }
         }
         Err(last_error)
+    }
+}
+
+/// Mints the tokens a service presents to another on its own behalf, one per tenant, signed with
+/// the shared service secret and reused until shortly before they expire.
+pub struct ServiceTokens {
+    subject: String,
+    key: EncodingKey,
+    cache: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl ServiceTokens {
+    const LIFETIME: Duration = Duration::from_secs(600);
+
+    /// Tokens naming `service:<name>` as an admin of the tenant they are minted for.
+    pub fn new(name: &str, secret: &secrecy::SecretString) -> Self {
+        Self {
+            subject: format!("service:{name}"),
+            key: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The `Authorization` header value for a call within `tenant`.
+    pub fn bearer(&self, tenant: &str) -> Result<String, ServiceError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((token, minted)) = cache.get(tenant)
+            && minted.elapsed() < Self::LIFETIME / 2
+        {
+            return Ok(token.clone());
+        }
+        let expires = chrono::Utc::now().timestamp() + Self::LIFETIME.as_secs() as i64;
+        let claims = serde_json::json!({ "sub": self.subject, "tenant_id": tenant, "role": "admin", "exp": expires });
+        let header = Header { kid: Some(SERVICE_KEY_ID.to_owned()), ..Header::default() };
+        let token = format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, &claims, &self.key).map_err(|error| ServiceError::internal(&error))?
+        );
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(tenant.to_owned(), (token.clone(), Instant::now()));
+        Ok(token)
     }
 }
 

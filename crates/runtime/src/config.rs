@@ -74,6 +74,10 @@ pub struct AuthConfig {
     /// Roles a JWT may carry. A site whose web widget signs customer tokens with the shared
     /// secret should allow only `customer`, so that secret cannot mint agent or admin tokens.
     pub jwt_roles: Vec<String>,
+    /// Signs the short-lived tokens one service presents to another (routing writing assignments
+    /// to ticketing). Every service of a deployment needs the same value; the all-in-one process
+    /// makes one up when unset.
+    pub service_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +97,7 @@ pub struct GatewayConfig {
 pub struct ServiceUrls {
     pub identity_url: String,
     pub ticketing_url: String,
+    pub routing_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,6 +145,7 @@ cors_allowed_origins = []
 [services]
 identity_url = "http://127.0.0.1:50051"
 ticketing_url = "http://127.0.0.1:50051"
+routing_url = "http://127.0.0.1:50051"
 
 [telemetry]
 log_format = "auto"
@@ -217,6 +223,11 @@ impl Config {
             && secrecy::ExposeSecret::expose_secret(secret).len() < 32
         {
             return Err(invalid("auth.jwt_hs256_secret", "must be at least 32 bytes"));
+        }
+        if let Some(secret) = &self.auth.service_secret
+            && secrecy::ExposeSecret::expose_secret(secret).len() < 32
+        {
+            return Err(invalid("auth.service_secret", "must be at least 32 bytes"));
         }
         if let Some(key) = &self.bootstrap_api_key
             && !crate::auth::ApiKeySecret::is_well_formed(secrecy::ExposeSecret::expose_secret(key))

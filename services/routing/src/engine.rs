@@ -1,0 +1,846 @@
+//! The routing state of one tenant, in memory: agents with their presence and load, queues in
+//! priority order, and the work items. Every decision is made here, synchronously and without
+//! I/O; the caller persists what [`Changes`] records and pushes the notices.
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeSet, HashMap, HashSet},
+};
+
+use helpdesk_proto::{
+    common::v1::{Channel, Priority},
+    routing::v1::{Agent, AssignmentNotice, ChannelLoad, NoticeKind, Presence, Queue, Strategy, WorkItem, WorkState},
+};
+
+use crate::{
+    sla::SlaBook,
+    time::{Millis, timestamp},
+};
+
+/// How many waiting items an agent's pull looks at per queue before giving up on that queue.
+const PULL_SCAN_LIMIT: usize = 2_000;
+
+/// Default time an agent has to accept a chat or phone offer.
+pub(crate) const DEFAULT_OFFER_SECONDS: i64 = 30;
+
+/// Weight of the newest handle time in a queue's moving average.
+const HANDLE_TIME_WEIGHT: f64 = 0.1;
+
+/// Chat and phone are offered and handed back when the agent leaves; the rest is assigned.
+pub(crate) fn is_live(channel: i32) -> bool {
+    channel == Channel::Chat as i32 || channel == Channel::Phone as i32
+}
+
+/// Queue order: higher priority, then earlier SLA due time, then older.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct QueueKey {
+    priority: Reverse<i32>,
+    due: Millis,
+    enqueued: Millis,
+    ticket: String,
+}
+
+impl QueueKey {
+    fn of(item: &WorkItem, due: Option<Millis>) -> Self {
+        Self {
+            priority: Reverse(item.priority),
+            due: due.unwrap_or(Millis::MAX),
+            enqueued: item.enqueued_at.as_ref().map_or(0, crate::time::millis),
+            ticket: item.ticket_id.clone(),
+        }
+    }
+}
+
+pub(crate) struct AgentState {
+    pub(crate) spec: Agent,
+    pub(crate) presence: Presence,
+    pub(crate) last_active: Millis,
+    /// Tickets assigned or offered to the agent, by channel.
+    active: HashMap<i32, HashSet<String>>,
+    /// When the agent was last given work, for round-robin.
+    last_assigned: u64,
+    /// Queues whose requirements the agent meets.
+    queues: Vec<String>,
+}
+
+impl AgentState {
+    fn capacity(&self, channel: i32) -> usize {
+        self.spec
+            .capacities
+            .iter()
+            .find(|capacity| capacity.channel == channel)
+            .map_or(0, |capacity| capacity.capacity.max(0) as usize)
+    }
+
+    fn active(&self, channel: i32) -> usize {
+        self.active.get(&channel).map_or(0, HashSet::len)
+    }
+
+    fn has_room(&self, channel: i32) -> bool {
+        self.active(channel) < self.capacity(channel)
+    }
+
+    fn utilization(&self) -> f64 {
+        let (mut used, mut total) = (0usize, 0usize);
+        for capacity in &self.spec.capacities {
+            used += self.active(capacity.channel);
+            total += capacity.capacity.max(0) as usize;
+        }
+        if total == 0 { 1.0 } else { used as f64 / total as f64 }
+    }
+
+    fn speaks(&self, language: &str) -> bool {
+        language.is_empty() || self.spec.languages.iter().any(|spoken| spoken.eq_ignore_ascii_case(language))
+    }
+
+    fn skill(&self, name: &str) -> i32 {
+        self.spec.skills.iter().find(|skill| skill.name.eq_ignore_ascii_case(name)).map_or(0, |skill| skill.level)
+    }
+
+    /// The agent with presence and current load filled in.
+    pub(crate) fn view(&self) -> Agent {
+        let mut agent = self.spec.clone();
+        agent.presence = self.presence as i32;
+        agent.last_active_at = Some(timestamp(self.last_active));
+        agent.load = self
+            .spec
+            .capacities
+            .iter()
+            .map(|capacity| ChannelLoad {
+                channel: capacity.channel,
+                active: self.active(capacity.channel) as i32,
+                capacity: capacity.capacity,
+            })
+            .collect();
+        agent
+    }
+}
+
+pub(crate) struct QueueState {
+    pub(crate) spec: Queue,
+    waiting: BTreeSet<QueueKey>,
+    /// Agents who meet the queue's requirements.
+    agents: Vec<String>,
+    /// Moving average of handle times, in seconds; `None` until a ticket completes.
+    handle_seconds: Option<f64>,
+}
+
+impl QueueState {
+    fn admits(&self, agent: &Agent) -> bool {
+        let spec = &self.spec;
+        let skilled = spec.required_skills.iter().all(|required| {
+            agent
+                .skills
+                .iter()
+                .any(|skill| skill.name.eq_ignore_ascii_case(&required.name) && skill.level >= required.level)
+        });
+        let language =
+            spec.language.is_empty() || agent.languages.iter().any(|l| l.eq_ignore_ascii_case(&spec.language));
+        let channel = spec.channels.is_empty()
+            || spec
+                .channels
+                .iter()
+                .any(|channel| agent.capacities.iter().any(|c| c.channel == *channel && c.capacity > 0));
+        let team = spec.team.is_empty() || spec.team == agent.team;
+        let tier = spec.tier.is_empty() || spec.tier == agent.tier;
+        skilled && language && channel && team && tier
+    }
+
+    fn accepts(&self, item: &WorkItem) -> bool {
+        let spec = &self.spec;
+        (spec.channels.is_empty() || spec.channels.contains(&item.channel))
+            && (spec.language.is_empty() || item.language.is_empty() || spec.language == item.language)
+            && (spec.match_tags.is_empty() || spec.match_tags.iter().any(|tag| item.tags.contains(tag)))
+    }
+}
+
+/// What one operation changed, for the caller to persist and announce.
+#[derive(Default)]
+pub(crate) struct Changes {
+    pub(crate) items: HashSet<String>,
+    pub(crate) agents: HashSet<String>,
+    pub(crate) notices: Vec<(String, AssignmentNotice)>,
+    /// Escalations, internal notes and events produced along the way.
+    pub(crate) escalations: Vec<crate::escalation::Recorded>,
+    pub(crate) alerts: Vec<(String, helpdesk_proto::routing::v1::SlaTarget, bool)>,
+    /// Internal notes for tickets: `(ticket, body)`.
+    pub(crate) notes: Vec<(String, String)>,
+}
+
+impl Changes {
+    fn notify(&mut self, agent: &str, kind: NoticeKind, item: &WorkItem) {
+        self.notices.push((agent.to_owned(), AssignmentNotice { kind: kind as i32, item: Some(item.clone()) }));
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Tenant {
+    pub(crate) agents: HashMap<String, AgentState>,
+    pub(crate) queues: HashMap<String, QueueState>,
+    /// Work not yet done.
+    pub(crate) items: HashMap<String, WorkItem>,
+    pub(crate) sla: SlaBook,
+    pub(crate) escalation: crate::escalation::EscalationBook,
+    /// Version of each item's persisted row; bumped by every change.
+    pub(crate) versions: HashMap<String, i64>,
+    assignments: u64,
+}
+
+impl Tenant {
+    pub(crate) fn upsert_agent(&mut self, spec: Agent, now: Millis, changes: &mut Changes) {
+        let id = spec.id.clone();
+        let queues: Vec<String> =
+            self.queues.iter().filter(|(_, queue)| queue.admits(&spec)).map(|(id, _)| id.clone()).collect();
+        for queue in self.queues.values_mut() {
+            queue.agents.retain(|agent| *agent != id);
+        }
+        for queue in &queues {
+            if let Some(state) = self.queues.get_mut(queue) {
+                state.agents.push(id.clone());
+            }
+        }
+        match self.agents.get_mut(&id) {
+            Some(agent) => {
+                agent.spec = spec;
+                agent.queues = queues;
+            }
+            None => {
+                let agent = AgentState {
+                    spec,
+                    presence: Presence::Offline,
+                    last_active: now,
+                    active: HashMap::new(),
+                    last_assigned: 0,
+                    queues,
+                };
+                self.agents.insert(id.clone(), agent);
+            }
+        }
+        changes.agents.insert(id.clone());
+        self.pull_for(&id, now, changes);
+    }
+
+    /// Restores presence from storage without side effects.
+    pub(crate) fn restore_presence(&mut self, agent: &str, presence: Presence, last_active: Millis) {
+        if let Some(state) = self.agents.get_mut(agent) {
+            state.presence = presence;
+            state.last_active = last_active;
+        }
+    }
+
+    pub(crate) fn upsert_queue(&mut self, spec: Queue, now: Millis, changes: &mut Changes) {
+        let id = spec.id.clone();
+        let mut state = match self.queues.remove(&id) {
+            Some(mut existing) => {
+                existing.spec = spec;
+                existing
+            }
+            None => QueueState { spec, waiting: BTreeSet::new(), agents: Vec::new(), handle_seconds: None },
+        };
+        state.agents =
+            self.agents.iter().filter(|(_, agent)| state.admits(&agent.spec)).map(|(id, _)| id.clone()).collect();
+        for (agent_id, agent) in &mut self.agents {
+            agent.queues.retain(|queue| *queue != id);
+            if state.agents.contains(agent_id) {
+                agent.queues.push(id.clone());
+            }
+        }
+        self.queues.insert(id.clone(), state);
+        // Unrouted work may match the new queue.
+        let unrouted: Vec<String> = self
+            .items
+            .values()
+            .filter(|item| item.state == WorkState::Unrouted as i32)
+            .map(|item| item.ticket_id.clone())
+            .collect();
+        for ticket in unrouted {
+            if let Some(mut item) = self.items.remove(&ticket) {
+                if let Some(queue) = self.pick_queue(&item) {
+                    item.queue_id = queue;
+                    item.queued_at = Some(timestamp(now));
+                    item.state = WorkState::Waiting as i32;
+                    changes.items.insert(ticket.clone());
+                }
+                self.items.insert(ticket.clone(), item);
+                self.place(&ticket, now, changes);
+            }
+        }
+        let agents = self.queues.get(&id).map(|queue| queue.agents.clone()).unwrap_or_default();
+        for agent in agents {
+            self.pull_for(&agent, now, changes);
+        }
+    }
+
+    /// The first queue, by position, that takes the item.
+    pub(crate) fn pick_queue(&self, item: &WorkItem) -> Option<String> {
+        self.queues
+            .values()
+            .filter(|queue| queue.accepts(item))
+            .min_by_key(|queue| (queue.spec.position, queue.spec.id.clone()))
+            .map(|queue| queue.spec.id.clone())
+    }
+
+    /// Adds new work: into its queue, then to an agent if one is free. A known ticket is left as
+    /// it is, so a replayed event or retried call changes nothing.
+    pub(crate) fn enqueue(&mut self, mut item: WorkItem, now: Millis, changes: &mut Changes) -> bool {
+        if self.items.contains_key(&item.ticket_id) {
+            return false;
+        }
+        if item.queue_id.is_empty() || !self.queues.contains_key(&item.queue_id) {
+            item.queue_id = self.pick_queue(&item).unwrap_or_default();
+        }
+        item.state = if item.queue_id.is_empty() { WorkState::Unrouted } else { WorkState::Waiting } as i32;
+        item.enqueued_at = Some(timestamp(now));
+        item.queued_at = Some(timestamp(now));
+        let ticket = item.ticket_id.clone();
+        self.items.insert(ticket.clone(), item);
+        changes.items.insert(ticket.clone());
+        self.place(&ticket, now, changes);
+        true
+    }
+
+    fn key(&self, item: &WorkItem) -> QueueKey {
+        QueueKey::of(item, self.sla.next_due(&item.ticket_id))
+    }
+
+    /// A waiting item goes to the best free agent, or waits in its queue.
+    fn place(&mut self, ticket: &str, now: Millis, changes: &mut Changes) {
+        let Some(item) = self.items.get(ticket) else { return };
+        if item.state != WorkState::Waiting as i32 {
+            return;
+        }
+        match self.best_agent(item) {
+            Some(agent) => self.give(ticket, &agent, now, changes),
+            None => {
+                let key = self.key(item);
+                if let Some(queue) = self.queues.get_mut(&item.queue_id) {
+                    queue.waiting.insert(key);
+                }
+            }
+        }
+    }
+
+    fn eligible(agent: &AgentState, item: &WorkItem) -> bool {
+        agent.presence == Presence::Online
+            && agent.has_room(item.channel)
+            && agent.speaks(&item.language)
+            && !item.declined_by.contains(&agent.spec.id)
+    }
+
+    /// The free agent the queue's strategy prefers for `item`.
+    pub(crate) fn best_agent(&self, item: &WorkItem) -> Option<String> {
+        let queue = self.queues.get(&item.queue_id)?;
+        let candidates = queue.agents.iter().filter_map(|id| self.agents.get(id)).filter(|a| Self::eligible(a, item));
+        let chosen = match Strategy::try_from(queue.spec.strategy).unwrap_or(Strategy::RoundRobin) {
+            Strategy::LeastLoaded => candidates
+                .min_by(|a, b| a.utilization().total_cmp(&b.utilization()).then(a.last_assigned.cmp(&b.last_assigned))),
+            Strategy::BestSkill => candidates.max_by(|a, b| {
+                let score = |agent: &AgentState| -> i32 {
+                    queue.spec.required_skills.iter().map(|skill| agent.skill(&skill.name)).sum()
+                };
+                score(a).cmp(&score(b)).then(b.last_assigned.cmp(&a.last_assigned))
+            }),
+            Strategy::RoundRobin | Strategy::Unspecified => candidates.min_by_key(|agent| agent.last_assigned),
+        };
+        chosen.map(|agent| agent.spec.id.clone())
+    }
+
+    /// Offers live work, assigns the rest.
+    fn give(&mut self, ticket: &str, agent_id: &str, now: Millis, changes: &mut Changes) {
+        let Some(item) = self.items.get_mut(ticket) else { return };
+        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        self.assignments += 1;
+        agent.last_assigned = self.assignments;
+        agent.active.entry(item.channel).or_default().insert(ticket.to_owned());
+        if is_live(item.channel) {
+            let timeout = self
+                .queues
+                .get(&item.queue_id)
+                .map(|queue| i64::from(queue.spec.offer_timeout_seconds))
+                .filter(|seconds| *seconds > 0)
+                .unwrap_or(DEFAULT_OFFER_SECONDS);
+            item.state = WorkState::Offered as i32;
+            item.offered_to = agent_id.to_owned();
+            item.offer_expires_at = Some(timestamp(now + timeout * 1000));
+            changes.notify(agent_id, NoticeKind::Offered, item);
+        } else {
+            Self::mark_assigned(item, agent_id, now);
+            changes.notify(agent_id, NoticeKind::Assigned, item);
+        }
+        changes.items.insert(ticket.to_owned());
+    }
+
+    fn mark_assigned(item: &mut WorkItem, agent: &str, now: Millis) {
+        if !item.assignee_id.is_empty() && item.assignee_id != agent {
+            item.reassignments += 1;
+        }
+        item.state = WorkState::Assigned as i32;
+        item.assignee_id = agent.to_owned();
+        item.offered_to.clear();
+        item.offer_expires_at = None;
+        item.assigned_at = Some(timestamp(now));
+    }
+
+    /// Takes the item out of its queue and off its agent; it keeps its fields.
+    fn detach(&mut self, ticket: &str) {
+        let Some(item) = self.items.get(ticket) else { return };
+        let key = self.key(item);
+        if let Some(queue) = self.queues.get_mut(&item.queue_id) {
+            queue.waiting.remove(&key);
+        }
+        for holder in [&item.assignee_id, &item.offered_to] {
+            if let Some(agent) = self.agents.get_mut(holder)
+                && let Some(tickets) = agent.active.get_mut(&item.channel)
+            {
+                tickets.remove(ticket);
+            }
+        }
+    }
+
+    /// Re-sorts a waiting item after its priority or SLA due time changed.
+    pub(crate) fn reorder(&mut self, ticket: &str, update: impl FnOnce(&mut Self)) {
+        let old = self.items.get(ticket).map(|item| (self.key(item), item.queue_id.clone()));
+        update(self);
+        if let Some((old, queue)) = old
+            && let Some(state) = self.queues.get_mut(&queue)
+            && state.waiting.remove(&old)
+            && let Some(item) = self.items.get(ticket)
+        {
+            let new = QueueKey::of(item, self.sla.next_due(ticket));
+            if let Some(state) = self.queues.get_mut(&queue) {
+                state.waiting.insert(new);
+            }
+        }
+    }
+
+    /// Gives a freed or newly online agent the most urgent work they can take.
+    pub(crate) fn pull_for(&mut self, agent_id: &str, now: Millis, changes: &mut Changes) {
+        loop {
+            let Some(agent) = self.agents.get(agent_id) else { return };
+            if agent.presence != Presence::Online {
+                return;
+            }
+            let mut best: Option<QueueKey> = None;
+            for queue in agent.queues.iter().filter_map(|id| self.queues.get(id)) {
+                let fits = queue.waiting.iter().take(PULL_SCAN_LIMIT).find(|key| {
+                    best.as_ref().is_none_or(|best| *key < best)
+                        && self.items.get(&key.ticket).is_some_and(|item| Self::eligible(agent, item))
+                });
+                if let Some(key) = fits {
+                    best = Some(key.clone());
+                }
+            }
+            let Some(key) = best else { return };
+            self.detach(&key.ticket);
+            self.give(&key.ticket, agent_id, now, changes);
+        }
+    }
+
+    pub(crate) fn accept(
+        &mut self,
+        ticket: &str,
+        agent: &str,
+        now: Millis,
+        changes: &mut Changes,
+    ) -> Result<(), &'static str> {
+        let item = self.items.get_mut(ticket).ok_or("no open work for this ticket")?;
+        if item.state != WorkState::Offered as i32 || item.offered_to != agent {
+            return Err("the ticket is not offered to this agent");
+        }
+        Self::mark_assigned(item, agent, now);
+        changes.notify(agent, NoticeKind::Assigned, item);
+        changes.items.insert(ticket.to_owned());
+        Ok(())
+    }
+
+    /// A declined or lapsed offer goes to the next agent; the declining agent is not asked again.
+    pub(crate) fn decline(
+        &mut self,
+        ticket: &str,
+        agent: &str,
+        now: Millis,
+        changes: &mut Changes,
+    ) -> Result<(), &'static str> {
+        let item = self.items.get(ticket).ok_or("no open work for this ticket")?;
+        if item.state != WorkState::Offered as i32 || item.offered_to != agent {
+            return Err("the ticket is not offered to this agent");
+        }
+        self.detach(ticket);
+        if let Some(item) = self.items.get_mut(ticket) {
+            item.declined_by.push(agent.to_owned());
+            item.offered_to.clear();
+            item.offer_expires_at = None;
+            item.state = WorkState::Waiting as i32;
+            changes.notify(agent, NoticeKind::Withdrawn, item);
+        }
+        changes.items.insert(ticket.to_owned());
+        self.place(ticket, now, changes);
+        self.pull_for(agent, now, changes);
+        Ok(())
+    }
+
+    /// Offers whose time ran out.
+    pub(crate) fn expired_offers(&self, now: Millis) -> Vec<(String, String)> {
+        self.items
+            .values()
+            .filter(|item| {
+                item.state == WorkState::Offered as i32
+                    && item.offer_expires_at.as_ref().is_some_and(|at| crate::time::millis(at) <= now)
+            })
+            .map(|item| (item.ticket_id.clone(), item.offered_to.clone()))
+            .collect()
+    }
+
+    /// Assigns to a named agent, bypassing queue order and capacity (a supervisor's decision).
+    pub(crate) fn assign(&mut self, ticket: &str, agent: &str, now: Millis, changes: &mut Changes) {
+        let previous = self
+            .items
+            .get(ticket)
+            .map(|item| if item.offered_to.is_empty() { item.assignee_id.clone() } else { item.offered_to.clone() })
+            .filter(|previous| !previous.is_empty() && previous != agent);
+        self.detach(ticket);
+        let Some(item) = self.items.get_mut(ticket) else { return };
+        if let Some(previous) = &previous {
+            changes.notify(previous, NoticeKind::Withdrawn, item);
+        }
+        Self::mark_assigned(item, agent, now);
+        if let Some(state) = self.agents.get_mut(agent) {
+            self.assignments += 1;
+            state.last_assigned = self.assignments;
+            state.active.entry(item.channel).or_default().insert(ticket.to_owned());
+        }
+        changes.notify(agent, NoticeKind::Assigned, item);
+        changes.items.insert(ticket.to_owned());
+        if let Some(previous) = previous {
+            self.pull_for(&previous, now, changes);
+        }
+    }
+
+    /// Back into its queue (or another), counted as a reassignment when it had an agent.
+    pub(crate) fn requeue(&mut self, ticket: &str, queue: Option<&str>, now: Millis, changes: &mut Changes) {
+        let Some(item) = self.items.get(ticket) else { return };
+        let holder = if item.offered_to.is_empty() { item.assignee_id.clone() } else { item.offered_to.clone() };
+        self.detach(ticket);
+        let Some(item) = self.items.get_mut(ticket) else { return };
+        if !holder.is_empty() {
+            changes.notify(&holder, NoticeKind::Withdrawn, item);
+            item.reassignments += 1;
+        }
+        if let Some(queue) = queue {
+            item.queue_id = queue.to_owned();
+            item.queued_at = Some(timestamp(now));
+        }
+        item.assignee_id.clear();
+        item.offered_to.clear();
+        item.offer_expires_at = None;
+        item.state = if item.queue_id.is_empty() { WorkState::Unrouted } else { WorkState::Waiting } as i32;
+        changes.items.insert(ticket.to_owned());
+        self.place(ticket, now, changes);
+        if !holder.is_empty() {
+            self.pull_for(&holder, now, changes);
+        }
+    }
+
+    /// Solved or closed: frees the agent and feeds the queue's handle time.
+    pub(crate) fn complete(&mut self, ticket: &str, now: Millis, changes: &mut Changes) {
+        let Some(item) = self.items.get(ticket) else { return };
+        let assignee = item.assignee_id.clone();
+        let handled = item.assigned_at.as_ref().map(|at| (now - crate::time::millis(at)) as f64 / 1000.0);
+        let queue = item.queue_id.clone();
+        self.detach(ticket);
+        if let (Some(seconds), Some(queue)) = (handled, self.queues.get_mut(&queue)) {
+            let seconds = seconds.max(1.0);
+            queue.handle_seconds = Some(match queue.handle_seconds {
+                Some(average) => average + HANDLE_TIME_WEIGHT * (seconds - average),
+                None => seconds,
+            });
+        }
+        if let Some(item) = self.items.get_mut(ticket) {
+            item.state = WorkState::Done as i32;
+            item.offered_to.clear();
+        }
+        changes.items.insert(ticket.to_owned());
+        if !assignee.is_empty() {
+            self.pull_for(&assignee, now, changes);
+        }
+    }
+
+    /// Presence change. Offline hands live work back; online pulls work.
+    pub(crate) fn set_presence(&mut self, agent_id: &str, presence: Presence, now: Millis, changes: &mut Changes) {
+        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        agent.presence = presence;
+        agent.last_active = now;
+        changes.agents.insert(agent_id.to_owned());
+        match presence {
+            Presence::Online => self.pull_for(agent_id, now, changes),
+            Presence::Offline => {
+                let live: Vec<String> = agent
+                    .active
+                    .iter()
+                    .filter(|(channel, _)| is_live(**channel))
+                    .flat_map(|(_, tickets)| tickets.iter().cloned())
+                    .collect();
+                for ticket in live {
+                    self.requeue(&ticket, None, now, changes);
+                }
+            }
+            Presence::Away | Presence::Unspecified => {}
+        }
+    }
+
+    /// Counts as activity; brings an automatically-away agent back online.
+    pub(crate) fn touch(&mut self, agent_id: &str, now: Millis, changes: &mut Changes) {
+        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        agent.last_active = now;
+        if agent.presence == Presence::Away {
+            self.set_presence(agent_id, Presence::Online, now, changes);
+        }
+    }
+
+    /// Online agents idle since before `cutoff`.
+    pub(crate) fn idle_agents(&self, cutoff: Millis) -> Vec<String> {
+        self.agents
+            .values()
+            .filter(|agent| agent.presence == Presence::Online && agent.last_active < cutoff)
+            .map(|agent| agent.spec.id.clone())
+            .collect()
+    }
+
+    /// Waiting items past their queue's overflow time, with the queue they move to.
+    pub(crate) fn overflowing(&self, now: Millis) -> Vec<(String, String)> {
+        let mut moves = Vec::new();
+        for queue in self.queues.values() {
+            let spec = &queue.spec;
+            if spec.overflow_queue_id.is_empty() || spec.overflow_after_seconds <= 0 {
+                continue;
+            }
+            let cutoff = now - i64::from(spec.overflow_after_seconds) * 1000;
+            for key in &queue.waiting {
+                let queued =
+                    self.items.get(&key.ticket).and_then(|item| item.queued_at.as_ref()).map(crate::time::millis);
+                if queued.is_some_and(|queued| queued <= cutoff) {
+                    moves.push((key.ticket.clone(), spec.overflow_queue_id.clone()));
+                }
+            }
+        }
+        moves
+    }
+
+    /// Position (1 = next) among the waiting items of its queue, and that queue's wait estimate.
+    pub(crate) fn position(&self, ticket: &str) -> Option<(usize, f64)> {
+        let item = self.items.get(ticket)?;
+        if item.state != WorkState::Waiting as i32 {
+            return Some((0, 0.0));
+        }
+        let queue = self.queues.get(&item.queue_id)?;
+        let key = self.key(item);
+        let ahead = queue.waiting.range(..key).count();
+        Some((ahead + 1, self.expected_wait(queue, ahead + 1)))
+    }
+
+    /// Seconds until the `position`-th waiting ticket is taken: each free or freeing slot of the
+    /// queue's online agents serves one ticket per average handle time.
+    fn expected_wait(&self, queue: &QueueState, position: usize) -> f64 {
+        let handle = queue.handle_seconds.unwrap_or_else(|| default_handle_seconds(&queue.spec));
+        let slots: usize = queue
+            .agents
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .filter(|agent| agent.presence == Presence::Online)
+            .map(|agent| {
+                if queue.spec.channels.is_empty() {
+                    agent.spec.capacities.iter().map(|c| c.capacity.max(0) as usize).sum::<usize>()
+                } else {
+                    queue.spec.channels.iter().map(|channel| agent.capacity(*channel)).sum()
+                }
+            })
+            .sum();
+        if slots == 0 {
+            // Nobody is online: at least a full handle time per ticket ahead, from whoever comes.
+            return handle * position as f64;
+        }
+        handle * (position as f64 / slots as f64).ceil()
+    }
+
+    pub(crate) fn queue_stats(&self, queue_id: &str) -> Option<helpdesk_proto::routing::v1::QueueStats> {
+        let queue = self.queues.get(queue_id)?;
+        let online: Vec<&AgentState> = queue
+            .agents
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .filter(|agent| agent.presence == Presence::Online)
+            .collect();
+        let available =
+            online.iter().filter(|agent| agent.spec.capacities.iter().any(|c| agent.has_room(c.channel))).count();
+        let oldest = queue.waiting.iter().map(|key| key.enqueued).min().map(timestamp);
+        Some(helpdesk_proto::routing::v1::QueueStats {
+            queue_id: queue_id.to_owned(),
+            waiting: queue.waiting.len() as i32,
+            agents_online: online.len() as i32,
+            agents_available: available as i32,
+            average_handle_seconds: queue.handle_seconds.unwrap_or_else(|| default_handle_seconds(&queue.spec)),
+            expected_wait_seconds: self.expected_wait(queue, queue.waiting.len() + 1),
+            oldest_waiting_since: oldest,
+        })
+    }
+
+    /// Drops a done item from memory once its changes are recorded.
+    pub(crate) fn forget_done(&mut self, ticket: &str) {
+        if self.items.get(ticket).is_some_and(|item| item.state == WorkState::Done as i32) {
+            self.items.remove(ticket);
+            self.sla.remove(ticket);
+            self.versions.remove(ticket);
+        }
+    }
+
+    /// Re-inserts a stored item at start-up, restoring agent load and queue order.
+    pub(crate) fn restore_item(&mut self, item: WorkItem, version: i64) {
+        let ticket = item.ticket_id.clone();
+        let holder = if item.offered_to.is_empty() { item.assignee_id.clone() } else { item.offered_to.clone() };
+        if let Some(agent) = self.agents.get_mut(&holder)
+            && (item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32)
+        {
+            agent.active.entry(item.channel).or_default().insert(ticket.clone());
+        }
+        if item.state == WorkState::Waiting as i32 {
+            let key = self.key(&item);
+            if let Some(queue) = self.queues.get_mut(&item.queue_id) {
+                queue.waiting.insert(key);
+            }
+        }
+        self.versions.insert(ticket.clone(), version);
+        self.items.insert(ticket, item);
+    }
+}
+
+/// Before any ticket completes: a typical handle time for the queue's channels.
+fn default_handle_seconds(queue: &Queue) -> f64 {
+    let live = !queue.channels.is_empty() && queue.channels.iter().all(|channel| is_live(*channel));
+    if live { 300.0 } else { 3600.0 }
+}
+
+/// Priority one step up, or `at_least` if higher.
+pub(crate) fn raised(current: i32, at_least: i32) -> i32 {
+    current.max(at_least).clamp(Priority::Low as i32, Priority::Urgent as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use helpdesk_proto::routing::v1::{ChannelCapacity, Skill};
+
+    use super::*;
+
+    fn agent(id: &str, languages: &[&str], chat: i32, email: i32, skills: &[(&str, i32)]) -> Agent {
+        Agent {
+            id: id.into(),
+            name: id.into(),
+            languages: languages.iter().map(|l| (*l).to_owned()).collect(),
+            capacities: vec![
+                ChannelCapacity { channel: Channel::Chat as i32, capacity: chat },
+                ChannelCapacity { channel: Channel::Email as i32, capacity: email },
+            ],
+            skills: skills.iter().map(|(name, level)| Skill { name: (*name).into(), level: *level }).collect(),
+            ..Agent::default()
+        }
+    }
+
+    fn queue(id: &str, strategy: Strategy, skills: &[(&str, i32)]) -> Queue {
+        Queue {
+            id: id.into(),
+            name: id.into(),
+            strategy: strategy as i32,
+            required_skills: skills.iter().map(|(name, level)| Skill { name: (*name).into(), level: *level }).collect(),
+            ..Queue::default()
+        }
+    }
+
+    fn item(ticket: &str, channel: Channel, language: &str, priority: Priority) -> WorkItem {
+        WorkItem {
+            ticket_id: ticket.into(),
+            channel: channel as i32,
+            language: language.into(),
+            priority: priority as i32,
+            ..WorkItem::default()
+        }
+    }
+
+    fn tenant(agents: Vec<Agent>, queues: Vec<Queue>) -> Tenant {
+        let mut tenant = Tenant::default();
+        let mut changes = Changes::default();
+        for queue in queues {
+            tenant.upsert_queue(queue, 0, &mut changes);
+        }
+        for agent in agents {
+            let id = agent.id.clone();
+            tenant.upsert_agent(agent, 0, &mut changes);
+            tenant.set_presence(&id, Presence::Online, 0, &mut changes);
+        }
+        tenant
+    }
+
+    #[test]
+    fn capacity_language_and_skills_are_respected() {
+        let mut tenant = tenant(
+            vec![agent("ko-1", &["ko"], 0, 2, &[("billing", 5)]), agent("en-1", &["en"], 0, 1, &[("billing", 2)])],
+            vec![queue("billing", Strategy::RoundRobin, &[("billing", 3)])],
+        );
+        let mut changes = Changes::default();
+        for n in 0..4 {
+            tenant.enqueue(item(&format!("t{n}"), Channel::Email, "ko", Priority::Normal), n, &mut changes);
+        }
+        let assigned: Vec<_> = (0..4).map(|n| tenant.items[&format!("t{n}")].assignee_id.clone()).collect();
+        assert_eq!(assigned, ["ko-1", "ko-1", "", ""], "the English agent lacks the skill level and language");
+        assert_eq!(tenant.position("t3").map(|(position, _)| position), Some(2));
+    }
+
+    #[test]
+    fn urgent_work_is_taken_first_when_an_agent_frees_up() {
+        let mut tenant = tenant(vec![agent("a", &["en"], 0, 1, &[])], vec![queue("q", Strategy::RoundRobin, &[])]);
+        let mut changes = Changes::default();
+        tenant.enqueue(item("first", Channel::Email, "en", Priority::Normal), 1, &mut changes);
+        tenant.enqueue(item("normal", Channel::Email, "en", Priority::Normal), 2, &mut changes);
+        tenant.enqueue(item("urgent", Channel::Email, "en", Priority::Urgent), 3, &mut changes);
+        tenant.complete("first", 10_000, &mut changes);
+        assert_eq!(tenant.items["urgent"].assignee_id, "a");
+        assert_eq!(tenant.items["normal"].state, WorkState::Waiting as i32);
+    }
+
+    #[test]
+    fn strategies_choose_differently() {
+        let agents =
+            || vec![agent("novice", &["en"], 0, 5, &[("tech", 2)]), agent("expert", &["en"], 0, 5, &[("tech", 9)])];
+        let mut best = tenant(agents(), vec![queue("q", Strategy::BestSkill, &[("tech", 1)])]);
+        let mut changes = Changes::default();
+        for n in 0..3 {
+            best.enqueue(item(&format!("t{n}"), Channel::Email, "en", Priority::Normal), n, &mut changes);
+        }
+        assert!((0..3).all(|n| best.items[&format!("t{n}")].assignee_id == "expert"));
+
+        let mut round = tenant(agents(), vec![queue("q", Strategy::RoundRobin, &[("tech", 1)])]);
+        for n in 0..4 {
+            round.enqueue(item(&format!("t{n}"), Channel::Email, "en", Priority::Normal), n, &mut changes);
+        }
+        let experts = (0..4).filter(|n| round.items[&format!("t{n}")].assignee_id == "expert").count();
+        assert_eq!(experts, 2, "round robin alternates");
+    }
+
+    #[test]
+    fn declined_offers_go_to_the_next_agent_and_offline_hands_chats_back() {
+        let mut tenant = tenant(
+            vec![agent("a", &["en"], 1, 0, &[]), agent("b", &["en"], 1, 0, &[])],
+            vec![queue("q", Strategy::RoundRobin, &[])],
+        );
+        let mut changes = Changes::default();
+        tenant.enqueue(item("chat", Channel::Chat, "en", Priority::Normal), 1, &mut changes);
+        let first = tenant.items["chat"].offered_to.clone();
+        tenant.decline("chat", &first, 2, &mut changes).expect("offered");
+        let second = tenant.items["chat"].offered_to.clone();
+        assert!(!second.is_empty() && second != first);
+        tenant.accept("chat", &second, 3, &mut changes).expect("offered");
+        assert_eq!(tenant.items["chat"].state, WorkState::Assigned as i32);
+        tenant.set_presence(&second, Presence::Offline, 4, &mut changes);
+        // The first agent declined it, so it waits for someone else.
+        assert_eq!(tenant.items["chat"].state, WorkState::Waiting as i32);
+        assert_eq!(tenant.items["chat"].reassignments, 1);
+    }
+}

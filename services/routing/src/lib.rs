@@ -1,0 +1,120 @@
+//! The routing and escalation service: tickets reach an agent with the skills, language and
+//! capacity for them; SLA targets run in business hours; agreed escalation paths fire on time.
+//! It consumes ticketing's events and writes assignments back to ticketing over gRPC.
+
+mod consumer;
+mod engine;
+mod escalation;
+mod grpc;
+mod router;
+mod service;
+mod sla;
+mod store;
+mod sync;
+mod time;
+mod validate;
+
+use std::sync::Arc;
+
+use helpdesk_events::{EventBus, EventStream, relay::Relay};
+use helpdesk_runtime::{
+    auth::ServiceTokens,
+    config::Config,
+    db::{Database, Migrations},
+    shutdown::Shutdown,
+};
+use tokio::sync::Notify;
+
+pub use router::{Router, RouterSettings};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+
+/// The name of this service's database (SQLite file or PostgreSQL schema).
+pub const DATABASE: &str = "routing";
+
+/// Names this service's outbox relay lock on PostgreSQL.
+pub const RELAY_LOCK_KEY: i64 = 0x726f_7574_6520;
+
+/// Who routing's own changes are attributed to, in tickets' history and events.
+pub const SERVICE_SUBJECT: &str = "service:routing";
+
+/// The gRPC services this crate serves, for health reporting.
+pub const GRPC_SERVICES: &[&str] = &["helpdesk.routing.v1.RoutingService", "helpdesk.routing.v1.SlaService"];
+
+/// How routing reaches ticketing: a channel and the tokens it presents there.
+#[derive(Clone)]
+pub struct TicketingLink {
+    pub channel: tonic::transport::Channel,
+    pub tokens: Arc<ServiceTokens>,
+}
+
+/// The service, loaded and subscribed, ready to serve.
+pub struct Routing {
+    router: Arc<Router>,
+    relay: Relay,
+    events: EventStream,
+    ticketing: TicketingLink,
+}
+
+impl Routing {
+    pub fn database(&self) -> &Database {
+        self.router.database()
+    }
+
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// Adds the routing gRPC services to `routes`.
+    pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+        grpc::add_routes(&self.router, routes);
+    }
+
+    /// Runs the timers, the event consumer, the write-back to ticketing and the outbox relay
+    /// until shutdown.
+    pub async fn run(self, shutdown: Shutdown) {
+        let timers = tokio::spawn(self.router.clone().run(shutdown.clone()));
+        let consumer =
+            tokio::spawn(consumer::run(self.router.clone(), self.ticketing.clone(), self.events, shutdown.clone()));
+        let sync = tokio::spawn(sync::run(self.router.clone(), self.ticketing, shutdown.clone()));
+        let relay = tokio::spawn(self.relay.run(shutdown));
+        for (name, task) in [("timers", timers), ("consumer", consumer), ("sync", sync), ("relay", relay)] {
+            if let Err(error) = task.await {
+                tracing::error!(task = name, %error, "routing task failed");
+            }
+        }
+    }
+}
+
+/// Connects the routing database, brings its schema up to date, loads the open work into memory
+/// and subscribes to ticketing's events (before anything is published, for the in-process bus).
+pub async fn open(config: &Config, bus: Arc<dyn EventBus>, ticketing: TicketingLink) -> Result<Routing, OpenError> {
+    let db = Database::connect(&config.database, &config.data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let events_written = Arc::new(Notify::new());
+    let relay = Relay::new(db.clone(), bus.clone(), events_written.clone(), RELAY_LOCK_KEY);
+    let router = Router::new(db, events_written, RouterSettings::default());
+    router.load().await.map_err(|error| OpenError::Load(error.message))?;
+    let events = consumer::subscribe(bus.as_ref()).await.map_err(|error| OpenError::Bus(error.to_string()))?;
+    Ok(Routing { router, relay, events, ticketing })
+}
+
+/// The service token signer for routing, from the configured service secret.
+pub fn service_tokens(secret: &secrecy::SecretString) -> Arc<ServiceTokens> {
+    Arc::new(ServiceTokens::new("routing", secret))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("routing database unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("routing migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("routing state could not be loaded: {0}")]
+    Load(String),
+    #[error("event bus: {0}")]
+    Bus(String),
+}

@@ -1,0 +1,41 @@
+//! The routing service on its own, for Kubernetes: API keys are resolved by the identity service
+//! and assignments are written to the ticketing service.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use helpdesk_identity::RemoteResolver;
+use helpdesk_routing::TicketingLink;
+use helpdesk_runtime::{
+    auth::Authenticator,
+    config::Config,
+    grpc::{self, Health},
+    shutdown, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init(&config.telemetry, "helpdesk-routing");
+    let secret =
+        config.auth.service_secret.as_ref().context("auth.service_secret must be set (shared with ticketing)")?;
+    let bus = helpdesk_events::connect(&config.events).await?;
+    let ticketing = TicketingLink {
+        channel: grpc::lazy_channel(&config.services.ticketing_url)?,
+        tokens: helpdesk_routing::service_tokens(secret),
+    };
+    let routing = helpdesk_routing::open(&config, bus, ticketing).await?;
+    let identity = grpc::lazy_channel(&config.services.identity_url)?;
+    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
+    let mut routes = tonic::service::RoutesBuilder::default();
+    let health = Health::new(helpdesk_routing::GRPC_SERVICES.to_vec(), &mut routes).await;
+    routing.add_routes(&mut routes);
+    let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
+    tracing::info!(grpc_addr = %listener.local_addr()?, "routing serving");
+    let shutdown = shutdown::on_os_signal();
+    health.watch(vec![routing.database().clone()], shutdown.clone());
+    let background = tokio::spawn(routing.run(shutdown.clone()));
+    grpc::serve(listener, routes, authenticator, health, shutdown).await?;
+    background.await?;
+    Ok(())
+}

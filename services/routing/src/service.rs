@@ -1,0 +1,406 @@
+//! The operations of the routing API, within one tenant, after the caller's role is checked.
+
+use helpdesk_proto::routing::v1::{
+    self as proto, Agent, BusinessCalendar, Escalation, EscalationRule, Presence, Queue, SlaPolicy, Trigger,
+    WaitEstimate, WorkItem, WorkState,
+};
+use helpdesk_runtime::error::{ErrorKind, ServiceError};
+use prost::Message;
+
+use crate::{
+    escalation::{self, Occurrence},
+    router::Router,
+    store, validate,
+};
+
+/// Korean when the text has Hangul, English otherwise.
+pub(crate) fn detect_language(text: &str) -> &'static str {
+    let hangul =
+        text.chars().any(|c| matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}'));
+    if hangul { "ko" } else { "en" }
+}
+
+fn unknown(field: &str, what: &str) -> ServiceError {
+    ServiceError::new(ErrorKind::NotFound, format!("{what} not found")).with_field(field)
+}
+
+impl Router {
+    async fn save_setting(
+        &self,
+        tenant: &str,
+        kind: &'static str,
+        id: &str,
+        spec: Vec<u8>,
+    ) -> Result<(), ServiceError> {
+        let writes =
+            store::Writes { settings: vec![(tenant.to_owned(), kind, id.to_owned(), spec)], ..Default::default() };
+        store::write(self.database(), vec![writes]).await.map_err(helpdesk_runtime::db::classify)
+    }
+
+    pub async fn upsert_agent(&self, tenant: &str, mut agent: Agent) -> Result<Agent, ServiceError> {
+        validate::agent(&mut agent)?;
+        self.save_setting(tenant, store::AGENT, &agent.id, agent.encode_to_vec()).await?;
+        let id = agent.id.clone();
+        self.apply(tenant, |t, now, changes| {
+            t.upsert_agent(agent, now, changes);
+            Ok(t.agents.get(&id).map(|state| state.view()).unwrap_or_default())
+        })
+        .await
+    }
+
+    pub(crate) fn agent(&self, tenant: &str, id: &str) -> Result<Agent, ServiceError> {
+        self.read(tenant, |t| t.agents.get(id).map(|agent| agent.view())).ok_or_else(|| unknown("id", "agent"))
+    }
+
+    pub(crate) fn agents(&self, tenant: &str, presence: i32) -> Vec<Agent> {
+        let mut agents = self.read(tenant, |t| {
+            t.agents
+                .values()
+                .filter(|agent| presence == 0 || agent.presence as i32 == presence)
+                .map(|agent| agent.view())
+                .collect::<Vec<_>>()
+        });
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents
+    }
+
+    pub async fn set_presence(&self, tenant: &str, agent: &str, presence: i32) -> Result<Agent, ServiceError> {
+        let presence = match Presence::try_from(presence) {
+            Ok(Presence::Unspecified) | Err(_) => {
+                return Err(ServiceError::invalid_field("presence", "must be online, away or offline"));
+            }
+            Ok(presence) => presence,
+        };
+        self.apply(tenant, |t, now, changes| {
+            if !t.agents.contains_key(agent) {
+                return Err(unknown("agent_id", "agent"));
+            }
+            t.set_presence(agent, presence, now, changes);
+            Ok(t.agents.get(agent).map(|state| state.view()).unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Activity by the agent, which keeps them from turning away.
+    pub(crate) async fn touch(&self, tenant: &str, agent: &str) -> Result<(), ServiceError> {
+        self.apply(tenant, |t, now, changes| {
+            t.touch(agent, now, changes);
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn reply_to_offer(
+        &self,
+        tenant: &str,
+        ticket: &str,
+        agent: &str,
+        accept: bool,
+    ) -> Result<WorkItem, ServiceError> {
+        self.apply(tenant, |t, now, changes| {
+            let outcome =
+                if accept { t.accept(ticket, agent, now, changes) } else { t.decline(ticket, agent, now, changes) };
+            outcome.map_err(ServiceError::failed_precondition)?;
+            Ok(t.items.get(ticket).cloned().unwrap_or_default())
+        })
+        .await
+    }
+
+    pub async fn upsert_queue(&self, tenant: &str, mut queue: Queue) -> Result<Queue, ServiceError> {
+        self.read(tenant, |t| validate::queue(&mut queue, t))?;
+        self.save_setting(tenant, store::QUEUE, &queue.id, queue.encode_to_vec()).await?;
+        let saved = queue.clone();
+        self.apply(tenant, |t, now, changes| {
+            t.upsert_queue(queue, now, changes);
+            Ok(())
+        })
+        .await?;
+        Ok(saved)
+    }
+
+    pub(crate) fn queues(&self, tenant: &str) -> Vec<Queue> {
+        let mut queues = self.read(tenant, |t| t.queues.values().map(|queue| queue.spec.clone()).collect::<Vec<_>>());
+        queues.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
+        queues
+    }
+
+    pub(crate) fn queue_stats(&self, tenant: &str, queue: &str) -> Result<proto::QueueStats, ServiceError> {
+        self.read(tenant, |t| t.queue_stats(queue)).ok_or_else(|| unknown("queue_id", "queue"))
+    }
+
+    /// Enqueues a ticket (idempotent) and starts its SLA clocks.
+    pub async fn route_ticket(
+        &self,
+        tenant: &str,
+        request: proto::RouteTicketRequest,
+    ) -> Result<WorkItem, ServiceError> {
+        validate::id("ticket_id", &request.ticket_id)?;
+        if !request.queue_id.is_empty() && self.read(tenant, |t| !t.queues.contains_key(&request.queue_id)) {
+            return Err(unknown("queue_id", "queue"));
+        }
+        let language = if request.language.is_empty() {
+            detect_language(&request.text).to_owned()
+        } else {
+            request.language.to_ascii_lowercase()
+        };
+        let item = WorkItem {
+            ticket_id: request.ticket_id.clone(),
+            queue_id: request.queue_id.clone(),
+            priority: request.priority.max(helpdesk_proto::common::v1::Priority::Normal as i32),
+            channel: request.channel,
+            language,
+            tags: request.tags.clone(),
+            requester_id: request.requester_id.clone(),
+            customer_tier: request.customer_tier.clone(),
+            vip: request.vip,
+            ..WorkItem::default()
+        };
+        let ticket = request.ticket_id.clone();
+        self.apply(tenant, |t, now, changes| {
+            // SLA first: its due time orders the queue.
+            if !t.items.contains_key(&ticket) {
+                t.sla.start(&WorkItem { queue_id: t.pick_queue(&item).unwrap_or_default(), ..item.clone() }, now);
+            }
+            if t.enqueue(item, now, changes) {
+                if request.vip {
+                    let occurrence = Occurrence {
+                        trigger: Trigger::VipCustomer,
+                        sla_kind: None,
+                        key: "vip",
+                        reason: "VIP customer".to_owned(),
+                        triggered_by: "customer".to_owned(),
+                    };
+                    escalation::escalate(t, &ticket, &occurrence, now, changes);
+                }
+                for trigger in escalation::detect(&request.text) {
+                    let occurrence = Occurrence {
+                        trigger,
+                        sla_kind: None,
+                        key: "ticket",
+                        reason: "phrases in the ticket".to_owned(),
+                        triggered_by: "ticket".to_owned(),
+                    };
+                    escalation::escalate(t, &ticket, &occurrence, now, changes);
+                }
+            }
+            Ok(t.items.get(&ticket).cloned().unwrap_or_default())
+        })
+        .await
+    }
+
+    pub(crate) async fn work_item(&self, tenant: &str, ticket: &str) -> Result<WorkItem, ServiceError> {
+        Ok(self.item(tenant, ticket).await?.0)
+    }
+
+    pub(crate) async fn ticket_sla(&self, tenant: &str, ticket: &str) -> Result<proto::TicketSla, ServiceError> {
+        let (_, sla) = self.item(tenant, ticket).await?;
+        Ok(sla.unwrap_or_else(|| proto::TicketSla { ticket_id: ticket.to_owned(), ..Default::default() }))
+    }
+
+    pub(crate) async fn estimate_wait(&self, tenant: &str, ticket: &str) -> Result<WaitEstimate, ServiceError> {
+        let (item, _) = self.item(tenant, ticket).await?;
+        let (position, seconds) = self.read(tenant, |t| t.position(ticket)).unwrap_or((0, 0.0));
+        Ok(WaitEstimate {
+            ticket_id: ticket.to_owned(),
+            queue_id: item.queue_id,
+            position: position as i32,
+            expected_wait_seconds: seconds,
+            expected_wait_text: wait_text(seconds, &item.language),
+        })
+    }
+
+    pub async fn assign(&self, tenant: &str, ticket: &str, agent: &str) -> Result<WorkItem, ServiceError> {
+        self.apply(tenant, |t, now, changes| {
+            open_item(t, ticket)?;
+            if !t.agents.contains_key(agent) {
+                return Err(unknown("agent_id", "agent"));
+            }
+            t.assign(ticket, agent, now, changes);
+            Ok(t.items.get(ticket).cloned().unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Hands the ticket to an agent or a queue; the note goes on the ticket as an internal note.
+    pub(crate) async fn transfer(
+        &self,
+        tenant: &str,
+        request: &proto::TransferTicketRequest,
+        who: &str,
+    ) -> Result<WorkItem, ServiceError> {
+        let ticket = request.ticket_id.as_str();
+        let (agent, queue) = (request.to_agent_id.as_str(), request.to_queue_id.as_str());
+        if agent.is_empty() == queue.is_empty() {
+            return Err(ServiceError::invalid_field("to_agent_id", "give exactly one of to_agent_id and to_queue_id"));
+        }
+        if request.note.chars().count() > 10_000 {
+            return Err(ServiceError::invalid_field("note", "at most 10000 characters"));
+        }
+        self.apply(tenant, |t, now, changes| {
+            open_item(t, ticket)?;
+            if !agent.is_empty() && !t.agents.contains_key(agent) {
+                return Err(unknown("to_agent_id", "agent"));
+            }
+            if !queue.is_empty() && !t.queues.contains_key(queue) {
+                return Err(unknown("to_queue_id", "queue"));
+            }
+            if agent.is_empty() {
+                t.requeue(ticket, Some(queue), now, changes);
+            } else {
+                t.assign(ticket, agent, now, changes);
+            }
+            let to = if agent.is_empty() { format!("queue {queue}") } else { format!("agent {agent}") };
+            let note = request.note.trim();
+            let body = if note.is_empty() {
+                format!("Transferred to {to} by {who}.")
+            } else {
+                format!("Transferred to {to} by {who}: {note}")
+            };
+            changes.notes.push((ticket.to_owned(), body));
+            Ok(t.items.get(ticket).cloned().unwrap_or_default())
+        })
+        .await
+    }
+
+    pub(crate) async fn unassign(&self, tenant: &str, ticket: &str) -> Result<WorkItem, ServiceError> {
+        self.apply(tenant, |t, now, changes| {
+            open_item(t, ticket)?;
+            t.requeue(ticket, None, now, changes);
+            Ok(t.items.get(ticket).cloned().unwrap_or_default())
+        })
+        .await
+    }
+
+    pub(crate) async fn upsert_calendar(
+        &self,
+        tenant: &str,
+        calendar: BusinessCalendar,
+    ) -> Result<BusinessCalendar, ServiceError> {
+        let parsed = validate::calendar(&calendar)?;
+        self.save_setting(tenant, store::CALENDAR, &calendar.id, calendar.encode_to_vec()).await?;
+        let saved = calendar.clone();
+        self.apply(tenant, |t, _, _| {
+            t.sla.config.calendars.insert(calendar.id.clone(), (calendar, parsed));
+            Ok(())
+        })
+        .await?;
+        Ok(saved)
+    }
+
+    pub(crate) fn calendars(&self, tenant: &str) -> Vec<BusinessCalendar> {
+        let mut calendars =
+            self.read(tenant, |t| t.sla.config.calendars.values().map(|(spec, _)| spec.clone()).collect::<Vec<_>>());
+        calendars.sort_by(|a, b| a.id.cmp(&b.id));
+        calendars
+    }
+
+    pub(crate) async fn upsert_policy(&self, tenant: &str, policy: SlaPolicy) -> Result<SlaPolicy, ServiceError> {
+        self.read(tenant, |t| validate::policy(&policy, t))?;
+        self.save_setting(tenant, store::POLICY, &policy.id, policy.encode_to_vec()).await?;
+        let saved = policy.clone();
+        self.apply(tenant, |t, _, _| {
+            t.sla.config.policies.insert(policy.id.clone(), policy);
+            Ok(())
+        })
+        .await?;
+        Ok(saved)
+    }
+
+    pub(crate) fn policies(&self, tenant: &str) -> Vec<SlaPolicy> {
+        let mut policies = self.read(tenant, |t| t.sla.config.policies.values().cloned().collect::<Vec<_>>());
+        policies.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
+        policies
+    }
+
+    pub(crate) async fn upsert_rule(&self, tenant: &str, rule: EscalationRule) -> Result<EscalationRule, ServiceError> {
+        self.read(tenant, |t| validate::rule(&rule, t))?;
+        self.save_setting(tenant, store::RULE, &rule.id, rule.encode_to_vec()).await?;
+        let saved = rule.clone();
+        self.apply(tenant, |t, _, _| {
+            t.escalation.rules.insert(rule.id.clone(), rule);
+            Ok(())
+        })
+        .await?;
+        Ok(saved)
+    }
+
+    pub(crate) fn rules(&self, tenant: &str) -> Vec<EscalationRule> {
+        let mut rules = self.read(tenant, |t| t.escalation.rules.values().cloned().collect::<Vec<_>>());
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        rules
+    }
+
+    /// A manual escalation by `who`, recorded even when no rule matches it.
+    pub(crate) async fn escalate_manually(
+        &self,
+        tenant: &str,
+        ticket: &str,
+        reason: &str,
+        who: &str,
+    ) -> Result<Escalation, ServiceError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2_000 {
+            return Err(ServiceError::invalid_field("reason", "give a reason of 1 to 2000 characters"));
+        }
+        let key = format!("manual:{}", uuid::Uuid::now_v7());
+        self.apply(tenant, |t, now, changes| {
+            open_item(t, ticket)?;
+            let occurrence = Occurrence {
+                trigger: Trigger::Manual,
+                sla_kind: None,
+                key: &key,
+                reason: reason.to_owned(),
+                triggered_by: format!("agent:{who}"),
+            };
+            escalation::escalate(t, ticket, &occurrence, now, changes)
+                .ok_or_else(|| ServiceError::failed_precondition("the ticket is not open"))
+        })
+        .await
+    }
+
+    pub(crate) async fn escalations(&self, tenant: &str, ticket: &str) -> Result<Vec<Escalation>, ServiceError> {
+        store::escalations(self.database(), tenant, ticket).await.map_err(helpdesk_runtime::db::classify)
+    }
+}
+
+fn open_item(t: &crate::engine::Tenant, ticket: &str) -> Result<(), ServiceError> {
+    match t.items.get(ticket) {
+        Some(item) if item.state != WorkState::Done as i32 => Ok(()),
+        _ => Err(unknown("ticket_id", "open work item")),
+    }
+}
+
+/// "about 2 hours" / "약 2시간", rounded up to a unit a customer reads easily.
+pub(crate) fn wait_text(seconds: f64, language: &str) -> String {
+    let minutes = (seconds / 60.0).ceil().max(1.0) as i64;
+    let korean = language == "ko";
+    if minutes < 60 {
+        let rounded = if minutes <= 5 { minutes } else { (minutes + 4) / 5 * 5 };
+        return if korean { format!("약 {rounded}분") } else { format!("about {rounded} minute{}", plural(rounded)) };
+    }
+    let hours = (minutes + 59) / 60;
+    if hours < 48 {
+        return if korean { format!("약 {hours}시간") } else { format!("about {hours} hour{}", plural(hours)) };
+    }
+    let days = (hours + 23) / 24;
+    if korean { format!("약 {days}일") } else { format!("about {days} days") }
+}
+
+fn plural(n: i64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_naturally_in_korean_and_english() {
+        assert_eq!(wait_text(90.0, "en"), "about 2 minutes");
+        assert_eq!(wait_text(7_000.0, "en"), "about 2 hours");
+        assert_eq!(wait_text(7_000.0, "ko"), "약 2시간");
+        assert_eq!(wait_text(1_380.0, "ko"), "약 25분");
+        assert_eq!(detect_language("배송 문의"), "ko");
+        assert_eq!(detect_language("Where is my order?"), "en");
+    }
+}
