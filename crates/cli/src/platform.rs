@@ -4,8 +4,9 @@ use anyhow::Context;
 use helpdesk_events::{EventBus, relay::Relay};
 use helpdesk_gateway::Backends;
 use helpdesk_identity::{IdentityGrpc, IdentityStore, LocalResolver};
+use helpdesk_routing::TicketingLink;
 use helpdesk_runtime::{
-    auth::{Authenticator, Role},
+    auth::{ApiKeySecret, Authenticator, Role},
     config::Config,
     grpc::{self, Health},
     shutdown::Shutdown,
@@ -29,6 +30,7 @@ pub struct Platform {
     gateway: axum::Router,
     identity: IdentityStore,
     bus: Arc<dyn EventBus>,
+    routing: helpdesk_routing::Routing,
 }
 
 impl Platform {
@@ -37,30 +39,38 @@ impl Platform {
         let identity = helpdesk_identity::open(config).await?;
         let bus = helpdesk_events::connect(&config.events).await.context("event bus")?;
         let (ticketing, relay) = helpdesk_ticketing::open(config, bus.clone()).await?;
-        let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(identity.clone())))?);
+        // Services in one process trust each other through a secret made up for this run.
+        let mut auth = config.auth.clone();
+        let service_secret = auth.service_secret.get_or_insert_with(|| ApiKeySecret::generate().secret.into()).clone();
+        let authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone())))?);
         if let Some(key) = &config.bootstrap_api_key {
             identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
             identity.import_api_key(DEMO_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
         }
-
-        let mut routes = RoutesBuilder::default();
-        let mut services = vec!["helpdesk.identity.v1.IdentityService"];
-        services.extend(helpdesk_ticketing::GRPC_SERVICES);
-        let health = Health::new(services, &mut routes).await;
-        routes.add_service(IdentityGrpc::new(identity.clone()).into_server());
-        ticketing.add_routes(&mut routes);
 
         let grpc_listener =
             TcpListener::bind(config.grpc_addr).await.with_context(|| format!("bind {}", config.grpc_addr))?;
         let http_listener =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("bind {}", config.http_addr))?;
         let channel = grpc::lazy_channel(&format!("http://{}", grpc_listener.local_addr()?))?;
+        let link = TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
+        let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
+
+        let mut routes = RoutesBuilder::default();
+        let mut services = vec!["helpdesk.identity.v1.IdentityService"];
+        services.extend(helpdesk_ticketing::GRPC_SERVICES);
+        services.extend(helpdesk_routing::GRPC_SERVICES);
+        let health = Health::new(services, &mut routes).await;
+        routes.add_service(IdentityGrpc::new(identity.clone()).into_server());
+        ticketing.add_routes(&mut routes);
+        routing.add_routes(&mut routes);
+
         let gateway = helpdesk_gateway::router(
             &config.gateway,
             authenticator.clone(),
             Backends { ticketing: channel.clone(), identity: channel },
         );
-        let databases = vec![identity.database().clone(), ticketing.database().clone()];
+        let databases = vec![identity.database().clone(), ticketing.database().clone(), routing.database().clone()];
         Ok(Self {
             grpc_listener,
             http_listener,
@@ -72,6 +82,7 @@ impl Platform {
             gateway,
             identity,
             bus,
+            routing,
         })
     }
 
@@ -96,6 +107,7 @@ impl Platform {
     /// Serves until `shutdown`, then drains in-flight requests and the event outbox.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let routing = tokio::spawn(self.routing.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
         let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
         let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {
@@ -106,6 +118,7 @@ impl Platform {
         grpc.context("grpc server")?;
         http.context("http server")?;
         relay.await.context("event relay")?;
+        routing.await.context("routing")?;
         Ok(())
     }
 }
