@@ -14,12 +14,12 @@ mod sync;
 mod time;
 mod validate;
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use helpdesk_events::{EventBus, EventStream, relay::Relay};
 use helpdesk_runtime::{
     auth::ServiceTokens,
-    config::Config,
+    config::{Config, DatabaseConfig},
     db::{Database, Migrations},
     shutdown::Shutdown,
 };
@@ -92,14 +92,24 @@ impl Routing {
 /// Connects the routing database, brings its schema up to date, loads the open work into memory
 /// and subscribes to ticketing's events (before anything is published, for the in-process bus).
 pub async fn open(config: &Config, bus: Arc<dyn EventBus>, ticketing: TicketingLink) -> Result<Routing, OpenError> {
-    let db = Database::connect(&config.database, &config.data_dir, DATABASE).await?;
-    db.migrate(&MIGRATIONS).await?;
-    let events_written = Arc::new(Notify::new());
-    let relay = Relay::new(db.clone(), bus.clone(), events_written.clone(), RELAY_LOCK_KEY);
-    let router = Router::new(db, events_written, RouterSettings::default());
-    router.load().await.map_err(|error| OpenError::Load(error.message))?;
+    let router = open_router(&config.database, &config.data_dir, RouterSettings::default()).await?;
+    let relay = Relay::new(router.database().clone(), bus.clone(), router.events_written.clone(), RELAY_LOCK_KEY);
     let events = consumer::subscribe(bus.as_ref()).await.map_err(|error| OpenError::Bus(error.to_string()))?;
     Ok(Routing { router, relay, events, ticketing })
+}
+
+/// The router alone, on its migrated database with its state loaded: for tests and benchmarks,
+/// and the first step of [`open`].
+pub async fn open_router(
+    database: &DatabaseConfig,
+    data_dir: &Path,
+    settings: RouterSettings,
+) -> Result<Arc<Router>, OpenError> {
+    let db = Database::connect(database, data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let router = Router::new(db, Arc::new(Notify::new()), settings);
+    router.load().await.map_err(|error| OpenError::Load(error.message))?;
+    Ok(router)
 }
 
 /// The service token signer for routing, from the configured service secret.

@@ -280,7 +280,8 @@ impl Router {
             by_tenant.entry(tenant).or_default().push(ticket);
         }
         for (tenant, tickets) in by_tenant {
-            self.apply(&tenant, |t, now, changes| {
+            // Fire as of `now`, the instant the timers were taken for.
+            self.apply(&tenant, |t, _, changes| {
                 for ticket in tickets {
                     fire_ticket(t, &ticket, now, changes);
                 }

@@ -48,11 +48,11 @@ impl Router {
         .await
     }
 
-    pub(crate) fn agent(&self, tenant: &str, id: &str) -> Result<Agent, ServiceError> {
+    pub fn agent(&self, tenant: &str, id: &str) -> Result<Agent, ServiceError> {
         self.read(tenant, |t| t.agents.get(id).map(|agent| agent.view())).ok_or_else(|| unknown("id", "agent"))
     }
 
-    pub(crate) fn agents(&self, tenant: &str, presence: i32) -> Vec<Agent> {
+    pub fn agents(&self, tenant: &str, presence: i32) -> Vec<Agent> {
         let mut agents = self.read(tenant, |t| {
             t.agents
                 .values()
@@ -118,13 +118,13 @@ impl Router {
         Ok(saved)
     }
 
-    pub(crate) fn queues(&self, tenant: &str) -> Vec<Queue> {
+    pub fn queues(&self, tenant: &str) -> Vec<Queue> {
         let mut queues = self.read(tenant, |t| t.queues.values().map(|queue| queue.spec.clone()).collect::<Vec<_>>());
         queues.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
         queues
     }
 
-    pub(crate) fn queue_stats(&self, tenant: &str, queue: &str) -> Result<proto::QueueStats, ServiceError> {
+    pub fn queue_stats(&self, tenant: &str, queue: &str) -> Result<proto::QueueStats, ServiceError> {
         self.read(tenant, |t| t.queue_stats(queue)).ok_or_else(|| unknown("queue_id", "queue"))
     }
 
@@ -188,16 +188,16 @@ impl Router {
         .await
     }
 
-    pub(crate) async fn work_item(&self, tenant: &str, ticket: &str) -> Result<WorkItem, ServiceError> {
+    pub async fn work_item(&self, tenant: &str, ticket: &str) -> Result<WorkItem, ServiceError> {
         Ok(self.item(tenant, ticket).await?.0)
     }
 
-    pub(crate) async fn ticket_sla(&self, tenant: &str, ticket: &str) -> Result<proto::TicketSla, ServiceError> {
+    pub async fn ticket_sla(&self, tenant: &str, ticket: &str) -> Result<proto::TicketSla, ServiceError> {
         let (_, sla) = self.item(tenant, ticket).await?;
         Ok(sla.unwrap_or_else(|| proto::TicketSla { ticket_id: ticket.to_owned(), ..Default::default() }))
     }
 
-    pub(crate) async fn estimate_wait(&self, tenant: &str, ticket: &str) -> Result<WaitEstimate, ServiceError> {
+    pub async fn estimate_wait(&self, tenant: &str, ticket: &str) -> Result<WaitEstimate, ServiceError> {
         let (item, _) = self.item(tenant, ticket).await?;
         let (position, seconds) = self.read(tenant, |t| t.position(ticket)).unwrap_or((0, 0.0));
         Ok(WaitEstimate {
@@ -222,7 +222,7 @@ impl Router {
     }
 
     /// Hands the ticket to an agent or a queue; the note goes on the ticket as an internal note.
-    pub(crate) async fn transfer(
+    pub async fn transfer(
         &self,
         tenant: &str,
         request: &proto::TransferTicketRequest,
@@ -262,7 +262,7 @@ impl Router {
         .await
     }
 
-    pub(crate) async fn unassign(&self, tenant: &str, ticket: &str) -> Result<WorkItem, ServiceError> {
+    pub async fn unassign(&self, tenant: &str, ticket: &str) -> Result<WorkItem, ServiceError> {
         self.apply(tenant, |t, now, changes| {
             open_item(t, ticket)?;
             t.requeue(ticket, None, now, changes);
@@ -271,7 +271,7 @@ impl Router {
         .await
     }
 
-    pub(crate) async fn upsert_calendar(
+    pub async fn upsert_calendar(
         &self,
         tenant: &str,
         calendar: BusinessCalendar,
@@ -287,14 +287,14 @@ impl Router {
         Ok(saved)
     }
 
-    pub(crate) fn calendars(&self, tenant: &str) -> Vec<BusinessCalendar> {
+    pub fn calendars(&self, tenant: &str) -> Vec<BusinessCalendar> {
         let mut calendars =
             self.read(tenant, |t| t.sla.config.calendars.values().map(|(spec, _)| spec.clone()).collect::<Vec<_>>());
         calendars.sort_by(|a, b| a.id.cmp(&b.id));
         calendars
     }
 
-    pub(crate) async fn upsert_policy(&self, tenant: &str, policy: SlaPolicy) -> Result<SlaPolicy, ServiceError> {
+    pub async fn upsert_policy(&self, tenant: &str, policy: SlaPolicy) -> Result<SlaPolicy, ServiceError> {
         self.read(tenant, |t| validate::policy(&policy, t))?;
         self.save_setting(tenant, store::POLICY, &policy.id, policy.encode_to_vec()).await?;
         let saved = policy.clone();
@@ -306,13 +306,13 @@ impl Router {
         Ok(saved)
     }
 
-    pub(crate) fn policies(&self, tenant: &str) -> Vec<SlaPolicy> {
+    pub fn policies(&self, tenant: &str) -> Vec<SlaPolicy> {
         let mut policies = self.read(tenant, |t| t.sla.config.policies.values().cloned().collect::<Vec<_>>());
         policies.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
         policies
     }
 
-    pub(crate) async fn upsert_rule(&self, tenant: &str, rule: EscalationRule) -> Result<EscalationRule, ServiceError> {
+    pub async fn upsert_rule(&self, tenant: &str, rule: EscalationRule) -> Result<EscalationRule, ServiceError> {
         self.read(tenant, |t| validate::rule(&rule, t))?;
         self.save_setting(tenant, store::RULE, &rule.id, rule.encode_to_vec()).await?;
         let saved = rule.clone();
@@ -324,14 +324,14 @@ impl Router {
         Ok(saved)
     }
 
-    pub(crate) fn rules(&self, tenant: &str) -> Vec<EscalationRule> {
+    pub fn rules(&self, tenant: &str) -> Vec<EscalationRule> {
         let mut rules = self.read(tenant, |t| t.escalation.rules.values().cloned().collect::<Vec<_>>());
         rules.sort_by(|a, b| a.id.cmp(&b.id));
         rules
     }
 
     /// A manual escalation by `who`, recorded even when no rule matches it.
-    pub(crate) async fn escalate_manually(
+    pub async fn escalate_manually(
         &self,
         tenant: &str,
         ticket: &str,
@@ -358,7 +358,7 @@ impl Router {
         .await
     }
 
-    pub(crate) async fn escalations(&self, tenant: &str, ticket: &str) -> Result<Vec<Escalation>, ServiceError> {
+    pub async fn escalations(&self, tenant: &str, ticket: &str) -> Result<Vec<Escalation>, ServiceError> {
         store::escalations(self.database(), tenant, ticket).await.map_err(helpdesk_runtime::db::classify)
     }
 }
