@@ -31,6 +31,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub bus: Arc<dyn EventBus>,
     pub platform_identity: helpdesk_identity::IdentityStore,
+    /// Routing's core, to fire SLA timers as of a later instant.
+    pub router: Arc<helpdesk_routing::Router>,
     trigger: Option<ShutdownTrigger>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -90,7 +92,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let identity = platform.identity().clone();
     identity.ensure_tenant(DEMO_TENANT, "Demo").await.expect("tenant");
     let admin_key = identity.create_api_key(DEMO_TENANT, "test admin", Role::Admin).await.expect("key").token;
-    let (http_addr, grpc_addr, bus) = (platform.http_addr(), platform.grpc_addr(), platform.bus());
+    let (http_addr, grpc_addr, bus, router) =
+        (platform.http_addr(), platform.grpc_addr(), platform.bus(), platform.router());
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(platform.run(shutdown));
     TestApp {
@@ -100,6 +103,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         http: reqwest::Client::new(),
         bus,
         platform_identity: identity,
+        router,
         trigger: Some(trigger),
         task: Some(task),
         _data_dir: data_dir,

@@ -6,5 +6,7 @@
 mod bad_input;
 mod events;
 mod grpc;
+mod routing;
+mod routing_rest;
 mod security;
 mod tickets;

@@ -112,6 +112,7 @@ const TICKETS: &[DemoTicket] = &[
 pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::Status> {
     let auth = format!("Bearer {admin_key}");
     let auth = Some(auth.as_str());
+    seed_routing(channel.clone(), auth).await?;
     let mut customers = CustomerServiceClient::new(channel.clone());
     let mut tickets = TicketServiceClient::new(channel.clone());
     let mut replies = SavedReplyServiceClient::new(channel.clone());
@@ -235,6 +236,205 @@ pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::St
                 ))
                 .await?;
         }
+    }
+    Ok(())
+}
+
+/// Korean public holidays of 2026, with substitute days. Seollal and Chuseok follow the lunar
+/// calendar, so each year's dates are listed rather than computed.
+const KOREAN_HOLIDAYS_2026: &[(&str, &str)] = &[
+    ("2026-01-01", "신정"),
+    ("2026-02-16", "설날 연휴"),
+    ("2026-02-17", "설날"),
+    ("2026-02-18", "설날 연휴"),
+    ("2026-03-02", "삼일절 대체공휴일"),
+    ("2026-05-05", "어린이날"),
+    ("2026-05-25", "부처님오신날 대체공휴일"),
+    ("2026-08-17", "광복절 대체공휴일"),
+    ("2026-09-24", "추석 연휴"),
+    ("2026-09-25", "추석"),
+    ("2026-09-26", "추석 연휴"),
+    ("2026-10-05", "개천절 대체공휴일"),
+    ("2026-10-09", "한글날"),
+    ("2026-12-25", "성탄절"),
+];
+
+/// Queues, agents, business hours, SLA policies and escalation rules, before any ticket arrives.
+async fn seed_routing(channel: GrpcChannel, auth: Option<&str>) -> Result<(), tonic::Status> {
+    use helpdesk_proto::routing::v1::{
+        self as routing, routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient,
+    };
+    let mut agents = RoutingServiceClient::new(channel.clone());
+    let mut sla = SlaServiceClient::new(channel);
+
+    let office_hours = (1..=5).flat_map(|weekday| {
+        [("09:00", "12:00"), ("13:00", "18:00")].map(|(start, end)| routing::WeeklyShift {
+            weekday,
+            start: start.into(),
+            end: end.into(),
+        })
+    });
+    let round_the_clock =
+        (1..=7).map(|weekday| routing::WeeklyShift { weekday, start: "00:00".into(), end: "24:00".into() });
+    for calendar in [
+        routing::BusinessCalendar {
+            id: "seoul-office".into(),
+            name: "서울 고객센터 (평일 09–18, 점심 12–13)".into(),
+            time_zone: "Asia/Seoul".into(),
+            shifts: office_hours.collect(),
+            holidays: KOREAN_HOLIDAYS_2026
+                .iter()
+                .map(|(date, name)| routing::Holiday { date: (*date).into(), name: (*name).into() })
+                .collect(),
+        },
+        routing::BusinessCalendar {
+            id: "always".into(),
+            name: "Round the clock".into(),
+            time_zone: "UTC".into(),
+            shifts: round_the_clock.collect(),
+            holidays: Vec::new(),
+        },
+    ] {
+        sla.upsert_calendar(outgoing(routing::UpsertCalendarRequest { calendar: Some(calendar) }, auth)).await?;
+    }
+
+    let queue = |id: &str, position: i32, language: &str, strategy: routing::Strategy| routing::Queue {
+        id: id.into(),
+        name: id.into(),
+        position,
+        language: language.into(),
+        strategy: strategy as i32,
+        ..Default::default()
+    };
+    let billing = routing::Queue {
+        match_tags: vec!["legal".into()],
+        required_skills: vec![routing::Skill { name: "billing".into(), level: 7 }],
+        tier: "L2".into(),
+        ..queue("billing-l2", 9, "", routing::Strategy::BestSkill)
+    };
+    let chat = routing::Queue {
+        channels: vec![Channel::Chat as i32],
+        offer_timeout_seconds: 30,
+        overflow_queue_id: "billing-l2".into(),
+        overflow_after_seconds: 300,
+        ..queue("live-chat", 0, "", routing::Strategy::LeastLoaded)
+    };
+    // The overflow target first, so the chat queue's overflow refers to a known queue.
+    for queue in [
+        billing,
+        chat,
+        queue("ko-support", 1, "ko", routing::Strategy::LeastLoaded),
+        queue("en-support", 2, "en", routing::Strategy::RoundRobin),
+    ] {
+        agents.upsert_queue(outgoing(routing::UpsertQueueRequest { queue: Some(queue) }, auth)).await?;
+    }
+
+    let capacity = |channel: Channel, capacity: i32| routing::ChannelCapacity { channel: channel as i32, capacity };
+    let skill = |name: &str, level: i32| routing::Skill { name: name.into(), level };
+    for agent in [
+        routing::Agent {
+            id: "lead-hana".into(),
+            name: "이하나 (팀장)".into(),
+            languages: vec!["ko".into(), "en".into()],
+            capacities: vec![capacity(Channel::Email, 5), capacity(Channel::Chat, 2)],
+            skills: vec![skill("billing", 9), skill("shipping", 6)],
+            team: "seoul".into(),
+            tier: "L2".into(),
+            ..Default::default()
+        },
+        routing::Agent {
+            id: "agent-jisoo".into(),
+            name: "정지수".into(),
+            languages: vec!["ko".into(), "en".into()],
+            capacities: vec![capacity(Channel::Email, 10), capacity(Channel::Chat, 3), capacity(Channel::Web, 10)],
+            skills: vec![skill("billing", 5), skill("shipping", 7)],
+            team: "seoul".into(),
+            tier: "L1".into(),
+            supervisor_id: "lead-hana".into(),
+            ..Default::default()
+        },
+        routing::Agent {
+            id: "agent-tom".into(),
+            name: "Tom Baker".into(),
+            languages: vec!["en".into()],
+            capacities: vec![capacity(Channel::Email, 10), capacity(Channel::Chat, 2), capacity(Channel::Web, 10)],
+            skills: vec![skill("billing", 4)],
+            team: "seoul".into(),
+            tier: "L1".into(),
+            supervisor_id: "lead-hana".into(),
+            ..Default::default()
+        },
+    ] {
+        let id = agent.id.clone();
+        agents.upsert_agent(outgoing(routing::UpsertAgentRequest { agent: Some(agent) }, auth)).await?;
+        let presence = routing::SetPresenceRequest { agent_id: id, presence: routing::Presence::Online as i32 };
+        agents.set_presence(outgoing(presence, auth)).await?;
+    }
+
+    for policy in [
+        routing::SlaPolicy {
+            id: "urgent".into(),
+            name: "Urgent and high: round the clock".into(),
+            position: 1,
+            priorities: vec![Priority::Urgent as i32, Priority::High as i32],
+            calendar_id: "always".into(),
+            first_response_minutes: 30,
+            next_response_minutes: 60,
+            resolution_minutes: 480,
+            warning_percent: 75,
+            ..Default::default()
+        },
+        routing::SlaPolicy {
+            id: "standard".into(),
+            name: "Standard: Seoul business hours".into(),
+            position: 2,
+            calendar_id: "seoul-office".into(),
+            first_response_minutes: 240,
+            next_response_minutes: 480,
+            resolution_minutes: 2400,
+            warning_percent: 75,
+            ..Default::default()
+        },
+    ] {
+        sla.upsert_sla_policy(outgoing(routing::UpsertSlaPolicyRequest { policy: Some(policy) }, auth)).await?;
+    }
+
+    let rule = |id: &str, trigger: routing::Trigger| routing::EscalationRule {
+        id: id.into(),
+        name: id.into(),
+        trigger: trigger as i32,
+        notify: true,
+        enabled: true,
+        ..Default::default()
+    };
+    for rule in [
+        routing::EscalationRule {
+            raise_priority_to: Priority::Urgent as i32,
+            move_to_tier: "L2".into(),
+            ..rule("sla-breach", routing::Trigger::SlaBreach)
+        },
+        rule("sla-warning", routing::Trigger::SlaWarning),
+        routing::EscalationRule {
+            raise_priority_to: Priority::High as i32,
+            assign_to_supervisor: true,
+            ..rule("threats", routing::Trigger::ThreatDetected)
+        },
+        routing::EscalationRule {
+            assign_to_supervisor: true,
+            ..rule("supervisor", routing::Trigger::SupervisorRequested)
+        },
+        routing::EscalationRule { move_to_tier: "L2".into(), ..rule("flagged", routing::Trigger::CustomerFlagged) },
+        routing::EscalationRule {
+            raise_priority_to: Priority::High as i32,
+            ..rule("vip", routing::Trigger::VipCustomer)
+        },
+        routing::EscalationRule {
+            reassignment_limit: 3,
+            assign_to_supervisor: true,
+            ..rule("reassigned", routing::Trigger::ReassignmentLimit)
+        },
+    ] {
+        sla.upsert_escalation_rule(outgoing(routing::UpsertEscalationRuleRequest { rule: Some(rule) }, auth)).await?;
     }
     Ok(())
 }

@@ -53,7 +53,8 @@ impl Platform {
         let http_listener =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("bind {}", config.http_addr))?;
         let channel = grpc::lazy_channel(&format!("http://{}", grpc_listener.local_addr()?))?;
-        let link = TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
+        let link =
+            TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
         let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
 
         let mut routes = RoutesBuilder::default();
@@ -68,7 +69,7 @@ impl Platform {
         let gateway = helpdesk_gateway::router(
             &config.gateway,
             authenticator.clone(),
-            Backends { ticketing: channel.clone(), identity: channel },
+            Backends { ticketing: channel.clone(), identity: channel.clone(), routing: channel },
         );
         let databases = vec![identity.database().clone(), ticketing.database().clone(), routing.database().clone()];
         Ok(Self {
@@ -97,6 +98,11 @@ impl Platform {
     /// The tenants and API keys, for admin commands and tests.
     pub fn identity(&self) -> &IdentityStore {
         &self.identity
+    }
+
+    /// The routing service's core, for tests that move its clock.
+    pub fn router(&self) -> Arc<helpdesk_routing::Router> {
+        self.routing.router().clone()
     }
 
     /// The bus the platform publishes its events to.

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use helpdesk_proto::{common::v1 as common, identity::v1 as identity, ticketing::v1 as ticketing};
+use helpdesk_proto::{
+    common::v1 as common, identity::v1 as identity, routing::v1 as routing, ticketing::v1 as ticketing,
+};
 use helpdesk_runtime::time::{micros_to_timestamp, timestamp_to_micros};
 use pbjson_types::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,14 @@ rest_enum!(Visibility => ticketing::Visibility { Public, Internal });
 rest_enum!(FlagKind => ticketing::FlagKind { Abusive, LegalThreat, Fraud, Other });
 rest_enum!(CustomFieldType => ticketing::CustomFieldType { Text, Number, Boolean, Date, Dropdown });
 rest_enum!(TicketOrder => ticketing::TicketOrder { CreatedDesc, CreatedAsc, UpdatedDesc, UpdatedAsc, PriorityDesc });
+rest_enum!(WorkState => routing::WorkState { Unrouted, Waiting, Offered, Assigned, Done });
+rest_enum!(Presence => routing::Presence { Online, Away, Offline });
+rest_enum!(Strategy => routing::Strategy { RoundRobin, LeastLoaded, BestSkill });
+rest_enum!(SlaKind => routing::SlaKind { FirstResponse, NextResponse, Resolution });
+rest_enum!(TargetState => routing::TargetState { Running, Paused, Met, Breached });
+rest_enum!(Trigger => routing::Trigger {
+    SlaWarning, SlaBreach, SupervisorRequested, CustomerFlagged, ThreatDetected, ReassignmentLimit, VipCustomer, Manual
+});
 
 pub(crate) fn format_time(timestamp: Option<Timestamp>) -> Option<String> {
     let micros = timestamp_to_micros(&timestamp?);
@@ -715,4 +725,548 @@ pub(crate) struct IssuedApiKey {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ApiKeyList {
     pub(crate) api_keys: Vec<ApiKey>,
+}
+
+/// A ticket as routing sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WorkItem {
+    pub(crate) ticket_id: String,
+    pub(crate) state: Option<WorkState>,
+    pub(crate) queue_id: Option<String>,
+    pub(crate) assignee_id: Option<String>,
+    /// The agent holding an open chat or phone offer.
+    pub(crate) offered_to: Option<String>,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) channel: Option<Channel>,
+    pub(crate) language: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) enqueued_at: Option<String>,
+    pub(crate) assigned_at: Option<String>,
+    /// The earliest running SLA target.
+    pub(crate) sla_due_at: Option<String>,
+    pub(crate) reassignments: i32,
+    /// The tier escalations have moved it to.
+    pub(crate) tier: Option<String>,
+}
+
+impl From<routing::WorkItem> for WorkItem {
+    fn from(w: routing::WorkItem) -> Self {
+        Self {
+            ticket_id: w.ticket_id,
+            state: WorkState::from_proto(w.state),
+            queue_id: non_empty(w.queue_id),
+            assignee_id: non_empty(w.assignee_id),
+            offered_to: non_empty(w.offered_to),
+            priority: Priority::from_proto(w.priority),
+            channel: Channel::from_proto(w.channel),
+            language: non_empty(w.language),
+            tags: w.tags,
+            enqueued_at: format_time(w.enqueued_at),
+            assigned_at: format_time(w.assigned_at),
+            sla_due_at: format_time(w.sla_due_at),
+            reassignments: w.reassignments,
+            tier: non_empty(w.tier),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SlaTarget {
+    pub(crate) kind: Option<SlaKind>,
+    pub(crate) state: Option<TargetState>,
+    /// When it breaches if the clock keeps running.
+    pub(crate) due_at: Option<String>,
+    pub(crate) warn_at: Option<String>,
+    /// The target in business minutes.
+    pub(crate) target_minutes: i64,
+    pub(crate) met_at: Option<String>,
+    pub(crate) breached_at: Option<String>,
+}
+
+impl From<routing::SlaTarget> for SlaTarget {
+    fn from(t: routing::SlaTarget) -> Self {
+        Self {
+            kind: SlaKind::from_proto(t.kind),
+            state: TargetState::from_proto(t.state),
+            due_at: format_time(t.due_at),
+            warn_at: format_time(t.warn_at),
+            target_minutes: t.target_minutes,
+            met_at: format_time(t.met_at),
+            breached_at: format_time(t.breached_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TicketSla {
+    /// Absent when no SLA policy applies.
+    pub(crate) policy_id: Option<String>,
+    pub(crate) targets: Vec<SlaTarget>,
+}
+
+impl From<routing::TicketSla> for TicketSla {
+    fn from(s: routing::TicketSla) -> Self {
+        Self { policy_id: non_empty(s.policy_id), targets: s.targets.into_iter().map(SlaTarget::from).collect() }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WaitEstimate {
+    /// 1 for the next ticket to be assigned; 0 once assigned.
+    pub(crate) position: i32,
+    pub(crate) expected_wait_seconds: f64,
+    /// In the ticket's language: "about 2 hours", "약 2시간".
+    pub(crate) expected_wait_text: String,
+}
+
+impl From<routing::WaitEstimate> for WaitEstimate {
+    fn from(w: routing::WaitEstimate) -> Self {
+        Self {
+            position: w.position,
+            expected_wait_seconds: w.expected_wait_seconds,
+            expected_wait_text: w.expected_wait_text,
+        }
+    }
+}
+
+/// A ticket's work item with its SLA clocks and expected wait.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TicketRouting {
+    #[serde(flatten)]
+    pub(crate) work_item: WorkItem,
+    pub(crate) sla: TicketSla,
+    pub(crate) wait: WaitEstimate,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Escalation {
+    pub(crate) id: String,
+    pub(crate) ticket_id: String,
+    /// Absent for a manual escalation no rule matched.
+    pub(crate) rule_id: Option<String>,
+    pub(crate) trigger: Option<Trigger>,
+    pub(crate) reason: String,
+    /// `agent:<id>`, `sla`, `message:<id>` or `customer`.
+    pub(crate) triggered_by: String,
+    /// What was done, such as `priority urgent` or `queue billing-l2`.
+    pub(crate) actions: Vec<String>,
+    pub(crate) occurred_at: Option<String>,
+}
+
+impl From<routing::Escalation> for Escalation {
+    fn from(e: routing::Escalation) -> Self {
+        Self {
+            id: e.id,
+            ticket_id: e.ticket_id,
+            rule_id: non_empty(e.rule_id),
+            trigger: Trigger::from_proto(e.trigger),
+            reason: e.reason,
+            triggered_by: e.triggered_by,
+            actions: e.actions,
+            occurred_at: format_time(e.occurred_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EscalationList {
+    /// Oldest first.
+    pub(crate) escalations: Vec<Escalation>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EscalateTicket {
+    /// Why, in 1 to 2000 characters.
+    pub(crate) reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AssignTicket {
+    pub(crate) agent_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferTicket {
+    /// Exactly one of `to_agent_id` and `to_queue_id`.
+    #[serde(default)]
+    pub(crate) to_agent_id: String,
+    #[serde(default)]
+    pub(crate) to_queue_id: String,
+    /// Recorded on the ticket as an internal note.
+    #[serde(default)]
+    pub(crate) note: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Skill {
+    pub(crate) name: String,
+    /// 1 (basic) to 10 (expert). In a queue: the lowest level it accepts.
+    pub(crate) level: i32,
+}
+
+impl From<Skill> for routing::Skill {
+    fn from(s: Skill) -> Self {
+        Self { name: s.name, level: s.level }
+    }
+}
+
+impl From<routing::Skill> for Skill {
+    fn from(s: routing::Skill) -> Self {
+        Self { name: s.name, level: s.level }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChannelCapacity {
+    pub(crate) channel: Channel,
+    /// How many tickets of this channel the agent handles at once.
+    pub(crate) capacity: i32,
+}
+
+impl From<ChannelCapacity> for routing::ChannelCapacity {
+    fn from(c: ChannelCapacity) -> Self {
+        Self { channel: c.channel.into(), capacity: c.capacity }
+    }
+}
+
+impl ChannelCapacity {
+    pub(crate) fn from_proto(c: routing::ChannelCapacity) -> Option<Self> {
+        Some(Self { channel: Channel::from_proto(c.channel)?, capacity: c.capacity })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChannelLoad {
+    pub(crate) channel: Option<Channel>,
+    pub(crate) active: i32,
+    pub(crate) capacity: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Agent {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) skills: Vec<Skill>,
+    /// BCP 47 primary tags such as `ko` or `en`.
+    pub(crate) languages: Vec<String>,
+    pub(crate) capacities: Vec<ChannelCapacity>,
+    pub(crate) team: Option<String>,
+    pub(crate) tier: Option<String>,
+    pub(crate) supervisor_id: Option<String>,
+    pub(crate) presence: Option<Presence>,
+    pub(crate) last_active_at: Option<String>,
+    pub(crate) load: Vec<ChannelLoad>,
+}
+
+impl From<routing::Agent> for Agent {
+    fn from(a: routing::Agent) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            skills: a.skills.into_iter().map(Skill::from).collect(),
+            languages: a.languages,
+            capacities: a.capacities.into_iter().filter_map(ChannelCapacity::from_proto).collect(),
+            team: non_empty(a.team),
+            tier: non_empty(a.tier),
+            supervisor_id: non_empty(a.supervisor_id),
+            presence: Presence::from_proto(a.presence),
+            last_active_at: format_time(a.last_active_at),
+            load: a
+                .load
+                .into_iter()
+                .map(|l| ChannelLoad {
+                    channel: Channel::from_proto(l.channel),
+                    active: l.active,
+                    capacity: l.capacity,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An agent's profile; presence and current work are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpsertAgent {
+    /// Defaults to the id.
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) skills: Vec<Skill>,
+    /// BCP 47 primary tags such as `ko` or `en`.
+    #[serde(default)]
+    pub(crate) languages: Vec<String>,
+    /// The channels served and how many at once; unlisted channels are not served.
+    #[serde(default)]
+    pub(crate) capacities: Vec<ChannelCapacity>,
+    #[serde(default)]
+    pub(crate) team: String,
+    /// L1, L2, L3 or a specialist tier such as billing or legal.
+    #[serde(default)]
+    pub(crate) tier: String,
+    /// The agent escalations go to.
+    #[serde(default)]
+    pub(crate) supervisor_id: String,
+}
+
+impl UpsertAgent {
+    pub(crate) fn into_proto(self, id: String) -> routing::UpsertAgentRequest {
+        routing::UpsertAgentRequest {
+            agent: Some(routing::Agent {
+                id,
+                name: self.name,
+                skills: self.skills.into_iter().map(routing::Skill::from).collect(),
+                languages: self.languages,
+                capacities: self.capacities.into_iter().map(routing::ChannelCapacity::from).collect(),
+                team: self.team,
+                tier: self.tier,
+                supervisor_id: self.supervisor_id,
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AgentList {
+    pub(crate) agents: Vec<Agent>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListAgentsQuery {
+    /// online, away or offline; all agents when absent.
+    pub(crate) presence: Option<String>,
+}
+
+impl ListAgentsQuery {
+    pub(crate) fn into_proto(self) -> Result<routing::ListAgentsRequest, ApiError> {
+        let presence = self.presence.map(|word| Presence::parse("presence", &word)).transpose()?;
+        Ok(routing::ListAgentsRequest { presence: presence.map(i32::from).unwrap_or_default() })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPresence {
+    pub(crate) presence: Presence,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Queue {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) position: i32,
+    /// Empty for all channels.
+    pub(crate) channels: Vec<Channel>,
+    pub(crate) language: Option<String>,
+    pub(crate) match_tags: Vec<String>,
+    pub(crate) required_skills: Vec<Skill>,
+    pub(crate) strategy: Option<Strategy>,
+    pub(crate) overflow_queue_id: Option<String>,
+    pub(crate) overflow_after_seconds: i32,
+    pub(crate) offer_timeout_seconds: i32,
+    pub(crate) team: Option<String>,
+    pub(crate) tier: Option<String>,
+}
+
+impl From<routing::Queue> for Queue {
+    fn from(q: routing::Queue) -> Self {
+        Self {
+            id: q.id,
+            name: q.name,
+            position: q.position,
+            channels: q.channels.into_iter().filter_map(Channel::from_proto).collect(),
+            language: non_empty(q.language),
+            match_tags: q.match_tags,
+            required_skills: q.required_skills.into_iter().map(Skill::from).collect(),
+            strategy: Strategy::from_proto(q.strategy),
+            overflow_queue_id: non_empty(q.overflow_queue_id),
+            overflow_after_seconds: q.overflow_after_seconds,
+            offer_timeout_seconds: q.offer_timeout_seconds,
+            team: non_empty(q.team),
+            tier: non_empty(q.tier),
+        }
+    }
+}
+
+/// A queue's definition. Overflow chains must not loop.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpsertQueue {
+    /// Defaults to the id.
+    #[serde(default)]
+    pub(crate) name: String,
+    /// Lower positions are tried first when a ticket names no queue.
+    #[serde(default)]
+    pub(crate) position: i32,
+    /// Channels it takes; empty for all.
+    #[serde(default)]
+    pub(crate) channels: Vec<Channel>,
+    /// Language it takes (`ko`, `en`); empty for any.
+    #[serde(default)]
+    pub(crate) language: String,
+    /// Tickets with any of these tags go here; empty matches any ticket.
+    #[serde(default)]
+    pub(crate) match_tags: Vec<String>,
+    /// Skills, with minimum levels, an agent needs to take its tickets.
+    #[serde(default)]
+    pub(crate) required_skills: Vec<Skill>,
+    pub(crate) strategy: Option<Strategy>,
+    /// After `overflow_after_seconds` unassigned, a ticket moves to this wider queue.
+    #[serde(default)]
+    pub(crate) overflow_queue_id: String,
+    #[serde(default)]
+    pub(crate) overflow_after_seconds: i32,
+    /// How long a chat or phone offer waits for the agent (0 for 30 s).
+    #[serde(default)]
+    pub(crate) offer_timeout_seconds: i32,
+    /// Team and tier whose agents it is for; empty for any.
+    #[serde(default)]
+    pub(crate) team: String,
+    #[serde(default)]
+    pub(crate) tier: String,
+}
+
+impl UpsertQueue {
+    pub(crate) fn into_proto(self, id: String) -> routing::UpsertQueueRequest {
+        routing::UpsertQueueRequest {
+            queue: Some(routing::Queue {
+                id,
+                name: self.name,
+                position: self.position,
+                channels: self.channels.into_iter().map(i32::from).collect(),
+                language: self.language,
+                match_tags: self.match_tags,
+                required_skills: self.required_skills.into_iter().map(routing::Skill::from).collect(),
+                strategy: self.strategy.map(i32::from).unwrap_or_default(),
+                overflow_queue_id: self.overflow_queue_id,
+                overflow_after_seconds: self.overflow_after_seconds,
+                offer_timeout_seconds: self.offer_timeout_seconds,
+                team: self.team,
+                tier: self.tier,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QueueList {
+    pub(crate) queues: Vec<Queue>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QueueStats {
+    pub(crate) queue_id: String,
+    /// Tickets not yet assigned.
+    pub(crate) waiting: i32,
+    /// Agents online who qualify for the queue.
+    pub(crate) agents_online: i32,
+    /// Of those, agents with capacity left.
+    pub(crate) agents_available: i32,
+    /// Mean handle time of recently completed tickets.
+    pub(crate) average_handle_seconds: f64,
+    /// Expected wait of a ticket joining now.
+    pub(crate) expected_wait_seconds: f64,
+    pub(crate) oldest_waiting_since: Option<String>,
+}
+
+impl From<routing::QueueStats> for QueueStats {
+    fn from(s: routing::QueueStats) -> Self {
+        Self {
+            queue_id: s.queue_id,
+            waiting: s.waiting,
+            agents_online: s.agents_online,
+            agents_available: s.agents_available,
+            average_handle_seconds: s.average_handle_seconds,
+            expected_wait_seconds: s.expected_wait_seconds,
+            oldest_waiting_since: format_time(s.oldest_waiting_since),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForecastInterval {
+    /// A label such as `2026-12-24T10:00`.
+    pub(crate) label: String,
+    /// Contacts expected in the interval.
+    pub(crate) contacts: f64,
+}
+
+/// A contact forecast to staff with Erlang C.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForecastStaffing {
+    pub(crate) intervals: Vec<ForecastInterval>,
+    /// Length of each interval (0 for 1800).
+    #[serde(default)]
+    pub(crate) interval_seconds: i32,
+    pub(crate) average_handle_seconds: f64,
+    /// Share of contacts to answer within `answer_within_seconds`, such as 0.8.
+    pub(crate) service_level: f64,
+    pub(crate) answer_within_seconds: f64,
+    /// Highest share of time agents may be busy (0 for 0.85).
+    #[serde(default)]
+    pub(crate) max_occupancy: f64,
+}
+
+impl From<ForecastStaffing> for routing::ForecastStaffingRequest {
+    fn from(f: ForecastStaffing) -> Self {
+        Self {
+            intervals: f
+                .intervals
+                .into_iter()
+                .map(|i| routing::ForecastInterval { label: i.label, contacts: i.contacts })
+                .collect(),
+            interval_seconds: f.interval_seconds,
+            average_handle_seconds: f.average_handle_seconds,
+            service_level: f.service_level,
+            answer_within_seconds: f.answer_within_seconds,
+            max_occupancy: f.max_occupancy,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IntervalStaffing {
+    pub(crate) label: String,
+    pub(crate) agents: i32,
+    /// Offered load in Erlangs.
+    pub(crate) traffic: f64,
+    pub(crate) service_level: f64,
+    pub(crate) occupancy: f64,
+    pub(crate) probability_of_waiting: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StaffingForecast {
+    pub(crate) intervals: Vec<IntervalStaffing>,
+    pub(crate) peak_agents: i32,
+}
+
+impl From<routing::ForecastStaffingResponse> for StaffingForecast {
+    fn from(r: routing::ForecastStaffingResponse) -> Self {
+        Self {
+            intervals: r
+                .intervals
+                .into_iter()
+                .map(|i| IntervalStaffing {
+                    label: i.label,
+                    agents: i.agents,
+                    traffic: i.traffic,
+                    service_level: i.service_level,
+                    occupancy: i.occupancy,
+                    probability_of_waiting: i.probability_of_waiting,
+                })
+                .collect(),
+            peak_agents: r.peak_agents,
+        }
+    }
 }

@@ -20,6 +20,7 @@ use axum::{
 };
 use helpdesk_proto::{
     identity::v1::identity_service_client::IdentityServiceClient,
+    routing::v1::{routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient},
     ticketing::v1::{
         custom_field_service_client::CustomFieldServiceClient, customer_service_client::CustomerServiceClient,
         saved_reply_service_client::SavedReplyServiceClient, ticket_service_client::TicketServiceClient,
@@ -39,6 +40,7 @@ pub use openapi::openapi_json;
 pub struct Backends {
     pub ticketing: Channel,
     pub identity: Channel,
+    pub routing: Channel,
 }
 
 #[derive(Clone)]
@@ -48,6 +50,8 @@ pub(crate) struct AppState {
     pub(crate) saved_replies: SavedReplyServiceClient<Channel>,
     pub(crate) custom_fields: CustomFieldServiceClient<Channel>,
     pub(crate) identity: IdentityServiceClient<Channel>,
+    pub(crate) routing: RoutingServiceClient<Channel>,
+    pub(crate) sla: SlaServiceClient<Channel>,
     pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
     pub(crate) auth: Arc<auth::Gatekeeper>,
 }
@@ -61,6 +65,8 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         custom_fields: CustomFieldServiceClient::new(backends.ticketing.clone()),
         health: tonic_health::pb::health_client::HealthClient::new(backends.ticketing),
         identity: IdentityServiceClient::new(backends.identity),
+        routing: RoutingServiceClient::new(backends.routing.clone()),
+        sla: SlaServiceClient::new(backends.routing),
         auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
     };
     let request_id = HeaderName::from_static("x-request-id");

@@ -12,8 +12,9 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-gateway");
     let identity = grpc::lazy_channel(&config.services.identity_url)?;
     let ticketing = grpc::lazy_channel(&config.services.ticketing_url)?;
+    let routing = grpc::lazy_channel(&config.services.routing_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity.clone())))?);
-    let router = helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity });
+    let router = helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity, routing });
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

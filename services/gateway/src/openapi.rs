@@ -10,7 +10,7 @@ use crate::{dto, error, routes};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "helpdesk REST API", description = "Tickets, conversations, customers and saved replies. \
+    info(title = "helpdesk REST API", description = "Tickets, conversations, customers, saved replies and routing. \
         Authenticate with `Authorization: Bearer <api key or JWT>`. Errors share one body: \
         `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
     paths(
@@ -22,9 +22,15 @@ use crate::{dto, error, routes};
         routes::admin::create_saved_reply, routes::admin::list_saved_replies, routes::admin::delete_saved_reply,
         routes::admin::render_saved_reply, routes::admin::define_custom_field, routes::admin::list_custom_fields,
         routes::admin::create_api_key, routes::admin::list_api_keys, routes::admin::revoke_api_key,
+        routes::routing::ticket_routing, routes::routing::list_escalations, routes::routing::escalate,
+        routes::routing::assign, routes::routing::unassign, routes::routing::transfer,
+        routes::routing::list_agents, routes::routing::upsert_agent, routes::routing::set_presence,
+        routes::routing::list_queues, routes::routing::upsert_queue, routes::routing::queue_stats,
+        routes::routing::forecast_staffing,
     ),
     components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::Status, dto::Visibility, dto::FlagKind,
-        dto::AuthorKind, dto::Role, dto::CustomFieldType)),
+        dto::AuthorKind, dto::Role, dto::CustomFieldType, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
+        dto::TargetState, dto::Trigger)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod customers;
+pub(crate) mod routing;
 pub(crate) mod tickets;
 
 use axum::{
@@ -20,6 +21,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/tickets/{id}/history", get(tickets::history))
         .route("/v1/tickets/{id}/merge", post(tickets::merge))
         .route("/v1/tickets/{id}/links", post(tickets::link))
+        .route("/v1/tickets/{id}/routing", get(routing::ticket_routing))
+        .route("/v1/tickets/{id}/escalations", get(routing::list_escalations).post(routing::escalate))
+        .route("/v1/tickets/{id}/assignment", post(routing::assign).delete(routing::unassign))
+        .route("/v1/tickets/{id}/transfer", post(routing::transfer))
         .route("/v1/customers", post(customers::create).get(customers::list))
         .route("/v1/customers/{id}", get(customers::get).patch(customers::update))
         .route("/v1/customers/{id}/flag", put(customers::set_flag).delete(customers::clear_flag))
@@ -30,6 +35,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/custom_fields", post(admin::define_custom_field).get(admin::list_custom_fields))
         .route("/v1/api_keys", post(admin::create_api_key).get(admin::list_api_keys))
         .route("/v1/api_keys/{id}", delete(admin::revoke_api_key))
+        .route("/v1/agents", get(routing::list_agents))
+        .route("/v1/agents/{id}", put(routing::upsert_agent))
+        .route("/v1/agents/{id}/presence", post(routing::set_presence))
+        .route("/v1/queues", get(routing::list_queues))
+        .route("/v1/queues/{id}", put(routing::upsert_queue))
+        .route("/v1/queues/{id}/stats", get(routing::queue_stats))
+        .route("/v1/staffing/forecast", post(routing::forecast_staffing))
 }
 
 /// The `Idempotency-Key` header, or empty.

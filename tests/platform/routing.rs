@@ -1,0 +1,172 @@
+//! Routing end to end: a ticket created through the gateway reaches a matching online agent, its
+//! assignment is written back to the ticket, and an SLA breach escalates it by the configured
+//! rule — visible through the routing API and in the ticket's history and notes.
+
+use std::time::{Duration, Instant};
+
+use helpdesk_proto::{
+    common::v1::{Channel, Priority},
+    routing::v1::{
+        Agent, BusinessCalendar, ChannelCapacity, EscalationRule, GetWorkItemRequest, ListEscalationsRequest, Presence,
+        Queue, SetPresenceRequest, SlaPolicy, Trigger, UpsertAgentRequest, UpsertCalendarRequest,
+        UpsertEscalationRuleRequest, UpsertQueueRequest, UpsertSlaPolicyRequest, WeeklyShift, WorkItem, WorkState,
+        routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient,
+    },
+};
+use helpdesk_tests::{TestApp, on_both_backends};
+use serde_json::json;
+
+async fn configure(app: &TestApp) {
+    let key = app.admin_key.clone();
+    let mut routing = RoutingServiceClient::new(app.channel().await);
+    let mut sla = SlaServiceClient::new(app.channel().await);
+    for queue in [
+        Queue { id: "ko".into(), language: "ko".into(), position: 1, ..Queue::default() },
+        Queue { id: "en".into(), language: "en".into(), position: 2, ..Queue::default() },
+        Queue { id: "l2".into(), tier: "L2".into(), position: 9, ..Queue::default() },
+    ] {
+        routing.upsert_queue(app.grpc_request(&key, UpsertQueueRequest { queue: Some(queue) })).await.unwrap();
+    }
+    for (id, language, tier) in [("minji", "ko", "L1"), ("sam", "en", "L1"), ("lead", "ko", "L2")] {
+        let agent = Agent {
+            id: id.into(),
+            languages: vec![language.into()],
+            capacities: vec![ChannelCapacity { channel: Channel::Email as i32, capacity: 5 }],
+            tier: tier.into(),
+            supervisor_id: if tier == "L1" { "lead".into() } else { String::new() },
+            ..Agent::default()
+        };
+        routing.upsert_agent(app.grpc_request(&key, UpsertAgentRequest { agent: Some(agent) })).await.unwrap();
+        let online = SetPresenceRequest { agent_id: id.into(), presence: Presence::Online as i32 };
+        routing.set_presence(app.grpc_request(&key, online)).await.unwrap();
+    }
+    let calendar = BusinessCalendar {
+        id: "seoul".into(),
+        time_zone: "Asia/Seoul".into(),
+        shifts: (1..=7).map(|weekday| WeeklyShift { weekday, start: "00:00".into(), end: "24:00".into() }).collect(),
+        ..Default::default()
+    };
+    sla.upsert_calendar(app.grpc_request(&key, UpsertCalendarRequest { calendar: Some(calendar) })).await.unwrap();
+    let policy =
+        SlaPolicy { id: "std".into(), calendar_id: "seoul".into(), first_response_minutes: 60, ..Default::default() };
+    sla.upsert_sla_policy(app.grpc_request(&key, UpsertSlaPolicyRequest { policy: Some(policy) })).await.unwrap();
+    let rule = EscalationRule {
+        id: "breach".into(),
+        trigger: Trigger::SlaBreach as i32,
+        raise_priority_to: Priority::Urgent as i32,
+        move_to_tier: "L2".into(),
+        notify: true,
+        enabled: true,
+        ..Default::default()
+    };
+    sla.upsert_escalation_rule(app.grpc_request(&key, UpsertEscalationRuleRequest { rule: Some(rule) })).await.unwrap();
+}
+
+async fn work_item(app: &TestApp, ticket: &str, until: impl Fn(&WorkItem) -> bool) -> WorkItem {
+    let mut routing = RoutingServiceClient::new(app.channel().await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let request = app.grpc_request(&app.admin_key, GetWorkItemRequest { ticket_id: ticket.into() });
+        if let Ok(item) = routing.get_work_item(request).await.map(tonic::Response::into_inner)
+            && until(&item)
+        {
+            return item;
+        }
+        assert!(Instant::now() < deadline, "work item of {ticket} never reached the expected state");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls the ticket through the gateway until `until` holds.
+async fn ticket(app: &TestApp, id: &str, until: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, ticket) = app.get(&format!("/v1/tickets/{id}"), &app.admin_key).await;
+        if until(&ticket) {
+            return ticket;
+        }
+        assert!(Instant::now() < deadline, "ticket {id} never reached the expected state: {ticket}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+on_both_backends! {
+    async fn a_new_ticket_reaches_a_matching_agent_and_a_breach_escalates_it(app: TestApp) {
+        configure(&app).await;
+        let key = app.admin_key.clone();
+        let customer = app.create_customer(&key, "김민수", "minsu@example.kr").await;
+        let created = Instant::now();
+        let body = json!({ "subject": "배송이 늦어요", "description": "주문한 지 열흘째입니다", "requester_id": customer, "channel": "email" });
+        let id = app.create_ticket(&key, body).await["id"].as_str().unwrap().to_owned();
+
+        let item = work_item(&app, &id, |item| item.state == WorkState::Assigned as i32).await;
+        let routed_in = created.elapsed();
+        assert_eq!((item.queue_id.as_str(), item.assignee_id.as_str(), item.language.as_str()), ("ko", "minji", "ko"));
+        assert!(routed_in < Duration::from_secs(1), "routed in {routed_in:?}");
+        ticket(&app, &id, |t| t["assignee_id"] == "minji" && t["group"] == "ko").await;
+
+        // An hour of business time later the first response is overdue.
+        let later = chrono::Utc::now().timestamp_millis() + 61 * 60_000;
+        assert_eq!(app.router.fire_due(later).await.unwrap().len(), 1);
+        assert!(app.router.fire_due(later + 60_000).await.unwrap().is_empty(), "fires once");
+        let item = work_item(&app, &id, |item| item.priority == Priority::Urgent as i32).await;
+        assert_eq!((item.queue_id.as_str(), item.tier.as_str(), item.assignee_id.as_str()), ("l2", "L2", "lead"));
+
+        let mut sla = SlaServiceClient::new(app.channel().await);
+        let escalations = sla
+            .list_escalations(app.grpc_request(&key, ListEscalationsRequest { ticket_id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .escalations;
+        assert_eq!(escalations.len(), 1);
+        assert_eq!((escalations[0].trigger, escalations[0].triggered_by.as_str()), (Trigger::SlaBreach as i32, "sla"));
+
+        // Ticketing shows it: the new assignee, queue and priority, changed by routing, and a note.
+        ticket(&app, &id, |t| t["assignee_id"] == "lead" && t["priority"] == "urgent" && t["group"] == "l2").await;
+        let (_, history) = app.get(&format!("/v1/tickets/{id}/history"), &key).await;
+        let by_routing = history["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|change| change["actor_id"] == "service:routing")
+            .count();
+        assert!(by_routing >= 3, "{history}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, messages) = app.get(&format!("/v1/tickets/{id}/messages"), &key).await;
+            let noted = messages["messages"].as_array().unwrap().iter().any(|message| {
+                message["visibility"] == "internal" && message["body_text"].as_str().unwrap_or_default().contains("sla breach")
+            });
+            if noted {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no escalation note: {messages}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Solving frees the agent.
+        let current = ticket(&app, &id, |_| true).await;
+        let (status, _) = app
+            .patch(&format!("/v1/tickets/{id}"), &key, json!({ "expected_version": current["version"], "status": "solved" }))
+            .await;
+        assert_eq!(status, 200);
+        work_item(&app, &id, |item| item.state == WorkState::Done as i32).await;
+    }
+
+    async fn customers_and_other_tenants_cannot_use_routing(app: TestApp) {
+        configure(&app).await;
+        let customer = app.create_customer(&app.admin_key, "Emily", "emily@example.com").await;
+        let token = app.customer_token("demo", &customer);
+        let mut routing = RoutingServiceClient::new(app.channel().await);
+        let denied = routing.get_work_item(app.grpc_request(&token, GetWorkItemRequest { ticket_id: "x".into() })).await;
+        assert_eq!(denied.unwrap_err().code(), tonic::Code::PermissionDenied);
+        let other = app.new_tenant("other").await;
+        let listed = routing
+            .list_queues(app.grpc_request(&other, helpdesk_proto::routing::v1::ListQueuesRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.queues.is_empty(), "another tenant's queues are invisible");
+    }
+}
