@@ -4,6 +4,7 @@
 #   helpdesk serve [--demo]   the whole platform in one process (default)
 #   helpdesk-identity         identity gRPC service (tenants, API keys)
 #   helpdesk-ticketing        ticketing gRPC service
+#   helpdesk-routing          routing gRPC service (queues, assignment, SLAs)
 #   helpdesk-gateway          REST gateway
 #   helpdesk admin ...        admin commands against the configured database
 #
@@ -31,7 +32,7 @@ RUN find . -type f ! -name Cargo.toml ! -name Cargo.lock ! -path './.cargo/*' ! 
 # and ring.
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
 WORKDIR /src
-ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-gateway"
+ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-gateway"
 
 COPY --from=skeleton /src/ ./
 RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
@@ -49,6 +50,7 @@ RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/regist
  && cp target/release/helpdesk \
        target/release/helpdesk-identity \
        target/release/helpdesk-ticketing \
+       target/release/helpdesk-routing \
        target/release/helpdesk-gateway \
        /out/
 
