@@ -2,10 +2,7 @@
 //! priority order, and the work items. Every decision is made here, synchronously and without
 //! I/O; the caller persists what [`Changes`] records and pushes the notices.
 
-use std::{
-    cmp::Reverse,
-    collections::{BTreeSet, HashMap, HashSet},
-};
+use std::{cmp::Reverse, collections::BTreeSet};
 
 use helpdesk_proto::{
     common::v1::{Channel, Priority},
@@ -13,6 +10,7 @@ use helpdesk_proto::{
 };
 
 use crate::{
+    Map, Set,
     sla::SlaBook,
     time::{Millis, timestamp},
 };
@@ -56,11 +54,12 @@ pub(crate) struct AgentState {
     pub(crate) presence: Presence,
     pub(crate) last_active: Millis,
     /// Tickets assigned or offered to the agent, by channel.
-    active: HashMap<i32, HashSet<String>>,
+    active: Map<i32, Set<String>>,
     /// When the agent was last given work, for round-robin.
     last_assigned: u64,
     /// Queues whose requirements the agent meets.
     queues: Vec<String>,
+    slot: usize,
 }
 
 impl AgentState {
@@ -73,7 +72,7 @@ impl AgentState {
     }
 
     fn active(&self, channel: i32) -> usize {
-        self.active.get(&channel).map_or(0, HashSet::len)
+        self.active.get(&channel).map_or(0, Set::len)
     }
 
     fn has_room(&self, channel: i32) -> bool {
@@ -91,10 +90,6 @@ impl AgentState {
 
     fn speaks(&self, language: &str) -> bool {
         language.is_empty() || self.spec.languages.iter().any(|spoken| spoken.eq_ignore_ascii_case(language))
-    }
-
-    fn skill(&self, name: &str) -> i32 {
-        self.spec.skills.iter().find(|skill| skill.name.eq_ignore_ascii_case(name)).map_or(0, |skill| skill.level)
     }
 
     /// The agent with presence and current load filled in.
@@ -116,13 +111,37 @@ impl AgentState {
     }
 }
 
+/// Channels are numbered below this (the `Channel` enum).
+const CHANNELS: usize = 8;
+
+/// What a routing decision reads about an agent, packed so that scanning a queue's agents
+/// touches one small struct each, without hashing: with a thousand agents the scan is the hot
+/// path of every decision. Mirrors [`AgentState`] (see [`Tenant::sync_slot`]).
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    online: bool,
+    capacity: [u16; CHANNELS],
+    active: [u16; CHANNELS],
+    /// Bits of the tenant's language numbers (see [`Tenant::language_bit`]).
+    languages: u64,
+    last_assigned: u64,
+    utilization: f32,
+}
+
 pub(crate) struct QueueState {
     pub(crate) spec: Queue,
     waiting: BTreeSet<QueueKey>,
     /// Agents who meet the queue's requirements.
     agents: Vec<String>,
+    /// The same agents' slots, with their skill score for this queue.
+    slots: Vec<(usize, i32)>,
     /// Moving average of handle times, in seconds; `None` until a ticket completes.
     handle_seconds: Option<f64>,
+    /// `(channel, language)` of work that found no free agent here. Until one of the queue's
+    /// agents gains room (which always runs [`Tenant::pull_for`]), such work cannot find one
+    /// either, so it joins the queue without scanning the agents: at peak, when every agent is
+    /// busy, that scan would otherwise run for every new ticket.
+    blocked: Set<(i32, String)>,
 }
 
 impl QueueState {
@@ -157,8 +176,8 @@ impl QueueState {
 /// What one operation changed, for the caller to persist and announce.
 #[derive(Default)]
 pub(crate) struct Changes {
-    pub(crate) items: HashSet<String>,
-    pub(crate) agents: HashSet<String>,
+    pub(crate) items: Set<String>,
+    pub(crate) agents: Set<String>,
     pub(crate) notices: Vec<(String, AssignmentNotice)>,
     /// Escalations, internal notes and events produced along the way.
     pub(crate) escalations: Vec<crate::escalation::Recorded>,
@@ -175,28 +194,46 @@ impl Changes {
 
 #[derive(Default)]
 pub(crate) struct Tenant {
-    pub(crate) agents: HashMap<String, AgentState>,
-    pub(crate) queues: HashMap<String, QueueState>,
+    pub(crate) agents: Map<String, AgentState>,
+    pub(crate) queues: Map<String, QueueState>,
     /// Work not yet done.
-    pub(crate) items: HashMap<String, WorkItem>,
+    pub(crate) items: Map<String, WorkItem>,
     pub(crate) sla: SlaBook,
     pub(crate) escalation: crate::escalation::EscalationBook,
     /// Version of each item's persisted row; bumped by every change.
-    pub(crate) versions: HashMap<String, i64>,
+    pub(crate) versions: Map<String, i64>,
     assignments: u64,
+    slots: Vec<Slot>,
+    slot_agents: Vec<String>,
+    /// A number per language, for the slots' language bits.
+    languages: Map<String, u32>,
 }
 
 impl Tenant {
     pub(crate) fn upsert_agent(&mut self, spec: Agent, now: Millis, changes: &mut Changes) {
         let id = spec.id.clone();
+        for language in &spec.languages {
+            let next = self.languages.len() as u32;
+            self.languages.entry(language.clone()).or_insert(next);
+        }
+        let slot = match self.agents.get(&id) {
+            Some(agent) => agent.slot,
+            None => {
+                self.slots.push(Slot::default());
+                self.slot_agents.push(id.clone());
+                self.slots.len() - 1
+            }
+        };
         let queues: Vec<String> =
             self.queues.iter().filter(|(_, queue)| queue.admits(&spec)).map(|(id, _)| id.clone()).collect();
         for queue in self.queues.values_mut() {
             queue.agents.retain(|agent| *agent != id);
+            queue.slots.retain(|(other, _)| *other != slot);
         }
         for queue in &queues {
             if let Some(state) = self.queues.get_mut(queue) {
                 state.agents.push(id.clone());
+                state.slots.push((slot, skill_score(&state.spec, &spec)));
             }
         }
         match self.agents.get_mut(&id) {
@@ -209,13 +246,15 @@ impl Tenant {
                     spec,
                     presence: Presence::Offline,
                     last_active: now,
-                    active: HashMap::new(),
+                    active: Map::default(),
                     last_assigned: 0,
                     queues,
+                    slot,
                 };
                 self.agents.insert(id.clone(), agent);
             }
         }
+        self.sync_slot(&id);
         changes.agents.insert(id.clone());
         self.pull_for(&id, now, changes);
     }
@@ -226,6 +265,37 @@ impl Tenant {
             state.presence = presence;
             state.last_active = last_active;
         }
+        self.sync_slot(agent);
+    }
+
+    /// Copies what decisions read about an agent into its slot.
+    fn sync_slot(&mut self, id: &str) {
+        let Some(agent) = self.agents.get(id) else { return };
+        let languages =
+            agent.spec.languages.iter().filter_map(|l| self.language_bit(l)).fold(0, |bits, bit| bits | bit);
+        let Some(slot) = self.slots.get_mut(agent.slot) else { return };
+        slot.online = agent.presence == Presence::Online;
+        slot.capacity = [0; CHANNELS];
+        slot.active = [0; CHANNELS];
+        for capacity in &agent.spec.capacities {
+            if let Some(channel) = channel_index(capacity.channel) {
+                slot.capacity[channel] = capacity.capacity.clamp(0, i32::from(u16::MAX)) as u16;
+            }
+        }
+        for (channel, tickets) in &agent.active {
+            if let Some(channel) = channel_index(*channel) {
+                slot.active[channel] = tickets.len().min(usize::from(u16::MAX)) as u16;
+            }
+        }
+        slot.languages = languages;
+        slot.last_assigned = agent.last_assigned;
+        slot.utilization = agent.utilization() as f32;
+    }
+
+    /// The bit of a language in the slots; languages past the 64th share the last bit, so for
+    /// them a decision also checks the agent's list.
+    fn language_bit(&self, language: &str) -> Option<u64> {
+        self.languages.get(language).map(|number| 1u64 << (*number).min(63))
     }
 
     pub(crate) fn upsert_queue(&mut self, spec: Queue, now: Millis, changes: &mut Changes) {
@@ -235,10 +305,24 @@ impl Tenant {
                 existing.spec = spec;
                 existing
             }
-            None => QueueState { spec, waiting: BTreeSet::new(), agents: Vec::new(), handle_seconds: None },
+            None => QueueState {
+                spec,
+                waiting: BTreeSet::new(),
+                agents: Vec::new(),
+                slots: Vec::new(),
+                handle_seconds: None,
+                blocked: Set::default(),
+            },
         };
+        state.blocked.clear();
         state.agents =
             self.agents.iter().filter(|(_, agent)| state.admits(&agent.spec)).map(|(id, _)| id.clone()).collect();
+        state.slots = state
+            .agents
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .map(|agent| (agent.slot, skill_score(&state.spec, &agent.spec)))
+            .collect();
         for (agent_id, agent) in &mut self.agents {
             agent.queues.retain(|queue| *queue != id);
             if state.agents.contains(agent_id) {
@@ -309,12 +393,19 @@ impl Tenant {
         if item.state != WorkState::Waiting as i32 {
             return;
         }
-        match self.best_agent(item) {
+        let blocked = (item.channel, item.language.clone());
+        let known_busy = item.declined_by.is_empty()
+            && self.queues.get(&item.queue_id).is_some_and(|queue| queue.blocked.contains(&blocked));
+        match if known_busy { None } else { self.best_agent(item) } {
             Some(agent) => self.give(ticket, &agent, now, changes),
             None => {
                 let key = self.key(item);
+                let remember = item.declined_by.is_empty();
                 if let Some(queue) = self.queues.get_mut(&item.queue_id) {
                     queue.waiting.insert(key);
+                    if remember {
+                        queue.blocked.insert(blocked);
+                    }
                 }
             }
         }
@@ -330,19 +421,41 @@ impl Tenant {
     /// The free agent the queue's strategy prefers for `item`.
     pub(crate) fn best_agent(&self, item: &WorkItem) -> Option<String> {
         let queue = self.queues.get(&item.queue_id)?;
-        let candidates = queue.agents.iter().filter_map(|id| self.agents.get(id)).filter(|a| Self::eligible(a, item));
-        let chosen = match Strategy::try_from(queue.spec.strategy).unwrap_or(Strategy::RoundRobin) {
-            Strategy::LeastLoaded => candidates
-                .min_by(|a, b| a.utilization().total_cmp(&b.utilization()).then(a.last_assigned.cmp(&b.last_assigned))),
-            Strategy::BestSkill => candidates.max_by(|a, b| {
-                let score = |agent: &AgentState| -> i32 {
-                    queue.spec.required_skills.iter().map(|skill| agent.skill(&skill.name)).sum()
-                };
-                score(a).cmp(&score(b)).then(b.last_assigned.cmp(&a.last_assigned))
-            }),
-            Strategy::RoundRobin | Strategy::Unspecified => candidates.min_by_key(|agent| agent.last_assigned),
+        let channel = channel_index(item.channel)?;
+        let language = match item.language.as_str() {
+            "" => None,
+            // Nobody speaks a language no agent lists.
+            language => Some(self.language_bit(language)?),
         };
-        chosen.map(|agent| agent.spec.id.clone())
+        let strategy = Strategy::try_from(queue.spec.strategy).unwrap_or(Strategy::RoundRobin);
+        let mut best: Option<((i64, u64), usize)> = None;
+        for &(index, score) in &queue.slots {
+            let slot = &self.slots[index];
+            if !slot.online || slot.active[channel] >= slot.capacity[channel] {
+                continue;
+            }
+            if let Some(bit) = language
+                && (slot.languages & bit == 0
+                    || (bit == 1 << 63
+                        && !self.agents.get(&self.slot_agents[index]).is_some_and(|a| a.speaks(&item.language))))
+            {
+                continue;
+            }
+            if !item.declined_by.is_empty() && item.declined_by.contains(&self.slot_agents[index]) {
+                continue;
+            }
+            // Lowest key wins; ties go to whoever was given work longest ago.
+            let rank = match strategy {
+                Strategy::LeastLoaded => (f64::from(slot.utilization) * 1e9) as i64,
+                Strategy::BestSkill => -i64::from(score),
+                Strategy::RoundRobin | Strategy::Unspecified => 0,
+            };
+            let key = (rank, slot.last_assigned);
+            if best.as_ref().is_none_or(|(best, _)| key < *best) {
+                best = Some((key, index));
+            }
+        }
+        best.map(|(_, index)| self.slot_agents[index].clone())
     }
 
     /// Offers live work, assigns the rest.
@@ -352,6 +465,14 @@ impl Tenant {
         self.assignments += 1;
         agent.last_assigned = self.assignments;
         agent.active.entry(item.channel).or_default().insert(ticket.to_owned());
+        let slot = agent.slot;
+        if let Some(slot) = self.slots.get_mut(slot)
+            && let Some(channel) = channel_index(item.channel)
+        {
+            slot.active[channel] = slot.active[channel].saturating_add(1);
+            slot.last_assigned = self.assignments;
+            slot.utilization = agent.utilization() as f32;
+        }
         if is_live(item.channel) {
             let timeout = self
                 .queues
@@ -388,11 +509,14 @@ impl Tenant {
         if let Some(queue) = self.queues.get_mut(&item.queue_id) {
             queue.waiting.remove(&key);
         }
-        for holder in [&item.assignee_id, &item.offered_to] {
-            if let Some(agent) = self.agents.get_mut(holder)
-                && let Some(tickets) = agent.active.get_mut(&item.channel)
+        let holders = [item.assignee_id.clone(), item.offered_to.clone()];
+        let channel = item.channel;
+        for holder in holders {
+            if let Some(agent) = self.agents.get_mut(&holder)
+                && let Some(tickets) = agent.active.get_mut(&channel)
+                && tickets.remove(ticket)
             {
-                tickets.remove(ticket);
+                self.sync_slot(&holder);
             }
         }
     }
@@ -415,11 +539,17 @@ impl Tenant {
 
     /// Gives a freed or newly online agent the most urgent work they can take.
     pub(crate) fn pull_for(&mut self, agent_id: &str, now: Millis, changes: &mut Changes) {
+        let Some(agent) = self.agents.get(agent_id) else { return };
+        if agent.presence != Presence::Online {
+            return;
+        }
+        for queue in &agent.queues {
+            if let Some(queue) = self.queues.get_mut(queue) {
+                queue.blocked.clear();
+            }
+        }
         loop {
             let Some(agent) = self.agents.get(agent_id) else { return };
-            if agent.presence != Presence::Online {
-                return;
-            }
             let mut best: Option<QueueKey> = None;
             for queue in agent.queues.iter().filter_map(|id| self.queues.get(id)) {
                 let fits = queue.waiting.iter().take(PULL_SCAN_LIMIT).find(|key| {
@@ -504,12 +634,14 @@ impl Tenant {
             changes.notify(previous, NoticeKind::Withdrawn, item);
         }
         Self::mark_assigned(item, agent, now);
+        changes.notify(agent, NoticeKind::Assigned, item);
+        let channel = item.channel;
         if let Some(state) = self.agents.get_mut(agent) {
             self.assignments += 1;
             state.last_assigned = self.assignments;
-            state.active.entry(item.channel).or_default().insert(ticket.to_owned());
+            state.active.entry(channel).or_default().insert(ticket.to_owned());
+            self.sync_slot(agent);
         }
-        changes.notify(agent, NoticeKind::Assigned, item);
         changes.items.insert(ticket.to_owned());
         if let Some(previous) = previous {
             self.pull_for(&previous, now, changes);
@@ -570,16 +702,17 @@ impl Tenant {
         let Some(agent) = self.agents.get_mut(agent_id) else { return };
         agent.presence = presence;
         agent.last_active = now;
+        let live: Vec<String> = agent
+            .active
+            .iter()
+            .filter(|(channel, _)| is_live(**channel))
+            .flat_map(|(_, tickets)| tickets.iter().cloned())
+            .collect();
+        self.sync_slot(agent_id);
         changes.agents.insert(agent_id.to_owned());
         match presence {
             Presence::Online => self.pull_for(agent_id, now, changes),
             Presence::Offline => {
-                let live: Vec<String> = agent
-                    .active
-                    .iter()
-                    .filter(|(channel, _)| is_live(**channel))
-                    .flat_map(|(_, tickets)| tickets.iter().cloned())
-                    .collect();
                 for ticket in live {
                     self.requeue(&ticket, None, now, changes);
                 }
@@ -701,6 +834,7 @@ impl Tenant {
             && (item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32)
         {
             agent.active.entry(item.channel).or_default().insert(ticket.clone());
+            self.sync_slot(&holder);
         }
         if item.state == WorkState::Waiting as i32 {
             let key = self.key(&item);
@@ -711,6 +845,20 @@ impl Tenant {
         self.versions.insert(ticket.clone(), version);
         self.items.insert(ticket, item);
     }
+}
+
+fn channel_index(channel: i32) -> Option<usize> {
+    usize::try_from(channel).ok().filter(|channel| *channel < CHANNELS)
+}
+
+/// The agent's levels in the queue's skills, added up: what best-skill routing maximizes.
+fn skill_score(queue: &Queue, agent: &Agent) -> i32 {
+    queue
+        .required_skills
+        .iter()
+        .filter_map(|required| agent.skills.iter().find(|skill| skill.name.eq_ignore_ascii_case(&required.name)))
+        .map(|skill| skill.level)
+        .sum()
 }
 
 /// Before any ticket completes: a typical handle time for the queue's channels.

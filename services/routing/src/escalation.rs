@@ -2,7 +2,7 @@
 //! the customer, too many reassignments, a VIP, an agent's request) and the actions agreed for it.
 //! Each rule fires once per trigger occurrence, and every escalation is recorded.
 
-use std::collections::{HashMap, HashSet};
+use crate::{Map, Set};
 
 use helpdesk_proto::{
     common::v1::Priority,
@@ -76,9 +76,9 @@ pub(crate) struct Recorded {
 
 #[derive(Default)]
 pub(crate) struct EscalationBook {
-    pub(crate) rules: HashMap<String, EscalationRule>,
+    pub(crate) rules: Map<String, EscalationRule>,
     /// `(ticket, key)` of escalations already recorded.
-    pub(crate) fired: HashSet<(String, String)>,
+    pub(crate) fired: Set<(String, String)>,
 }
 
 /// One occurrence of a trigger.

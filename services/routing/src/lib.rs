@@ -27,6 +27,11 @@ use tokio::sync::Notify;
 
 pub use router::{Router, RouterSettings};
 
+/// Maps and sets of the in-memory routing state: keyed by ids and looked up on every decision,
+/// so hashed with foldhash (seeded per process) rather than SipHash.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

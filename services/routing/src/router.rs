@@ -43,10 +43,10 @@ impl Default for RouterSettings {
 
 #[derive(Default)]
 struct State {
-    tenants: HashMap<String, Tenant>,
+    tenants: crate::Map<String, Tenant>,
     /// Each open ticket's next SLA firing time.
     timers: BTreeSet<(Millis, String, String)>,
-    scheduled: HashMap<(String, String), Millis>,
+    scheduled: crate::Map<(String, String), Millis>,
 }
 
 impl State {

@@ -2,7 +2,7 @@
 //! clock pauses while the ticket waits on the customer: the business minutes left are kept and
 //! the due time is computed afresh on resumption.
 
-use std::collections::HashMap;
+use crate::Map;
 
 use business_hours::Calendar;
 use helpdesk_proto::routing::v1::{BusinessCalendar, SlaKind, SlaPolicy, SlaTarget, TargetState, TicketSla, WorkItem};
@@ -14,8 +14,8 @@ const DEFAULT_WARNING_PERCENT: i64 = 75;
 /// A tenant's calendars and policies.
 #[derive(Default)]
 pub(crate) struct SlaConfig {
-    pub(crate) calendars: HashMap<String, (BusinessCalendar, Calendar)>,
-    pub(crate) policies: HashMap<String, SlaPolicy>,
+    pub(crate) calendars: Map<String, (BusinessCalendar, Calendar)>,
+    pub(crate) policies: Map<String, SlaPolicy>,
 }
 
 impl SlaConfig {
@@ -42,7 +42,7 @@ impl SlaConfig {
 #[derive(Default)]
 pub(crate) struct SlaBook {
     pub(crate) config: SlaConfig,
-    pub(crate) tickets: HashMap<String, TicketSla>,
+    pub(crate) tickets: Map<String, TicketSla>,
 }
 
 /// What a timer found when it fired.
