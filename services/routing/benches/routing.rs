@@ -52,7 +52,7 @@ fn options() -> Options {
 }
 
 fn language(n: usize) -> &'static str {
-    if n % 3 == 0 { "en" } else { "ko" }
+    if n.is_multiple_of(3) { "en" } else { "ko" }
 }
 
 async fn configure(router: &Router) {
@@ -121,10 +121,10 @@ fn request(n: usize) -> RouteTicketRequest {
     let q = n % QUEUES;
     RouteTicketRequest {
         ticket_id: format!("t{n}"),
-        channel: if n % 5 == 0 { Channel::Chat } else { Channel::Email } as i32,
+        channel: if n.is_multiple_of(5) { Channel::Chat } else { Channel::Email } as i32,
         priority: [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent][n % 4] as i32,
         language: language(q).into(),
-        tags: if n % SOON == 0 { vec![format!("topic{q}"), "soon".into()] } else { vec![format!("topic{q}")] },
+        tags: if n.is_multiple_of(SOON) { vec![format!("topic{q}"), "soon".into()] } else { vec![format!("topic{q}")] },
         ..RouteTicketRequest::default()
     }
 }
@@ -220,7 +220,7 @@ async fn main() {
     // every 100 ms, as the service does, while more tickets keep arriving.
     let from = options.tickets + 2_000;
     let more = options.timers.saturating_sub(router.pending_timers());
-    let expected = (0..from + more).filter(|n| n % SOON == 0).count();
+    let expected = (0..from + more).filter(|n| n.is_multiple_of(SOON)).count();
     let firing = {
         let router = router.clone();
         tokio::spawn(async move {

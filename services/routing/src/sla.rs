@@ -207,10 +207,10 @@ impl SlaBook {
                 target.state = TargetState::Breached as i32;
                 target.breached_at = target.due_at;
                 target.warned = true;
-                alerts.push(Alert { target: target.clone(), breached: true });
+                alerts.push(Alert { target: *target, breached: true });
             } else if warn <= now && !target.warned {
                 target.warned = true;
-                alerts.push(Alert { target: target.clone(), breached: false });
+                alerts.push(Alert { target: *target, breached: false });
             }
         }
         alerts

@@ -78,7 +78,7 @@ async fn concurrent_routing_never_exceeds_capacity_or_mixes_languages() {
     assert_eq!(assigned.len(), 60);
     for item in assigned {
         let agent = agents.iter().find(|agent| agent.id == item.assignee_id).unwrap();
-        assert_eq!(agent.languages, [item.language.clone()]);
+        assert_eq!(agent.languages, std::slice::from_ref(&item.language));
     }
     // After a restart the loads are the same.
     drop(router);
