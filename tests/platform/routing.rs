@@ -154,6 +154,69 @@ on_both_backends! {
         work_item(&app, &id, |item| item.state == WorkState::Done as i32).await;
     }
 
+    async fn a_threat_in_a_customers_reply_escalates_once_even_when_the_event_comes_again(app: TestApp) {
+        configure(&app).await;
+        let key = app.admin_key.clone();
+        let mut sla = SlaServiceClient::new(app.channel().await);
+        let rule = EscalationRule {
+            id: "threats".into(),
+            trigger: Trigger::ThreatDetected as i32,
+            assign_to_supervisor: true,
+            notify: true,
+            enabled: true,
+            ..Default::default()
+        };
+        sla.upsert_escalation_rule(app.grpc_request(&key, UpsertEscalationRuleRequest { rule: Some(rule) })).await.unwrap();
+        let customer = app.create_customer(&key, "박지영", "jiyoung@example.kr").await;
+        let body = json!({ "subject": "환불 문의", "description": "결제가 두 번 되었어요", "requester_id": customer, "channel": "email" });
+        let id = app.create_ticket(&key, body).await["id"].as_str().unwrap().to_owned();
+        work_item(&app, &id, |item| item.assignee_id == "minji").await;
+
+        // The customer replies (as herself) with a legal threat.
+        let token = app.customer_token("demo", &customer);
+        let (status, message) = app
+            .post(&format!("/v1/tickets/{id}/messages"), &token, json!({ "body_text": "오늘까지 환불 안 되면 변호사와 상의하겠습니다." }))
+            .await;
+        assert_eq!(status, 201, "{message}");
+        let item = work_item(&app, &id, |item| item.assignee_id == "lead").await;
+        assert_eq!(item.state, WorkState::Assigned as i32);
+
+        // The bus delivers the same event again: nothing more happens.
+        let mut events = app.bus.subscribe("replay-probe", None).await.unwrap();
+        let (status, _) = app.post(&format!("/v1/tickets/{id}/messages"), &key, json!({ "body_text": "확인 중입니다." })).await;
+        assert_eq!(status, 201);
+        let replayed = loop {
+            let delivery = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut events))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if delivery.event.aggregate_id == id && helpdesk_events::event_type(&delivery.event) == "message_added" {
+                break delivery.event;
+            }
+        };
+        let mut threat = replayed.clone();
+        if let Some(helpdesk_proto::events::v1::event::Payload::MessageAdded(added)) = &mut threat.payload
+            && let Some(message_body) = &mut added.message
+        {
+            message_body.id = message["id"].as_str().unwrap().to_owned();
+            message_body.author_kind = helpdesk_proto::common::v1::AuthorKind::Customer as i32;
+            message_body.body_text = "오늘까지 환불 안 되면 변호사와 상의하겠습니다.".into();
+        }
+        threat.id = uuid::Uuid::now_v7().to_string();
+        app.bus.publish(&[threat]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let escalations = sla
+            .list_escalations(app.grpc_request(&key, ListEscalationsRequest { ticket_id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .escalations;
+        assert_eq!(escalations.len(), 1, "{escalations:?}");
+        assert_eq!(escalations[0].trigger, Trigger::ThreatDetected as i32);
+        assert_eq!(escalations[0].actions, ["assigned to supervisor lead", "notified"]);
+    }
+
     async fn customers_and_other_tenants_cannot_use_routing(app: TestApp) {
         configure(&app).await;
         let customer = app.create_customer(&app.admin_key, "Emily", "emily@example.com").await;

@@ -249,7 +249,11 @@ async fn route(router: &Router, link: &TicketingLink, tenant: &str, ticket: &Tic
         text: format!("{}\n{}", ticket.subject, ticket.description),
     };
     router.route_ticket(tenant, request).await?;
-    let flag = ticket.requester_flag.as_ref().filter(|flag| serious(flag.kind));
+    let flag = ticket
+        .requester_flag
+        .as_ref()
+        .or(customer.as_ref().and_then(|customer| customer.flag.as_ref()))
+        .filter(|flag| serious(flag.kind));
     if !ticket.assignee_id.is_empty() || flag.is_some() {
         let (id, assignee) = (ticket.id.as_str(), ticket.assignee_id.as_str());
         router

@@ -41,6 +41,16 @@ impl Default for RouterSettings {
     }
 }
 
+/// How an operation's writes reach the database.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// Queued for group commit with other callers' writes.
+    Grouped,
+    /// Committed on their own, ahead of the queue: SLA timers must fire on time even when a
+    /// peak keeps the group-commit queue full.
+    Direct,
+}
+
 #[derive(Default)]
 struct State {
     tenants: crate::Map<String, Tenant>,
@@ -128,6 +138,15 @@ impl Router {
         tenant: &str,
         op: impl FnOnce(&mut Tenant, Millis, &mut Changes) -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
+        self.apply_as(tenant, Commit::Grouped, op).await
+    }
+
+    async fn apply_as<T>(
+        &self,
+        tenant: &str,
+        commit: Commit,
+        op: impl FnOnce(&mut Tenant, Millis, &mut Changes) -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
         let now = time::now();
         let (result, writes, notices) = {
             let mut guard = self.lock();
@@ -145,7 +164,12 @@ impl Router {
             (result, writes, changes.notices)
         };
         if !writes.is_empty() {
-            self.writes.submit(writes).await?;
+            match commit {
+                Commit::Grouped => self.writes.submit(writes).await?,
+                Commit::Direct => {
+                    store::write(&self.db, vec![writes]).await.map_err(helpdesk_runtime::db::classify)?;
+                }
+            }
             self.events_written.notify_one();
             self.sync_wake.notify_one();
         }
@@ -281,7 +305,7 @@ impl Router {
         }
         for (tenant, tickets) in by_tenant {
             // Fire as of `now`, the instant the timers were taken for.
-            self.apply(&tenant, |t, _, changes| {
+            self.apply_as(&tenant, Commit::Direct, |t, _, changes| {
                 for ticket in tickets {
                     fire_ticket(t, &ticket, now, changes);
                 }

@@ -205,7 +205,7 @@ impl Router {
             queue_id: item.queue_id,
             position: position as i32,
             expected_wait_seconds: seconds,
-            expected_wait_text: wait_text(seconds, &item.language),
+            expected_wait_text: if position == 0 { String::new() } else { wait_text(seconds, &item.language) },
         })
     }
 
