@@ -70,7 +70,27 @@ fn ticket_from_row(row: &AnyRow) -> Result<Stored, ServiceError> {
 }
 
 pub(crate) async fn load(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<Stored>, ServiceError> {
-    let row = sqlx::query(&format!("{SELECT_TICKET} WHERE t.tenant_id = $1 AND t.id = $2"))
+    load_with(conn, tenant_id, id, "").await
+}
+
+/// [`load`] within a write transaction: on PostgreSQL the row stays locked until commit, so a
+/// concurrent change (routing assigning the ticket while the customer replies) waits instead of
+/// failing the request with a conflict. SQLite has one writer, which serializes them already.
+async fn load_for_update(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<Stored>, ServiceError> {
+    let lock = match helpdesk_runtime::db::backend_of(conn) {
+        helpdesk_runtime::db::Backend::Postgres => " FOR UPDATE OF t",
+        helpdesk_runtime::db::Backend::Sqlite => "",
+    };
+    load_with(conn, tenant_id, id, lock).await
+}
+
+async fn load_with(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    lock: &str,
+) -> Result<Option<Stored>, ServiceError> {
+    let row = sqlx::query(&format!("{SELECT_TICKET} WHERE t.tenant_id = $1 AND t.id = $2{lock}"))
         .bind(tenant_id)
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -414,7 +434,7 @@ impl Ticketing {
         model::string_map("external_refs", &request.external_refs, 20)?;
         let now = now_micros();
         let mut tx = self.db.writer().begin().await?;
-        let stored = load(&mut tx, &caller.tenant_id, &request.id).await?.ok_or_else(not_found)?;
+        let stored = load_for_update(&mut tx, &caller.tenant_id, &request.id).await?.ok_or_else(not_found)?;
         let before = stored.ticket;
         if before.version != request.expected_version {
             return Err(ServiceError::conflict(format!(
@@ -683,7 +703,7 @@ impl Ticketing {
         };
 
         let mut tx = self.db.writer().begin().await?;
-        let stored = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
+        let stored = load_for_update(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
         let stored =
             stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
         if let Some(key) = &key
@@ -934,7 +954,7 @@ impl Ticketing {
             }
         }
         link(&mut tx, &caller.tenant_id, &request.ticket_id, &request.other_ticket_id).await?;
-        let ticket = load(&mut tx, &caller.tenant_id, &request.ticket_id).await?.ok_or_else(not_found)?;
+        let ticket = load_for_update(&mut tx, &caller.tenant_id, &request.ticket_id).await?.ok_or_else(not_found)?;
         tx.commit().await?;
         Ok(ticket.ticket)
     }
