@@ -13,7 +13,8 @@ use helpdesk_proto::{
     events::v1::{Event, event::Payload},
     routing::v1::{RouteTicketRequest, Trigger},
     ticketing::v1::{
-        FlagKind, GetCustomerRequest, Status, Ticket, Visibility, customer_service_client::CustomerServiceClient,
+        FlagKind, GetCustomerRequest, ListTicketsRequest, Status, Ticket, TicketOrder, Visibility,
+        customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
 use helpdesk_runtime::{error::ServiceError, grpc::outgoing, shutdown::Shutdown};
@@ -59,6 +60,57 @@ pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, mut events: Ev
             tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
         }
     }
+}
+
+/// Routes open, unassigned tickets that routing does not know: events that never arrived, such
+/// as those the in-process bus held when the process was killed. Retries until ticketing answers.
+pub(crate) async fn reconcile(router: Arc<Router>, link: TicketingLink, shutdown: Shutdown) {
+    for tenant in router.configured_tenants() {
+        let mut attempt = 0u32;
+        while let Err(error) = reconcile_tenant(&router, &link, &tenant).await {
+            attempt += 1;
+            tracing::warn!(%error, tenant, attempt, "catching up with ticketing will be retried");
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt.min(30)))) => {}
+                () = shutdown.clone().wait() => return,
+            }
+        }
+    }
+}
+
+async fn reconcile_tenant(router: &Router, link: &TicketingLink, tenant: &str) -> Result<(), ServiceError> {
+    let mut client = TicketServiceClient::new(link.channel.clone());
+    let mut page_token = String::new();
+    let mut routed = 0usize;
+    loop {
+        let request = ListTicketsRequest {
+            statuses: vec![Status::New as i32, Status::Open as i32],
+            unassigned: true,
+            order: TicketOrder::CreatedAsc as i32,
+            page_size: 200,
+            page_token,
+            ..Default::default()
+        };
+        let page = client
+            .list_tickets(outgoing(request, Some(&link.tokens.bearer(tenant)?)))
+            .await
+            .map_err(|status| ServiceError::from_status(&status))?
+            .into_inner();
+        for ticket in &page.tickets {
+            if !router.read(tenant, |t| t.items.contains_key(&ticket.id)) {
+                route(router, link, tenant, ticket).await?;
+                routed += 1;
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if routed > 0 {
+        tracing::info!(tenant, routed, "routed tickets whose events were missed");
+    }
+    Ok(())
 }
 
 async fn handle(router: &Router, link: &TicketingLink, event: &Event) -> Result<(), ServiceError> {

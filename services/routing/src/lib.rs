@@ -84,9 +84,12 @@ impl Routing {
         let timers = tokio::spawn(self.router.clone().run(shutdown.clone()));
         let consumer =
             tokio::spawn(consumer::run(self.router.clone(), self.ticketing.clone(), self.events, shutdown.clone()));
+        let catch_up = tokio::spawn(consumer::reconcile(self.router.clone(), self.ticketing.clone(), shutdown.clone()));
         let sync = tokio::spawn(sync::run(self.router.clone(), self.ticketing, shutdown.clone()));
         let relay = tokio::spawn(self.relay.run(shutdown));
-        for (name, task) in [("timers", timers), ("consumer", consumer), ("sync", sync), ("relay", relay)] {
+        let tasks =
+            [("timers", timers), ("consumer", consumer), ("catch-up", catch_up), ("sync", sync), ("relay", relay)];
+        for (name, task) in tasks {
             if let Err(error) = task.await {
                 tracing::error!(task = name, %error, "routing task failed");
             }

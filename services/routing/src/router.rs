@@ -372,6 +372,11 @@ impl Router {
         Ok(())
     }
 
+    /// Tenants with at least one queue: those whose tickets routing takes.
+    pub(crate) fn configured_tenants(&self) -> Vec<String> {
+        self.lock().tenants.iter().filter(|(_, t)| !t.queues.is_empty()).map(|(id, _)| id.clone()).collect()
+    }
+
     /// Open tickets of every tenant, for the benchmark and metrics.
     pub fn open_items(&self) -> usize {
         self.lock().tenants.values().map(|t| t.items.len()).sum()

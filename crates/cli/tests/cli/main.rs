@@ -129,3 +129,76 @@ async fn sigterm_drains_and_exits_cleanly() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ticket_acknowledged_before_a_kill_is_routed_after_the_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (mut child, http) = start(data_dir.path());
+    let client = reqwest::Client::new();
+    for (path, body) in [
+        ("/v1/queues/all", json!({ "name": "everything" })),
+        ("/v1/agents/a1", json!({ "languages": ["en", "ko"], "capacities": [{ "channel": "web", "capacity": 1000 }] })),
+    ] {
+        let response = client.put(format!("http://{http}{path}")).bearer_auth(KEY).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "PUT {path}");
+    }
+    let online = client
+        .post(format!("http://{http}/v1/agents/a1/presence"))
+        .bearer_auth(KEY)
+        .json(&json!({ "presence": "online" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(online.status().as_u16(), 200);
+    let customer = create_customer(&client, &http).await;
+
+    // Writers keep creating; the process is killed with creates, events and routing in flight.
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for writer in 0..16 {
+        let (client, http, customer, sender) = (client.clone(), http.clone(), customer.clone(), sender.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                let body =
+                    json!({ "subject": format!("routed {writer}-{n}"), "requester_id": customer, "channel": "web" });
+                let response =
+                    client.post(format!("http://{http}/v1/tickets")).bearer_auth(KEY).json(&body).send().await;
+                let Ok(response) = response else { return };
+                if response.status().as_u16() != 201 {
+                    return;
+                }
+                let Ok(body) = response.json::<Value>().await else { return };
+                if sender.send(body["id"].as_str().unwrap().to_owned()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 100 {
+        acknowledged.push(receiver.recv().await.expect("writers keep going"));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while let Some(id) = receiver.recv().await {
+        acknowledged.push(id);
+    }
+
+    let (mut child, http) = start(data_dir.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for id in &acknowledged {
+        loop {
+            let response =
+                client.get(format!("http://{http}/v1/tickets/{id}/routing")).bearer_auth(KEY).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or_default();
+            if status == 200 && body["state"] == "assigned" && body["assignee_id"] == "a1" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "ticket {id} was never routed: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
