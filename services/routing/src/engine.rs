@@ -566,6 +566,14 @@ impl Tenant {
         }
     }
 
+    fn offered(&self, ticket: &str, agent: &str) -> Result<(), &'static str> {
+        let item = self.items.get(ticket).ok_or("no open work for this ticket")?;
+        if item.state != WorkState::Offered as i32 || item.offered_to != agent {
+            return Err("the ticket is not offered to this agent");
+        }
+        Ok(())
+    }
+
     pub(crate) fn accept(
         &mut self,
         ticket: &str,
@@ -573,10 +581,8 @@ impl Tenant {
         now: Millis,
         changes: &mut Changes,
     ) -> Result<(), &'static str> {
-        let item = self.items.get_mut(ticket).ok_or("no open work for this ticket")?;
-        if item.state != WorkState::Offered as i32 || item.offered_to != agent {
-            return Err("the ticket is not offered to this agent");
-        }
+        self.offered(ticket, agent)?;
+        let Some(item) = self.items.get_mut(ticket) else { return Ok(()) };
         Self::mark_assigned(item, agent, now);
         changes.notify(agent, NoticeKind::Assigned, item);
         changes.items.insert(ticket.to_owned());
@@ -591,10 +597,7 @@ impl Tenant {
         now: Millis,
         changes: &mut Changes,
     ) -> Result<(), &'static str> {
-        let item = self.items.get(ticket).ok_or("no open work for this ticket")?;
-        if item.state != WorkState::Offered as i32 || item.offered_to != agent {
-            return Err("the ticket is not offered to this agent");
-        }
+        self.offered(ticket, agent)?;
         self.detach(ticket);
         if let Some(item) = self.items.get_mut(ticket) {
             item.declined_by.push(agent.to_owned());
@@ -626,7 +629,7 @@ impl Tenant {
         let previous = self
             .items
             .get(ticket)
-            .map(|item| if item.offered_to.is_empty() { item.assignee_id.clone() } else { item.offered_to.clone() })
+            .map(|item| holder(item).to_owned())
             .filter(|previous| !previous.is_empty() && previous != agent);
         self.detach(ticket);
         let Some(item) = self.items.get_mut(ticket) else { return };
@@ -651,7 +654,7 @@ impl Tenant {
     /// Back into its queue (or another), counted as a reassignment when it had an agent.
     pub(crate) fn requeue(&mut self, ticket: &str, queue: Option<&str>, now: Millis, changes: &mut Changes) {
         let Some(item) = self.items.get(ticket) else { return };
-        let holder = if item.offered_to.is_empty() { item.assignee_id.clone() } else { item.offered_to.clone() };
+        let holder = holder(item).to_owned();
         self.detach(ticket);
         let Some(item) = self.items.get_mut(ticket) else { return };
         if !holder.is_empty() {
@@ -829,7 +832,7 @@ impl Tenant {
     /// Re-inserts a stored item at start-up, restoring agent load and queue order.
     pub(crate) fn restore_item(&mut self, item: WorkItem, version: i64) {
         let ticket = item.ticket_id.clone();
-        let holder = if item.offered_to.is_empty() { item.assignee_id.clone() } else { item.offered_to.clone() };
+        let holder = holder(&item).to_owned();
         if let Some(agent) = self.agents.get_mut(&holder)
             && (item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32)
         {
@@ -845,6 +848,11 @@ impl Tenant {
         self.versions.insert(ticket.clone(), version);
         self.items.insert(ticket, item);
     }
+}
+
+/// The agent holding the item: the one it is offered to, or its assignee.
+pub(crate) fn holder(item: &WorkItem) -> &str {
+    if item.offered_to.is_empty() { &item.assignee_id } else { &item.offered_to }
 }
 
 fn channel_index(channel: i32) -> Option<usize> {

@@ -190,11 +190,7 @@ fn apply(tenant: &mut Tenant, ticket: &str, rule: &EscalationRule, now: Millis, 
     }
     if rule.assign_to_supervisor {
         // The agent holding the ticket, or the one it is offered to.
-        let assignee = tenant
-            .items
-            .get(ticket)
-            .map(|item| if item.assignee_id.is_empty() { item.offered_to.clone() } else { item.assignee_id.clone() })
-            .unwrap_or_default();
+        let assignee = tenant.items.get(ticket).map(|item| crate::engine::holder(item).to_owned()).unwrap_or_default();
         let supervisor =
             tenant.agents.get(&assignee).map(|agent| agent.spec.supervisor_id.clone()).filter(|id| !id.is_empty());
         match supervisor {

@@ -60,24 +60,24 @@ async fn create_customer(client: &reqwest::Client, http: &str) -> String {
     response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tickets_acknowledged_before_a_kill_survive_the_restart() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let (mut child, http) = start(data_dir.path());
-    let client = reqwest::Client::new();
-    let customer = create_customer(&client, &http).await;
-
-    // 16 writers keep creating; the process is killed once 100 creates were acknowledged, with
-    // more in flight.
+/// Sixteen writers create tickets with `body(writer, n)` until the process is SIGKILLed, which
+/// happens once 100 creates were acknowledged, with more in flight. Returns every acknowledged id.
+async fn create_until_killed(
+    child: &mut Child,
+    client: &reqwest::Client,
+    http: &str,
+    body: impl Fn(usize, usize) -> Value + Send + Sync + 'static,
+) -> Vec<String> {
+    let body = std::sync::Arc::new(body);
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
     for writer in 0..16 {
-        let (client, http, customer, sender) = (client.clone(), http.clone(), customer.clone(), sender.clone());
+        let (client, http, sender, body) = (client.clone(), http.to_owned(), sender.clone(), body.clone());
         tokio::spawn(async move {
             for n in 0.. {
                 let response = client
                     .post(format!("http://{http}/v1/tickets"))
                     .bearer_auth(KEY)
-                    .json(&json!({ "subject": format!("writer {writer} ticket {n}"), "requester_id": customer }))
+                    .json(&body(writer, n))
                     .send()
                     .await;
                 let Ok(response) = response else { return };
@@ -101,6 +101,22 @@ async fn tickets_acknowledged_before_a_kill_survive_the_restart() {
     while let Some(id) = receiver.recv().await {
         acknowledged.push(id);
     }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_acknowledged_before_a_kill_survive_the_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (mut child, http) = start(data_dir.path());
+    let client = reqwest::Client::new();
+    let customer = create_customer(&client, &http).await;
+    let acknowledged = create_until_killed(
+        &mut child,
+        &client,
+        &http,
+        move |writer, n| json!({ "subject": format!("writer {writer} ticket {n}"), "requester_id": customer }),
+    )
+    .await;
 
     let (mut child, http) = start(data_dir.path());
     for id in &acknowledged {
@@ -151,38 +167,11 @@ async fn every_ticket_acknowledged_before_a_kill_is_routed_after_the_restart() {
         .unwrap();
     assert_eq!(online.status().as_u16(), 200);
     let customer = create_customer(&client, &http).await;
-
-    // Writers keep creating; the process is killed with creates, events and routing in flight.
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for writer in 0..16 {
-        let (client, http, customer, sender) = (client.clone(), http.clone(), customer.clone(), sender.clone());
-        tokio::spawn(async move {
-            for n in 0.. {
-                let body =
-                    json!({ "subject": format!("routed {writer}-{n}"), "requester_id": customer, "channel": "web" });
-                let response =
-                    client.post(format!("http://{http}/v1/tickets")).bearer_auth(KEY).json(&body).send().await;
-                let Ok(response) = response else { return };
-                if response.status().as_u16() != 201 {
-                    return;
-                }
-                let Ok(body) = response.json::<Value>().await else { return };
-                if sender.send(body["id"].as_str().unwrap().to_owned()).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    drop(sender);
-    let mut acknowledged = Vec::new();
-    while acknowledged.len() < 100 {
-        acknowledged.push(receiver.recv().await.expect("writers keep going"));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    while let Some(id) = receiver.recv().await {
-        acknowledged.push(id);
-    }
+    // The process is killed with creates, events and routing decisions in flight.
+    let acknowledged = create_until_killed(&mut child, &client, &http, move |writer, n| {
+        json!({ "subject": format!("routed {writer}-{n}"), "requester_id": customer, "channel": "web" })
+    })
+    .await;
 
     let (mut child, http) = start(data_dir.path());
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
