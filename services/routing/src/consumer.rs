@@ -48,15 +48,21 @@ pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, mut events: Ev
         };
         // Unacknowledged events come back from JetStream; in process they are retried here.
         let mut attempts = 0;
-        while let Err(error) = handle(&router, &link, &delivery.event).await {
+        let mut handled = handle(&router, &link, &delivery.event).await;
+        while let Err(error) = &handled {
             attempts += 1;
             tracing::warn!(%error, event = %delivery.event.id, attempts, "event handling will be retried");
             if attempts >= 5 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
+            handled = handle(&router, &link, &delivery.event).await;
         }
-        if let Err(error) = delivery.ack().await {
+        // Unacknowledged, JetStream delivers it again; a new ticket it carried is also found by
+        // the catch-up at the next start.
+        if handled.is_ok()
+            && let Err(error) = delivery.ack().await
+        {
             tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
         }
     }
@@ -228,7 +234,7 @@ async fn handle(router: &Router, link: &TicketingLink, event: &Event) -> Result<
                 return Ok(());
             }
             let customer = flagged.customer_id.as_str();
-            let key = format!("flag:{}", flag.flagged_at.as_ref().map_or(0, |at| at.seconds));
+            let key = flag_key(flag);
             router
                 .apply(tenant, |t, now, changes| {
                     let tickets: Vec<String> = t
@@ -247,6 +253,11 @@ async fn handle(router: &Router, link: &TicketingLink, event: &Event) -> Result<
         }
         _ => Ok(()),
     }
+}
+
+/// One flagging of a customer, whichever event reports it first.
+fn flag_key(flag: &helpdesk_proto::ticketing::v1::CustomerFlag) -> String {
+    format!("flag:{}", flag.flagged_at.as_ref().map_or(0, |at| at.seconds))
 }
 
 fn serious(kind: i32) -> bool {
@@ -314,7 +325,7 @@ async fn route(router: &Router, link: &TicketingLink, tenant: &str, ticket: &Tic
                     t.assign(id, assignee, now, changes);
                 }
                 if let Some(flag) = flag {
-                    escalation::escalate(t, id, &flag_occurrence("flag:ticket", &flag.reason), now, changes);
+                    escalation::escalate(t, id, &flag_occurrence(&flag_key(flag), &flag.reason), now, changes);
                 }
                 Ok(())
             })

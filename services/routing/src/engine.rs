@@ -205,6 +205,9 @@ pub(crate) struct Tenant {
     assignments: u64,
     slots: Vec<Slot>,
     slot_agents: Vec<String>,
+    /// The queue and key under which each waiting item is filed: the key's inputs (priority, SLA
+    /// due time) change, so it is removed by what it was filed as, never recomputed.
+    filed: Map<String, (String, QueueKey)>,
     /// A number per language, for the slots' language bits.
     languages: Map<String, u32>,
 }
@@ -399,14 +402,12 @@ impl Tenant {
         match if known_busy { None } else { self.best_agent(item) } {
             Some(agent) => self.give(ticket, &agent, now, changes),
             None => {
-                let key = self.key(item);
-                let remember = item.declined_by.is_empty();
-                if let Some(queue) = self.queues.get_mut(&item.queue_id) {
-                    queue.waiting.insert(key);
-                    if remember {
-                        queue.blocked.insert(blocked);
-                    }
+                if item.declined_by.is_empty()
+                    && let Some(queue) = self.queues.get_mut(&item.queue_id)
+                {
+                    queue.blocked.insert(blocked);
                 }
+                self.file(ticket);
             }
         }
     }
@@ -504,11 +505,8 @@ impl Tenant {
 
     /// Takes the item out of its queue and off its agent; it keeps its fields.
     fn detach(&mut self, ticket: &str) {
+        self.unfile(ticket);
         let Some(item) = self.items.get(ticket) else { return };
-        let key = self.key(item);
-        if let Some(queue) = self.queues.get_mut(&item.queue_id) {
-            queue.waiting.remove(&key);
-        }
         let holders = [item.assignee_id.clone(), item.offered_to.clone()];
         let channel = item.channel;
         for holder in holders {
@@ -523,18 +521,34 @@ impl Tenant {
 
     /// Re-sorts a waiting item after its priority or SLA due time changed.
     pub(crate) fn reorder(&mut self, ticket: &str, update: impl FnOnce(&mut Self)) {
-        let old = self.items.get(ticket).map(|item| (self.key(item), item.queue_id.clone()));
+        let was_filed = self.unfile(ticket);
         update(self);
-        if let Some((old, queue)) = old
-            && let Some(state) = self.queues.get_mut(&queue)
-            && state.waiting.remove(&old)
-            && let Some(item) = self.items.get(ticket)
-        {
-            let new = QueueKey::of(item, self.sla.next_due(ticket));
-            if let Some(state) = self.queues.get_mut(&queue) {
-                state.waiting.insert(new);
-            }
+        if was_filed {
+            self.file(ticket);
         }
+    }
+
+    /// Files a waiting item in its queue under its current key.
+    fn file(&mut self, ticket: &str) {
+        let Some(item) = self.items.get(ticket) else { return };
+        if item.state != WorkState::Waiting as i32 {
+            return;
+        }
+        let key = self.key(item);
+        let queue = item.queue_id.clone();
+        if let Some(state) = self.queues.get_mut(&queue) {
+            state.waiting.insert(key.clone());
+            self.filed.insert(ticket.to_owned(), (queue, key));
+        }
+    }
+
+    /// Takes an item out of the queue it is filed in; whether it was filed.
+    fn unfile(&mut self, ticket: &str) -> bool {
+        let Some((queue, key)) = self.filed.remove(ticket) else { return false };
+        if let Some(state) = self.queues.get_mut(&queue) {
+            state.waiting.remove(&key);
+        }
+        true
     }
 
     /// Gives a freed or newly online agent the most urgent work they can take.
@@ -554,7 +568,10 @@ impl Tenant {
             for queue in agent.queues.iter().filter_map(|id| self.queues.get(id)) {
                 let fits = queue.waiting.iter().take(PULL_SCAN_LIMIT).find(|key| {
                     best.as_ref().is_none_or(|best| *key < best)
-                        && self.items.get(&key.ticket).is_some_and(|item| Self::eligible(agent, item))
+                        && self
+                            .items
+                            .get(&key.ticket)
+                            .is_some_and(|item| item.state == WorkState::Waiting as i32 && Self::eligible(agent, item))
                 });
                 if let Some(key) = fits {
                     best = Some(key.clone());
@@ -679,7 +696,7 @@ impl Tenant {
     /// Solved or closed: frees the agent and feeds the queue's handle time.
     pub(crate) fn complete(&mut self, ticket: &str, now: Millis, changes: &mut Changes) {
         let Some(item) = self.items.get(ticket) else { return };
-        let assignee = item.assignee_id.clone();
+        let assignee = holder(item).to_owned();
         let handled = item.assigned_at.as_ref().map(|at| (now - crate::time::millis(at)) as f64 / 1000.0);
         let queue = item.queue_id.clone();
         self.detach(ticket);
@@ -752,8 +769,12 @@ impl Tenant {
             }
             let cutoff = now - i64::from(spec.overflow_after_seconds) * 1000;
             for key in &queue.waiting {
-                let queued =
-                    self.items.get(&key.ticket).and_then(|item| item.queued_at.as_ref()).map(crate::time::millis);
+                let queued = self
+                    .items
+                    .get(&key.ticket)
+                    .filter(|item| item.state == WorkState::Waiting as i32)
+                    .and_then(|item| item.queued_at.as_ref())
+                    .map(crate::time::millis);
                 if queued.is_some_and(|queued| queued <= cutoff) {
                     moves.push((key.ticket.clone(), spec.overflow_queue_id.clone()));
                 }
@@ -768,9 +789,9 @@ impl Tenant {
         if item.state != WorkState::Waiting as i32 {
             return Some((0, 0.0));
         }
-        let queue = self.queues.get(&item.queue_id)?;
-        let key = self.key(item);
-        let ahead = queue.waiting.range(..key).count();
+        let (queue, key) = self.filed.get(ticket)?;
+        let queue = self.queues.get(queue)?;
+        let ahead = queue.waiting.range(..key.clone()).count();
         Some((ahead + 1, self.expected_wait(queue, ahead + 1)))
     }
 
@@ -823,6 +844,7 @@ impl Tenant {
     /// Drops a done item from memory once its changes are recorded.
     pub(crate) fn forget_done(&mut self, ticket: &str) {
         if self.items.get(ticket).is_some_and(|item| item.state == WorkState::Done as i32) {
+            self.unfile(ticket);
             self.items.remove(ticket);
             self.sla.remove(ticket);
             self.versions.remove(ticket);
@@ -839,14 +861,9 @@ impl Tenant {
             agent.active.entry(item.channel).or_default().insert(ticket.clone());
             self.sync_slot(&holder);
         }
-        if item.state == WorkState::Waiting as i32 {
-            let key = self.key(&item);
-            if let Some(queue) = self.queues.get_mut(&item.queue_id) {
-                queue.waiting.insert(key);
-            }
-        }
         self.versions.insert(ticket.clone(), version);
-        self.items.insert(ticket, item);
+        self.items.insert(ticket.clone(), item);
+        self.file(&ticket);
     }
 }
 
@@ -978,6 +995,30 @@ mod tests {
         }
         let experts = (0..4).filter(|n| round.items[&format!("t{n}")].assignee_id == "expert").count();
         assert_eq!(experts, 2, "round robin alternates");
+    }
+
+    #[test]
+    fn a_waiting_ticket_whose_due_time_moved_is_taken_once_and_leaves_the_queue() {
+        let mut tenant = tenant(vec![agent("a", &["en"], 0, 1, &[])], vec![queue("q", Strategy::RoundRobin, &[])]);
+        let policy = helpdesk_proto::routing::v1::SlaPolicy {
+            id: "p".into(),
+            first_response_minutes: 10,
+            resolution_minutes: 100,
+            ..Default::default()
+        };
+        tenant.sla.config.policies.insert("p".into(), policy);
+        let mut changes = Changes::default();
+        for n in 0..2 {
+            let work = item(&format!("t{n}"), Channel::Email, "en", Priority::Normal);
+            tenant.sla.start(&work, n);
+            tenant.enqueue(work, n, &mut changes);
+        }
+        // t1 waits; its first response breaches, which moves its due time to the resolution target.
+        assert_eq!(tenant.sla.fire("t1", 11 * 60_000).len(), 1);
+        tenant.complete("t0", 12 * 60_000, &mut changes);
+        assert_eq!(tenant.items["t1"].assignee_id, "a");
+        let stats = tenant.queue_stats("q").expect("queue");
+        assert_eq!((stats.waiting, tenant.agents["a"].active(Channel::Email as i32)), (0, 1));
     }
 
     #[test]

@@ -100,10 +100,10 @@ pub(crate) fn escalate(
     now: Millis,
     changes: &mut Changes,
 ) -> Option<Escalation> {
-    let open = tenant.items.get(ticket).is_some_and(|item| item.state != WorkState::Done as i32);
-    if !open {
+    let Some(item) = tenant.items.get(ticket).filter(|item| item.state != WorkState::Done as i32) else {
         return None;
-    }
+    };
+    let reassignments = item.reassignments;
     let mut rules: Vec<EscalationRule> = tenant
         .escalation
         .rules
@@ -112,6 +112,7 @@ pub(crate) fn escalate(
         .filter(|rule| {
             occurrence.sla_kind.is_none_or(|kind| rule.sla_kinds.is_empty() || rule.sla_kinds.contains(&(kind as i32)))
         })
+        .filter(|rule| rule.trigger != Trigger::ReassignmentLimit as i32 || reassignments > rule.reassignment_limit)
         .cloned()
         .collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));

@@ -24,6 +24,8 @@ use crate::{
 };
 
 const MAX_BATCH: usize = 512;
+/// Commits of one operation's writes before its caller gets the error.
+const COMMIT_ATTEMPTS: u32 = 6;
 /// Timers fired per pass, so one pass never holds the lock for long.
 const FIRE_LIMIT: usize = 20_000;
 const TICK: Duration = Duration::from_millis(100);
@@ -75,7 +77,7 @@ impl State {
 pub struct Router {
     db: Database,
     state: Mutex<State>,
-    writes: Batcher<Writes, ()>,
+    writes: Batcher<Arc<Writes>, ()>,
     watchers: Mutex<HashMap<(String, String), broadcast::Sender<AssignmentNotice>>>,
     /// Wakes the outbox relay and the ticketing sync after a commit.
     pub(crate) events_written: Arc<Notify>,
@@ -90,11 +92,11 @@ impl Router {
             helpdesk_runtime::db::Backend::Sqlite => 1,
             helpdesk_runtime::db::Backend::Postgres => 4,
         };
-        let writes = Batcher::spawn(MAX_BATCH, workers, move |batch: Vec<Writes>| {
+        let writes = Batcher::spawn(MAX_BATCH, workers, move |batch: Vec<Arc<Writes>>| {
             let db = writer.clone();
             Box::pin(async move {
                 let count = batch.len();
-                match store::write(&db, batch).await {
+                match store::write(&db, &batch).await {
                     Ok(()) => (0..count).map(|_| Ok(())).collect(),
                     Err(error) => {
                         let error = helpdesk_runtime::db::classify(error);
@@ -164,17 +166,38 @@ impl Router {
             (result, writes, changes.notices)
         };
         if !writes.is_empty() {
-            match commit {
-                Commit::Grouped => self.writes.submit(writes).await?,
-                Commit::Direct => {
-                    store::write(&self.db, vec![writes]).await.map_err(helpdesk_runtime::db::classify)?;
-                }
-            }
+            self.commit(writes, commit).await?;
             self.events_written.notify_one();
             self.sync_wake.notify_one();
         }
         self.push(tenant, notices);
         Ok(result)
+    }
+
+    /// Makes an operation's writes durable. Memory has already changed, so a failed commit is
+    /// retried on its own for a while rather than leaving the database behind memory.
+    async fn commit(&self, writes: Writes, commit: Commit) -> Result<(), ServiceError> {
+        let writes = Arc::new(writes);
+        if let Commit::Grouped = commit {
+            match self.writes.submit(writes.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(error) => tracing::warn!(%error, "routing commit failed; retrying on its own"),
+            }
+        }
+        let batch = [writes];
+        let mut last = None;
+        for attempt in 0..COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+            }
+            match store::write(&self.db, &batch).await {
+                Ok(()) => return Ok(()),
+                Err(error) => last = Some(error),
+            }
+        }
+        let error = last.map(helpdesk_runtime::db::classify).unwrap_or_else(|| ServiceError::internal(&"no attempt"));
+        tracing::error!(%error, "routing state is ahead of its database until the next change or restart");
+        Err(error)
     }
 
     fn push(&self, tenant: &str, notices: Vec<(String, AssignmentNotice)>) {
@@ -187,6 +210,12 @@ impl Router {
                 let _ = sender.send(notice);
             }
         }
+    }
+
+    /// Whether the agent has a `WatchAssignments` stream open, which counts as activity.
+    fn is_watching(&self, tenant: &str, agent: &str) -> bool {
+        let watchers = self.watchers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        watchers.get(&(tenant.to_owned(), agent.to_owned())).is_some_and(|sender| sender.receiver_count() > 0)
     }
 
     /// Notices for one agent from now on.
@@ -303,17 +332,25 @@ impl Router {
             lags.push(now - at);
             by_tenant.entry(tenant).or_default().push(ticket);
         }
+        let mut failed = None;
         for (tenant, tickets) in by_tenant {
             // Fire as of `now`, the instant the timers were taken for.
-            self.apply_as(&tenant, Commit::Direct, |t, _, changes| {
-                for ticket in tickets {
-                    fire_ticket(t, &ticket, now, changes);
-                }
-                Ok(())
-            })
-            .await?;
+            let fired = self
+                .apply_as(&tenant, Commit::Direct, |t, _, changes| {
+                    for ticket in tickets {
+                        fire_ticket(t, &ticket, now, changes);
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = fired {
+                failed = Some(error);
+            }
         }
-        Ok(lags)
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(lags),
+        }
     }
 
     /// Runs the timer and sweep loops until shutdown.
@@ -360,7 +397,9 @@ impl Router {
                     let _ = t.decline(&ticket, &agent, now, changes);
                 }
                 for agent in t.idle_agents(idle_cutoff) {
-                    t.set_presence(&agent, Presence::Away, now, changes);
+                    if !self.is_watching(&tenant, &agent) {
+                        t.set_presence(&agent, Presence::Away, now, changes);
+                    }
                 }
                 for (ticket, queue) in t.overflowing(now) {
                     t.requeue(&ticket, Some(&queue), now, changes);
@@ -490,6 +529,8 @@ fn collect(
     let mut tickets: Vec<String> = changes.items.drain().collect();
     tickets.sort();
     for ticket in &tickets {
+        // Its priority or SLA due time may have changed: file it again under its current key.
+        tenant.reorder(ticket, |_| {});
         let Some(item) = tenant.items.get(ticket) else { continue };
         let version = tenant.versions.get(ticket).map_or(now_version, |previous| (previous + 1).max(now_version));
         tenant.versions.insert(ticket.clone(), version);

@@ -1,5 +1,6 @@
 //! The operations of the routing API, within one tenant, after the caller's role is checked.
 
+use helpdesk_proto::common::v1::Priority;
 use helpdesk_proto::routing::v1::{
     self as proto, Agent, BusinessCalendar, Escalation, EscalationRule, Presence, Queue, SlaPolicy, Trigger,
     WaitEstimate, WorkItem, WorkState,
@@ -34,7 +35,7 @@ impl Router {
     ) -> Result<(), ServiceError> {
         let writes =
             store::Writes { settings: vec![(tenant.to_owned(), kind, id.to_owned(), spec)], ..Default::default() };
-        store::write(self.database(), vec![writes]).await.map_err(helpdesk_runtime::db::classify)
+        store::write(self.database(), &[std::sync::Arc::new(writes)]).await.map_err(helpdesk_runtime::db::classify)
     }
 
     pub async fn upsert_agent(&self, tenant: &str, mut agent: Agent) -> Result<Agent, ServiceError> {
@@ -146,7 +147,11 @@ impl Router {
         let item = WorkItem {
             ticket_id: request.ticket_id.clone(),
             queue_id: request.queue_id.clone(),
-            priority: request.priority.max(helpdesk_proto::common::v1::Priority::Normal as i32),
+            priority: match Priority::try_from(request.priority) {
+                Ok(Priority::Unspecified) => Priority::Normal as i32,
+                Ok(priority) => priority as i32,
+                Err(_) => return Err(ServiceError::invalid_field("priority", "must be a known priority")),
+            },
             channel: request.channel,
             language,
             tags: request.tags.clone(),

@@ -2,7 +2,7 @@
 //! tickets and the outbox. Writes from many operations commit together (group commit); start-up
 //! reads everything that is still open back into memory.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use helpdesk_proto::{events::v1::Event, routing::v1::Escalation};
 use helpdesk_runtime::db::{Database, positional};
@@ -52,64 +52,74 @@ impl Writes {
 
 const ITEM_COLUMNS: usize = 8;
 
-/// Commits a batch of operations' writes in one transaction.
-pub(crate) async fn write(db: &Database, batch: Vec<Writes>) -> Result<(), sqlx::Error> {
+/// Commits a batch of operations' writes in one transaction. The writes are borrowed, so that a
+/// failed commit can be retried with the same rows.
+pub(crate) async fn write(db: &Database, batch: &[Arc<Writes>]) -> Result<(), sqlx::Error> {
     let mut tx = db.writer().begin().await?;
-    let mut items: HashMap<(String, String), ItemRow> = HashMap::new();
+    let mut items: HashMap<(&str, &str), &ItemRow> = HashMap::new();
     let mut events = Vec::new();
     for writes in batch {
-        for (tenant, kind, id, spec) in writes.settings {
+        for (tenant, kind, id, spec) in &writes.settings {
             let sql = "INSERT INTO settings (tenant_id, kind, id, spec, updated_at) VALUES ($1, $2, $3, $4, $5) \
                        ON CONFLICT (tenant_id, kind, id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at";
             sqlx::query(sql)
-                .bind(tenant)
-                .bind(kind)
-                .bind(id)
-                .bind(spec)
+                .bind(tenant.as_str())
+                .bind(*kind)
+                .bind(id.as_str())
+                .bind(spec.as_slice())
                 .bind(crate::time::now())
                 .execute(&mut *tx)
                 .await?;
         }
-        for (tenant, agent, presence, last_active) in writes.presence {
+        for (tenant, agent, presence, last_active) in &writes.presence {
             let sql = "INSERT INTO presence (tenant_id, agent_id, presence, last_active_at) VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (tenant_id, agent_id) DO UPDATE SET presence = excluded.presence, \
                        last_active_at = excluded.last_active_at";
-            sqlx::query(sql).bind(tenant).bind(agent).bind(presence).bind(last_active).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(tenant.as_str())
+                .bind(agent.as_str())
+                .bind(*presence)
+                .bind(*last_active)
+                .execute(&mut *tx)
+                .await?;
         }
-        for row in writes.items {
-            let key = (row.tenant.clone(), row.ticket.clone());
+        for row in &writes.items {
+            let key = (row.tenant.as_str(), row.ticket.as_str());
             if items.get(&key).is_none_or(|existing| existing.version < row.version) {
                 items.insert(key, row);
             }
         }
-        for (tenant, recorded) in writes.escalations {
+        for (tenant, recorded) in &writes.escalations {
             let escalation = &recorded.escalation;
             let occurred = escalation.occurred_at.as_ref().map_or(0, crate::time::millis);
             sqlx::query(
                 "INSERT INTO escalations (tenant_id, id, ticket_id, occurrence, occurred_at, spec) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
-            .bind(tenant)
-            .bind(&escalation.id)
-            .bind(&escalation.ticket_id)
-            .bind(&recorded.key)
+            .bind(tenant.as_str())
+            .bind(escalation.id.as_str())
+            .bind(escalation.ticket_id.as_str())
+            .bind(recorded.key.as_str())
             .bind(occurred)
             .bind(escalation.encode_to_vec())
             .execute(&mut *tx)
             .await?;
         }
-        for (id, tenant, ticket, body) in writes.notes {
-            sqlx::query("INSERT INTO ticket_notes (id, tenant_id, ticket_id, body) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(tenant)
-                .bind(ticket)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
+        for (id, tenant, ticket, body) in &writes.notes {
+            // A retried commit may find the note already written.
+            sqlx::query(
+                "INSERT INTO ticket_notes (id, tenant_id, ticket_id, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .bind(ticket.as_str())
+            .bind(body.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
-        events.extend(writes.events);
+        events.extend(writes.events.iter().cloned());
     }
-    let items: Vec<ItemRow> = items.into_values().collect();
+    let items: Vec<&ItemRow> = items.into_values().collect();
     for chunk in items.chunks(100) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|row| {
@@ -130,14 +140,14 @@ pub(crate) async fn write(db: &Database, batch: Vec<Writes>) -> Result<(), sqlx:
         let mut query = sqlx::query(&sql);
         for row in chunk {
             query = query
-                .bind(&row.tenant)
-                .bind(&row.ticket)
+                .bind(row.tenant.as_str())
+                .bind(row.ticket.as_str())
                 .bind(i64::from(row.open))
                 .bind(row.version)
-                .bind(&row.item)
-                .bind(&row.sla)
-                .bind(&row.desired)
-                .bind(String::new());
+                .bind(row.item.as_slice())
+                .bind(row.sla.as_deref())
+                .bind(row.desired.as_str())
+                .bind("");
         }
         query.execute(&mut *tx).await?;
     }

@@ -59,10 +59,14 @@ async fn drain(router: &Router, link: &TicketingLink) -> Result<(), ServiceError
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        // Notes go out even when a ticket refuses its update; the failure is reported after.
+        let failed = results.into_iter().find_map(Result::err);
         for (id, tenant, ticket, body) in notes {
             add_note(link, &tenant, &ticket, &id, &body).await?;
             store::remove_note(db, &id).await.map_err(classify)?;
+        }
+        if let Some(error) = failed {
+            return Err(error);
         }
     }
 }

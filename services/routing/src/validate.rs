@@ -141,9 +141,9 @@ pub(crate) fn queue(queue: &mut Queue, tenant: &Tenant) -> Result<(), ServiceErr
 /// Parses `HH:MM` (00:00 to 24:00) into minutes after midnight.
 fn wall_time(field: &str, value: &str) -> Result<u16, ServiceError> {
     let parsed = value.split_once(':').and_then(|(hours, minutes)| {
-        let (hours, minutes) = (hours.parse::<u16>().ok()?, minutes.parse::<u16>().ok()?);
-        (minutes < 60 && hours * 60 + minutes <= DAY_MINUTES && minutes.to_string().len() <= 2)
-            .then_some(hours * 60 + minutes)
+        let (hours, minutes) = (hours.parse::<u32>().ok()?, minutes.parse::<u32>().ok()?);
+        let total = hours.checked_mul(60)?.checked_add(minutes)?;
+        (minutes < 60 && total <= u32::from(DAY_MINUTES)).then_some(total as u16)
     });
     parsed.ok_or_else(|| invalid(field, "must be a wall time HH:MM between 00:00 and 24:00"))
 }
@@ -274,6 +274,9 @@ mod tests {
         assert!(super::calendar(&calendar).is_ok());
         calendar.shifts.push(shift(1, "11:00", "14:00"));
         assert_eq!(field_of(super::calendar(&calendar).expect_err("overlap")), "calendar.shifts[2]");
+        calendar.shifts.pop();
+        calendar.shifts.push(shift(2, "1093:00", "18:00"));
+        assert_eq!(field_of(super::calendar(&calendar).expect_err("overflow")), "calendar.shifts[2].start");
         calendar.shifts.pop();
         calendar.shifts.push(shift(2, "9am", "18:00"));
         assert_eq!(field_of(super::calendar(&calendar).expect_err("format")), "calendar.shifts[2].start");
