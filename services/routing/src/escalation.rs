@@ -100,9 +100,7 @@ pub(crate) fn escalate(
     now: Millis,
     changes: &mut Changes,
 ) -> Option<Escalation> {
-    let Some(item) = tenant.items.get(ticket).filter(|item| item.state != WorkState::Done as i32) else {
-        return None;
-    };
+    let item = tenant.items.get(ticket).filter(|item| item.state != WorkState::Done as i32)?;
     let reassignments = item.reassignments;
     let mut rules: Vec<EscalationRule> = tenant
         .escalation
