@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use helpdesk_proto::{
     common::v1::{Channel, Priority},
     routing::v1::{
-        Agent, BusinessCalendar, ChannelCapacity, EscalationRule, GetWorkItemRequest, ListEscalationsRequest, Presence,
-        Queue, SetPresenceRequest, SlaPolicy, Trigger, UpsertAgentRequest, UpsertCalendarRequest,
-        UpsertEscalationRuleRequest, UpsertQueueRequest, UpsertSlaPolicyRequest, WeeklyShift, WorkItem, WorkState,
+        Agent, AssignmentNotice, BusinessCalendar, ChannelCapacity, EscalationRule, GetWorkItemRequest,
+        ListEscalationsRequest, NoticeKind, OfferReplyRequest, Presence, Queue, SetPresenceRequest, SlaPolicy, Trigger,
+        UpsertAgentRequest, UpsertCalendarRequest, UpsertEscalationRuleRequest, UpsertQueueRequest,
+        UpsertSlaPolicyRequest, WatchAssignmentsRequest, WeeklyShift, WorkItem, WorkState,
         routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient,
     },
 };
@@ -215,6 +216,84 @@ on_both_backends! {
         assert_eq!(escalations.len(), 1, "{escalations:?}");
         assert_eq!(escalations[0].trigger, Trigger::ThreatDetected as i32);
         assert_eq!(escalations[0].actions, ["assigned to supervisor lead", "notified"]);
+    }
+
+    async fn chat_offers_are_pushed_and_go_to_the_next_agent_when_declined_or_left_to_lapse(app: TestApp) {
+        let key = app.admin_key.clone();
+        let mut routing = RoutingServiceClient::new(app.channel().await);
+        let chat = Queue {
+            id: "chat".into(),
+            channels: vec![Channel::Chat as i32],
+            offer_timeout_seconds: 1,
+            ..Queue::default()
+        };
+        routing.upsert_queue(app.grpc_request(&key, UpsertQueueRequest { queue: Some(chat) })).await.unwrap();
+        let mut streams = Vec::new();
+        for id in ["ana", "ben", "cho"] {
+            let agent = Agent {
+                id: id.into(),
+                languages: vec!["en".into()],
+                capacities: vec![ChannelCapacity { channel: Channel::Chat as i32, capacity: 1 }],
+                ..Agent::default()
+            };
+            routing.upsert_agent(app.grpc_request(&key, UpsertAgentRequest { agent: Some(agent) })).await.unwrap();
+            let online = SetPresenceRequest { agent_id: id.into(), presence: Presence::Online as i32 };
+            routing.set_presence(app.grpc_request(&key, online)).await.unwrap();
+            // Each agent signs in with their own token and watches for work.
+            let token = helpdesk_tests::token("demo", id, "agent", 3600);
+            let watch = WatchAssignmentsRequest { agent_id: id.into() };
+            streams.push((id, routing.watch_assignments(app.grpc_request(&token, watch)).await.unwrap().into_inner()));
+        }
+        // An agent may not watch someone else's work.
+        let ana = helpdesk_tests::token("demo", "ana", "agent", 3600);
+        let spying = routing.watch_assignments(app.grpc_request(&ana, WatchAssignmentsRequest { agent_id: "ben".into() })).await;
+        assert_eq!(spying.unwrap_err().code(), tonic::Code::PermissionDenied);
+
+        let customer = app.create_customer(&key, "Lee", "lee@example.com").await;
+        let body = json!({ "subject": "Chat: where is my order?", "requester_id": customer, "channel": "chat" });
+        let id = app.create_ticket(&key, body).await["id"].as_str().unwrap().to_owned();
+
+        /// The next notice on any stream: (agent, kind, ticket).
+        async fn next(streams: &mut [(&'static str, tonic::Streaming<AssignmentNotice>)]) -> (String, i32, String) {
+            let pending = streams.iter_mut().map(|(agent, stream)| {
+                Box::pin(async move {
+                    let notice = stream.message().await.unwrap().unwrap();
+                    (agent.to_string(), notice.kind, notice.item.unwrap().ticket_id)
+                })
+            });
+            tokio::time::timeout(Duration::from_secs(10), futures::future::select_all(pending)).await.unwrap().0
+        }
+        let (first, kind, offered) = next(&mut streams).await;
+        assert_eq!((kind, offered.as_str()), (NoticeKind::Offered as i32, id.as_str()));
+
+        // The first agent declines: the offer moves on.
+        let token = helpdesk_tests::token("demo", &first, "agent", 3600);
+        let decline = OfferReplyRequest { ticket_id: id.clone(), agent_id: first.clone() };
+        routing.decline_offer(app.grpc_request(&token, decline)).await.unwrap();
+        let mut offered_to = None;
+        for _ in 0..2 {
+            let (agent, kind, _) = next(&mut streams).await;
+            if kind == NoticeKind::Offered as i32 {
+                offered_to = Some(agent);
+            }
+        }
+        let second = offered_to.expect("offered to another agent");
+        assert_ne!(second, first);
+
+        // The second lets it lapse (1 s): the third agent gets it and accepts.
+        let third = loop {
+            let (agent, kind, _) = next(&mut streams).await;
+            if kind == NoticeKind::Offered as i32 {
+                break agent;
+            }
+        };
+        assert!(third != first && third != second);
+        let token = helpdesk_tests::token("demo", &third, "agent", 3600);
+        let accept = OfferReplyRequest { ticket_id: id.clone(), agent_id: third.clone() };
+        let item = routing.accept_offer(app.grpc_request(&token, accept)).await.unwrap().into_inner();
+        assert_eq!((item.state, item.assignee_id.as_str()), (WorkState::Assigned as i32, third.as_str()));
+        assert_eq!(item.declined_by, [first, second]);
+        ticket(&app, &id, |t| t["assignee_id"] == third.as_str()).await;
     }
 
     async fn customers_and_other_tenants_cannot_use_routing(app: TestApp) {
