@@ -71,10 +71,12 @@ pub(crate) async fn write(db: &Database, batch: &[Arc<Writes>]) -> Result<(), sq
                 .execute(&mut *tx)
                 .await?;
         }
+        // Batches commit in parallel on PostgreSQL: an older presence never overwrites a newer one.
         for (tenant, agent, presence, last_active) in &writes.presence {
             let sql = "INSERT INTO presence (tenant_id, agent_id, presence, last_active_at) VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (tenant_id, agent_id) DO UPDATE SET presence = excluded.presence, \
-                       last_active_at = excluded.last_active_at";
+                       last_active_at = excluded.last_active_at \
+                       WHERE presence.last_active_at <= excluded.last_active_at";
             sqlx::query(sql)
                 .bind(tenant.as_str())
                 .bind(agent.as_str())
