@@ -799,24 +799,25 @@ impl Tenant {
     /// queue's online agents serves one ticket per average handle time.
     fn expected_wait(&self, queue: &QueueState, position: usize) -> f64 {
         let handle = queue.handle_seconds.unwrap_or_else(|| default_handle_seconds(&queue.spec));
-        let slots: usize = queue
-            .agents
-            .iter()
-            .filter_map(|id| self.agents.get(id))
-            .filter(|agent| agent.presence == Presence::Online)
-            .map(|agent| {
-                if queue.spec.channels.is_empty() {
-                    agent.spec.capacities.iter().map(|c| c.capacity.max(0) as usize).sum::<usize>()
-                } else {
-                    queue.spec.channels.iter().map(|channel| agent.capacity(*channel)).sum()
-                }
-            })
-            .sum();
+        let channels: Vec<i32> =
+            if queue.spec.channels.is_empty() { (0..CHANNELS as i32).collect() } else { queue.spec.channels.clone() };
+        let (mut slots, mut free) = (0usize, 0usize);
+        for agent in queue.agents.iter().filter_map(|id| self.agents.get(id)) {
+            if agent.presence != Presence::Online {
+                continue;
+            }
+            for channel in &channels {
+                slots += agent.capacity(*channel);
+                free += agent.capacity(*channel).saturating_sub(agent.active(*channel));
+            }
+        }
         if slots == 0 {
             // Nobody is online: at least a full handle time per ticket ahead, from whoever comes.
             return handle * position as f64;
         }
-        handle * (position as f64 / slots as f64).ceil()
+        // Free slots take the first tickets at once; each slot then serves one per handle time.
+        let beyond_free = position.saturating_sub(free);
+        handle * (beyond_free as f64 / slots as f64).ceil()
     }
 
     pub(crate) fn queue_stats(&self, queue_id: &str) -> Option<helpdesk_proto::routing::v1::QueueStats> {
@@ -964,6 +965,10 @@ mod tests {
         let assigned: Vec<_> = (0..4).map(|n| tenant.items[&format!("t{n}")].assignee_id.clone()).collect();
         assert_eq!(assigned, ["ko-1", "ko-1", "", ""], "the English agent lacks the skill level and language");
         assert_eq!(tenant.position("t3").map(|(position, _)| position), Some(2));
+        // Both of the Korean agent's slots are busy, and each frees up after a handle time
+        // (default 1 h for email): the second in line waits one.
+        assert_eq!(tenant.position("t3").map(|(_, seconds)| seconds), Some(3600.0));
+        assert_eq!(tenant.queue_stats("billing").map(|stats| stats.waiting), Some(2));
     }
 
     #[test]
