@@ -25,6 +25,19 @@ const PUBLIC_PATHS: &[&str] = &[
     "/helpdesk.identity.v1.IdentityService/Authenticate",
 ];
 
+/// Runs a unary call for its authenticated caller (placed in the request by [`AuthLayer`]) and
+/// turns the domain's error into a status: the whole of most handlers.
+pub async fn handle<Req, Res, Fut>(
+    request: tonic::Request<Req>,
+    call: impl FnOnce(crate::auth::Principal, Req) -> Fut,
+) -> Result<tonic::Response<Res>, tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<Res, crate::ServiceError>>,
+{
+    let caller = crate::auth::principal(&request)?;
+    Ok(tonic::Response::new(call(caller, request.into_inner()).await?))
+}
+
 /// Authenticates every non-public request and stores the [`crate::auth::Principal`] in its
 /// extensions, where handlers read it with [`crate::auth::principal`].
 #[derive(Clone)]

@@ -6,16 +6,23 @@
 /// Longest term kept; longer tokens are almost always noise (hashes, base64).
 const MAX_TERM_CHARS: usize = 40;
 
+fn is_hangul(c: char) -> bool {
+    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7AF}')
+}
+
+/// Whether `text` is written in Korean: any Hangul (syllables or jamo) at all.
+pub fn has_hangul(text: &str) -> bool {
+    text.chars().any(is_hangul)
+}
+
 fn is_cjk(c: char) -> bool {
-    matches!(c,
-        '\u{1100}'..='\u{11FF}' // Hangul Jamo
-        | '\u{3040}'..='\u{30FF}' // Hiragana, Katakana
-        | '\u{3130}'..='\u{318F}' // Hangul compatibility Jamo
-        | '\u{3400}'..='\u{4DBF}' // Han extension A
-        | '\u{4E00}'..='\u{9FFF}' // Han
-        | '\u{AC00}'..='\u{D7AF}' // Hangul syllables
-        | '\u{F900}'..='\u{FAFF}' // Han compatibility
-    )
+    is_hangul(c)
+        || matches!(c,
+            '\u{3040}'..='\u{30FF}' // Hiragana, Katakana
+            | '\u{3400}'..='\u{4DBF}' // Han extension A
+            | '\u{4E00}'..='\u{9FFF}' // Han
+            | '\u{F900}'..='\u{FAFF}' // Han compatibility
+        )
 }
 
 /// The terms of `text`, in order of appearance, with repeats.

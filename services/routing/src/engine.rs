@@ -131,9 +131,7 @@ struct Slot {
 pub(crate) struct QueueState {
     pub(crate) spec: Queue,
     waiting: BTreeSet<QueueKey>,
-    /// Agents who meet the queue's requirements.
-    agents: Vec<String>,
-    /// The same agents' slots, with their skill score for this queue.
+    /// The slots of the agents who meet the queue's requirements, with their skill score for it.
     slots: Vec<(usize, i32)>,
     /// Moving average of handle times, in seconds; `None` until a ticket completes.
     handle_seconds: Option<f64>,
@@ -184,6 +182,8 @@ pub(crate) struct Changes {
     pub(crate) alerts: Vec<(String, helpdesk_proto::routing::v1::SlaTarget, bool)>,
     /// Internal notes for tickets: `(ticket, body)`.
     pub(crate) notes: Vec<(String, String)>,
+    /// Configuration rows to save: `(kind, id, encoded spec)`.
+    pub(crate) settings: Vec<(&'static str, String, Vec<u8>)>,
 }
 
 impl Changes {
@@ -230,12 +230,10 @@ impl Tenant {
         let queues: Vec<String> =
             self.queues.iter().filter(|(_, queue)| queue.admits(&spec)).map(|(id, _)| id.clone()).collect();
         for queue in self.queues.values_mut() {
-            queue.agents.retain(|agent| *agent != id);
             queue.slots.retain(|(other, _)| *other != slot);
         }
         for queue in &queues {
             if let Some(state) = self.queues.get_mut(queue) {
-                state.agents.push(id.clone());
                 state.slots.push((slot, skill_score(&state.spec, &spec)));
             }
         }
@@ -311,24 +309,24 @@ impl Tenant {
             None => QueueState {
                 spec,
                 waiting: BTreeSet::new(),
-                agents: Vec::new(),
                 slots: Vec::new(),
                 handle_seconds: None,
                 blocked: Set::default(),
             },
         };
         state.blocked.clear();
-        state.agents =
+        let admitted: Vec<String> =
             self.agents.iter().filter(|(_, agent)| state.admits(&agent.spec)).map(|(id, _)| id.clone()).collect();
-        state.slots = state
-            .agents
+        state.slots = admitted
             .iter()
             .filter_map(|id| self.agents.get(id))
             .map(|agent| (agent.slot, skill_score(&state.spec, &agent.spec)))
             .collect();
-        for (agent_id, agent) in &mut self.agents {
+        for agent in self.agents.values_mut() {
             agent.queues.retain(|queue| *queue != id);
-            if state.agents.contains(agent_id) {
+        }
+        for agent in &admitted {
+            if let Some(agent) = self.agents.get_mut(agent) {
                 agent.queues.push(id.clone());
             }
         }
@@ -352,8 +350,7 @@ impl Tenant {
                 self.place(&ticket, now, changes);
             }
         }
-        let agents = self.queues.get(&id).map(|queue| queue.agents.clone()).unwrap_or_default();
-        for agent in agents {
+        for agent in admitted {
             self.pull_for(&agent, now, changes);
         }
     }
@@ -795,6 +792,11 @@ impl Tenant {
         Some((ahead + 1, self.expected_wait(queue, ahead + 1)))
     }
 
+    /// The agents who meet the queue's requirements.
+    fn queue_agents<'a>(&'a self, queue: &'a QueueState) -> impl Iterator<Item = &'a AgentState> + 'a {
+        queue.slots.iter().filter_map(|(slot, _)| self.agents.get(&self.slot_agents[*slot]))
+    }
+
     /// Seconds until the `position`-th waiting ticket is taken: each free or freeing slot of the
     /// queue's online agents serves one ticket per average handle time.
     fn expected_wait(&self, queue: &QueueState, position: usize) -> f64 {
@@ -802,7 +804,7 @@ impl Tenant {
         let channels: Vec<i32> =
             if queue.spec.channels.is_empty() { (0..CHANNELS as i32).collect() } else { queue.spec.channels.clone() };
         let (mut slots, mut free) = (0usize, 0usize);
-        for agent in queue.agents.iter().filter_map(|id| self.agents.get(id)) {
+        for agent in self.queue_agents(queue) {
             if agent.presence != Presence::Online {
                 continue;
             }
@@ -822,12 +824,8 @@ impl Tenant {
 
     pub(crate) fn queue_stats(&self, queue_id: &str) -> Option<helpdesk_proto::routing::v1::QueueStats> {
         let queue = self.queues.get(queue_id)?;
-        let online: Vec<&AgentState> = queue
-            .agents
-            .iter()
-            .filter_map(|id| self.agents.get(id))
-            .filter(|agent| agent.presence == Presence::Online)
-            .collect();
+        let online: Vec<&AgentState> =
+            self.queue_agents(queue).filter(|agent| agent.presence == Presence::Online).collect();
         let available =
             online.iter().filter(|agent| agent.spec.capacities.iter().any(|c| agent.has_room(c.channel))).count();
         let oldest = queue.waiting.iter().map(|key| key.enqueued).min().map(timestamp);

@@ -11,6 +11,7 @@ use helpdesk_proto::routing::v1::{
 use helpdesk_runtime::{
     ServiceError,
     auth::{Principal, principal},
+    grpc,
 };
 use tonic::{Request, Response, Status};
 
@@ -38,12 +39,14 @@ async fn handle<Req, Res, Fut>(
 where
     Fut: Future<Output = Result<Res, ServiceError>>,
 {
-    let caller = principal(&request)?;
-    match needs {
-        Needs::Staff => caller.require_staff()?,
-        Needs::Admin => caller.require_admin()?,
-    }
-    Ok(Response::new(call(caller, request.into_inner()).await?))
+    grpc::handle(request, |caller, request| async move {
+        match needs {
+            Needs::Staff => caller.require_staff()?,
+            Needs::Admin => caller.require_admin()?,
+        }
+        call(caller, request).await
+    })
+    .await
 }
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, ServiceError> {

@@ -523,6 +523,9 @@ fn collect(
         }
         writes.escalations.push((tenant_id.to_owned(), recorded));
     }
+    for (kind, id, spec) in changes.settings.drain(..) {
+        writes.settings.push((tenant_id.to_owned(), kind, id, spec));
+    }
     for (ticket, body) in changes.notes.drain(..) {
         writes.notes.push((uuid::Uuid::now_v7().to_string(), tenant_id.to_owned(), ticket, body));
     }

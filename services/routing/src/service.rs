@@ -16,9 +16,7 @@ use crate::{
 
 /// Korean when the text has Hangul, English otherwise.
 pub(crate) fn detect_language(text: &str) -> &'static str {
-    let hangul =
-        text.chars().any(|c| matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}'));
-    if hangul { "ko" } else { "en" }
+    if helpdesk_text::has_hangul(text) { "ko" } else { "en" }
 }
 
 fn unknown(field: &str, what: &str) -> ServiceError {
@@ -26,23 +24,11 @@ fn unknown(field: &str, what: &str) -> ServiceError {
 }
 
 impl Router {
-    async fn save_setting(
-        &self,
-        tenant: &str,
-        kind: &'static str,
-        id: &str,
-        spec: Vec<u8>,
-    ) -> Result<(), ServiceError> {
-        let writes =
-            store::Writes { settings: vec![(tenant.to_owned(), kind, id.to_owned(), spec)], ..Default::default() };
-        store::write(self.database(), &[std::sync::Arc::new(writes)]).await.map_err(helpdesk_runtime::db::classify)
-    }
-
     pub async fn upsert_agent(&self, tenant: &str, mut agent: Agent) -> Result<Agent, ServiceError> {
         validate::agent(&mut agent)?;
-        self.save_setting(tenant, store::AGENT, &agent.id, agent.encode_to_vec()).await?;
         let id = agent.id.clone();
         self.apply(tenant, |t, now, changes| {
+            changes.settings.push((store::AGENT, agent.id.clone(), agent.encode_to_vec()));
             t.upsert_agent(agent, now, changes);
             Ok(t.agents.get(&id).map(|state| state.view()).unwrap_or_default())
         })
@@ -108,15 +94,15 @@ impl Router {
     }
 
     pub async fn upsert_queue(&self, tenant: &str, mut queue: Queue) -> Result<Queue, ServiceError> {
-        self.read(tenant, |t| validate::queue(&mut queue, t))?;
-        self.save_setting(tenant, store::QUEUE, &queue.id, queue.encode_to_vec()).await?;
-        let saved = queue.clone();
+        // Validated under the lock, so two concurrent changes cannot close an overflow loop.
         self.apply(tenant, |t, now, changes| {
+            validate::queue(&mut queue, t)?;
+            changes.settings.push((store::QUEUE, queue.id.clone(), queue.encode_to_vec()));
+            let saved = queue.clone();
             t.upsert_queue(queue, now, changes);
-            Ok(())
+            Ok(saved)
         })
-        .await?;
-        Ok(saved)
+        .await
     }
 
     pub fn queues(&self, tenant: &str) -> Vec<Queue> {
@@ -282,14 +268,12 @@ impl Router {
         calendar: BusinessCalendar,
     ) -> Result<BusinessCalendar, ServiceError> {
         let parsed = validate::calendar(&calendar)?;
-        self.save_setting(tenant, store::CALENDAR, &calendar.id, calendar.encode_to_vec()).await?;
-        let saved = calendar.clone();
-        self.apply(tenant, |t, _, _| {
-            t.sla.config.calendars.insert(calendar.id.clone(), (calendar, parsed));
-            Ok(())
+        self.apply(tenant, |t, _, changes| {
+            changes.settings.push((store::CALENDAR, calendar.id.clone(), calendar.encode_to_vec()));
+            t.sla.config.calendars.insert(calendar.id.clone(), (calendar.clone(), parsed));
+            Ok(calendar)
         })
-        .await?;
-        Ok(saved)
+        .await
     }
 
     pub fn calendars(&self, tenant: &str) -> Vec<BusinessCalendar> {
@@ -300,15 +284,13 @@ impl Router {
     }
 
     pub async fn upsert_policy(&self, tenant: &str, policy: SlaPolicy) -> Result<SlaPolicy, ServiceError> {
-        self.read(tenant, |t| validate::policy(&policy, t))?;
-        self.save_setting(tenant, store::POLICY, &policy.id, policy.encode_to_vec()).await?;
-        let saved = policy.clone();
-        self.apply(tenant, |t, _, _| {
-            t.sla.config.policies.insert(policy.id.clone(), policy);
-            Ok(())
+        self.apply(tenant, |t, _, changes| {
+            validate::policy(&policy, t)?;
+            changes.settings.push((store::POLICY, policy.id.clone(), policy.encode_to_vec()));
+            t.sla.config.policies.insert(policy.id.clone(), policy.clone());
+            Ok(policy)
         })
-        .await?;
-        Ok(saved)
+        .await
     }
 
     pub fn policies(&self, tenant: &str) -> Vec<SlaPolicy> {
@@ -318,15 +300,13 @@ impl Router {
     }
 
     pub async fn upsert_rule(&self, tenant: &str, rule: EscalationRule) -> Result<EscalationRule, ServiceError> {
-        self.read(tenant, |t| validate::rule(&rule, t))?;
-        self.save_setting(tenant, store::RULE, &rule.id, rule.encode_to_vec()).await?;
-        let saved = rule.clone();
-        self.apply(tenant, |t, _, _| {
-            t.escalation.rules.insert(rule.id.clone(), rule);
-            Ok(())
+        self.apply(tenant, |t, _, changes| {
+            validate::rule(&rule, t)?;
+            changes.settings.push((store::RULE, rule.id.clone(), rule.encode_to_vec()));
+            t.escalation.rules.insert(rule.id.clone(), rule.clone());
+            Ok(rule)
         })
-        .await?;
-        Ok(saved)
+        .await
     }
 
     pub fn rules(&self, tenant: &str) -> Vec<EscalationRule> {

@@ -1,6 +1,6 @@
 //! Thin gRPC adapters: authenticate, call the domain, map errors.
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
 use helpdesk_proto::ticketing::v1::{
     self as proto,
@@ -9,10 +9,7 @@ use helpdesk_proto::ticketing::v1::{
     saved_reply_service_server::{SavedReplyService, SavedReplyServiceServer},
     ticket_service_server::{TicketService, TicketServiceServer},
 };
-use helpdesk_runtime::{
-    ServiceError,
-    auth::{Principal, principal},
-};
+use helpdesk_runtime::grpc::handle;
 use tonic::{Request, Response, Status};
 
 use crate::Ticketing;
@@ -26,17 +23,6 @@ pub(crate) fn add_routes(ticketing: &Arc<Ticketing>, routes: &mut tonic::service
 }
 
 struct Api(Arc<Ticketing>);
-
-async fn handle<Req, Res, Fut>(
-    request: Request<Req>,
-    call: impl FnOnce(Principal, Req) -> Fut,
-) -> Result<Response<Res>, Status>
-where
-    Fut: Future<Output = Result<Res, ServiceError>>,
-{
-    let caller = principal(&request)?;
-    Ok(Response::new(call(caller, request.into_inner()).await?))
-}
 
 #[tonic::async_trait]
 impl TicketService for Api {
