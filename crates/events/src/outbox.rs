@@ -1,6 +1,8 @@
 //! The outbox table lives in the owning service's database (its migrations create `outbox`);
 //! this module is the only code that reads or writes it.
 
+use std::borrow::Borrow;
+
 use helpdesk_proto::events::v1::Event;
 use helpdesk_runtime::db::positional;
 use prost::Message;
@@ -19,7 +21,7 @@ pub async fn append(conn: &mut AnyConnection, event: &Event) -> Result<(), sqlx:
 }
 
 /// Appends `events` in order, a few hundred rows a statement.
-pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<(), sqlx::Error> {
+pub async fn append_all(conn: &mut AnyConnection, events: &[impl Borrow<Event>]) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 6;
     for chunk in events.chunks(500) {
         let rows: Vec<String> = (0..chunk.len())
@@ -35,6 +37,7 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<()
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
+            let event = event.borrow();
             query = query
                 .bind(&event.tenant_id)
                 .bind(&event.id)

@@ -119,7 +119,7 @@ pub(crate) async fn write(db: &Database, batch: &[Arc<Writes>]) -> Result<(), sq
             .execute(&mut *tx)
             .await?;
         }
-        events.extend(writes.events.iter().cloned());
+        events.extend(&writes.events);
     }
     let items: Vec<&ItemRow> = items.into_values().collect();
     for chunk in items.chunks(100) {
