@@ -27,6 +27,13 @@ pub mod identity {
     }
 }
 
+pub mod knowledge {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.knowledge.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.knowledge.v1.serde.rs"));
+    }
+}
+
 pub mod routing {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/helpdesk.routing.v1.rs"));

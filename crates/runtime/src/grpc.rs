@@ -23,6 +23,8 @@ const PUBLIC_PATHS: &[&str] = &[
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/helpdesk.identity.v1.IdentityService/Authenticate",
+    // The public help center: published public articles only, rate-limited at the gateway.
+    "/helpdesk.knowledge.v1.HelpCenterService/",
 ];
 
 /// Runs a unary call for its authenticated caller (placed in the request by [`AuthLayer`]) and

@@ -28,22 +28,7 @@ fn is_cjk(c: char) -> bool {
 /// The terms of `text`, in order of appearance, with repeats.
 pub fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut word = String::new();
-    let mut cjk: Vec<char> = Vec::new();
-    for c in text.chars() {
-        if is_cjk(c) {
-            flush_word(&mut word, &mut out);
-            cjk.push(c);
-        } else if c.is_alphanumeric() {
-            flush_cjk(&mut cjk, &mut out);
-            word.extend(c.to_lowercase());
-        } else {
-            flush_word(&mut word, &mut out);
-            flush_cjk(&mut cjk, &mut out);
-        }
-    }
-    flush_word(&mut word, &mut out);
-    flush_cjk(&mut cjk, &mut out);
+    for_each_term(text, |term, _| out.push(term.to_owned()));
     out
 }
 
@@ -55,18 +40,53 @@ pub fn distinct_terms(text: &str) -> Vec<String> {
     terms
 }
 
-fn flush_word(word: &mut String, out: &mut Vec<String>) {
+/// Calls `emit` with each term of `text` and the byte range it came from (a bigram's range
+/// spans both characters), in order of appearance: for highlighting and for search engines'
+/// tokenizers.
+pub fn for_each_term(text: &str, mut emit: impl FnMut(&str, std::ops::Range<usize>)) {
+    let mut word = String::new();
+    let mut word_start = 0;
+    let mut cjk: Vec<(usize, char)> = Vec::new();
+    for (at, c) in text.char_indices() {
+        if is_cjk(c) {
+            flush_word(&mut word, word_start..at, &mut emit);
+            cjk.push((at, c));
+        } else if c.is_alphanumeric() {
+            flush_cjk(&mut cjk, &mut emit);
+            if word.is_empty() {
+                word_start = at;
+            }
+            word.extend(c.to_lowercase());
+        } else {
+            flush_word(&mut word, word_start..at, &mut emit);
+            flush_cjk(&mut cjk, &mut emit);
+        }
+    }
+    flush_word(&mut word, word_start..text.len(), &mut emit);
+    flush_cjk(&mut cjk, &mut emit);
+}
+
+fn flush_word(word: &mut String, range: std::ops::Range<usize>, emit: &mut impl FnMut(&str, std::ops::Range<usize>)) {
     if !word.is_empty() && word.chars().count() <= MAX_TERM_CHARS {
-        out.push(std::mem::take(word));
+        emit(word, range);
     }
     word.clear();
 }
 
-fn flush_cjk(run: &mut Vec<char>, out: &mut Vec<String>) {
+fn flush_cjk(run: &mut Vec<(usize, char)>, emit: &mut impl FnMut(&str, std::ops::Range<usize>)) {
+    let end = |(at, c): (usize, char)| at + c.len_utf8();
+    let mut pair = String::new();
     match run.len() {
         0 => {}
-        1 => out.push(run[0].to_string()),
-        _ => out.extend(run.windows(2).map(|pair| pair.iter().collect())),
+        1 => emit(run[0].1.encode_utf8(&mut [0; 4]), run[0].0..end(run[0])),
+        _ => {
+            for window in run.windows(2) {
+                pair.clear();
+                pair.push(window[0].1);
+                pair.push(window[1].1);
+                emit(&pair, window[0].0..end(window[1]));
+            }
+        }
     }
     run.clear();
 }
@@ -90,6 +110,17 @@ mod tests {
     #[test]
     fn mixed_script_words_split_at_the_script_boundary() {
         assert_eq!(terms("iPhone수리"), ["iphone", "수리"]);
+    }
+
+    #[test]
+    fn each_term_knows_the_bytes_it_came_from() {
+        let text = "Card 환불을";
+        let mut seen = Vec::new();
+        for_each_term(text, |term, range| seen.push((term.to_owned(), text[range].to_owned())));
+        assert_eq!(
+            seen,
+            [("card".into(), "Card".into()), ("환불".into(), "환불".into()), ("불을".into(), "불을".into())]
+        );
     }
 
     #[test]

@@ -1,0 +1,210 @@
+//! The learning loop: searches, suggestions and views are counted in memory and written in
+//! batches (analytics may lose the last second on a crash; articles and votes never are), and
+//! tickets no article answered are grouped into topics worth writing about.
+
+use std::sync::{Arc, Mutex};
+
+use helpdesk_runtime::{db::Database, shutdown::Shutdown, time::now_micros};
+use tokio::sync::Notify;
+
+use crate::{Map, analysis, store};
+
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Logs kept while the database is slow; beyond this, new ones are dropped (and counted).
+const MAX_PENDING: usize = 100_000;
+
+#[derive(Default)]
+struct Pending {
+    searches: Vec<store::SearchLog>,
+    views: Map<(String, String), i64>,
+    dropped: u64,
+}
+
+/// Search logs and view counts waiting to be written. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Activity {
+    pending: Arc<Mutex<Pending>>,
+    db: Database,
+    flushed: Arc<Notify>,
+}
+
+impl Activity {
+    pub(crate) fn new(db: Database) -> Self {
+        Self { pending: Arc::default(), db, flushed: Arc::new(Notify::new()) }
+    }
+
+    /// Logs a search or suggestion; returns its id, for click tracking.
+    pub(crate) fn log_search(
+        &self,
+        tenant: &str,
+        kind: &'static str,
+        query: &str,
+        locale: &str,
+        results: usize,
+    ) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        if let Ok(mut pending) = self.pending.lock() {
+            if pending.searches.len() >= MAX_PENDING {
+                pending.dropped += 1;
+            } else {
+                pending.searches.push(store::SearchLog {
+                    tenant_id: tenant.to_owned(),
+                    id: id.clone(),
+                    kind,
+                    query: normalize_query(query),
+                    locale: locale.to_owned(),
+                    results: results as i64,
+                    at: now_micros(),
+                });
+            }
+        }
+        id
+    }
+
+    pub(crate) fn count_view(&self, tenant: &str, article: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending.views.entry((tenant.to_owned(), article.to_owned())).or_default() += 1;
+        }
+    }
+
+    /// Writes what is pending now.
+    pub(crate) async fn flush(&self) {
+        let Pending { searches, views, dropped } = match self.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return,
+        };
+        if dropped > 0 {
+            tracing::warn!(dropped, "search logs dropped while the database was behind");
+        }
+        if searches.is_empty() && views.is_empty() {
+            return;
+        }
+        let result = async {
+            let mut tx = self.db.writer().begin().await?;
+            store::log_searches(&mut tx, &searches).await?;
+            let views: Vec<_> = views.into_iter().collect();
+            store::add_views(&mut tx, &views, now_micros()).await?;
+            tx.commit().await?;
+            Ok::<_, helpdesk_runtime::ServiceError>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(error = %error.message, "search logs not written");
+        }
+        self.flushed.notify_waiters();
+    }
+
+    /// Flushes every second until shutdown, then once more.
+    pub(crate) async fn run(self, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(FLUSH_EVERY) => self.flush().await,
+                _ = shutdown.clone().wait() => break,
+            }
+        }
+        self.flush().await;
+    }
+}
+
+/// Queries are grouped as typed, ignoring case and spacing.
+fn normalize_query(query: &str) -> String {
+    query.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// Words that say nothing about a topic, in English and (as bigrams) Korean endings.
+const STOP_TERMS: &[&str] = &[
+    "a", "an", "and", "are", "at", "be", "can", "do", "for", "from", "get", "have", "hello", "hi", "how", "i", "in",
+    "is", "it", "me", "my", "not", "of", "on", "or", "pleas", "thank", "that", "the", "this", "to", "was", "what",
+    "when", "whi", "with", "you", "your", "니다", "습니", "세요", "해요", "나요", "어요", "하고", "있어", "해주",
+    "주세", "안녕", "녕하", "하세", "합니", "는데", "있나", "요청",
+];
+
+/// The words of a ticket that can name its topic: its subject's and first lines' terms.
+pub(crate) fn topic(subject: &str, body: &str) -> String {
+    let text = format!("{subject}\n{}", body.lines().take(3).collect::<Vec<_>>().join("\n"));
+    let mut terms: Vec<String> = analysis::terms(&text)
+        .into_iter()
+        .filter(|term| term.chars().count() >= 2 && !STOP_TERMS.contains(&term.as_str()))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    terms.retain(|term| seen.insert(term.clone()));
+    terms.truncate(24);
+    terms.join(" ")
+}
+
+/// Groups uncovered tickets by the term most of them share, paired with the term that most often
+/// comes with it; each ticket counts once, under its most common term.
+pub(crate) fn group_topics(
+    tickets: &[(String, String, String)],
+    limit: usize,
+) -> Vec<helpdesk_proto::knowledge::v1::TopicStat> {
+    let mut frequency: Map<(&str, &str), usize> = Map::default();
+    for (_, locale, topic) in tickets {
+        for term in topic.split(' ').filter(|term| !term.is_empty()) {
+            *frequency.entry((locale.as_str(), term)).or_default() += 1;
+        }
+    }
+    let mut groups: Map<(&str, &str), Vec<&(String, String, String)>> = Map::default();
+    for ticket in tickets {
+        let best = ticket.2.split(' ').filter(|term| !term.is_empty()).max_by_key(|term| {
+            (frequency.get(&(ticket.1.as_str(), *term)).copied().unwrap_or(0), std::cmp::Reverse(*term))
+        });
+        if let Some(term) = best {
+            groups.entry((ticket.1.as_str(), term)).or_default().push(ticket);
+        }
+    }
+    let mut topics: Vec<_> = groups
+        .into_iter()
+        .map(|((locale, term), members)| {
+            let mut companions: Map<&str, usize> = Map::default();
+            for member in &members {
+                for other in member.2.split(' ').filter(|other| !other.is_empty() && *other != term) {
+                    *companions.entry(other).or_default() += 1;
+                }
+            }
+            let companion = companions
+                .into_iter()
+                .filter(|(_, count)| *count * 2 >= members.len() && members.len() > 1)
+                .max_by_key(|(other, count)| (*count, std::cmp::Reverse(*other)))
+                .map(|(other, _)| other);
+            helpdesk_proto::knowledge::v1::TopicStat {
+                topic: companion.map_or_else(|| term.to_owned(), |other| format!("{term} {other}")),
+                locale: locale.to_owned(),
+                tickets: members.len() as i64,
+                example_ticket_ids: members.iter().take(5).map(|member| member.0.clone()).collect(),
+            }
+        })
+        .collect();
+    topics.sort_by(|a, b| b.tickets.cmp(&a.tickets).then_with(|| a.topic.cmp(&b.topic)));
+    topics.truncate(limit);
+    topics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_about_the_same_thing_form_one_topic() {
+        let tickets: Vec<(String, String, String)> = [
+            ("t1", "Refund for a duplicate charge", "I was charged twice"),
+            ("t2", "Duplicate charge on my card", ""),
+            ("t3", "charged twice - duplicate charge", ""),
+            ("t4", "How do I change my address?", ""),
+        ]
+        .iter()
+        .map(|(id, subject, body)| (id.to_string(), "en".to_owned(), topic(subject, body)))
+        .collect();
+        let topics = group_topics(&tickets, 10);
+        assert_eq!(topics[0].tickets, 3, "{topics:?}");
+        assert!(topics[0].topic.contains("charg") && topics[0].topic.contains("duplic"), "{topics:?}");
+        assert_eq!(topics.iter().map(|t| t.tickets).sum::<i64>(), 4);
+    }
+
+    #[test]
+    fn korean_topics_drop_polite_endings() {
+        let topic = topic("환불 요청합니다", "카드 환불은 언제 되나요?");
+        assert!(topic.contains("환불"));
+        assert!(!topic.contains("니다"));
+    }
+}

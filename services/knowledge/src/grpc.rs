@@ -1,0 +1,323 @@
+//! Thin gRPC adapters: authenticate, check the role, call the service, map errors. The help
+//! center needs no credentials and names its tenant in each request.
+
+use std::{future::Future, sync::Arc};
+
+use helpdesk_proto::knowledge::v1::{
+    self as proto,
+    help_center_service_server::{HelpCenterService, HelpCenterServiceServer},
+    knowledge_service_server::{KnowledgeService, KnowledgeServiceServer},
+};
+use helpdesk_runtime::{
+    ServiceError,
+    auth::{Principal, Role},
+    grpc,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{model::Audience, service::Knowledge};
+
+pub(crate) fn add_routes(knowledge: &Arc<Knowledge>, routes: &mut tonic::service::RoutesBuilder) {
+    routes
+        .add_service(KnowledgeServiceServer::new(Api(knowledge.clone())))
+        .add_service(HelpCenterServiceServer::new(HelpCenter(knowledge.clone())));
+}
+
+struct Api(Arc<Knowledge>);
+
+#[derive(Clone, Copy)]
+enum Needs {
+    Anyone,
+    Staff,
+    Admin,
+}
+
+async fn handle<Req, Res, Fut>(
+    request: Request<Req>,
+    needs: Needs,
+    call: impl FnOnce(Principal, Req) -> Fut,
+) -> Result<Response<Res>, Status>
+where
+    Fut: Future<Output = Result<Res, ServiceError>>,
+{
+    grpc::handle(request, |caller, request| async move {
+        match needs {
+            Needs::Anyone => {}
+            Needs::Staff => caller.require_staff()?,
+            Needs::Admin => caller.require_admin()?,
+        }
+        call(caller, request).await
+    })
+    .await
+}
+
+/// Staff see every article; customers the published ones meant for them.
+fn audience(caller: &Principal) -> Audience {
+    if caller.is_customer() { Audience::Customer(Vec::new()) } else { Audience::Staff }
+}
+
+#[tonic::async_trait]
+impl KnowledgeService for Api {
+    async fn create_article(
+        &self,
+        request: Request<proto::CreateArticleRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.create_article(&caller.tenant_id, &caller.subject, request).await
+        })
+        .await
+    }
+
+    async fn update_article(
+        &self,
+        request: Request<proto::UpdateArticleRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.update_article(&caller.tenant_id, &caller.subject, request).await
+        })
+        .await
+    }
+
+    async fn get_article(
+        &self,
+        request: Request<proto::GetArticleRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle(request, Needs::Anyone, |caller, request| async move {
+            self.0.get_article(&caller.tenant_id, &request.id, &audience(&caller)).await
+        })
+        .await
+    }
+
+    async fn list_articles(
+        &self,
+        request: Request<proto::ListArticlesRequest>,
+    ) -> Result<Response<proto::ListArticlesResponse>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.list_articles(&caller.tenant_id, request).await
+        })
+        .await
+    }
+
+    async fn set_article_status(
+        &self,
+        request: Request<proto::SetArticleStatusRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.set_status(&caller.tenant_id, caller.role == Role::Admin, request).await
+        })
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<proto::ListVersionsRequest>,
+    ) -> Result<Response<proto::ListVersionsResponse>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.versions(&caller.tenant_id, &request.article_id).await
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        request: Request<proto::GetVersionRequest>,
+    ) -> Result<Response<proto::ArticleVersion>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.version(&caller.tenant_id, &request.article_id, request.version).await
+        })
+        .await
+    }
+
+    async fn diff_versions(
+        &self,
+        request: Request<proto::DiffVersionsRequest>,
+    ) -> Result<Response<proto::VersionDiff>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move { self.0.diff(&caller.tenant_id, request).await })
+            .await
+    }
+
+    async fn restore_version(
+        &self,
+        request: Request<proto::RestoreVersionRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.restore(&caller.tenant_id, &caller.subject, request).await
+        })
+        .await
+    }
+
+    async fn upsert_category(
+        &self,
+        request: Request<proto::UpsertCategoryRequest>,
+    ) -> Result<Response<proto::Category>, Status> {
+        handle(request, Needs::Admin, |caller, request| async move {
+            let category = request.category.ok_or_else(|| ServiceError::invalid_field("category", "is required"))?;
+            self.0.upsert_category(&caller.tenant_id, category).await
+        })
+        .await
+    }
+
+    async fn list_categories(
+        &self,
+        request: Request<proto::ListCategoriesRequest>,
+    ) -> Result<Response<proto::ListCategoriesResponse>, Status> {
+        handle(request, Needs::Anyone, |caller, _| async move { self.0.categories(&caller.tenant_id).await }).await
+    }
+
+    async fn set_synonyms(
+        &self,
+        request: Request<proto::SetSynonymsRequest>,
+    ) -> Result<Response<proto::Synonyms>, Status> {
+        handle(
+            request,
+            Needs::Admin,
+            |caller, request| async move { self.0.set_synonyms(&caller.tenant_id, request).await },
+        )
+        .await
+    }
+
+    async fn get_synonyms(
+        &self,
+        request: Request<proto::GetSynonymsRequest>,
+    ) -> Result<Response<proto::Synonyms>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.synonyms(&caller.tenant_id, &request.locale).await
+        })
+        .await
+    }
+
+    async fn search(&self, request: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
+        handle(request, Needs::Anyone, |caller, request| async move {
+            self.0.search(&caller.tenant_id, audience(&caller), request).await
+        })
+        .await
+    }
+
+    async fn suggest(
+        &self,
+        request: Request<proto::SuggestRequest>,
+    ) -> Result<Response<proto::SuggestResponse>, Status> {
+        handle(request, Needs::Anyone, |caller, request| async move {
+            self.0.suggest(&caller.tenant_id, audience(&caller), request).await
+        })
+        .await
+    }
+
+    async fn record_click(
+        &self,
+        request: Request<proto::RecordClickRequest>,
+    ) -> Result<Response<proto::RecordClickResponse>, Status> {
+        handle(request, Needs::Anyone, |caller, request| async move {
+            self.0.record_click(&caller.tenant_id, &request.search_id, &request.article_id).await?;
+            Ok(proto::RecordClickResponse {})
+        })
+        .await
+    }
+
+    async fn vote(&self, request: Request<proto::VoteRequest>) -> Result<Response<proto::ArticleStats>, Status> {
+        handle(request, Needs::Anyone, |caller, request| async move {
+            let voter = format!("{}:{}", caller.role.as_str(), caller.subject);
+            self.0.vote(&caller.tenant_id, &audience(&caller), &request.article_id, &voter, request.helpful).await
+        })
+        .await
+    }
+
+    async fn content_gaps(
+        &self,
+        request: Request<proto::ContentGapsRequest>,
+    ) -> Result<Response<proto::ContentGapsResponse>, Status> {
+        handle(
+            request,
+            Needs::Staff,
+            |caller, request| async move { self.0.content_gaps(&caller.tenant_id, request).await },
+        )
+        .await
+    }
+
+    async fn reindex(
+        &self,
+        request: Request<proto::ReindexRequest>,
+    ) -> Result<Response<proto::ReindexResponse>, Status> {
+        handle(request, Needs::Admin, |caller, _| async move { self.0.reindex(&caller.tenant_id).await }).await
+    }
+}
+
+struct HelpCenter(Arc<Knowledge>);
+
+fn tenant(tenant_id: &str) -> Result<&str, Status> {
+    if tenant_id.is_empty() || tenant_id.len() > 64 {
+        return Err(ServiceError::invalid_field("tenant_id", "is required, at most 64 characters").into_status());
+    }
+    Ok(tenant_id)
+}
+
+fn respond<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(ServiceError::into_status)
+}
+
+#[tonic::async_trait]
+impl HelpCenterService for HelpCenter {
+    async fn search_articles(
+        &self,
+        request: Request<proto::PublicSearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        let request = request.into_inner();
+        let search = proto::SearchRequest {
+            query: request.query,
+            locale: request.locale,
+            category_id: request.category_id,
+            tag: String::new(),
+            limit: request.limit,
+        };
+        respond(self.0.search(tenant(&request.tenant_id)?, Audience::Public, search).await)
+    }
+
+    async fn get_article(
+        &self,
+        request: Request<proto::PublicGetArticleRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        let request = request.into_inner();
+        respond(self.0.public_article(tenant(&request.tenant_id)?, &request.id_or_slug, &request.locale).await)
+    }
+
+    async fn list_categories(
+        &self,
+        request: Request<proto::PublicListCategoriesRequest>,
+    ) -> Result<Response<proto::ListCategoriesResponse>, Status> {
+        respond(self.0.categories(tenant(&request.into_inner().tenant_id)?).await)
+    }
+
+    async fn suggest_articles(
+        &self,
+        request: Request<proto::PublicSuggestRequest>,
+    ) -> Result<Response<proto::SuggestResponse>, Status> {
+        let request = request.into_inner();
+        let suggest = proto::SuggestRequest {
+            subject: request.subject,
+            body: request.body,
+            locale: request.locale,
+            limit: request.limit,
+            ticket_id: String::new(),
+        };
+        respond(self.0.suggest(tenant(&request.tenant_id)?, Audience::Public, suggest).await)
+    }
+
+    async fn record_click(
+        &self,
+        request: Request<proto::PublicClickRequest>,
+    ) -> Result<Response<proto::RecordClickResponse>, Status> {
+        let request = request.into_inner();
+        let result = self.0.record_click(tenant(&request.tenant_id)?, &request.search_id, &request.article_id).await;
+        respond(result.map(|()| proto::RecordClickResponse {}))
+    }
+
+    async fn vote(&self, request: Request<proto::PublicVoteRequest>) -> Result<Response<proto::ArticleStats>, Status> {
+        let request = request.into_inner();
+        if request.visitor_id.is_empty() {
+            return Err(ServiceError::invalid_field("visitor_id", "is required").into_status());
+        }
+        let voter = format!("visitor:{}", request.visitor_id);
+        let tenant = tenant(&request.tenant_id)?;
+        respond(self.0.vote(tenant, &Audience::Public, &request.article_id, &voter, request.helpful).await)
+    }
+}

@@ -1,0 +1,103 @@
+//! The knowledge-base service: articles in Korean and English with versions, translations,
+//! categories and a publishing workflow; full-text search per tenant and locale on embedded
+//! tantivy indexes; answer suggestions for tickets and contact forms; and the learning loop that
+//! reports what customers look for and do not find.
+
+mod analysis;
+mod follow;
+mod gaps;
+mod grpc;
+mod index;
+mod markdown;
+mod model;
+mod service;
+mod store;
+mod suggest;
+
+use std::{path::Path, sync::Arc};
+
+use helpdesk_runtime::{
+    config::{Config, DatabaseConfig},
+    db::{Database, Migrations},
+    shutdown::Shutdown,
+};
+
+pub use model::Audience;
+pub use service::Knowledge;
+
+/// Maps keyed by ids and terms, looked up on every query: foldhash rather than SipHash.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+
+/// The name of this service's database (SQLite file or PostgreSQL schema).
+pub const DATABASE: &str = "knowledge";
+
+/// The gRPC services this crate serves, for health reporting.
+pub const GRPC_SERVICES: &[&str] =
+    &["helpdesk.knowledge.v1.KnowledgeService", "helpdesk.knowledge.v1.HelpCenterService"];
+
+/// The service, with its indexes built from the database, ready to serve.
+pub struct KnowledgeBase {
+    knowledge: Arc<Knowledge>,
+    indexes: Arc<index::Indexes>,
+    activity: gaps::Activity,
+}
+
+impl KnowledgeBase {
+    pub fn database(&self) -> &Database {
+        self.knowledge.database()
+    }
+
+    pub fn knowledge(&self) -> &Arc<Knowledge> {
+        &self.knowledge
+    }
+
+    /// Adds the knowledge gRPC services to `routes`.
+    pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+        grpc::add_routes(&self.knowledge, routes);
+    }
+
+    /// Follows other replicas' changes and writes search logs until shutdown.
+    pub async fn run(self, shutdown: Shutdown) {
+        let follow = tokio::spawn(follow::run(self.knowledge.database().clone(), self.indexes, shutdown.clone()));
+        let activity = tokio::spawn(self.activity.run(shutdown));
+        for (name, task) in [("follow", follow), ("activity", activity)] {
+            if let Err(error) = task.await {
+                tracing::error!(task = name, %error, "knowledge task failed");
+            }
+        }
+    }
+}
+
+/// Connects the knowledge database, brings its schema up to date and builds the search indexes
+/// from it.
+pub async fn open(config: &Config) -> Result<KnowledgeBase, OpenError> {
+    open_database(&config.database, &config.data_dir).await
+}
+
+/// [`open`] from the database settings alone: for tests, benchmarks and the evaluation.
+pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result<KnowledgeBase, OpenError> {
+    let db = Database::connect(database, data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let indexes = Arc::new(index::Indexes::default());
+    let started = std::time::Instant::now();
+    let articles = follow::rebuild(&db, &indexes, None).await.map_err(|error| OpenError::Index(error.message))?;
+    tracing::info!(articles, seconds = started.elapsed().as_secs_f64(), "knowledge indexes built");
+    let activity = gaps::Activity::new(db.clone());
+    let knowledge = Arc::new(Knowledge::new(db, indexes.clone(), activity.clone()));
+    Ok(KnowledgeBase { knowledge, indexes, activity })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("knowledge database unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("knowledge migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("knowledge indexes could not be built: {0}")]
+    Index(String),
+}

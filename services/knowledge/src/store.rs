@@ -1,0 +1,611 @@
+//! The knowledge base's tables. The database is the source of truth; search indexes are rebuilt
+//! from it and follow its `changed_at` column.
+
+use helpdesk_proto::knowledge::v1::{self as proto, ArticleStatus, Visibility};
+use helpdesk_runtime::{
+    ServiceError,
+    db::{Backend, backend_of, positional},
+};
+use sqlx::{AnyConnection, Row, any::AnyRow};
+
+use crate::model::{Article, Stats};
+
+const ARTICLE_COLUMNS: &str = "tenant_id, id, translation_group, locale, slug, title, body_markdown, body_html, \
+    category_id, tags, visibility, segments, status, version, questions, author, created_at, updated_at, \
+    published_at, views, helpful_votes, unhelpful_votes, changed_at";
+
+fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn parse_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn article_from(row: &AnyRow) -> Result<Article, sqlx::Error> {
+    Ok(Article {
+        tenant_id: row.try_get("tenant_id")?,
+        id: row.try_get("id")?,
+        translation_group: row.try_get("translation_group")?,
+        locale: row.try_get("locale")?,
+        slug: row.try_get("slug")?,
+        title: row.try_get("title")?,
+        body_markdown: row.try_get("body_markdown")?,
+        body_html: row.try_get("body_html")?,
+        category_id: row.try_get("category_id")?,
+        tags: parse_list(row.try_get("tags")?),
+        visibility: Visibility::try_from(row.try_get::<i64, _>("visibility")? as i32).unwrap_or(Visibility::Internal),
+        segments: parse_list(row.try_get("segments")?),
+        status: ArticleStatus::try_from(row.try_get::<i64, _>("status")? as i32).unwrap_or(ArticleStatus::Draft),
+        version: row.try_get::<i64, _>("version")? as i32,
+        questions: parse_list(row.try_get("questions")?),
+        author: row.try_get("author")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        published_at: row.try_get("published_at")?,
+        stats: Stats {
+            views: row.try_get("views")?,
+            helpful: row.try_get("helpful_votes")?,
+            unhelpful: row.try_get("unhelpful_votes")?,
+        },
+        changed_at: row.try_get("changed_at")?,
+    })
+}
+
+/// The article, locked for the rest of the transaction on PostgreSQL (SQLite's writer lock
+/// serializes writes already).
+pub(crate) async fn article_for_update(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Article>, ServiceError> {
+    let lock = if backend_of(conn) == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND id = $2{lock}");
+    let row = sqlx::query(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
+    Ok(row.as_ref().map(article_from).transpose()?)
+}
+
+pub(crate) async fn article(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<Article>, ServiceError> {
+    let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
+    Ok(row.as_ref().map(article_from).transpose()?)
+}
+
+pub(crate) async fn article_by_slug(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    locale: &str,
+    slug: &str,
+) -> Result<Option<Article>, ServiceError> {
+    let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND locale = $2 AND slug = $3");
+    let row = sqlx::query(&sql).bind(tenant).bind(locale).bind(slug).fetch_optional(&mut *conn).await?;
+    Ok(row.as_ref().map(article_from).transpose()?)
+}
+
+pub(crate) async fn slug_taken(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    locale: &str,
+    slug: &str,
+    except_id: &str,
+) -> Result<bool, ServiceError> {
+    let row = sqlx::query("SELECT id FROM articles WHERE tenant_id = $1 AND locale = $2 AND slug = $3 AND id <> $4")
+        .bind(tenant)
+        .bind(locale)
+        .bind(slug)
+        .bind(except_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+pub(crate) async fn insert_article(conn: &mut AnyConnection, article: &Article) -> Result<(), ServiceError> {
+    let placeholders: Vec<String> = (1..=23).map(|n| format!("${n}")).collect();
+    let sql = format!("INSERT INTO articles ({ARTICLE_COLUMNS}) VALUES ({})", placeholders.join(", "));
+    bind_article(sqlx::query(&sql), article).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Writes every column but the key and the creation time.
+pub(crate) async fn update_article(conn: &mut AnyConnection, article: &Article) -> Result<(), ServiceError> {
+    let sql = "UPDATE articles SET translation_group = $3, locale = $4, slug = $5, title = $6, body_markdown = $7, \
+        body_html = $8, category_id = $9, tags = $10, visibility = $11, segments = $12, status = $13, version = $14, \
+        questions = $15, author = $16, created_at = $17, updated_at = $18, published_at = $19, views = $20, \
+        helpful_votes = $21, unhelpful_votes = $22, changed_at = $23 WHERE tenant_id = $1 AND id = $2";
+    bind_article(sqlx::query(sql), article).execute(&mut *conn).await?;
+    Ok(())
+}
+
+fn bind_article<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    article: &'q Article,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&article.tenant_id)
+        .bind(&article.id)
+        .bind(&article.translation_group)
+        .bind(&article.locale)
+        .bind(&article.slug)
+        .bind(&article.title)
+        .bind(&article.body_markdown)
+        .bind(&article.body_html)
+        .bind(&article.category_id)
+        .bind(json_list(&article.tags))
+        .bind(article.visibility as i64)
+        .bind(json_list(&article.segments))
+        .bind(article.status as i64)
+        .bind(i64::from(article.version))
+        .bind(json_list(&article.questions))
+        .bind(&article.author)
+        .bind(article.created_at)
+        .bind(article.updated_at)
+        .bind(article.published_at)
+        .bind(article.stats.views)
+        .bind(article.stats.helpful)
+        .bind(article.stats.unhelpful)
+        .bind(article.changed_at)
+}
+
+pub(crate) async fn insert_version(
+    conn: &mut AnyConnection,
+    article: &Article,
+    note: &str,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO article_versions (tenant_id, article_id, version, title, body_markdown, category_id, tags, \
+         questions, author, change_note, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&article.tenant_id)
+    .bind(&article.id)
+    .bind(i64::from(article.version))
+    .bind(&article.title)
+    .bind(&article.body_markdown)
+    .bind(&article.category_id)
+    .bind(json_list(&article.tags))
+    .bind(json_list(&article.questions))
+    .bind(&article.author)
+    .bind(note)
+    .bind(article.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn version_from(row: &AnyRow, with_body: bool) -> Result<proto::ArticleVersion, sqlx::Error> {
+    Ok(proto::ArticleVersion {
+        article_id: row.try_get("article_id")?,
+        version: row.try_get::<i64, _>("version")? as i32,
+        title: row.try_get("title")?,
+        body_markdown: if with_body { row.try_get("body_markdown")? } else { String::new() },
+        category_id: row.try_get("category_id")?,
+        tags: parse_list(row.try_get("tags")?),
+        questions: if with_body { parse_list(row.try_get("questions")?) } else { Vec::new() },
+        author: row.try_get("author")?,
+        change_note: row.try_get("change_note")?,
+        created_at: Some(helpdesk_runtime::time::micros_to_timestamp(row.try_get("created_at")?)),
+    })
+}
+
+pub(crate) async fn versions(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    article: &str,
+) -> Result<Vec<proto::ArticleVersion>, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT article_id, version, title, category_id, tags, author, change_note, created_at FROM article_versions \
+         WHERE tenant_id = $1 AND article_id = $2 ORDER BY version DESC",
+    )
+    .bind(tenant)
+    .bind(article)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|row| version_from(row, false)).collect::<Result<_, _>>()?)
+}
+
+pub(crate) async fn version(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    article: &str,
+    version: i32,
+) -> Result<Option<proto::ArticleVersion>, ServiceError> {
+    let row = sqlx::query(
+        "SELECT article_id, version, title, body_markdown, category_id, tags, questions, author, change_note, \
+         created_at FROM article_versions WHERE tenant_id = $1 AND article_id = $2 AND version = $3",
+    )
+    .bind(tenant)
+    .bind(article)
+    .bind(i64::from(version))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(|row| version_from(row, true)).transpose()?)
+}
+
+pub(crate) async fn translations(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    group: &str,
+    except_id: &str,
+) -> Result<Vec<proto::Translation>, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT id, locale, slug, title, status FROM articles WHERE tenant_id = $1 AND translation_group = $2 \
+         AND id <> $3 ORDER BY locale",
+    )
+    .bind(tenant)
+    .bind(group)
+    .bind(except_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(proto::Translation {
+                article_id: row.try_get("id")?,
+                locale: row.try_get("locale")?,
+                slug: row.try_get("slug")?,
+                title: row.try_get("title")?,
+                status: row.try_get::<i64, _>("status")? as i32,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub(crate) struct ArticleFilter<'a> {
+    pub(crate) locale: &'a str,
+    pub(crate) status: Option<ArticleStatus>,
+    pub(crate) category_id: &'a str,
+    pub(crate) tag: &'a str,
+    /// Articles with ids after this one, in id order (ids are time-ordered UUIDv7).
+    pub(crate) after_id: &'a str,
+    pub(crate) limit: i64,
+}
+
+pub(crate) async fn list_articles(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filter: &ArticleFilter<'_>,
+) -> Result<Vec<Article>, ServiceError> {
+    // Tags are a JSON array: match the quoted tag, which labels never contain.
+    let sql = format!(
+        "SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND ($2 = '' OR locale = $2) \
+         AND ($3 < 0 OR status = $3) AND ($4 = '' OR category_id = $4) AND ($5 = '' OR tags LIKE $5) AND id > $6 \
+         ORDER BY id LIMIT $7"
+    );
+    let tag =
+        if filter.tag.is_empty() { String::new() } else { format!("%\"{}\"%", filter.tag.replace(['%', '_'], "")) };
+    let rows = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(filter.locale)
+        .bind(filter.status.map_or(-1, |status| status as i64))
+        .bind(filter.category_id)
+        .bind(tag)
+        .bind(filter.after_id)
+        .bind(filter.limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.iter().map(article_from).collect::<Result<_, _>>()?)
+}
+
+/// Which articles of every tenant changed at or after `since`: (tenant, locale, id, changed_at),
+/// how search indexes follow the database without reading whole rows they already have.
+pub(crate) async fn changes_since(
+    conn: &mut AnyConnection,
+    since: i64,
+) -> Result<Vec<(String, String, String, i64)>, ServiceError> {
+    let rows = sqlx::query("SELECT tenant_id, locale, id, changed_at FROM articles WHERE changed_at >= $1")
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((row.try_get("tenant_id")?, row.try_get("locale")?, row.try_get("id")?, row.try_get("changed_at")?))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// One page of a tenant's published articles in id order, for a full rebuild.
+pub(crate) async fn published_page(
+    conn: &mut AnyConnection,
+    tenant: Option<&str>,
+    after: (&str, &str),
+    limit: i64,
+) -> Result<Vec<Article>, ServiceError> {
+    let sql = format!(
+        "SELECT {ARTICLE_COLUMNS} FROM articles WHERE status = $1 AND ($2 = '' OR tenant_id = $2) \
+         AND (tenant_id > $3 OR (tenant_id = $3 AND id > $4)) ORDER BY tenant_id, id LIMIT $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ArticleStatus::Published as i64)
+        .bind(tenant.unwrap_or(""))
+        .bind(after.0)
+        .bind(after.1)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.iter().map(article_from).collect::<Result<_, _>>()?)
+}
+
+pub(crate) async fn upsert_category(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    category: &proto::Category,
+) -> Result<(), ServiceError> {
+    let names = serde_json::to_string(&category.names).unwrap_or_else(|_| "{}".to_owned());
+    sqlx::query(
+        "INSERT INTO categories (tenant_id, id, parent_id, names, position) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET parent_id = $3, names = $4, position = $5",
+    )
+    .bind(tenant)
+    .bind(&category.id)
+    .bind(&category.parent_id)
+    .bind(names)
+    .bind(i64::from(category.position))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The tenant's categories, by position.
+pub(crate) async fn categories(conn: &mut AnyConnection, tenant: &str) -> Result<Vec<proto::Category>, ServiceError> {
+    let rows =
+        sqlx::query("SELECT id, parent_id, names, position FROM categories WHERE tenant_id = $1 ORDER BY position, id")
+            .bind(tenant)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(proto::Category {
+                id: row.try_get("id")?,
+                parent_id: row.try_get("parent_id")?,
+                names: serde_json::from_str(row.try_get("names")?).unwrap_or_default(),
+                position: row.try_get::<i64, _>("position")? as i32,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub(crate) async fn set_synonyms(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    locale: &str,
+    groups: &[Vec<String>],
+    at: i64,
+) -> Result<(), ServiceError> {
+    let groups = serde_json::to_string(groups).unwrap_or_else(|_| "[]".to_owned());
+    sqlx::query(
+        "INSERT INTO synonyms (tenant_id, locale, groups, changed_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, locale) DO UPDATE SET groups = $3, changed_at = $4",
+    )
+    .bind(tenant)
+    .bind(locale)
+    .bind(groups)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) struct SynonymRow {
+    pub(crate) tenant_id: String,
+    pub(crate) locale: String,
+    pub(crate) groups: Vec<Vec<String>>,
+}
+
+/// Synonym sets changed at or after `since` (all of them from 0).
+pub(crate) async fn synonyms_since(conn: &mut AnyConnection, since: i64) -> Result<Vec<SynonymRow>, ServiceError> {
+    let rows = sqlx::query("SELECT tenant_id, locale, groups FROM synonyms WHERE changed_at >= $1")
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SynonymRow {
+                tenant_id: row.try_get("tenant_id")?,
+                locale: row.try_get("locale")?,
+                groups: serde_json::from_str(row.try_get("groups")?).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Records a voter's vote (replacing their earlier one) and recounts the article's votes.
+pub(crate) async fn vote(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    article: &str,
+    voter: &str,
+    helpful: bool,
+    at: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO votes (tenant_id, article_id, voter, helpful, voted_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, article_id, voter) DO UPDATE SET helpful = $4, voted_at = $5",
+    )
+    .bind(tenant)
+    .bind(article)
+    .bind(voter)
+    .bind(i64::from(helpful))
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE articles SET \
+         helpful_votes = (SELECT COUNT(*) FROM votes WHERE tenant_id = $1 AND article_id = $2 AND helpful = 1), \
+         unhelpful_votes = (SELECT COUNT(*) FROM votes WHERE tenant_id = $1 AND article_id = $2 AND helpful = 0), \
+         changed_at = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(article)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds counted views to their articles.
+pub(crate) async fn add_views(
+    conn: &mut AnyConnection,
+    views: &[((String, String), i64)],
+    at: i64,
+) -> Result<(), ServiceError> {
+    for ((tenant, article), count) in views {
+        sqlx::query("UPDATE articles SET views = views + $3, changed_at = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(article)
+            .bind(count)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A search or suggestion, for the content-gap reports.
+pub(crate) struct SearchLog {
+    pub(crate) tenant_id: String,
+    pub(crate) id: String,
+    pub(crate) kind: &'static str,
+    pub(crate) query: String,
+    pub(crate) locale: String,
+    pub(crate) results: i64,
+    pub(crate) at: i64,
+}
+
+pub(crate) async fn log_searches(conn: &mut AnyConnection, logs: &[SearchLog]) -> Result<(), ServiceError> {
+    const COLUMNS: usize = 7;
+    for chunk in logs.chunks(100) {
+        let mut sql =
+            String::from("INSERT INTO searches (tenant_id, id, kind, query, locale, results, searched_at) VALUES ");
+        for (row, _) in chunk.iter().enumerate() {
+            let marks: Vec<String> = (1..=COLUMNS).map(|column| positional(conn, row * COLUMNS + column)).collect();
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            sql.push_str(&marks.join(", "));
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let mut query = sqlx::query(&sql);
+        for log in chunk {
+            query = query
+                .bind(&log.tenant_id)
+                .bind(&log.id)
+                .bind(log.kind)
+                .bind(&log.query)
+                .bind(&log.locale)
+                .bind(log.results)
+                .bind(log.at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn record_click(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    search: &str,
+    article: &str,
+    at: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO clicks (tenant_id, search_id, article_id, clicked_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(search)
+    .bind(article)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn record_uncovered(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ticket: &str,
+    locale: &str,
+    topic: &str,
+    confidence: f64,
+    at: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO uncovered_tickets (tenant_id, ticket_id, locale, topic, confidence, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(locale)
+    .bind(topic)
+    .bind(confidence)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queries of a period by how often they were searched: results and clicks per normalized query.
+pub(crate) async fn query_stats(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    locale: &str,
+    period: (i64, i64),
+    zero_results: bool,
+    limit: i64,
+) -> Result<Vec<proto::QueryStat>, ServiceError> {
+    let having = if zero_results { "MAX(s.results) = 0" } else { "MIN(s.results) > 0" };
+    let sql = format!(
+        "SELECT s.query, s.locale, COUNT(*) AS searches, SUM(CASE WHEN c.search_id IS NULL THEN 0 ELSE 1 END) AS clicks, \
+         AVG(CAST(s.results AS DOUBLE PRECISION)) AS average_results \
+         FROM searches s LEFT JOIN (SELECT DISTINCT tenant_id, search_id FROM clicks) c \
+           ON c.tenant_id = s.tenant_id AND c.search_id = s.id \
+         WHERE s.tenant_id = $1 AND s.kind = 'search' AND ($2 = '' OR s.locale = $2) \
+           AND s.searched_at >= $3 AND s.searched_at < $4 \
+         GROUP BY s.query, s.locale HAVING {having} \
+         ORDER BY COUNT(*) * 1.0 - 3.0 * SUM(CASE WHEN c.search_id IS NULL THEN 0 ELSE 1 END) DESC, s.query LIMIT $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(locale)
+        .bind(period.0)
+        .bind(period.1)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(proto::QueryStat {
+                query: row.try_get("query")?,
+                locale: row.try_get("locale")?,
+                searches: row.try_get("searches")?,
+                clicks: row.try_get("clicks")?,
+                average_results: row.try_get("average_results")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Tickets of a period that no article answered: (ticket, locale, topic terms).
+pub(crate) async fn uncovered(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    locale: &str,
+    period: (i64, i64),
+) -> Result<Vec<(String, String, String)>, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT ticket_id, locale, topic FROM uncovered_tickets WHERE tenant_id = $1 AND ($2 = '' OR locale = $2) \
+         AND created_at >= $3 AND created_at < $4 ORDER BY created_at DESC LIMIT 20000",
+    )
+    .bind(tenant)
+    .bind(locale)
+    .bind(period.0)
+    .bind(period.1)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("ticket_id")?, row.try_get("locale")?, row.try_get("topic")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
