@@ -31,6 +31,7 @@ pub struct Platform {
     identity: IdentityStore,
     bus: Arc<dyn EventBus>,
     routing: helpdesk_routing::Routing,
+    knowledge: helpdesk_knowledge::KnowledgeBase,
 }
 
 impl Platform {
@@ -56,22 +57,35 @@ impl Platform {
         let link =
             TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
         let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
+        let knowledge = helpdesk_knowledge::open(config).await?;
 
         let mut routes = RoutesBuilder::default();
         let mut services = vec!["helpdesk.identity.v1.IdentityService"];
         services.extend(helpdesk_ticketing::GRPC_SERVICES);
         services.extend(helpdesk_routing::GRPC_SERVICES);
+        services.extend(helpdesk_knowledge::GRPC_SERVICES);
         let health = Health::new(services, &mut routes).await;
         routes.add_service(IdentityGrpc::new(identity.clone()).into_server());
         ticketing.add_routes(&mut routes);
         routing.add_routes(&mut routes);
+        knowledge.add_routes(&mut routes);
 
         let gateway = helpdesk_gateway::router(
             &config.gateway,
             authenticator.clone(),
-            Backends { ticketing: channel.clone(), identity: channel.clone(), routing: channel },
+            Backends {
+                ticketing: channel.clone(),
+                identity: channel.clone(),
+                routing: channel.clone(),
+                knowledge: channel,
+            },
         );
-        let databases = vec![identity.database().clone(), ticketing.database().clone(), routing.database().clone()];
+        let databases = vec![
+            identity.database().clone(),
+            ticketing.database().clone(),
+            routing.database().clone(),
+            knowledge.database().clone(),
+        ];
         Ok(Self {
             grpc_listener,
             http_listener,
@@ -84,6 +98,7 @@ impl Platform {
             identity,
             bus,
             routing,
+            knowledge,
         })
     }
 
@@ -114,17 +129,21 @@ impl Platform {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let routing = tokio::spawn(self.routing.run(shutdown.clone()));
+        let knowledge = tokio::spawn(self.knowledge.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
         let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
         let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let http = axum::serve(listener, self.gateway).with_graceful_shutdown(shutdown.wait());
+        // The client address keys the public help center's rate limit.
+        let gateway = self.gateway.into_make_service_with_connect_info::<SocketAddr>();
+        let http = axum::serve(listener, gateway).with_graceful_shutdown(shutdown.wait());
         let (grpc, http) = tokio::join!(grpc, http);
         grpc.context("grpc server")?;
         http.context("http server")?;
         relay.await.context("event relay")?;
         routing.await.context("routing")?;
+        knowledge.await.context("knowledge")?;
         Ok(())
     }
 }

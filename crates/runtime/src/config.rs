@@ -98,6 +98,7 @@ pub struct ServiceUrls {
     pub identity_url: String,
     pub ticketing_url: String,
     pub routing_url: String,
+    pub knowledge_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -146,6 +147,7 @@ cors_allowed_origins = []
 identity_url = "http://127.0.0.1:50051"
 ticketing_url = "http://127.0.0.1:50051"
 routing_url = "http://127.0.0.1:50051"
+knowledge_url = "http://127.0.0.1:50051"
 
 [telemetry]
 log_format = "auto"

@@ -1,4 +1,5 @@
-//! Authentication and per-credential rate limiting at the edge.
+//! Authentication and rate limiting at the edge: per credential, and per client on the public
+//! help center.
 
 use std::{num::NonZeroU32, sync::Arc};
 
@@ -22,6 +23,18 @@ impl Gatekeeper {
         let per_second = NonZeroU32::new(config.rate_limit_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(per_second);
         Self { authenticator, limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)) }
+    }
+
+    /// Takes one request from `key`'s budget, or says how long to wait.
+    pub(crate) fn check(&self, key: &str) -> Result<(), ApiError> {
+        let outcome = self.limiter.check_key(&key.to_owned());
+        if self.limiter.len() > 100_000 {
+            self.limiter.retain_recent();
+        }
+        outcome.map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
+        })
     }
 }
 
@@ -48,13 +61,8 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Req
         Ok(principal) => principal,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let key = format!("{}/{}", principal.tenant_id, principal.subject);
-    if let Err(not_until) = state.auth.limiter.check_key(&key) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64).into_response();
-    }
-    if state.auth.limiter.len() > 100_000 {
-        state.auth.limiter.retain_recent();
+    if let Err(error) = state.auth.check(&format!("{}/{}", principal.tenant_id, principal.subject)) {
+        return error.into_response();
     }
     request.extensions_mut().insert(Caller { authorization: authorization.unwrap_or_default() });
     next.run(request).await

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use helpdesk_proto::{
-    common::v1 as common, identity::v1 as identity, routing::v1 as routing, ticketing::v1 as ticketing,
+    common::v1 as common, identity::v1 as identity, knowledge::v1 as knowledge, routing::v1 as routing,
+    ticketing::v1 as ticketing,
 };
 use helpdesk_runtime::time::{micros_to_timestamp, timestamp_to_micros};
 use pbjson_types::Timestamp;
@@ -71,6 +72,13 @@ rest_enum!(TargetState => routing::TargetState { Running, Paused, Met, Breached 
 rest_enum!(Trigger => routing::Trigger {
     SlaWarning, SlaBreach, SupervisorRequested, CustomerFlagged, ThreatDetected, ReassignmentLimit, VipCustomer, Manual
 });
+rest_enum!(ArticleStatus => knowledge::ArticleStatus { Draft, InReview, Published, Archived });
+rest_enum!(
+    /// Who may read an article: everyone (also the public help center), agents and admins only, or
+    /// agents, admins and customers in one of its segments.
+    ArticleVisibility => knowledge::Visibility { Public, Internal, Restricted }
+);
+rest_enum!(DiffChange => knowledge::diff_line::Change { Equal, Insert, Delete });
 
 pub(crate) fn format_time(timestamp: Option<Timestamp>) -> Option<String> {
     let micros = timestamp_to_micros(&timestamp?);
@@ -1269,4 +1277,692 @@ impl From<routing::ForecastStaffingResponse> for StaffingForecast {
             peak_agents: r.peak_agents,
         }
     }
+}
+
+// Knowledge base
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ArticleStats {
+    pub(crate) views: i64,
+    pub(crate) helpful_votes: i64,
+    pub(crate) unhelpful_votes: i64,
+}
+
+impl From<knowledge::ArticleStats> for ArticleStats {
+    fn from(s: knowledge::ArticleStats) -> Self {
+        Self { views: s.views, helpful_votes: s.helpful_votes, unhelpful_votes: s.unhelpful_votes }
+    }
+}
+
+/// Another locale's version of an article.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Translation {
+    pub(crate) article_id: String,
+    pub(crate) locale: String,
+    pub(crate) slug: String,
+    pub(crate) title: String,
+    pub(crate) status: Option<ArticleStatus>,
+}
+
+impl From<knowledge::Translation> for Translation {
+    fn from(t: knowledge::Translation) -> Self {
+        Self {
+            article_id: t.article_id,
+            locale: t.locale,
+            slug: t.slug,
+            title: t.title,
+            status: ArticleStatus::from_proto(t.status),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Article {
+    pub(crate) id: String,
+    /// Shared by an article and its translations.
+    pub(crate) translation_group: String,
+    /// `ko` or `en`.
+    pub(crate) locale: String,
+    pub(crate) slug: String,
+    /// The stable address in the help center: `/help/{locale}/articles/{slug}`.
+    pub(crate) url_path: String,
+    pub(crate) title: String,
+    pub(crate) body_markdown: String,
+    /// Rendered from the Markdown and sanitized: safe to insert into a page.
+    pub(crate) body_html: String,
+    pub(crate) category_id: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) visibility: Option<ArticleVisibility>,
+    /// Customer segments (tier or customer tags) that may see a restricted article.
+    pub(crate) segments: Vec<String>,
+    pub(crate) status: Option<ArticleStatus>,
+    /// The current content version, from 1. Send it back as `expected_version` when updating.
+    pub(crate) version: i32,
+    /// Customer phrasings the article answers; they weigh in search and suggestions.
+    pub(crate) questions: Vec<String>,
+    pub(crate) author: String,
+    pub(crate) created_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
+    pub(crate) published_at: Option<String>,
+    pub(crate) stats: ArticleStats,
+    pub(crate) translations: Vec<Translation>,
+}
+
+impl From<knowledge::Article> for Article {
+    fn from(a: knowledge::Article) -> Self {
+        Self {
+            id: a.id,
+            translation_group: a.translation_group,
+            locale: a.locale,
+            slug: a.slug,
+            url_path: a.url_path,
+            title: a.title,
+            body_markdown: a.body_markdown,
+            body_html: a.body_html,
+            category_id: non_empty(a.category_id),
+            tags: a.tags,
+            visibility: ArticleVisibility::from_proto(a.visibility),
+            segments: a.segments,
+            status: ArticleStatus::from_proto(a.status),
+            version: a.version,
+            questions: a.questions,
+            author: a.author,
+            created_at: format_time(a.created_at),
+            updated_at: format_time(a.updated_at),
+            published_at: format_time(a.published_at),
+            stats: a.stats.unwrap_or_default().into(),
+            translations: a.translations.into_iter().map(Translation::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateArticle {
+    /// `ko` or `en`.
+    pub(crate) locale: String,
+    pub(crate) title: String,
+    /// Markdown; a published article needs one.
+    #[serde(default)]
+    pub(crate) body_markdown: String,
+    #[serde(default)]
+    pub(crate) category_id: String,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    pub(crate) visibility: Option<ArticleVisibility>,
+    /// Customer segments that may see a restricted article.
+    #[serde(default)]
+    pub(crate) segments: Vec<String>,
+    /// Customer phrasings the article answers.
+    #[serde(default)]
+    pub(crate) questions: Vec<String>,
+    /// Derived from the title when empty.
+    #[serde(default)]
+    pub(crate) slug: String,
+    /// Makes the new article a translation of this one, which must be in another locale.
+    #[serde(default)]
+    pub(crate) translation_of: String,
+    #[serde(default)]
+    pub(crate) change_note: String,
+}
+
+impl From<CreateArticle> for knowledge::CreateArticleRequest {
+    fn from(a: CreateArticle) -> Self {
+        Self {
+            locale: a.locale,
+            title: a.title,
+            body_markdown: a.body_markdown,
+            category_id: a.category_id,
+            tags: a.tags,
+            visibility: a.visibility.map(i32::from).unwrap_or_default(),
+            segments: a.segments,
+            questions: a.questions,
+            slug: a.slug,
+            translation_of: a.translation_of,
+            change_note: a.change_note,
+        }
+    }
+}
+
+/// Fields left out keep their value; every change is a new version.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateArticle {
+    /// When set, the update is refused with 409 unless the article is still at this version.
+    pub(crate) expected_version: Option<i32>,
+    pub(crate) title: Option<String>,
+    pub(crate) body_markdown: Option<String>,
+    pub(crate) category_id: Option<String>,
+    /// Replaces every tag.
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) visibility: Option<ArticleVisibility>,
+    /// Replaces every segment.
+    pub(crate) segments: Option<Vec<String>>,
+    /// Replaces every question.
+    pub(crate) questions: Option<Vec<String>>,
+    pub(crate) slug: Option<String>,
+    /// Recorded with the new version.
+    #[serde(default)]
+    pub(crate) change_note: String,
+}
+
+impl UpdateArticle {
+    pub(crate) fn into_proto(self, id: String) -> knowledge::UpdateArticleRequest {
+        let list = |values: Option<Vec<String>>| values.map(|values| knowledge::StringList { values });
+        knowledge::UpdateArticleRequest {
+            id,
+            expected_version: self.expected_version.unwrap_or_default(),
+            title: self.title,
+            body_markdown: self.body_markdown,
+            category_id: self.category_id,
+            tags: list(self.tags),
+            visibility: self.visibility.map(i32::from),
+            segments: list(self.segments),
+            questions: list(self.questions),
+            slug: self.slug,
+            change_note: self.change_note,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListArticlesQuery {
+    /// `ko` or `en`; all locales when absent.
+    pub(crate) locale: Option<String>,
+    /// draft, in_review, published or archived; all when absent.
+    pub(crate) status: Option<String>,
+    pub(crate) category_id: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) page_size: Option<i32>,
+    pub(crate) page_token: Option<String>,
+}
+
+impl ListArticlesQuery {
+    pub(crate) fn into_proto(self) -> Result<knowledge::ListArticlesRequest, ApiError> {
+        let status = self.status.map(|word| ArticleStatus::parse("status", &word)).transpose()?;
+        Ok(knowledge::ListArticlesRequest {
+            locale: self.locale.unwrap_or_default(),
+            status: status.map(i32::from).unwrap_or_default(),
+            category_id: self.category_id.unwrap_or_default(),
+            tag: self.tag.unwrap_or_default(),
+            page_size: self.page_size.unwrap_or_default(),
+            page_token: self.page_token.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ArticlePage {
+    pub(crate) articles: Vec<Article>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub(crate) next_page_token: Option<String>,
+}
+
+impl From<knowledge::ListArticlesResponse> for ArticlePage {
+    fn from(response: knowledge::ListArticlesResponse) -> Self {
+        Self {
+            articles: response.articles.into_iter().map(Article::from).collect(),
+            next_page_token: non_empty(response.next_page_token),
+        }
+    }
+}
+
+/// A step in the workflow: draft, in review, published, archived.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetArticleStatus {
+    pub(crate) status: ArticleStatus,
+    #[serde(default)]
+    pub(crate) note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ArticleVersion {
+    pub(crate) article_id: String,
+    pub(crate) version: i32,
+    pub(crate) title: String,
+    /// Absent in version lists.
+    pub(crate) body_markdown: Option<String>,
+    pub(crate) category_id: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) questions: Vec<String>,
+    pub(crate) author: String,
+    pub(crate) change_note: String,
+    pub(crate) created_at: Option<String>,
+}
+
+impl From<knowledge::ArticleVersion> for ArticleVersion {
+    fn from(v: knowledge::ArticleVersion) -> Self {
+        Self {
+            article_id: v.article_id,
+            version: v.version,
+            title: v.title,
+            body_markdown: non_empty(v.body_markdown),
+            category_id: non_empty(v.category_id),
+            tags: v.tags,
+            questions: v.questions,
+            author: v.author,
+            change_note: v.change_note,
+            created_at: format_time(v.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionList {
+    /// Newest first, without bodies.
+    pub(crate) versions: Vec<ArticleVersion>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiffQuery {
+    /// The older version.
+    pub(crate) from: Option<i32>,
+    /// The newer version.
+    pub(crate) to: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DiffLine {
+    pub(crate) change: Option<DiffChange>,
+    pub(crate) text: String,
+}
+
+/// Line by line differences between two versions' bodies.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionDiff {
+    pub(crate) article_id: String,
+    pub(crate) from_version: i32,
+    pub(crate) to_version: i32,
+    pub(crate) title_changed: bool,
+    pub(crate) lines: Vec<DiffLine>,
+}
+
+impl From<knowledge::VersionDiff> for VersionDiff {
+    fn from(d: knowledge::VersionDiff) -> Self {
+        Self {
+            article_id: d.article_id,
+            from_version: d.from_version,
+            to_version: d.to_version,
+            title_changed: d.title_changed,
+            lines: d
+                .lines
+                .into_iter()
+                .map(|l| DiffLine { change: DiffChange::from_proto(l.change), text: l.text })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RestoreVersion {
+    #[serde(default)]
+    pub(crate) change_note: String,
+}
+
+/// "Was this helpful?"; voting again replaces the vote.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Vote {
+    pub(crate) helpful: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Category {
+    pub(crate) id: String,
+    /// Absent for a top-level category.
+    pub(crate) parent_id: Option<String>,
+    /// Names by locale, e.g. `{"ko": "결제", "en": "Billing"}`.
+    pub(crate) names: HashMap<String, String>,
+    pub(crate) position: i32,
+}
+
+impl From<knowledge::Category> for Category {
+    fn from(c: knowledge::Category) -> Self {
+        Self { id: c.id, parent_id: non_empty(c.parent_id), names: c.names, position: c.position }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CategoryList {
+    /// Parents before children, by position.
+    pub(crate) categories: Vec<Category>,
+}
+
+impl From<knowledge::ListCategoriesResponse> for CategoryList {
+    fn from(response: knowledge::ListCategoriesResponse) -> Self {
+        Self { categories: response.categories.into_iter().map(Category::from).collect() }
+    }
+}
+
+/// A category's definition. Parents must not loop.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpsertCategory {
+    /// Empty or absent for a top-level category.
+    #[serde(default)]
+    pub(crate) parent_id: String,
+    /// Names by locale, e.g. `{"ko": "결제", "en": "Billing"}`; at least one.
+    pub(crate) names: HashMap<String, String>,
+    /// Lower positions come first among siblings.
+    #[serde(default)]
+    pub(crate) position: i32,
+}
+
+impl UpsertCategory {
+    pub(crate) fn into_proto(self, id: String) -> knowledge::UpsertCategoryRequest {
+        knowledge::UpsertCategoryRequest {
+            category: Some(knowledge::Category {
+                id,
+                parent_id: self.parent_id,
+                names: self.names,
+                position: self.position,
+            }),
+        }
+    }
+}
+
+/// A locale's synonym groups: a query for any term of a group also finds the others.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Synonyms {
+    pub(crate) locale: String,
+    pub(crate) groups: Vec<Vec<String>>,
+}
+
+impl From<knowledge::Synonyms> for Synonyms {
+    fn from(s: knowledge::Synonyms) -> Self {
+        Self { locale: s.locale, groups: s.groups.into_iter().map(|group| group.terms).collect() }
+    }
+}
+
+/// Replaces every synonym group of the locale.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetSynonyms {
+    /// Each group has two terms or more, e.g. `[["환불", "반품"], ["배송", "택배"]]`.
+    pub(crate) groups: Vec<Vec<String>>,
+}
+
+impl SetSynonyms {
+    pub(crate) fn into_proto(self, locale: String) -> knowledge::SetSynonymsRequest {
+        knowledge::SetSynonymsRequest {
+            locale,
+            groups: self.groups.into_iter().map(|terms| knowledge::SynonymGroup { terms }).collect(),
+        }
+    }
+}
+
+/// The `q` a search needs, trimmed.
+fn required_query(q: Option<String>) -> Result<String, ApiError> {
+    match q.map(|q| q.trim().to_owned()) {
+        Some(q) if !q.is_empty() => Ok(q),
+        _ => Err(ApiError::field("q", "is required")),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchQuery {
+    /// Keywords, Korean or English. Required.
+    pub(crate) q: Option<String>,
+    /// Which locale's articles to search; detected from the query when absent.
+    pub(crate) locale: Option<String>,
+    pub(crate) category_id: Option<String>,
+    pub(crate) tag: Option<String>,
+    /// At most 50; 10 when absent.
+    pub(crate) limit: Option<i32>,
+}
+
+impl SearchQuery {
+    pub(crate) fn into_proto(self) -> Result<knowledge::SearchRequest, ApiError> {
+        Ok(knowledge::SearchRequest {
+            query: required_query(self.q)?,
+            locale: self.locale.unwrap_or_default(),
+            category_id: self.category_id.unwrap_or_default(),
+            tag: self.tag.unwrap_or_default(),
+            limit: self.limit.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PublicSearchQuery {
+    /// Keywords, Korean or English. Required.
+    pub(crate) q: Option<String>,
+    /// Which locale's articles to search; detected from the query when absent.
+    pub(crate) locale: Option<String>,
+    pub(crate) category_id: Option<String>,
+    /// At most 50; 10 when absent.
+    pub(crate) limit: Option<i32>,
+}
+
+impl PublicSearchQuery {
+    pub(crate) fn into_proto(self, tenant_id: String) -> Result<knowledge::PublicSearchRequest, ApiError> {
+        Ok(knowledge::PublicSearchRequest {
+            tenant_id,
+            query: required_query(self.q)?,
+            locale: self.locale.unwrap_or_default(),
+            category_id: self.category_id.unwrap_or_default(),
+            limit: self.limit.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SearchHit {
+    pub(crate) article_id: String,
+    pub(crate) title: String,
+    pub(crate) slug: String,
+    pub(crate) url_path: String,
+    pub(crate) category_id: Option<String>,
+    /// A fragment of the body with the matched terms in `<mark>`; everything else escaped.
+    pub(crate) snippet_html: String,
+    pub(crate) score: f64,
+    pub(crate) visibility: Option<ArticleVisibility>,
+}
+
+/// Published articles the caller may see, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SearchResults {
+    pub(crate) hits: Vec<SearchHit>,
+    /// The locale searched.
+    pub(crate) locale: String,
+    /// Send it with `/clicks` when a hit is opened.
+    pub(crate) search_id: String,
+    /// Whether the query was corrected for typos.
+    pub(crate) fuzzy: bool,
+}
+
+impl From<knowledge::SearchResponse> for SearchResults {
+    fn from(r: knowledge::SearchResponse) -> Self {
+        Self {
+            hits: r
+                .hits
+                .into_iter()
+                .map(|h| SearchHit {
+                    article_id: h.article_id,
+                    title: h.title,
+                    slug: h.slug,
+                    url_path: h.url_path,
+                    category_id: non_empty(h.category_id),
+                    snippet_html: h.snippet_html,
+                    score: h.score,
+                    visibility: ArticleVisibility::from_proto(h.visibility),
+                })
+                .collect(),
+            locale: r.locale,
+            search_id: r.search_id,
+            fuzzy: r.fuzzy,
+        }
+    }
+}
+
+/// The text to find answering articles for, such as a contact form before it is sent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuggestArticles {
+    pub(crate) subject: String,
+    pub(crate) body: String,
+    /// Detected from the text when absent.
+    #[serde(default)]
+    pub(crate) locale: String,
+    /// At most 10; 3 when absent.
+    #[serde(default)]
+    pub(crate) limit: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Suggestion {
+    pub(crate) article_id: String,
+    pub(crate) title: String,
+    pub(crate) url_path: String,
+    pub(crate) score: f64,
+    /// 0 to 1: how sure the match is.
+    pub(crate) confidence: f64,
+}
+
+/// The articles that most likely answer; empty when none is a confident match.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Suggestions {
+    pub(crate) suggestions: Vec<Suggestion>,
+    pub(crate) locale: String,
+    /// The best match's confidence, also when it was too low to suggest anything.
+    pub(crate) confidence: f64,
+    /// Send it with `/clicks` when a suggestion is opened.
+    pub(crate) search_id: String,
+}
+
+impl From<knowledge::SuggestResponse> for Suggestions {
+    fn from(r: knowledge::SuggestResponse) -> Self {
+        Self {
+            suggestions: r
+                .suggestions
+                .into_iter()
+                .map(|s| Suggestion {
+                    article_id: s.article_id,
+                    title: s.title,
+                    url_path: s.url_path,
+                    score: s.score,
+                    confidence: s.confidence,
+                })
+                .collect(),
+            locale: r.locale,
+            confidence: r.confidence,
+            search_id: r.search_id,
+        }
+    }
+}
+
+/// A search hit or suggestion that was opened.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordClick {
+    pub(crate) search_id: String,
+    pub(crate) article_id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContentGapsQuery {
+    /// RFC 3339; defaults to 30 days before `until`.
+    pub(crate) since: Option<String>,
+    /// RFC 3339; defaults to now.
+    pub(crate) until: Option<String>,
+    /// `ko` or `en`; both when absent.
+    pub(crate) locale: Option<String>,
+    /// Rows per list, at most 200; 20 when absent.
+    pub(crate) limit: Option<i32>,
+}
+
+impl ContentGapsQuery {
+    pub(crate) fn into_proto(self) -> Result<knowledge::ContentGapsRequest, ApiError> {
+        let time = |field: &str, value: Option<String>| value.map(|value| parse_time(field, &value)).transpose();
+        Ok(knowledge::ContentGapsRequest {
+            since: time("since", self.since)?,
+            until: time("until", self.until)?,
+            locale: self.locale.unwrap_or_default(),
+            limit: self.limit.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QueryStat {
+    pub(crate) query: String,
+    pub(crate) locale: String,
+    pub(crate) searches: i64,
+    pub(crate) clicks: i64,
+    pub(crate) average_results: f64,
+}
+
+impl From<knowledge::QueryStat> for QueryStat {
+    fn from(q: knowledge::QueryStat) -> Self {
+        Self {
+            query: q.query,
+            locale: q.locale,
+            searches: q.searches,
+            clicks: q.clicks,
+            average_results: q.average_results,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TopicStat {
+    /// The words the tickets share.
+    pub(crate) topic: String,
+    pub(crate) locale: String,
+    pub(crate) tickets: i64,
+    pub(crate) example_ticket_ids: Vec<String>,
+}
+
+impl From<knowledge::TopicStat> for TopicStat {
+    fn from(t: knowledge::TopicStat) -> Self {
+        Self { topic: t.topic, locale: t.locale, tickets: t.tickets, example_ticket_ids: t.example_ticket_ids }
+    }
+}
+
+/// What to write next.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ContentGaps {
+    /// Searches that found nothing.
+    pub(crate) zero_result_queries: Vec<QueryStat>,
+    /// Searched often, results shown, rarely opened.
+    pub(crate) low_click_queries: Vec<QueryStat>,
+    /// Tickets that got no confident suggestion, grouped by their words.
+    pub(crate) uncovered_topics: Vec<TopicStat>,
+}
+
+impl From<knowledge::ContentGapsResponse> for ContentGaps {
+    fn from(r: knowledge::ContentGapsResponse) -> Self {
+        Self {
+            zero_result_queries: r.zero_result_queries.into_iter().map(QueryStat::from).collect(),
+            low_click_queries: r.low_click_queries.into_iter().map(QueryStat::from).collect(),
+            uncovered_topics: r.uncovered_topics.into_iter().map(TopicStat::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Reindexed {
+    /// Articles indexed.
+    pub(crate) articles: i64,
+    pub(crate) seconds: f64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PublicArticleQuery {
+    /// The slug's locale, `ko` or `en`; needed when the path names a slug.
+    pub(crate) locale: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! The REST/JSON gateway for external clients (web widget, mobile apps, integrations). It
 //! authenticates each request, applies a per-credential rate limit, and calls the gRPC services
-//! with the caller's credentials and trace context.
+//! with the caller's credentials and trace context. The public help center under `/v1/help` needs
+//! no credentials and is rate-limited per client address instead.
 
 mod auth;
 mod dto;
@@ -20,6 +21,9 @@ use axum::{
 };
 use helpdesk_proto::{
     identity::v1::identity_service_client::IdentityServiceClient,
+    knowledge::v1::{
+        help_center_service_client::HelpCenterServiceClient, knowledge_service_client::KnowledgeServiceClient,
+    },
     routing::v1::{routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient},
     ticketing::v1::{
         custom_field_service_client::CustomFieldServiceClient, customer_service_client::CustomerServiceClient,
@@ -41,6 +45,7 @@ pub struct Backends {
     pub ticketing: Channel,
     pub identity: Channel,
     pub routing: Channel,
+    pub knowledge: Channel,
 }
 
 #[derive(Clone)]
@@ -52,6 +57,8 @@ pub(crate) struct AppState {
     pub(crate) identity: IdentityServiceClient<Channel>,
     pub(crate) routing: RoutingServiceClient<Channel>,
     pub(crate) sla: SlaServiceClient<Channel>,
+    pub(crate) knowledge: KnowledgeServiceClient<Channel>,
+    pub(crate) help_center: HelpCenterServiceClient<Channel>,
     pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
     pub(crate) auth: Arc<auth::Gatekeeper>,
 }
@@ -67,17 +74,23 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         identity: IdentityServiceClient::new(backends.identity),
         routing: RoutingServiceClient::new(backends.routing.clone()),
         sla: SlaServiceClient::new(backends.routing),
+        knowledge: KnowledgeServiceClient::new(backends.knowledge.clone()),
+        help_center: HelpCenterServiceClient::new(backends.knowledge),
         auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
     };
     let request_id = HeaderName::from_static("x-request-id");
     let api = routes::router()
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let help_center = routes::help_center::router()
+        .route_layer(middleware::from_fn_with_state(state.clone(), routes::help_center::rate_limit))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
     Router::new()
         .merge(api)
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .merge(help_center)
         .fallback(|| async { error::ApiError::new(helpdesk_runtime::ErrorKind::NotFound, "no such endpoint") })
         .with_state(state)
         .layer(middleware::from_fn(record_duration))

@@ -13,13 +13,17 @@ async fn main() -> anyhow::Result<()> {
     let identity = grpc::lazy_channel(&config.services.identity_url)?;
     let ticketing = grpc::lazy_channel(&config.services.ticketing_url)?;
     let routing = grpc::lazy_channel(&config.services.routing_url)?;
+    let knowledge = grpc::lazy_channel(&config.services.knowledge_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity.clone())))?);
-    let router = helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity, routing });
+    let router =
+        helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity, routing, knowledge });
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown::on_os_signal().wait()).await?;
+    // The client address keys the public help center's rate limit.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown::on_os_signal().wait()).await?;
     Ok(())
 }

@@ -10,9 +10,10 @@ use crate::{dto, error, routes};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "helpdesk REST API", description = "Tickets, conversations, customers, saved replies and routing. \
-        Authenticate with `Authorization: Bearer <api key or JWT>`. Errors share one body: \
-        `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
+    info(title = "helpdesk REST API", description = "Tickets, conversations, customers, saved replies, routing and \
+        the knowledge base. Authenticate with `Authorization: Bearer <api key or JWT>`, except on the public help \
+        center under `/v1/help/{tenant}`, which needs no credentials and is rate-limited per client address. \
+        Errors share one body: `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
     paths(
         routes::tickets::create, routes::tickets::get, routes::tickets::update, routes::tickets::list,
         routes::tickets::add_message, routes::tickets::list_messages, routes::tickets::history,
@@ -27,10 +28,19 @@ use crate::{dto, error, routes};
         routes::routing::list_agents, routes::routing::upsert_agent, routes::routing::set_presence,
         routes::routing::list_queues, routes::routing::upsert_queue, routes::routing::queue_stats,
         routes::routing::forecast_staffing,
+        routes::knowledge::create_article, routes::knowledge::list_articles, routes::knowledge::get_article,
+        routes::knowledge::update_article, routes::knowledge::set_article_status, routes::knowledge::list_versions,
+        routes::knowledge::get_version, routes::knowledge::restore_version, routes::knowledge::diff_versions,
+        routes::knowledge::vote, routes::knowledge::list_categories, routes::knowledge::upsert_category,
+        routes::knowledge::get_synonyms, routes::knowledge::set_synonyms, routes::knowledge::search,
+        routes::knowledge::suggest, routes::knowledge::ticket_suggestions, routes::knowledge::record_click,
+        routes::knowledge::content_gaps, routes::knowledge::reindex,
+        routes::help_center::public_search, routes::help_center::public_article, routes::help_center::public_categories,
+        routes::help_center::public_suggest, routes::help_center::public_vote, routes::help_center::public_click,
     ),
     components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::Status, dto::Visibility, dto::FlagKind,
         dto::AuthorKind, dto::Role, dto::CustomFieldType, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
-        dto::TargetState, dto::Trigger)),
+        dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

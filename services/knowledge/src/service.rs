@@ -12,6 +12,7 @@ use crate::{
     markdown,
     model::{self, Article, Audience, Stats},
     store,
+    suggest::{MIN_CONFIDENCE, Scored},
 };
 
 const DEFAULT_LIMIT: usize = 10;
@@ -598,27 +599,38 @@ impl Knowledge {
         })
     }
 
+    /// Every candidate for `text`, best first, with scores and confidences, before the
+    /// confidence cut: what [`Knowledge::suggest`] chooses from, and what evaluations measure.
+    pub async fn rank_suggestions(
+        &self,
+        tenant: &str,
+        audience: Audience,
+        text: &str,
+        locale: &str,
+    ) -> Result<(String, Vec<Scored>), ServiceError> {
+        let text = prefix(text.trim(), MAX_SUGGEST_CHARS).to_owned();
+        if text.is_empty() {
+            return Err(ServiceError::invalid_field("subject", "subject or body is required"));
+        }
+        let locale = model::locale_for("locale", locale, &text)?;
+        let (indexes, tenant, shard_locale) = (self.indexes.clone(), tenant.to_owned(), locale.clone());
+        let scored = tokio::task::spawn_blocking(move || indexes.suggest(&tenant, &shard_locale, &text, &audience))
+            .await
+            .map_err(|error| ServiceError::internal(&error))??;
+        Ok((locale, scored))
+    }
+
     pub async fn suggest(
         &self,
         tenant: &str,
         audience: Audience,
         request: proto::SuggestRequest,
     ) -> Result<proto::SuggestResponse, ServiceError> {
-        let text = format!("{}\n{}", request.subject.trim(), request.body.trim());
-        let text = prefix(text.trim(), MAX_SUGGEST_CHARS).to_owned();
-        if text.is_empty() {
-            return Err(ServiceError::invalid_field("subject", "subject or body is required"));
-        }
-        let locale = model::locale_for("locale", &request.locale, &text)?;
         let limit = limit(request.limit, 3, 10)?;
-        let (indexes, tenant_owned, locale_owned) = (self.indexes.clone(), tenant.to_owned(), locale.clone());
-        let scored =
-            tokio::task::spawn_blocking(move || indexes.suggest(&tenant_owned, &locale_owned, &text, &audience))
-                .await
-                .map_err(|error| ServiceError::internal(&error))??;
+        let text = format!("{}\n{}", request.subject.trim(), request.body.trim());
+        let (locale, scored) = self.rank_suggestions(tenant, audience, &text, &request.locale).await?;
         let confidence = scored.first().map_or(0.0, |best| best.confidence);
-        let confident: Vec<_> =
-            scored.into_iter().filter(|s| s.confidence >= crate::suggest::MIN_CONFIDENCE).take(limit).collect();
+        let confident: Vec<_> = scored.into_iter().filter(|s| s.confidence >= MIN_CONFIDENCE).take(limit).collect();
         let query = prefix(request.subject.trim(), 200);
         let search_id = self.activity.log_search(tenant, "suggest", query, &locale, confident.len());
         if confident.is_empty() && !request.ticket_id.is_empty() {

@@ -4,10 +4,10 @@ use crate::{Map, analysis, model::Article};
 
 /// A suggested article with its score and a confidence between 0 and 1.
 #[derive(Clone, Debug)]
-pub(crate) struct Scored {
-    pub(crate) article_id: String,
-    pub(crate) score: f32,
-    pub(crate) confidence: f32,
+pub struct Scored {
+    pub article_id: String,
+    pub score: f32,
+    pub confidence: f32,
 }
 
 #[derive(Default)]
@@ -21,7 +21,7 @@ pub(crate) struct Suggester {
 }
 
 /// Below this, a suggestion is noise rather than an answer.
-pub(crate) const MIN_CONFIDENCE: f32 = 0.5;
+pub const MIN_CONFIDENCE: f32 = 0.5;
 
 const K1: f32 = 2.0;
 const B: f32 = 0.75;

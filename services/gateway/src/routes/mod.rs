@@ -1,7 +1,10 @@
-//! REST routes under `/v1`.
+//! REST routes under `/v1`: the authenticated API here, the public help center in
+//! [`help_center`].
 
 pub(crate) mod admin;
 pub(crate) mod customers;
+pub(crate) mod help_center;
+pub(crate) mod knowledge;
 pub(crate) mod routing;
 pub(crate) mod tickets;
 
@@ -42,6 +45,23 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/queues/{id}", put(routing::upsert_queue))
         .route("/v1/queues/{id}/stats", get(routing::queue_stats))
         .route("/v1/staffing/forecast", post(routing::forecast_staffing))
+        .route("/v1/tickets/{id}/suggestions", get(knowledge::ticket_suggestions))
+        .route("/v1/kb/articles", post(knowledge::create_article).get(knowledge::list_articles))
+        .route("/v1/kb/articles/{id}", get(knowledge::get_article).patch(knowledge::update_article))
+        .route("/v1/kb/articles/{id}/status", post(knowledge::set_article_status))
+        .route("/v1/kb/articles/{id}/versions", get(knowledge::list_versions))
+        .route("/v1/kb/articles/{id}/versions/{version}", get(knowledge::get_version))
+        .route("/v1/kb/articles/{id}/versions/{version}/restore", post(knowledge::restore_version))
+        .route("/v1/kb/articles/{id}/diff", get(knowledge::diff_versions))
+        .route("/v1/kb/articles/{id}/votes", post(knowledge::vote))
+        .route("/v1/kb/categories", get(knowledge::list_categories))
+        .route("/v1/kb/categories/{id}", put(knowledge::upsert_category))
+        .route("/v1/kb/synonyms/{locale}", get(knowledge::get_synonyms).put(knowledge::set_synonyms))
+        .route("/v1/kb/search", get(knowledge::search))
+        .route("/v1/kb/suggestions", post(knowledge::suggest))
+        .route("/v1/kb/clicks", post(knowledge::record_click))
+        .route("/v1/kb/gaps", get(knowledge::content_gaps))
+        .route("/v1/kb/reindex", post(knowledge::reindex))
 }
 
 /// The `Idempotency-Key` header, or empty.

@@ -1,0 +1,285 @@
+//! The public help center: no credentials, the tenant in the path, published public articles
+//! only. Each client (the first `X-Forwarded-For` address, else the peer address) has its own rate
+//! limit per tenant.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use axum::{
+    Extension, Json, Router,
+    extract::{ConnectInfo, Path, Request, State, rejection::PathRejection},
+    http::{HeaderMap, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use helpdesk_proto::knowledge::v1 as proto;
+use helpdesk_runtime::grpc;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    AppState,
+    dto::{self, PublicArticleQuery, PublicSearchQuery, RecordClick, SuggestArticles, Vote},
+    error::{ApiError, ErrorBody, JsonBody, QueryParams},
+};
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/help/{tenant}/search", get(public_search))
+        .route("/v1/help/{tenant}/articles/{id_or_slug}", get(public_article))
+        .route("/v1/help/{tenant}/categories", get(public_categories))
+        .route("/v1/help/{tenant}/suggestions", post(public_suggest))
+        .route("/v1/help/{tenant}/articles/{id}/votes", post(public_vote))
+        .route("/v1/help/{tenant}/clicks", post(public_click))
+}
+
+/// Who a public request comes from.
+#[derive(Clone)]
+pub(crate) struct Visitor {
+    client: String,
+}
+
+impl Visitor {
+    /// An opaque, stable id for the visitor of a tenant, so that a repeated vote replaces the
+    /// earlier one.
+    fn id(&self, tenant: &str, headers: &HeaderMap) -> String {
+        let user_agent = headers.get(header::USER_AGENT).map(|value| value.as_bytes()).unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(tenant.as_bytes());
+        hasher.update(self.client.as_bytes());
+        hasher.update(user_agent);
+        let mut id = hex::encode(hasher.finalize());
+        id.truncate(32);
+        id
+    }
+}
+
+/// The first `X-Forwarded-For` address, else the peer address.
+fn client_address(request: &Request) -> String {
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .map(str::trim)
+        .filter(|address| !address.is_empty());
+    match forwarded {
+        Some(address) => address.to_owned(),
+        None => request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
+    }
+}
+
+/// Applies the per-client limit before anything else, and hands the handlers the [`Visitor`].
+/// A route layer, so that the tenant in the path is known.
+pub(crate) async fn rate_limit(
+    State(state): State<AppState>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let params = match params {
+        Ok(Path(params)) => params,
+        Err(rejection) => return ApiError::field("path", rejection.body_text()).into_response(),
+    };
+    let tenant = params.get("tenant").map(String::as_str).unwrap_or_default();
+    let client = client_address(&request);
+    if let Err(error) = state.auth.check(&format!("help/{tenant}/{client}")) {
+        return error.into_response();
+    }
+    request.extensions_mut().insert(Visitor { client });
+    next.run(request).await
+}
+
+/// Search the tenant's published public articles, Korean or English, best first.
+#[utoipa::path(get, path = "/v1/help/{tenant}/search", tag = "help center", params(PublicSearchQuery),
+    security(()), responses((status = 200, body = dto::SearchResults), (status = 400, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub(crate) async fn public_search(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    QueryParams(query): QueryParams<PublicSearchQuery>,
+) -> ApiResult<dto::SearchResults> {
+    let request = query.into_proto(tenant_id)?;
+    let response = state.help_center.clone().search_articles(grpc::outgoing(request, None)).await?.into_inner();
+    Ok(Json(response.into()))
+}
+
+/// A published public article by id, or by slug with `locale`; counts a view.
+#[utoipa::path(get, path = "/v1/help/{tenant}/articles/{id_or_slug}", tag = "help center",
+    params(PublicArticleQuery), security(()),
+    responses((status = 200, body = dto::Article), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn public_article(
+    State(state): State<AppState>,
+    Path((tenant_id, id_or_slug)): Path<(String, String)>,
+    QueryParams(query): QueryParams<PublicArticleQuery>,
+) -> ApiResult<dto::Article> {
+    let request = proto::PublicGetArticleRequest { tenant_id, id_or_slug, locale: query.locale.unwrap_or_default() };
+    let article = state.help_center.clone().get_article(grpc::outgoing(request, None)).await?.into_inner();
+    Ok(Json(article.into()))
+}
+
+/// The tenant's categories, parents before children, by position.
+#[utoipa::path(get, path = "/v1/help/{tenant}/categories", tag = "help center", security(()),
+    responses((status = 200, body = dto::CategoryList), (status = 429, body = ErrorBody)))]
+pub(crate) async fn public_categories(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+) -> ApiResult<dto::CategoryList> {
+    let request = proto::PublicListCategoriesRequest { tenant_id };
+    let response = state.help_center.clone().list_categories(grpc::outgoing(request, None)).await?.into_inner();
+    Ok(Json(response.into()))
+}
+
+/// Articles that may answer a contact form before it is sent.
+#[utoipa::path(post, path = "/v1/help/{tenant}/suggestions", tag = "help center", request_body = SuggestArticles,
+    security(()), responses((status = 200, body = dto::Suggestions), (status = 400, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub(crate) async fn public_suggest(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    JsonBody(body): JsonBody<SuggestArticles>,
+) -> ApiResult<dto::Suggestions> {
+    let request = proto::PublicSuggestRequest {
+        tenant_id,
+        subject: body.subject,
+        body: body.body,
+        locale: body.locale,
+        limit: body.limit,
+    };
+    let response = state.help_center.clone().suggest_articles(grpc::outgoing(request, None)).await?.into_inner();
+    Ok(Json(response.into()))
+}
+
+/// "Was this helpful?": a visitor's repeated vote replaces the earlier one.
+#[utoipa::path(post, path = "/v1/help/{tenant}/articles/{id}/votes", tag = "help center", request_body = Vote,
+    security(()), responses((status = 200, body = dto::ArticleStats), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub(crate) async fn public_vote(
+    State(state): State<AppState>,
+    Extension(visitor): Extension<Visitor>,
+    Path((tenant_id, article_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Vote>,
+) -> ApiResult<dto::ArticleStats> {
+    let request = proto::PublicVoteRequest {
+        visitor_id: visitor.id(&tenant_id, &headers),
+        tenant_id,
+        article_id,
+        helpful: body.helpful,
+    };
+    let stats = state.help_center.clone().vote(grpc::outgoing(request, None)).await?.into_inner();
+    Ok(Json(stats.into()))
+}
+
+/// Record that a search hit or suggestion was opened.
+#[utoipa::path(post, path = "/v1/help/{tenant}/clicks", tag = "help center", request_body = RecordClick,
+    security(()), responses((status = 204), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn public_click(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    JsonBody(body): JsonBody<RecordClick>,
+) -> Result<StatusCode, ApiError> {
+    let request = proto::PublicClickRequest { tenant_id, search_id: body.search_id, article_id: body.article_id };
+    state.help_center.clone().record_click(grpc::outgoing(request, None)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::{body::Body, http::Request};
+    use helpdesk_runtime::{
+        ServiceError,
+        auth::{ApiKeyResolver, ApiKeySecret, Authenticator, BoxFuture, Principal},
+        config::Config,
+    };
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::Backends;
+
+    struct NoKeys;
+
+    impl ApiKeyResolver for NoKeys {
+        fn resolve<'a>(&'a self, _: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    /// The gateway in front of services that are never reached, with one request per client.
+    fn gateway() -> Router {
+        let env = [
+            ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), "1".to_owned()),
+            ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), "1".to_owned()),
+        ];
+        let config = Config::load_from(None, env).expect("valid config");
+        let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(NoKeys)).expect("authenticator"));
+        let nowhere = grpc::lazy_channel("http://127.0.0.1:1").expect("channel");
+        let backends = Backends {
+            ticketing: nowhere.clone(),
+            identity: nowhere.clone(),
+            routing: nowhere.clone(),
+            knowledge: nowhere,
+        };
+        crate::router(&config.gateway, authenticator, backends)
+    }
+
+    async fn get(gateway: &Router, uri: &str, forwarded_for: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::get(uri).header("x-forwarded-for", forwarded_for).body(Body::empty()).expect("request");
+        let response = gateway.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_public_search_without_q_is_refused_naming_q_and_needs_no_credentials() {
+        let gateway = gateway();
+
+        let (status, body) = get(&gateway, "/v1/help/acme/search?locale=ko", "203.0.113.1").await;
+
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["fields"][0]["field"], "q");
+    }
+
+    #[tokio::test]
+    async fn the_knowledge_base_api_still_needs_credentials() {
+        let gateway = gateway();
+
+        let (status, _) = get(&gateway, "/v1/kb/search", "203.0.113.1").await;
+
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn each_client_of_the_help_center_has_its_own_rate_limit() {
+        let gateway = gateway();
+
+        let first = get(&gateway, "/v1/help/acme/search", "203.0.113.1, 10.0.0.1").await.0;
+        let again = get(&gateway, "/v1/help/acme/search", "203.0.113.1").await.0;
+        let other_client = get(&gateway, "/v1/help/acme/search", "203.0.113.2").await.0;
+
+        assert_eq!(first, StatusCode::BAD_REQUEST);
+        assert_eq!(again, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(other_client, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn visitor_ids_are_32_hex_characters_and_differ_by_tenant() {
+        let visitor = Visitor { client: "203.0.113.1".to_owned() };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::USER_AGENT, "Mozilla/5.0".parse().expect("header value"));
+
+        let acme = visitor.id("acme", &headers);
+
+        assert_eq!(acme.len(), 32);
+        assert!(acme.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(acme, visitor.id("acme", &headers));
+        assert_ne!(acme, visitor.id("globex", &headers));
+    }
+}
