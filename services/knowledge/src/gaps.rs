@@ -135,22 +135,25 @@ pub(crate) fn topic(subject: &str, body: &str) -> String {
 /// Groups uncovered tickets by the term most of them share, paired with the term that most often
 /// comes with it; each ticket counts once, under its most common term.
 pub(crate) fn group_topics(
-    tickets: &[(String, String, String)],
+    tickets: &[store::Uncovered],
     limit: usize,
 ) -> Vec<helpdesk_proto::knowledge::v1::TopicStat> {
     let mut frequency: Map<(&str, &str), usize> = Map::default();
-    for (_, locale, topic) in tickets {
-        for term in topic.split(' ').filter(|term| !term.is_empty()) {
-            *frequency.entry((locale.as_str(), term)).or_default() += 1;
+    for ticket in tickets {
+        for term in ticket.topic.split(' ').filter(|term| !term.is_empty()) {
+            *frequency.entry((ticket.locale.as_str(), term)).or_default() += 1;
         }
     }
-    let mut groups: Map<(&str, &str), Vec<&(String, String, String)>> = Map::default();
+    let mut groups: Map<(&str, &str), Vec<&store::Uncovered>> = Map::default();
     for ticket in tickets {
-        let best = ticket.2.split(' ').filter(|term| !term.is_empty()).max_by_key(|term| {
-            (frequency.get(&(ticket.1.as_str(), *term)).copied().unwrap_or(0), std::cmp::Reverse(*term))
-        });
+        let count = |term: &&str| frequency.get(&(ticket.locale.as_str(), *term)).copied().unwrap_or(0);
+        let best = ticket
+            .topic
+            .split(' ')
+            .filter(|term| !term.is_empty())
+            .max_by_key(|term| (count(term), std::cmp::Reverse(*term)));
         if let Some(term) = best {
-            groups.entry((ticket.1.as_str(), term)).or_default().push(ticket);
+            groups.entry((ticket.locale.as_str(), term)).or_default().push(ticket);
         }
     }
     let mut topics: Vec<_> = groups
@@ -158,7 +161,7 @@ pub(crate) fn group_topics(
         .map(|((locale, term), members)| {
             let mut companions: Map<&str, usize> = Map::default();
             for member in &members {
-                for other in member.2.split(' ').filter(|other| !other.is_empty() && *other != term) {
+                for other in member.topic.split(' ').filter(|other| !other.is_empty() && *other != term) {
                     *companions.entry(other).or_default() += 1;
                 }
             }
@@ -171,7 +174,7 @@ pub(crate) fn group_topics(
                 topic: companion.map_or_else(|| term.to_owned(), |other| format!("{term} {other}")),
                 locale: locale.to_owned(),
                 tickets: members.len() as i64,
-                example_ticket_ids: members.iter().take(5).map(|member| member.0.clone()).collect(),
+                example_ticket_ids: members.iter().take(5).map(|member| member.ticket_id.clone()).collect(),
             }
         })
         .collect();
@@ -186,14 +189,18 @@ mod tests {
 
     #[test]
     fn tickets_about_the_same_thing_form_one_topic() {
-        let tickets: Vec<(String, String, String)> = [
+        let tickets: Vec<store::Uncovered> = [
             ("t1", "Refund for a duplicate charge", "I was charged twice"),
             ("t2", "Duplicate charge on my card", ""),
             ("t3", "charged twice - duplicate charge", ""),
             ("t4", "How do I change my address?", ""),
         ]
         .iter()
-        .map(|(id, subject, body)| (id.to_string(), "en".to_owned(), topic(subject, body)))
+        .map(|(id, subject, body)| store::Uncovered {
+            ticket_id: id.to_string(),
+            locale: "en".to_owned(),
+            topic: topic(subject, body),
+        })
         .collect();
         let topics = group_topics(&tickets, 10);
         assert_eq!(topics[0].tickets, 3, "{topics:?}");

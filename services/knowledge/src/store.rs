@@ -587,13 +587,20 @@ pub(crate) async fn query_stats(
         .map_err(Into::into)
 }
 
-/// Tickets of a period that no article answered: (ticket, locale, topic terms).
+/// A ticket that no article answered, with the terms that name its topic.
+pub(crate) struct Uncovered {
+    pub(crate) ticket_id: String,
+    pub(crate) locale: String,
+    pub(crate) topic: String,
+}
+
+/// Tickets of a period that no article answered, newest first.
 pub(crate) async fn uncovered(
     conn: &mut AnyConnection,
     tenant: &str,
     locale: &str,
     period: (i64, i64),
-) -> Result<Vec<(String, String, String)>, ServiceError> {
+) -> Result<Vec<Uncovered>, ServiceError> {
     let rows = sqlx::query(
         "SELECT ticket_id, locale, topic FROM uncovered_tickets WHERE tenant_id = $1 AND ($2 = '' OR locale = $2) \
          AND created_at >= $3 AND created_at < $4 ORDER BY created_at DESC LIMIT 20000",
@@ -605,7 +612,13 @@ pub(crate) async fn uncovered(
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get("ticket_id")?, row.try_get("locale")?, row.try_get("topic")?)))
+        .map(|row| {
+            Ok(Uncovered {
+                ticket_id: row.try_get("ticket_id")?,
+                locale: row.try_get("locale")?,
+                topic: row.try_get("topic")?,
+            })
+        })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }

@@ -23,6 +23,8 @@ use helpdesk_runtime::config::DatabaseConfig;
 
 const TENANT: &str = "eval";
 
+type Loader = fn(&std::path::Path) -> Option<Dataset>;
+
 struct Article {
     key: String,
     title: String,
@@ -317,7 +319,7 @@ async fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other}; usage: knowledge-eval [--data DIR] [--only NAME]"),
         }
     }
-    let loaders: [(&str, fn(&std::path::Path) -> Option<Dataset>); 3] =
+    let loaders: [(&str, Loader); 3] =
         [("banking77", banking77), ("clinc150", clinc150), ("chatbot_data_ko", chatbot_ko)];
     for (name, load) in loaders {
         if only.as_deref().is_some_and(|only| only != name) {
