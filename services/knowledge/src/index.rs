@@ -4,7 +4,7 @@
 //! other replicas' through [`crate::follow`]), and a rebuild swaps in a fresh index while the old
 //! one keeps answering.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, atomic::Ordering};
 
 use helpdesk_proto::knowledge::v1::Visibility;
 use helpdesk_runtime::ServiceError;
@@ -21,7 +21,7 @@ use crate::{
     analysis::{ANALYZER, Analyzer},
     markdown,
     model::{Article, Audience, Stats},
-    suggest::Suggester,
+    suggest::{Language, Snapshot, Suggester},
 };
 
 /// The most query terms used; the rest of a pasted essay adds cost, not precision.
@@ -31,6 +31,9 @@ const RERANK_DEPTH: usize = 50;
 const SNIPPET_CHARS: usize = 200;
 /// Writer memory per index: tantivy's minimum is 15 MB per indexing thread.
 const WRITER_BYTES: usize = 40_000_000;
+/// Suggestion models with up to this many example phrasings train before the next suggestion
+/// (well under a second); larger ones train in the background.
+const SYNC_TRAINING_EXAMPLES: usize = 50_000;
 
 type ShardKey = (String, String);
 
@@ -87,6 +90,8 @@ struct Shard {
     fields: Fields,
     articles: RwLock<Map<String, Indexed>>,
     suggester: RwLock<Suggester>,
+    /// Whether a model is being trained in the background.
+    training: std::sync::atomic::AtomicBool,
 }
 
 /// Synonym groups of one tenant and locale, as analyzed terms: each term maps to the other
@@ -127,7 +132,7 @@ fn engine_error(error: tantivy::TantivyError) -> ServiceError {
 }
 
 impl Shard {
-    fn new() -> Result<Self, ServiceError> {
+    fn new(locale: &str) -> Result<Self, ServiceError> {
         let mut schema = Schema::builder();
         let analyzed = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -154,11 +159,12 @@ impl Shard {
             writer: Mutex::new(writer),
             fields,
             articles: RwLock::new(Map::default()),
-            suggester: RwLock::new(Suggester::default()),
+            suggester: RwLock::new(Suggester::new(Language::of_locale(locale))),
+            training: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    fn document(&self, article: &Article) -> TantivyDocument {
+    fn document(&self, article: &Article, body_text: String) -> TantivyDocument {
         let f = self.fields;
         let mut doc = TantivyDocument::new();
         doc.add_text(f.id, &article.id);
@@ -166,7 +172,7 @@ impl Shard {
         for question in &article.questions {
             doc.add_text(f.questions, question);
         }
-        doc.add_text(f.body, markdown::to_text(&article.body_markdown));
+        doc.add_text(f.body, body_text);
         doc.add_text(f.slug, &article.slug);
         doc.add_text(f.category, &article.category_id);
         for tag in &article.tags {
@@ -211,11 +217,43 @@ impl Shard {
             writer.delete_term(Term::from_field_text(self.fields.id, &article.id));
             suggester.remove(&article.id);
             if searchable {
-                writer.add_document(self.document(article)).map_err(engine_error)?;
-                suggester.insert(article);
+                let body_text = markdown::to_text(&article.body_markdown);
+                suggester.insert(article, &body_text);
+                writer.add_document(self.document(article, body_text)).map_err(engine_error)?;
             }
         }
         Ok(changed)
+    }
+
+    /// Retrains the suggestion model if articles changed: at once for small knowledge bases,
+    /// in the background for large ones (suggestions use the previous model meanwhile).
+    fn refresh_model(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let snapshot = {
+            let suggester = self.suggester.read().map_err(lock_error)?;
+            if !suggester.is_stale() {
+                return Ok(());
+            }
+            if suggester.examples() > SYNC_TRAINING_EXAMPLES && self.training.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+            suggester.snapshot()
+        };
+        let train = |shard: &Shard, snapshot: Snapshot| {
+            let model = snapshot.fit();
+            if let Ok(mut suggester) = shard.suggester.write() {
+                suggester.install(model, snapshot.generation());
+            }
+        };
+        if snapshot.examples() > SYNC_TRAINING_EXAMPLES {
+            let shard = self.clone();
+            std::thread::spawn(move || {
+                train(&shard, snapshot);
+                shard.training.store(false, Ordering::Release);
+            });
+        } else {
+            train(self, snapshot);
+        }
+        Ok(())
     }
 
     fn commit(&self) -> Result<(), ServiceError> {
@@ -239,7 +277,7 @@ impl Indexes {
         if let Some(shard) = shards.get(&key) {
             return Ok(shard.clone());
         }
-        let shard = Arc::new(Shard::new()?);
+        let shard = Arc::new(Shard::new(locale)?);
         shards.insert(key, shard.clone());
         Ok(shard)
     }
@@ -276,9 +314,10 @@ impl Indexes {
             by_shard.entry((article.tenant_id.clone(), article.locale.clone())).or_default().push(article);
         }
         for (key, articles) in by_shard {
-            let shard = Arc::new(Shard::new()?);
+            let shard = Arc::new(Shard::new(&key.1)?);
             shard.stage(&articles)?;
             shard.commit()?;
+            shard.refresh_model()?;
             fresh.insert(key, shard);
         }
         let mut shards = self.shards.write().map_err(lock_error)?;
@@ -406,6 +445,7 @@ impl Indexes {
         audience: &Audience,
     ) -> Result<Vec<crate::suggest::Scored>, ServiceError> {
         let Some(shard) = self.shard(tenant, locale) else { return Ok(Vec::new()) };
+        shard.refresh_model()?;
         let known = shard.articles.read().map_err(lock_error)?;
         let suggester = shard.suggester.read().map_err(lock_error)?;
         let visible =
