@@ -6,6 +6,7 @@
 mod bad_input;
 mod events;
 mod grpc;
+mod knowledge;
 mod routing;
 mod routing_rest;
 mod security;

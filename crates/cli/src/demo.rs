@@ -113,6 +113,7 @@ pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::St
     let auth = format!("Bearer {admin_key}");
     let auth = Some(auth.as_str());
     seed_routing(channel.clone(), auth).await?;
+    crate::demo_knowledge::seed(channel.clone(), auth).await?;
     let mut customers = CustomerServiceClient::new(channel.clone());
     let mut tickets = TicketServiceClient::new(channel.clone());
     let mut replies = SavedReplyServiceClient::new(channel.clone());

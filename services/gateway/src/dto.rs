@@ -1809,7 +1809,10 @@ impl From<knowledge::SearchResponse> for SearchResults {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SuggestArticles {
+    /// Subject or body (or both) is required.
+    #[serde(default)]
     pub(crate) subject: String,
+    #[serde(default)]
     pub(crate) body: String,
     /// Detected from the text when absent.
     #[serde(default)]

@@ -24,7 +24,7 @@ use helpdesk_runtime::{
 
 pub use model::Audience;
 pub use service::Knowledge;
-pub use suggest::{MIN_CONFIDENCE, Scored};
+pub use suggest::{CONFIDENCE_PIVOT, MIN_CONFIDENCE, Scored};
 
 /// Maps keyed by ids and terms, looked up on every query: foldhash rather than SipHash.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

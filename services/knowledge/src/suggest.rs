@@ -26,10 +26,11 @@ pub struct Scored {
     pub confidence: f32,
 }
 
-/// Below this, a suggestion is noise rather than an answer. A confidence of 0.5 is a best H of
-/// [`H_THRESHOLD`], the 75th percentile of H on clinc150's out-of-scope training queries.
+/// Below this, a suggestion is noise rather than an answer.
 pub const MIN_CONFIDENCE: f32 = 0.5;
-const H_THRESHOLD: f32 = 1.45;
+/// The ratio of H to the article's own mean H at which confidence is 0.5: the 75th percentile
+/// of that ratio on clinc150's out-of-scope training queries (`knowledge-eval --calibrate`).
+pub const CONFIDENCE_PIVOT: f32 = 0.48;
 
 const EPOCHS: usize = 10;
 /// Fewer passes for large knowledge bases, where training time grows with every example.
@@ -186,6 +187,9 @@ pub(crate) struct Model {
     /// Feature → (example, TF-IDF weight), and each example's article slot (Korean only).
     examples: Map<u32, Vec<(u32, f32)>>,
     example_slots: Vec<u32>,
+    /// Each article's mean H over its own examples: H is judged against it, so that confidence
+    /// means the same in a knowledge base of five articles and of five thousand.
+    own_scores: Map<u32, f32>,
 }
 
 /// Everything the suggestions of one tenant and locale know. Articles change the BM25 index at
@@ -367,7 +371,22 @@ impl Snapshot {
                 }
             }
         }
-        Model { idf, weights, examples, example_slots }
+        let mut own: Map<u32, (f32, f32)> = Map::default();
+        for (vector, &owner) in vectors.iter().zip(&owners) {
+            let score: f32 = vector
+                .iter()
+                .filter_map(|(feature, x)| {
+                    let weights = weights.get(feature)?;
+                    let at = weights.binary_search_by_key(&owner, |(slot, _)| *slot).ok()?;
+                    Some(x * weights[at].1)
+                })
+                .sum();
+            let entry = own.entry(owner).or_default();
+            entry.0 += score;
+            entry.1 += 1.0;
+        }
+        let own_scores = own.into_iter().map(|(slot, (sum, n))| (slot, (sum / n).max(0.1))).collect();
+        Model { idf, weights, examples, example_slots, own_scores }
     }
 }
 
@@ -468,8 +487,9 @@ impl Suggester {
             .into_iter()
             .filter_map(|(slot, score)| {
                 let entry = self.entries[slot as usize].as_ref()?;
-                let h = linear[slot as usize].max(0.0);
-                Some(Scored { article_id: entry.id.clone(), score, confidence: h / (h + H_THRESHOLD) })
+                let own = self.model.as_ref().and_then(|model| model.own_scores.get(&slot).copied());
+                let ratio = own.map_or(0.0, |own| linear[slot as usize].max(0.0) / own);
+                Some(Scored { article_id: entry.id.clone(), score, confidence: ratio / (ratio + CONFIDENCE_PIVOT) })
             })
             .collect()
     }

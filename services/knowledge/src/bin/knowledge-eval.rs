@@ -17,7 +17,7 @@
 
 use std::{collections::HashMap, path::PathBuf, time::Instant};
 
-use helpdesk_knowledge::{Audience, Knowledge, MIN_CONFIDENCE};
+use helpdesk_knowledge::{Audience, CONFIDENCE_PIVOT, Knowledge, MIN_CONFIDENCE};
 use helpdesk_proto::knowledge::v1 as proto;
 use helpdesk_runtime::config::DatabaseConfig;
 
@@ -39,6 +39,8 @@ struct Dataset {
     /// (query, key of the article that answers it)
     queries: Vec<(String, String)>,
     out_of_scope: Vec<String>,
+    /// Out-of-scope queries for calibrating the confidence, never for measuring.
+    calibration: Vec<String>,
 }
 
 #[derive(Default)]
@@ -123,7 +125,7 @@ fn intent_dataset(name: &'static str, examples: Vec<(String, String)>, split: im
             questions,
         });
     }
-    Dataset { name, locale: "en", articles, queries, out_of_scope: Vec::new() }
+    Dataset { name, locale: "en", articles, queries, out_of_scope: Vec::new(), calibration: Vec::new() }
 }
 
 fn banking77(dir: &std::path::Path) -> Option<Dataset> {
@@ -139,6 +141,7 @@ fn clinc150(dir: &std::path::Path) -> Option<Dataset> {
     let mut dataset = intent_dataset("clinc150", json.get("train")?.clone(), |_| false);
     dataset.queries = json.get("val")?.clone();
     dataset.out_of_scope = json.get("oos_val")?.iter().map(|(text, _)| text.clone()).collect();
+    dataset.calibration = json.get("oos_train")?.iter().map(|(text, _)| text.clone()).collect();
     Some(dataset)
 }
 
@@ -163,7 +166,14 @@ fn chatbot_ko(dir: &std::path::Path) -> Option<Dataset> {
         }
         articles.push(Article { key, title: answer.clone(), body: answer, questions: kept });
     }
-    Some(Dataset { name: "chatbot_data_ko", locale: "ko", articles, queries, out_of_scope: Vec::new() })
+    Some(Dataset {
+        name: "chatbot_data_ko",
+        locale: "ko",
+        articles,
+        queries,
+        out_of_scope: Vec::new(),
+        calibration: Vec::new(),
+    })
 }
 
 /// Plain BM25 over each article's questions concatenated: the baseline.
@@ -279,6 +289,24 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
         }
     }
     let queried = started.elapsed();
+    if !dataset.calibration.is_empty() {
+        // The confidence's underlying ratio (H over the article's own mean H) of each top
+        // candidate, from which CONFIDENCE_PIVOT is chosen.
+        let mut ratios = Vec::new();
+        for query in &dataset.calibration {
+            let (_, scored) = knowledge.rank_suggestions(TENANT, Audience::Staff, query, dataset.locale).await?;
+            let confidence = scored.first().map_or(0.0, |best| best.confidence).min(0.999_999);
+            ratios.push(CONFIDENCE_PIVOT * confidence / (1.0 - confidence));
+        }
+        ratios.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  calibration (oos_train) ratio percentiles: 70th {:.3}, 75th {:.3}, 80th {:.3}",
+            at(0.70),
+            at(0.75),
+            at(0.80)
+        );
+    }
 
     println!(
         "\n{} — {} articles, {} queries (loaded through the service in {:.1} s; queries answered in {:.1} s)",
