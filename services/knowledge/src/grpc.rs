@@ -234,6 +234,16 @@ impl KnowledgeService for Api {
         .await
     }
 
+    async fn import_articles(
+        &self,
+        request: Request<proto::ImportArticlesRequest>,
+    ) -> Result<Response<proto::ImportArticlesResponse>, Status> {
+        handle(request, Needs::Staff, |caller, request| async move {
+            self.0.import_articles(&caller.tenant_id, &caller.subject, caller.role == Role::Admin, request).await
+        })
+        .await
+    }
+
     async fn reindex(
         &self,
         request: Request<proto::ReindexRequest>,

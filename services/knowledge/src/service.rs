@@ -22,12 +22,92 @@ const MAX_QUERY_CHARS: usize = 500;
 const MAX_SUGGEST_CHARS: usize = 2_000;
 const MAX_SYNONYM_GROUPS: usize = 1_000;
 const DEFAULT_PAGE: i64 = 50;
+const MAX_IMPORT: usize = 1_000;
 const MAX_PAGE: i64 = 500;
 
 pub struct Knowledge {
     db: Database,
     indexes: Arc<Indexes>,
     activity: Activity,
+}
+
+/// A validated draft from a create request, with its change note; translation group and slug
+/// are settled by [`insert_new`].
+fn new_article(
+    tenant: &str,
+    author: &str,
+    request: proto::CreateArticleRequest,
+    now: i64,
+) -> Result<NewArticle, ServiceError> {
+    model::check_locale("locale", &request.locale)?;
+    let title = model::check_title(&request.title)?;
+    model::check_body(&request.body_markdown)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let article = Article {
+        tenant_id: tenant.to_owned(),
+        translation_group: request.translation_of,
+        locale: request.locale,
+        slug: model::slug(&request.slug, &title)?,
+        tags: model::labels("tags", &request.tags)?,
+        segments: model::labels("segments", &request.segments)?,
+        questions: model::questions(&request.questions)?,
+        visibility: model::visibility(request.visibility)?,
+        title,
+        body_html: markdown::to_safe_html(&request.body_markdown),
+        body_markdown: request.body_markdown,
+        category_id: request.category_id,
+        status: ArticleStatus::Draft,
+        version: 1,
+        author: author.to_owned(),
+        created_at: now,
+        updated_at: now,
+        published_at: None,
+        stats: Stats::default(),
+        changed_at: now,
+        id,
+    };
+    Ok(NewArticle { article, note: request.change_note, slug_given: !request.slug.is_empty() })
+}
+
+/// Names the fields of an error about the `i`th article of a list.
+fn in_list(i: usize, mut error: ServiceError) -> ServiceError {
+    for violation in &mut error.field_violations {
+        violation.field = format!("articles[{i}].{}", violation.field);
+    }
+    error
+}
+
+/// A validated article before it is written.
+struct NewArticle {
+    article: Article,
+    note: String,
+    /// A slug asked for must be free; a derived one gets a suffix when taken.
+    slug_given: bool,
+}
+
+/// Writes a new article and its first version. `translation_group` holds the article it
+/// translates, if any, and is replaced by that article's group.
+async fn insert_new(tx: &mut sqlx::AnyConnection, new: &mut NewArticle) -> Result<(), ServiceError> {
+    let article = &mut new.article;
+    if article.translation_group.is_empty() {
+        article.translation_group = article.id.clone();
+    } else {
+        let source = store::article(tx, &article.tenant_id, &article.translation_group)
+            .await?
+            .ok_or_else(|| ServiceError::invalid_field("translation_of", "no such article"))?;
+        if source.locale == article.locale {
+            return Err(ServiceError::invalid_field("translation_of", "a translation needs another locale"));
+        }
+        article.translation_group = source.translation_group;
+    }
+    if store::slug_taken(tx, &article.tenant_id, &article.locale, &article.slug, &article.id).await? {
+        if new.slug_given {
+            return Err(ServiceError::invalid_field("slug", "already used by another article in this locale"));
+        }
+        article.slug = format!("{}-{}", article.slug, &article.id[article.id.len() - 6..]);
+    }
+    store::insert_article(tx, article).await?;
+    store::insert_version(tx, article, &new.note).await
 }
 
 fn limit(requested: i32, default: usize, max: usize) -> Result<usize, ServiceError> {
@@ -101,63 +181,54 @@ impl Knowledge {
         author: &str,
         request: proto::CreateArticleRequest,
     ) -> Result<proto::Article, ServiceError> {
-        model::check_locale("locale", &request.locale)?;
-        let title = model::check_title(&request.title)?;
-        model::check_body(&request.body_markdown)?;
-        let tags = model::labels("tags", &request.tags)?;
-        let segments = model::labels("segments", &request.segments)?;
-        let questions = model::questions(&request.questions)?;
-        let visibility = model::visibility(request.visibility)?;
-        let slug = model::slug(&request.slug, &title)?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = now_micros();
-
+        let mut new = new_article(tenant, author, request, now_micros())?;
         let mut tx = self.db.writer().begin().await?;
-        let translation_group = if request.translation_of.is_empty() {
-            id.clone()
-        } else {
-            let source = store::article(&mut tx, tenant, &request.translation_of)
-                .await?
-                .ok_or_else(|| ServiceError::invalid_field("translation_of", "no such article"))?;
-            if source.locale == request.locale {
-                return Err(ServiceError::invalid_field("translation_of", "a translation needs another locale"));
-            }
-            source.translation_group
-        };
-        let mut slug = slug;
-        if store::slug_taken(&mut tx, tenant, &request.locale, &slug, &id).await? {
-            if !request.slug.is_empty() {
-                return Err(ServiceError::invalid_field("slug", "already used by another article in this locale"));
-            }
-            slug = format!("{slug}-{}", &id[id.len() - 6..]);
-        }
-        let article = Article {
-            tenant_id: tenant.to_owned(),
-            id,
-            translation_group,
-            locale: request.locale,
-            slug,
-            title,
-            body_html: markdown::to_safe_html(&request.body_markdown),
-            body_markdown: request.body_markdown,
-            category_id: request.category_id,
-            tags,
-            visibility,
-            segments,
-            status: ArticleStatus::Draft,
-            version: 1,
-            questions,
-            author: author.to_owned(),
-            created_at: now,
-            updated_at: now,
-            published_at: None,
-            stats: Stats::default(),
-            changed_at: now,
-        };
-        store::insert_article(&mut tx, &article).await?;
-        store::insert_version(&mut tx, &article, &request.change_note).await?;
+        insert_new(&mut tx, &mut new).await?;
         tx.commit().await?;
-        self.article_view(&article).await
+        self.article_view(&new.article).await
+    }
+
+    /// Creates many articles in one transaction, published if asked: all or nothing.
+    pub async fn import_articles(
+        &self,
+        tenant: &str,
+        author: &str,
+        admin: bool,
+        request: proto::ImportArticlesRequest,
+    ) -> Result<proto::ImportArticlesResponse, ServiceError> {
+        if request.articles.is_empty() || request.articles.len() > MAX_IMPORT {
+            return Err(ServiceError::invalid_field("articles", format!("1 to {MAX_IMPORT} articles")));
+        }
+        if request.publish && !admin {
+            return Err(ServiceError::permission_denied("only admins publish articles"));
+        }
+        let now = now_micros();
+        let mut articles = Vec::with_capacity(request.articles.len());
+        for (i, create) in request.articles.into_iter().enumerate() {
+            let in_list = |error| in_list(i, error);
+            let mut new = new_article(tenant, author, create, now).map_err(in_list)?;
+            if request.publish {
+                if new.article.body_markdown.trim().is_empty() {
+                    return Err(in_list(ServiceError::invalid_field(
+                        "body_markdown",
+                        "a published article needs a body",
+                    )));
+                }
+                new.article.status = ArticleStatus::Published;
+                new.article.published_at = Some(now);
+            }
+            articles.push(new);
+        }
+        let mut tx = self.db.writer().begin().await?;
+        for (i, new) in articles.iter_mut().enumerate() {
+            insert_new(&mut tx, new).await.map_err(|error| in_list(i, error))?;
+        }
+        tx.commit().await?;
+        let article_ids = articles.iter().map(|new| new.article.id.clone()).collect();
+        if request.publish {
+            self.index(articles.into_iter().map(|new| new.article).collect()).await?;
+        }
+        Ok(proto::ImportArticlesResponse { article_ids })
     }
 
     /// Loads the article for update, lets `change` edit it, and writes it back with a fresh

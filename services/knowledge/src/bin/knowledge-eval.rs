@@ -237,23 +237,21 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut ids: HashMap<String, String> = HashMap::new();
-    for article in &dataset.articles {
-        let request = proto::CreateArticleRequest {
-            locale: dataset.locale.to_owned(),
-            title: article.title.clone(),
-            body_markdown: article.body.clone(),
-            questions: article.questions.clone(),
-            visibility: proto::Visibility::Public as i32,
-            ..Default::default()
-        };
-        let created = knowledge.create_article(TENANT, "eval", request).await?;
-        let publish = proto::SetArticleStatusRequest {
-            id: created.id.clone(),
-            status: proto::ArticleStatus::Published as i32,
-            note: String::new(),
-        };
-        knowledge.set_status(TENANT, true, publish).await?;
-        ids.insert(created.id, article.key.clone());
+    for chunk in dataset.articles.chunks(1_000) {
+        let articles = chunk
+            .iter()
+            .map(|article| proto::CreateArticleRequest {
+                locale: dataset.locale.to_owned(),
+                title: article.title.clone(),
+                body_markdown: article.body.clone(),
+                questions: article.questions.clone(),
+                visibility: proto::Visibility::Public as i32,
+                ..Default::default()
+            })
+            .collect();
+        let request = proto::ImportArticlesRequest { articles, publish: true };
+        let imported = knowledge.import_articles(TENANT, "eval", true, request).await?;
+        ids.extend(imported.article_ids.into_iter().zip(chunk.iter().map(|article| article.key.clone())));
     }
     let loaded = started.elapsed();
 
