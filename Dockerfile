@@ -5,6 +5,7 @@
 #   helpdesk-identity         identity gRPC service (tenants, API keys)
 #   helpdesk-ticketing        ticketing gRPC service
 #   helpdesk-routing          routing gRPC service (queues, assignment, SLAs)
+#   helpdesk-knowledge        knowledge gRPC service (articles, search, suggestions, help center)
 #   helpdesk-gateway          REST gateway
 #   helpdesk admin ...        admin commands against the configured database
 #
@@ -32,7 +33,7 @@ RUN find . -type f ! -name Cargo.toml ! -name Cargo.lock ! -path './.cargo/*' ! 
 # and ring.
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
 WORKDIR /src
-ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-gateway"
+ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-gateway"
 
 COPY --from=skeleton /src/ ./
 RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
@@ -51,6 +52,7 @@ RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/regist
        target/release/helpdesk-identity \
        target/release/helpdesk-ticketing \
        target/release/helpdesk-routing \
+       target/release/helpdesk-knowledge \
        target/release/helpdesk-gateway \
        /out/
 

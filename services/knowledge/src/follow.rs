@@ -50,7 +50,10 @@ pub(crate) async fn rebuild(
     }
     let count = articles.len();
     let target = indexes.clone();
-    tokio::task::spawn_blocking(move || target.replace(&tenants, &articles))
+    // At start-up nothing is searchable yet: swap in at once and train large models after.
+    // A reindex trains first: the old indexes answer meanwhile.
+    let trained = tenant.is_some();
+    tokio::task::spawn_blocking(move || target.replace(&tenants, &articles, trained))
         .await
         .map_err(|error| ServiceError::internal(&error))??;
     // Changes committed while the new indexes were built.

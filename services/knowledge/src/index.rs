@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock, atomic::Ordering};
 use helpdesk_proto::knowledge::v1::Visibility;
 use helpdesk_runtime::ServiceError;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+    Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
     collector::TopDocs,
     query::{BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery},
     schema::{Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value},
@@ -27,13 +27,13 @@ use crate::{
 /// The most query terms used; the rest of a pasted essay adds cost, not precision.
 const MAX_QUERY_TERMS: usize = 32;
 /// Hits considered before popularity and helpfulness re-rank them.
-const RERANK_DEPTH: usize = 50;
+const RERANK_DEPTH: usize = 30;
 const SNIPPET_CHARS: usize = 200;
 /// Writer memory per index: tantivy's minimum is 15 MB per indexing thread.
 const WRITER_BYTES: usize = 40_000_000;
 /// Suggestion models with up to this many example phrasings train before the next suggestion
 /// (well under a second); larger ones train in the background.
-const SYNC_TRAINING_EXAMPLES: usize = 50_000;
+const SYNC_TRAINING_EXAMPLES: usize = 20_000;
 
 type ShardKey = (String, String);
 
@@ -256,6 +256,14 @@ impl Shard {
         Ok(())
     }
 
+    /// Trains the suggestion model on this thread, whatever its size.
+    fn train_now(&self) -> Result<(), ServiceError> {
+        let snapshot = self.suggester.read().map_err(lock_error)?.snapshot();
+        let model = snapshot.fit();
+        self.suggester.write().map_err(lock_error)?.install(model, snapshot.generation());
+        Ok(())
+    }
+
     fn commit(&self) -> Result<(), ServiceError> {
         self.writer.lock().map_err(lock_error)?.commit().map_err(engine_error)?;
         self.reader.reload().map_err(engine_error)
@@ -282,6 +290,20 @@ impl Indexes {
         Ok(shard)
     }
 
+    /// Trains the tenant's stale suggestion models on this thread. Blocking.
+    pub(crate) fn train(&self, tenant: &str) -> Result<(), ServiceError> {
+        let shards: Vec<Arc<Shard>> = {
+            let shards = self.shards.read().map_err(lock_error)?;
+            shards.iter().filter(|((owner, _), _)| owner == tenant).map(|(_, shard)| shard.clone()).collect()
+        };
+        for shard in shards {
+            if shard.suggester.read().map_err(lock_error)?.is_stale() {
+                shard.train_now()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the indexes have not seen the article's change at `changed_at` yet.
     pub(crate) fn is_behind(&self, tenant: &str, locale: &str, id: &str, changed_at: i64) -> bool {
         let Some(shard) = self.shard(tenant, locale) else { return true };
@@ -306,8 +328,10 @@ impl Indexes {
     }
 
     /// Builds fresh indexes for `articles` (all published articles of the tenants they cover)
-    /// and swaps them in, replacing those tenants' old indexes. Blocking.
-    pub(crate) fn replace(&self, tenants: &[String], articles: &[Article]) -> Result<(), ServiceError> {
+    /// and swaps them in, replacing those tenants' old indexes. With `trained`, suggestion
+    /// models are trained before the swap, so that suggestions stay as good throughout;
+    /// otherwise large ones train in the background after it. Blocking.
+    pub(crate) fn replace(&self, tenants: &[String], articles: &[Article], trained: bool) -> Result<(), ServiceError> {
         let mut fresh: Map<ShardKey, Arc<Shard>> = Map::default();
         let mut by_shard: Map<ShardKey, Vec<&Article>> = Map::default();
         for article in articles {
@@ -317,7 +341,11 @@ impl Indexes {
             let shard = Arc::new(Shard::new(&key.1)?);
             shard.stage(&articles)?;
             shard.commit()?;
-            shard.refresh_model()?;
+            if trained {
+                shard.train_now()?;
+            } else {
+                shard.refresh_model()?;
+            }
             fresh.insert(key, shard);
         }
         let mut shards = self.shards.write().map_err(lock_error)?;
@@ -372,13 +400,12 @@ impl Indexes {
                     alternatives.push((phrase_or_term(field, synonym), weight * 0.8));
                 }
             }
-            // Typos: an unknown word of four letters or more matches words one edit away (two
-            // for long words) in titles and bodies, at a discount.
+            // Typos: an unknown word of four letters or more matches words one edit away
+            // (a transposition counts as one) in titles and bodies, at a discount.
             if !known && term.len() >= 4 && term.bytes().all(|b| b.is_ascii_alphabetic()) {
                 fuzzy = true;
-                let distance = if term.len() >= 8 { 2 } else { 1 };
                 for (field, weight) in [(f.title, 3.0), (f.body, 1.0)] {
-                    let fuzzy_query = FuzzyTermQuery::new(Term::from_field_text(field, term), distance, true);
+                    let fuzzy_query = FuzzyTermQuery::new(Term::from_field_text(field, term), 1, true);
                     alternatives.push((Box::new(fuzzy_query), weight * 0.6));
                 }
             }
@@ -403,12 +430,12 @@ impl Indexes {
         let depth = RERANK_DEPTH.max(params.limit);
         let top = searcher.search(&query, &TopDocs::with_limit(depth).order_by_score()).map_err(engine_error)?;
         let known = shard.articles.read().map_err(lock_error)?;
-        let mut ranked: Vec<(f32, DocAddress, String)> = Vec::with_capacity(top.len());
+        let mut ranked: Vec<(f32, TantivyDocument, String)> = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address).map_err(engine_error)?;
             let id = text(&doc, f.id);
             let boost = known.get(&id).map_or(1.0, |indexed| indexed.stats.boost());
-            ranked.push((score * boost, address, id));
+            ranked.push((score * boost, doc, id));
         }
         drop(known);
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -417,8 +444,7 @@ impl Indexes {
         let mut snippets = SnippetGenerator::create(&searcher, &text_query, f.body).map_err(engine_error)?;
         snippets.set_max_num_chars(SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(ranked.len());
-        for (score, address, article_id) in ranked {
-            let doc: TantivyDocument = searcher.doc(address).map_err(engine_error)?;
+        for (score, doc, article_id) in ranked {
             let mut snippet = snippets.snippet_from_doc(&doc);
             snippet.set_snippet_prefix_postfix("<mark>", "</mark>");
             let snippet_html = if snippet.is_empty() { leading_text(&text(&doc, f.body)) } else { snippet.to_html() };

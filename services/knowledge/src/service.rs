@@ -793,6 +793,15 @@ impl Knowledge {
         })
     }
 
+    /// Brings the tenant's suggestion models up to date now, rather than in the background
+    /// after the next suggestion: after a bulk import, before measuring.
+    pub async fn train_suggestions(&self, tenant: &str) -> Result<(), ServiceError> {
+        let (indexes, tenant) = (self.indexes.clone(), tenant.to_owned());
+        tokio::task::spawn_blocking(move || indexes.train(&tenant))
+            .await
+            .map_err(|error| ServiceError::internal(&error))?
+    }
+
     /// Rebuilds the tenant's indexes from the database and swaps them in; search keeps using the
     /// old ones meanwhile.
     pub async fn reindex(&self, tenant: &str) -> Result<proto::ReindexResponse, ServiceError> {

@@ -38,12 +38,15 @@ const EPOCHS_LARGE: usize = 3;
 const LARGE_EXAMPLES: usize = 50_000;
 const LEARNING_RATE: f32 = 0.5;
 const MARGIN: f32 = 1.0;
-/// Features in more articles than this (and than 2 % of them) carry no weight in H: they
-/// discriminate little and would make every query touch every article.
-const MAX_FEATURE_ARTICLES: usize = 1_000;
+/// English features in more articles than this (and than 1 % of them) carry no weight in H:
+/// they discriminate little, and training and scoring cost grows with how many articles a
+/// feature is in. BM25 still counts them. Korean syllables are fewer and each carries more, so
+/// Korean keeps ten times as many.
+const MAX_FEATURE_ARTICLES: usize = 100;
 const KNN: usize = 5;
-/// How much of a long body counts as one example phrasing.
-const BODY_EXAMPLE_CHARS: usize = 600;
+/// How much of a body counts as one example phrasing: its opening, which says what the article
+/// answers (the rest is in BM25).
+const BODY_EXAMPLE_CHARS: usize = 160;
 const CANDIDATES: usize = 10;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,14 @@ impl Language {
         }
     }
 
+    fn max_feature_articles(self, articles: usize) -> usize {
+        let cap = MAX_FEATURE_ARTICLES.max(articles / 100);
+        match self {
+            Language::English => cap,
+            Language::Korean => cap * 10,
+        }
+    }
+
     fn knn_weight(self) -> f32 {
         match self {
             Language::English => 0.0,
@@ -72,42 +83,57 @@ impl Language {
     }
 
     /// Terms for BM25: stems and stem bigrams, or Korean syllables and syllable pairs.
-    fn terms(self, text: &str) -> Vec<String> {
+    fn terms(self, text: &str) -> Vec<Feature> {
         match self {
             Language::English => {
                 let stems = analysis::terms(text);
-                let bigrams: Vec<String> = stems.windows(2).map(|pair| format!("{}_{}", pair[0], pair[1])).collect();
-                let mut terms = stems;
-                terms.extend(bigrams);
+                let mut terms: Vec<Feature> = stems.iter().map(|stem| feature(stem)).collect();
+                terms.extend(bigrams(&stems));
                 terms
             }
-            Language::Korean => korean_grams(text),
+            Language::Korean => korean_grams(text).iter().map(|gram| feature(gram)).collect(),
         }
     }
 
     /// Features for the linear model: the terms plus, in English, character 3–5-grams of
     /// each stem (marked with `#`), which carry typos and word forms.
-    fn features(self, text: &str) -> Vec<String> {
+    fn features(self, text: &str) -> Vec<Feature> {
         match self {
             Language::English => {
                 let stems = analysis::terms(text);
                 let mut features = Vec::with_capacity(stems.len() * 12);
+                let mut gram = String::new();
                 for stem in &stems {
-                    let marked: Vec<char> = format!("<{stem}>").chars().collect();
-                    for n in 3..=5 {
-                        if marked.len() > n {
-                            features
-                                .extend(marked.windows(n).map(|gram| format!("#{}", gram.iter().collect::<String>())));
+                    let marked = format!("<{stem}>");
+                    let bounds: Vec<usize> = marked.char_indices().map(|(at, _)| at).chain([marked.len()]).collect();
+                    let chars = bounds.len() - 1;
+                    for n in (3..=5).filter(|n| chars > *n) {
+                        for start in 0..=chars - n {
+                            gram.clear();
+                            gram.push('#');
+                            gram.push_str(&marked[bounds[start]..bounds[start + n]]);
+                            features.push(feature(&gram));
                         }
                     }
+                    features.push(feature(stem));
                 }
-                features.extend(stems.windows(2).map(|pair| format!("{}_{}", pair[0], pair[1])));
-                features.extend(stems);
+                features.extend(bigrams(&stems));
                 features
             }
-            Language::Korean => korean_grams(text),
+            Language::Korean => korean_grams(text).iter().map(|gram| feature(gram)).collect(),
         }
     }
+}
+
+fn bigrams(stems: &[String]) -> impl Iterator<Item = Feature> + '_ {
+    let mut pair = String::new();
+    stems.windows(2).map(move |words| {
+        pair.clear();
+        pair.push_str(&words[0]);
+        pair.push('_');
+        pair.push_str(&words[1]);
+        feature(&pair)
+    })
 }
 
 /// Every syllable and adjacent pair of each run of Hangul or of Latin letters and digits.
@@ -140,33 +166,26 @@ fn korean_grams(text: &str) -> Vec<String> {
     grams
 }
 
-/// Counts of interned features.
-type Bag = Vec<(u32, f32)>;
+/// A term or feature, by a hash of its text that is the same in every process: there are
+/// millions of distinct character grams, and keeping their text would cost more than it tells.
+type Feature = u64;
 
-fn bag(vocab: &mut Vocabulary, features: Vec<String>) -> Bag {
-    let mut counts: Map<u32, f32> = Map::default();
+/// Counts of features.
+type Bag = Vec<(Feature, f32)>;
+
+fn feature(text: &str) -> Feature {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6b6e_6f77).hash_one(text)
+}
+
+fn bag(features: Vec<Feature>) -> Bag {
+    let mut counts: Map<Feature, f32> = Map::default();
     for feature in features {
-        *counts.entry(vocab.intern(feature)).or_default() += 1.0;
+        *counts.entry(feature).or_default() += 1.0;
     }
     let mut bag: Bag = counts.into_iter().collect();
     bag.sort_unstable_by_key(|(feature, _)| *feature);
     bag
-}
-
-#[derive(Default)]
-struct Vocabulary {
-    ids: Map<String, u32>,
-}
-
-impl Vocabulary {
-    fn intern(&mut self, feature: String) -> u32 {
-        let next = self.ids.len() as u32;
-        *self.ids.entry(feature).or_insert(next)
-    }
-
-    fn get(&self, feature: &str) -> Option<u32> {
-        self.ids.get(feature).copied()
-    }
 }
 
 struct Entry {
@@ -181,11 +200,11 @@ struct Entry {
 /// The trained part: H's weights and K's example vectors, as inverted indexes.
 pub(crate) struct Model {
     /// Smoothed IDF over example phrasings, by feature.
-    idf: Map<u32, f32>,
+    idf: Map<Feature, f32>,
     /// Feature → (article slot, averaged weight).
-    weights: Map<u32, Vec<(u32, f32)>>,
+    weights: Map<Feature, Vec<(u32, f32)>>,
     /// Feature → (example, TF-IDF weight), and each example's article slot (Korean only).
-    examples: Map<u32, Vec<(u32, f32)>>,
+    examples: Map<Feature, Vec<(u32, f32)>>,
     example_slots: Vec<u32>,
     /// Each article's mean H over its own examples: H is judged against it, so that confidence
     /// means the same in a knowledge base of five articles and of five thousand.
@@ -196,11 +215,10 @@ pub(crate) struct Model {
 /// once; the model is retrained before the next suggestion that finds it stale.
 pub(crate) struct Suggester {
     language: Language,
-    vocab: Vocabulary,
     slots: Map<String, u32>,
     /// By slot; a removed article leaves its slot empty, so trained weights keep their meaning.
     entries: Vec<Option<Arc<Entry>>>,
-    postings: Map<u32, Vec<(u32, f32)>>,
+    postings: Map<Feature, Vec<(u32, f32)>>,
     total_length: f64,
     live: usize,
     examples: usize,
@@ -223,7 +241,6 @@ impl Suggester {
     pub(crate) fn new(language: Language) -> Self {
         Self {
             language,
-            vocab: Vocabulary::default(),
             slots: Map::default(),
             entries: Vec::new(),
             postings: Map::default(),
@@ -244,16 +261,14 @@ impl Suggester {
             whole.push('\n');
             whole.push_str(question);
         }
-        let terms = bag(&mut self.vocab, whole.lines().flat_map(|line| language.terms(line)).collect());
+        let terms = bag(whole.lines().flat_map(|line| language.terms(line)).collect());
         let length = terms.iter().map(|(_, count)| count).sum();
         let body_example: String = body_text.chars().take(BODY_EXAMPLE_CHARS).collect();
         let phrasings = [article.title.as_str(), body_example.as_str()]
             .into_iter()
             .chain(article.questions.iter().map(String::as_str));
-        let examples: Vec<Bag> = phrasings
-            .filter(|text| !text.trim().is_empty())
-            .map(|text| bag(&mut self.vocab, language.features(text)))
-            .collect();
+        let examples: Vec<Bag> =
+            phrasings.filter(|text| !text.trim().is_empty()).map(|text| bag(language.features(text))).collect();
         let slot = self.entries.len() as u32;
         for &(term, count) in &terms {
             self.postings.entry(term).or_default().push((slot, count));
@@ -322,11 +337,11 @@ impl Snapshot {
         // Examples, their owners, and example-level document frequencies.
         let mut owners: Vec<u32> = Vec::new();
         let mut bags: Vec<&Bag> = Vec::new();
-        let mut df: Map<u32, f32> = Map::default();
-        let mut article_df: Map<u32, usize> = Map::default();
+        let mut df: Map<Feature, f32> = Map::default();
+        let mut article_df: Map<Feature, usize> = Map::default();
         for (slot, entry) in self.entries.iter().enumerate() {
             let Some(entry) = entry else { continue };
-            let mut seen: Vec<u32> = Vec::new();
+            let mut seen: Vec<Feature> = Vec::new();
             for example in &entry.examples {
                 owners.push(slot as u32);
                 bags.push(example);
@@ -342,13 +357,13 @@ impl Snapshot {
             }
         }
         let count = bags.len() as f32;
-        let idf: Map<u32, f32> = df.iter().map(|(&f, &df)| (f, ((1.0 + count) / (1.0 + df)).ln() + 1.0)).collect();
+        let idf: Map<Feature, f32> = df.iter().map(|(&f, &df)| (f, ((1.0 + count) / (1.0 + df)).ln() + 1.0)).collect();
         let vectors: Vec<Bag> = bags.iter().map(|bag| tf_idf(bag, &idf)).collect();
 
-        let cap = MAX_FEATURE_ARTICLES.max(self.live / 50);
-        let kept = |feature: &u32| article_df.get(feature).is_some_and(|n| *n <= cap);
+        let cap = self.language.max_feature_articles(self.live);
+        let kept = |feature: &Feature| article_df.get(feature).is_some_and(|n| *n <= cap);
         // H's support: the (feature, article) pairs of the articles' own examples.
-        let mut support: Map<u32, Vec<u32>> = Map::default();
+        let mut support: Map<Feature, Vec<u32>> = Map::default();
         for (vector, &owner) in vectors.iter().zip(&owners) {
             for (feature, _) in vector.iter().filter(|(feature, _)| kept(feature)) {
                 support.entry(*feature).or_default().push(owner);
@@ -361,12 +376,12 @@ impl Snapshot {
         let epochs = if self.examples > LARGE_EXAMPLES { EPOCHS_LARGE } else { EPOCHS };
         let weights = train(&vectors, &owners, &support, self.entries.len(), epochs);
 
-        let (mut examples, mut example_slots) = (Map::<u32, Vec<(u32, f32)>>::default(), Vec::new());
+        let (mut examples, mut example_slots) = (Map::<Feature, Vec<(u32, f32)>>::default(), Vec::new());
         if self.language.knn_weight() > 0.0 {
             for (vector, &owner) in vectors.iter().zip(&owners) {
                 let example = example_slots.len() as u32;
                 example_slots.push(owner);
-                for &(feature, weight) in vector {
+                for &(feature, weight) in vector.iter().filter(|(feature, _)| kept(feature)) {
                     examples.entry(feature).or_default().push((example, weight));
                 }
             }
@@ -408,17 +423,28 @@ impl Suggester {
         // B: BM25 over whole articles, query terms as a set.
         let (k1, b) = self.language.bm25();
         let average = (self.total_length / self.live as f64) as f32;
-        let mut terms: Vec<u32> = self.language.terms(text).iter().filter_map(|term| self.vocab.get(term)).collect();
+        let mut terms: Vec<Feature> = self.language.terms(text);
         terms.sort_unstable();
         terms.dedup();
         let mut bm25 = vec![0f32; slots];
+        let bm25_of = |idf: f32, tf: f32, slot: u32| {
+            let length = self.entries[slot as usize].as_ref().map_or(average, |entry| entry.length);
+            idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length / average))
+        };
+        // Terms in many articles add to the articles other terms found, rather than making
+        // every article a candidate: the cost of a query stays with its rare words.
+        let cap = self.language.max_feature_articles(self.live);
+        let mut common: Vec<(&[(u32, f32)], f32)> = Vec::new();
         for term in &terms {
             let Some(postings) = self.postings.get(term).filter(|postings| !postings.is_empty()) else { continue };
             let df = postings.len() as f32;
             let idf = ((self.live as f32 - df + 0.5) / (df + 0.5) + 1.0).ln();
+            if postings.len() > cap {
+                common.push((postings, idf));
+                continue;
+            }
             for &(slot, tf) in postings {
-                let length = self.entries[slot as usize].as_ref().map_or(average, |entry| entry.length);
-                bm25[slot as usize] += idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length / average));
+                bm25[slot as usize] += bm25_of(idf, tf, slot);
                 touch(slot, &mut candidates);
             }
         }
@@ -427,11 +453,9 @@ impl Suggester {
         let mut linear = vec![0f32; slots];
         let mut knn = vec![0f32; slots];
         if let Some(model) = &self.model {
-            let mut counts: Map<u32, f32> = Map::default();
-            for feature in self.language.features(text) {
-                if let Some(id) = self.vocab.get(&feature).filter(|id| model.idf.contains_key(id)) {
-                    *counts.entry(id).or_default() += 1.0;
-                }
+            let mut counts: Map<Feature, f32> = Map::default();
+            for feature in self.language.features(text).into_iter().filter(|f| model.idf.contains_key(f)) {
+                *counts.entry(feature).or_default() += 1.0;
             }
             let query = tf_idf(&counts.into_iter().collect::<Vec<_>>(), &model.idf);
             for &(feature, x) in &query {
@@ -463,6 +487,14 @@ impl Suggester {
             }
         }
 
+        // Postings are in slot order: slots are handed out in order and removal keeps it.
+        for &slot in &candidates {
+            for &(postings, idf) in &common {
+                if let Ok(at) = postings.binary_search_by_key(&slot, |(owner, _)| *owner) {
+                    bm25[slot as usize] += bm25_of(idf, postings[at].1, slot);
+                }
+            }
+        }
         candidates.retain(|slot| self.entries[*slot as usize].as_ref().is_some_and(|entry| visible(&entry.id)));
         if candidates.is_empty() {
             return Vec::new();
@@ -496,7 +528,7 @@ impl Suggester {
 }
 
 /// Sublinear TF times IDF, L2-normalized; features without an IDF are dropped.
-fn tf_idf(bag: &[(u32, f32)], idf: &Map<u32, f32>) -> Bag {
+fn tf_idf(bag: &[(Feature, f32)], idf: &Map<Feature, f32>) -> Bag {
     let mut vector: Bag = bag.iter().filter_map(|&(f, tf)| idf.get(&f).map(|idf| (f, (1.0 + tf.ln()) * idf))).collect();
     let norm = vector.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
     if norm > 0.0 {
@@ -512,17 +544,26 @@ fn tf_idf(bag: &[(u32, f32)], idf: &Map<u32, f32>) -> Bag {
 fn train(
     vectors: &[Bag],
     owners: &[u32],
-    support: &Map<u32, Vec<u32>>,
+    support: &Map<Feature, Vec<u32>>,
     articles: usize,
     epochs: usize,
-) -> Map<u32, Vec<(u32, f32)>> {
-    // Per feature, the supported articles (sorted) and their current and summed weights.
-    let mut weights: Map<u32, (Vec<f32>, Vec<f32>)> =
-        support.iter().map(|(&f, owners)| (f, (vec![0.0; owners.len()], vec![0.0; owners.len()]))).collect();
+) -> Map<Feature, Vec<(u32, f32)>> {
+    // Dense numbering of the supported features, so the loop below does no hashing: per
+    // feature, its articles (sorted) and their current and summed weights.
+    let features: Vec<Feature> = support.keys().copied().collect();
+    let dense: Map<Feature, usize> = features.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+    let supported: Vec<&[u32]> = features.iter().map(|f| support[f].as_slice()).collect();
+    let mut w: Vec<Vec<f32>> = supported.iter().map(|owners| vec![0.0; owners.len()]).collect();
+    let mut sum: Vec<Vec<f32>> = w.clone();
+    let examples: Vec<Vec<(usize, f32)>> = vectors
+        .iter()
+        .map(|vector| vector.iter().filter_map(|(f, x)| dense.get(f).map(|i| (*i, *x))).collect())
+        .collect();
+
     let mut scores = vec![0f32; articles];
     let mut is_touched = vec![false; articles];
     let mut touched: Vec<u32> = Vec::new();
-    let mut order: Vec<usize> = (0..vectors.len()).collect();
+    let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut c = 1f32;
     for _ in 0..epochs {
@@ -534,10 +575,9 @@ fn train(
             order.swap(i, (rng % (i as u64 + 1)) as usize);
         }
         for &i in &order {
-            let (vector, gold) = (&vectors[i], owners[i]);
-            for &(feature, x) in vector {
-                let (Some(owners), Some((w, _))) = (support.get(&feature), weights.get(&feature)) else { continue };
-                for (owner, weight) in owners.iter().zip(w) {
+            let (example, gold) = (&examples[i], owners[i]);
+            for &(feature, x) in example {
+                for (owner, weight) in supported[feature].iter().zip(&w[feature]) {
                     if !std::mem::replace(&mut is_touched[*owner as usize], true) {
                         touched.push(*owner);
                     }
@@ -565,31 +605,31 @@ fn train(
                 is_touched[owner as usize] = false;
             }
             if gold_score - rival_score < MARGIN {
-                for &(feature, x) in vector {
-                    let (Some(owners), Some((w, sum))) = (support.get(&feature), weights.get_mut(&feature)) else {
-                        continue;
-                    };
+                for &(feature, x) in example {
                     let step = LEARNING_RATE * x;
-                    if let Ok(at) = owners.binary_search(&gold) {
-                        w[at] += step;
-                        sum[at] += c * step;
+                    if let Ok(at) = supported[feature].binary_search(&gold) {
+                        w[feature][at] += step;
+                        sum[feature][at] += c * step;
                     }
-                    if let Some(Ok(at)) = rival.map(|rival| owners.binary_search(&rival)) {
-                        w[at] -= step;
-                        sum[at] -= c * step;
+                    if let Some(Ok(at)) = rival.map(|rival| supported[feature].binary_search(&rival)) {
+                        w[feature][at] -= step;
+                        sum[feature][at] -= c * step;
                     }
                 }
             }
             c += 1.0;
         }
     }
-    weights
-        .into_iter()
-        .map(|(feature, (w, sum))| {
-            let owners = &support[&feature];
-            let averaged =
-                owners.iter().zip(w.iter().zip(&sum)).map(|(owner, (w, sum))| (*owner, w - sum / c)).collect();
-            (feature, averaged)
+    features
+        .iter()
+        .enumerate()
+        .map(|(i, feature)| {
+            let averaged = supported[i]
+                .iter()
+                .zip(w[i].iter().zip(&sum[i]))
+                .map(|(owner, (w, sum))| (*owner, w - sum / c))
+                .collect();
+            (*feature, averaged)
         })
         .collect()
 }
@@ -607,8 +647,8 @@ mod tests {
     #[test]
     fn english_features_add_bigrams_and_character_grams() {
         let features = Language::English.features("lost cards");
-        assert!(features.contains(&"lost_card".to_owned()));
-        assert!(features.contains(&"#<ca".to_owned()));
-        assert!(features.contains(&"card".to_owned()));
+        assert!(features.contains(&feature("lost_card")));
+        assert!(features.contains(&feature("#<ca")));
+        assert!(features.contains(&feature("card")));
     }
 }

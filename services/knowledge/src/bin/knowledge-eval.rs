@@ -253,6 +253,7 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
         let imported = knowledge.import_articles(TENANT, "eval", true, request).await?;
         ids.extend(imported.article_ids.into_iter().zip(chunk.iter().map(|article| article.key.clone())));
     }
+    knowledge.train_suggestions(TENANT).await?;
     let loaded = started.elapsed();
 
     let baseline = Baseline::new(&dataset.articles);
@@ -307,7 +308,7 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
     }
 
     println!(
-        "\n{} — {} articles, {} queries (loaded through the service in {:.1} s; queries answered in {:.1} s)",
+        "\n{} — {} articles, {} queries (loaded and trained through the service in {:.1} s; queries answered in {:.1} s)",
         dataset.name,
         dataset.articles.len(),
         dataset.queries.len(),
