@@ -276,23 +276,8 @@ async fn main() {
     println!("import and index, Korean: {rate:.0} articles/s");
 
     let started = Instant::now();
-    let warm = proto::SuggestRequest { subject: "order refund".into(), ..Default::default() };
-    knowledge.suggest(TENANT, Audience::Staff, warm).await.unwrap();
-    let warm = proto::SuggestRequest { subject: words.sentence(&mut random, true, 3), ..Default::default() };
-    knowledge.suggest(TENANT, Audience::Staff, warm).await.unwrap();
-    println!("first suggestion (starts model training): {:.2} s", started.elapsed().as_secs_f64());
-    // Let background training finish before measuring steady state.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let started = Instant::now();
-    loop {
-        let request = proto::SuggestRequest { subject: "order refund".into(), ..Default::default() };
-        let response = knowledge.suggest(TENANT, Audience::Staff, request).await.unwrap();
-        if response.confidence > 0.0 || started.elapsed() > Duration::from_secs(300) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("suggestion model trained after a further {:.1} s", started.elapsed().as_secs_f64());
+    knowledge.train_suggestions(TENANT).await.unwrap();
+    println!("suggestion models trained on every article: {:.1} s", started.elapsed().as_secs_f64());
 
     let (search, failed) =
         drive(knowledge.clone(), words.clone(), Load::Search, options.rate, options.seconds, None).await;

@@ -50,10 +50,7 @@ pub(crate) async fn rebuild(
     }
     let count = articles.len();
     let target = indexes.clone();
-    // At start-up nothing is searchable yet: swap in at once and train large models after.
-    // A reindex trains first: the old indexes answer meanwhile.
-    let trained = tenant.is_some();
-    tokio::task::spawn_blocking(move || target.replace(&tenants, &articles, trained))
+    tokio::task::spawn_blocking(move || target.replace(&tenants, &articles))
         .await
         .map_err(|error| ServiceError::internal(&error))??;
     // Changes committed while the new indexes were built.

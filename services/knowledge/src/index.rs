@@ -89,7 +89,9 @@ struct Shard {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     articles: RwLock<Map<String, Indexed>>,
-    suggester: RwLock<Suggester>,
+    /// Shared with the shard a reindex replaces: suggestions follow every change anyway, and
+    /// their model takes longer to train than the search index to build.
+    suggester: Arc<RwLock<Suggester>>,
     /// Whether a model is being trained in the background.
     training: std::sync::atomic::AtomicBool,
 }
@@ -132,7 +134,7 @@ fn engine_error(error: tantivy::TantivyError) -> ServiceError {
 }
 
 impl Shard {
-    fn new(locale: &str) -> Result<Self, ServiceError> {
+    fn new(locale: &str, suggester: Option<Arc<RwLock<Suggester>>>) -> Result<Self, ServiceError> {
         let mut schema = Schema::builder();
         let analyzed = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -159,7 +161,7 @@ impl Shard {
             writer: Mutex::new(writer),
             fields,
             articles: RwLock::new(Map::default()),
-            suggester: RwLock::new(Suggester::new(Language::of_locale(locale))),
+            suggester: suggester.unwrap_or_else(|| Arc::new(RwLock::new(Suggester::new(Language::of_locale(locale))))),
             training: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -185,9 +187,10 @@ impl Shard {
         doc
     }
 
-    /// Stages `articles` in the writer (newer than what the index has); returns how many
-    /// changed. Nothing is visible before [`Shard::commit`].
-    fn stage(&self, articles: &[&Article]) -> Result<usize, ServiceError> {
+    /// Stages `articles` in the writer (newer than what the index has), and in the suggester
+    /// unless it already has them; returns how many changed. Nothing is visible before
+    /// [`Shard::commit`].
+    fn stage(&self, articles: &[&Article], suggester_too: bool) -> Result<usize, ServiceError> {
         let writer = self.writer.lock().map_err(lock_error)?;
         let mut known = self.articles.write().map_err(lock_error)?;
         let mut suggester = self.suggester.write().map_err(lock_error)?;
@@ -215,10 +218,14 @@ impl Shard {
             }
             changed += 1;
             writer.delete_term(Term::from_field_text(self.fields.id, &article.id));
-            suggester.remove(&article.id);
+            if suggester_too {
+                suggester.remove(&article.id);
+            }
             if searchable {
                 let body_text = markdown::to_text(&article.body_markdown);
-                suggester.insert(article, &body_text);
+                if suggester_too {
+                    suggester.insert(article, &body_text);
+                }
                 writer.add_document(self.document(article, body_text)).map_err(engine_error)?;
             }
         }
@@ -285,7 +292,7 @@ impl Indexes {
         if let Some(shard) = shards.get(&key) {
             return Ok(shard.clone());
         }
-        let shard = Arc::new(Shard::new(locale)?);
+        let shard = Arc::new(Shard::new(locale, None)?);
         shards.insert(key, shard.clone());
         Ok(shard)
     }
@@ -320,32 +327,30 @@ impl Indexes {
         }
         for ((tenant, locale), articles) in by_shard {
             let shard = self.shard_or_new(&tenant, &locale)?;
-            if shard.stage(&articles)? > 0 {
+            if shard.stage(&articles, true)? > 0 {
                 shard.commit()?;
             }
         }
         Ok(())
     }
 
-    /// Builds fresh indexes for `articles` (all published articles of the tenants they cover)
-    /// and swaps them in, replacing those tenants' old indexes. With `trained`, suggestion
-    /// models are trained before the swap, so that suggestions stay as good throughout;
-    /// otherwise large ones train in the background after it. Blocking.
-    pub(crate) fn replace(&self, tenants: &[String], articles: &[Article], trained: bool) -> Result<(), ServiceError> {
+    /// Builds fresh search indexes for `articles` (all published articles of the tenants they
+    /// cover) and swaps them in, replacing those tenants' old indexes; search answers from the old
+    /// ones until then. A first build also builds the suggesters (large models train in the
+    /// background); a rebuild keeps the ones it replaces. Blocking.
+    pub(crate) fn replace(&self, tenants: &[String], articles: &[Article]) -> Result<(), ServiceError> {
         let mut fresh: Map<ShardKey, Arc<Shard>> = Map::default();
         let mut by_shard: Map<ShardKey, Vec<&Article>> = Map::default();
         for article in articles {
             by_shard.entry((article.tenant_id.clone(), article.locale.clone())).or_default().push(article);
         }
         for (key, articles) in by_shard {
-            let shard = Arc::new(Shard::new(&key.1)?);
-            shard.stage(&articles)?;
+            let kept = self.shard(&key.0, &key.1).map(|old| old.suggester.clone());
+            let first_build = kept.is_none();
+            let shard = Arc::new(Shard::new(&key.1, kept)?);
+            shard.stage(&articles, first_build)?;
             shard.commit()?;
-            if trained {
-                shard.train_now()?;
-            } else {
-                shard.refresh_model()?;
-            }
+            shard.refresh_model()?;
             fresh.insert(key, shard);
         }
         let mut shards = self.shards.write().map_err(lock_error)?;

@@ -38,16 +38,18 @@ const EPOCHS_LARGE: usize = 3;
 const LARGE_EXAMPLES: usize = 50_000;
 const LEARNING_RATE: f32 = 0.5;
 const MARGIN: f32 = 1.0;
-/// English features in more articles than this (and than 1 % of them) carry no weight in H:
-/// they discriminate little, and training and scoring cost grows with how many articles a
-/// feature is in. BM25 still counts them. Korean syllables are fewer and each carries more, so
-/// Korean keeps ten times as many.
+/// English features in more articles than this carry no weight in H and find no candidates in
+/// BM25 (they only add to the scores of articles rarer features found): they discriminate
+/// little, and the cost of training and of a query grows with how many articles its features
+/// are in. Korean syllables are fewer and each carries more, so Korean allows ten times as many.
 const MAX_FEATURE_ARTICLES: usize = 100;
 const KNN: usize = 5;
 /// How much of a body counts as one example phrasing: its opening, which says what the article
 /// answers (the rest is in BM25).
 const BODY_EXAMPLE_CHARS: usize = 160;
 const CANDIDATES: usize = 10;
+/// Candidates that common terms are looked up for.
+const SHORTLIST: usize = 200;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Language {
@@ -67,11 +69,10 @@ impl Language {
         }
     }
 
-    fn max_feature_articles(self, articles: usize) -> usize {
-        let cap = MAX_FEATURE_ARTICLES.max(articles / 100);
+    fn max_feature_articles(self) -> usize {
         match self {
-            Language::English => cap,
-            Language::Korean => cap * 10,
+            Language::English => MAX_FEATURE_ARTICLES,
+            Language::Korean => MAX_FEATURE_ARTICLES * 10,
         }
     }
 
@@ -232,7 +233,6 @@ pub(crate) struct Suggester {
 pub(crate) struct Snapshot {
     language: Language,
     entries: Vec<Option<Arc<Entry>>>,
-    live: usize,
     examples: usize,
     generation: u64,
 }
@@ -309,7 +309,6 @@ impl Suggester {
         Snapshot {
             language: self.language,
             entries: self.entries.clone(),
-            live: self.live,
             examples: self.examples,
             generation: self.generation,
         }
@@ -360,7 +359,7 @@ impl Snapshot {
         let idf: Map<Feature, f32> = df.iter().map(|(&f, &df)| (f, ((1.0 + count) / (1.0 + df)).ln() + 1.0)).collect();
         let vectors: Vec<Bag> = bags.iter().map(|bag| tf_idf(bag, &idf)).collect();
 
-        let cap = self.language.max_feature_articles(self.live);
+        let cap = self.language.max_feature_articles();
         let kept = |feature: &Feature| article_df.get(feature).is_some_and(|n| *n <= cap);
         // H's support: the (feature, article) pairs of the articles' own examples.
         let mut support: Map<Feature, Vec<u32>> = Map::default();
@@ -433,7 +432,7 @@ impl Suggester {
         };
         // Terms in many articles add to the articles other terms found, rather than making
         // every article a candidate: the cost of a query stays with its rare words.
-        let cap = self.language.max_feature_articles(self.live);
+        let cap = self.language.max_feature_articles();
         let mut common: Vec<(&[(u32, f32)], f32)> = Vec::new();
         for term in &terms {
             let Some(postings) = self.postings.get(term).filter(|postings| !postings.is_empty()) else { continue };
@@ -487,32 +486,45 @@ impl Suggester {
             }
         }
 
-        // Postings are in slot order: slots are handed out in order and removal keeps it.
-        for &slot in &candidates {
-            for &(postings, idf) in &common {
-                if let Ok(at) = postings.binary_search_by_key(&slot, |(owner, _)| *owner) {
-                    bm25[slot as usize] += bm25_of(idf, postings[at].1, slot);
-                }
-            }
-        }
         candidates.retain(|slot| self.entries[*slot as usize].as_ref().is_some_and(|entry| visible(&entry.id)));
         if candidates.is_empty() {
             return Vec::new();
         }
-        let max_of = |values: &[f32]| candidates.iter().map(|slot| values[*slot as usize]).fold(f32::MIN, f32::max);
         // Articles the query did not reach score 0 in H, which may beat negative scores.
         let untouched = candidates.len() < self.live;
-        let max_linear = if untouched { max_of(&linear).max(0.0) } else { max_of(&linear) };
-        let (max_bm25, max_knn) = (max_of(&bm25).max(f32::EPSILON), max_of(&knn).max(f32::EPSILON));
         let gamma = self.language.knn_weight();
-        let mut scored: Vec<(u32, f32)> = candidates
-            .iter()
-            .map(|&slot| {
-                let s = slot as usize;
-                let score = 0.5 * bm25[s] / max_bm25 + 0.5 * (linear[s] - max_linear) + gamma * knn[s] / max_knn;
-                (slot, score)
-            })
-            .collect();
+        let score = |candidates: &[u32], bm25: &[f32]| -> Vec<(u32, f32)> {
+            let max_of = |values: &[f32]| candidates.iter().map(|slot| values[*slot as usize]).fold(f32::MIN, f32::max);
+            let max_linear = if untouched { max_of(&linear).max(0.0) } else { max_of(&linear) };
+            let (max_bm25, max_knn) = (max_of(bm25).max(f32::EPSILON), max_of(&knn).max(f32::EPSILON));
+            candidates
+                .iter()
+                .map(|&slot| {
+                    let s = slot as usize;
+                    (slot, 0.5 * bm25[s] / max_bm25 + 0.5 * (linear[s] - max_linear) + gamma * knn[s] / max_knn)
+                })
+                .collect()
+        };
+        // Common terms are looked up only for the best candidates by everything else: in a
+        // large knowledge base their postings are long, and one lookup each per candidate
+        // would cost more than the rest of the query.
+        if !common.is_empty() {
+            let mut preliminary = score(&candidates, &bm25);
+            if preliminary.len() > SHORTLIST {
+                preliminary.select_nth_unstable_by(SHORTLIST, |a, b| b.1.total_cmp(&a.1));
+                preliminary.truncate(SHORTLIST);
+            }
+            candidates = preliminary.into_iter().map(|(slot, _)| slot).collect();
+            // Postings are in slot order: slots are handed out in order and removal keeps it.
+            for &slot in &candidates {
+                for &(postings, idf) in &common {
+                    if let Ok(at) = postings.binary_search_by_key(&slot, |(owner, _)| *owner) {
+                        bm25[slot as usize] += bm25_of(idf, postings[at].1, slot);
+                    }
+                }
+            }
+        }
+        let mut scored = score(&candidates, &bm25);
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(CANDIDATES);
         scored
