@@ -288,25 +288,6 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
         }
     }
     let queried = started.elapsed();
-    if !dataset.calibration.is_empty() {
-        // The confidence's underlying ratio (H over the article's own mean H) of each top
-        // candidate, from which CONFIDENCE_PIVOT is chosen.
-        let mut ratios = Vec::new();
-        for query in &dataset.calibration {
-            let (_, scored) = knowledge.rank_suggestions(TENANT, Audience::Staff, query, dataset.locale).await?;
-            let confidence = scored.first().map_or(0.0, |best| best.confidence).min(0.999_999);
-            ratios.push(CONFIDENCE_PIVOT * confidence / (1.0 - confidence));
-        }
-        ratios.sort_by(|a, b| a.total_cmp(b));
-        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-        println!(
-            "  calibration (oos_train) ratio percentiles: 70th {:.3}, 75th {:.3}, 80th {:.3}",
-            at(0.70),
-            at(0.75),
-            at(0.80)
-        );
-    }
-
     println!(
         "\n{} — {} articles, {} queries (loaded and trained through the service in {:.1} s; queries answered in {:.1} s)",
         dataset.name,
@@ -329,6 +310,25 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
             rejected as f64 / dataset.out_of_scope.len() as f64
         );
     }
+    if !dataset.calibration.is_empty() {
+        // The confidence's underlying ratio (H over the article's own mean H) of each top
+        // candidate, from which CONFIDENCE_PIVOT is chosen.
+        let mut ratios = Vec::new();
+        for query in &dataset.calibration {
+            let (_, scored) = knowledge.rank_suggestions(TENANT, Audience::Staff, query, dataset.locale).await?;
+            let confidence = scored.first().map_or(0.0, |best| best.confidence).min(0.999_999);
+            ratios.push(CONFIDENCE_PIVOT * confidence / (1.0 - confidence));
+        }
+        ratios.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  calibration (oos_train) ratio percentiles: 70th {:.3}, 75th {:.3}, 80th {:.3}",
+            at(0.70),
+            at(0.75),
+            at(0.80)
+        );
+    }
+
     drop(base);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
