@@ -115,6 +115,14 @@ pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::St
     seed_routing(channel.clone(), auth).await?;
     crate::demo_knowledge::seed(channel.clone(), auth).await?;
     let mut customers = CustomerServiceClient::new(channel.clone());
+    // Serving the same data directory again: the tenant has its customers and tickets already.
+    let existing = customers
+        .list_customers(outgoing(proto::ListCustomersRequest { page_size: 1, ..Default::default() }, auth))
+        .await?
+        .into_inner();
+    if !existing.customers.is_empty() {
+        return Ok(());
+    }
     let mut tickets = TicketServiceClient::new(channel.clone());
     let mut replies = SavedReplyServiceClient::new(channel.clone());
     let mut fields = CustomFieldServiceClient::new(channel);
