@@ -139,6 +139,28 @@ on_both_backends! {
         assert_eq!(status, 200, "{gaps}");
         assert_eq!(gaps["zero_result_queries"][0]["query"], "warranty extension", "{gaps}");
         assert_eq!(gaps["zero_result_queries"][0]["searches"], 2, "{gaps}");
+
+        // A new ticket no article answers shows up as an uncovered topic, by its words.
+        let blender = app.create_ticket(&app.admin_key, json!({
+            "subject": "Blender warranty claim", "description": "My blender broke after a week.",
+            "requester_id": customer, "channel": "email"
+        })).await;
+        let blender_id = blender["id"].as_str().unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (_, gaps) = app.get("/v1/kb/gaps", &agent).await;
+            let topics = gaps["uncovered_topics"].as_array().unwrap();
+            if let Some(topic) = topics.iter().find(|t| t["example_ticket_ids"].to_string().contains(blender_id)) {
+                assert!(topic["topic"].as_str().unwrap().contains("blender"), "{gaps}");
+                assert!(!gaps.to_string().contains(ticket["id"].as_str().unwrap()), "the refund ticket is covered: {gaps}");
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let (_, suggested) = app.get(&format!("/v1/tickets/{blender_id}/suggestions"), &agent).await;
+                panic!("no uncovered topic for the blender ticket: {gaps}; its suggestions: {suggested}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     async fn versions_can_be_compared_and_restored_and_bad_input_is_refused(app: TestApp) {

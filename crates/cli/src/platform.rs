@@ -57,7 +57,7 @@ impl Platform {
         let link =
             TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
         let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
-        let knowledge = helpdesk_knowledge::open(config).await?;
+        let knowledge = helpdesk_knowledge::open(config, bus.as_ref()).await?;
 
         let mut routes = RoutesBuilder::default();
         let mut services = vec!["helpdesk.identity.v1.IdentityService"];

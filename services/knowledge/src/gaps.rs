@@ -133,7 +133,8 @@ pub(crate) fn topic(subject: &str, body: &str) -> String {
 }
 
 /// Groups uncovered tickets by the term most of them share, paired with the term that most often
-/// comes with it; each ticket counts once, under its most common term.
+/// comes with it; each ticket counts once, under its most common term (its first, when none is
+/// shared).
 pub(crate) fn group_topics(
     tickets: &[store::Uncovered],
     limit: usize,
@@ -147,11 +148,14 @@ pub(crate) fn group_topics(
     let mut groups: Map<(&str, &str), Vec<&store::Uncovered>> = Map::default();
     for ticket in tickets {
         let count = |term: &&str| frequency.get(&(ticket.locale.as_str(), *term)).copied().unwrap_or(0);
+        // The most shared term; among equals, the one that comes first (the subject leads).
         let best = ticket
             .topic
             .split(' ')
             .filter(|term| !term.is_empty())
-            .max_by_key(|term| (count(term), std::cmp::Reverse(*term)));
+            .enumerate()
+            .max_by_key(|(at, term)| (count(term), std::cmp::Reverse(*at)))
+            .map(|(_, term)| term);
         if let Some(term) = best {
             groups.entry((ticket.locale.as_str(), term)).or_default().push(ticket);
         }

@@ -13,9 +13,11 @@ mod model;
 mod service;
 mod store;
 mod suggest;
+mod tickets;
 
 use std::{path::Path, sync::Arc};
 
+use helpdesk_events::{EventBus, EventStream};
 use helpdesk_runtime::{
     config::{Config, DatabaseConfig},
     db::{Database, Migrations},
@@ -46,6 +48,8 @@ pub struct KnowledgeBase {
     knowledge: Arc<Knowledge>,
     indexes: Arc<index::Indexes>,
     activity: gaps::Activity,
+    /// Ticket events, when subscribed ([`open`] does; tests and benchmarks need not).
+    tickets: Option<EventStream>,
 }
 
 impl KnowledgeBase {
@@ -62,11 +66,17 @@ impl KnowledgeBase {
         grpc::add_routes(&self.knowledge, routes);
     }
 
-    /// Follows other replicas' changes and writes search logs until shutdown.
+    /// Follows other replicas' changes, writes search logs and checks new tickets until
+    /// shutdown.
     pub async fn run(self, shutdown: Shutdown) {
         let follow = tokio::spawn(follow::run(self.knowledge.database().clone(), self.indexes, shutdown.clone()));
-        let activity = tokio::spawn(self.activity.run(shutdown));
-        for (name, task) in [("follow", follow), ("activity", activity)] {
+        let activity = tokio::spawn(self.activity.run(shutdown.clone()));
+        let tickets = tokio::spawn(async move {
+            if let Some(events) = self.tickets {
+                tickets::run(self.knowledge, events, shutdown).await;
+            }
+        });
+        for (name, task) in [("follow", follow), ("activity", activity), ("tickets", tickets)] {
             if let Err(error) = task.await {
                 tracing::error!(task = name, %error, "knowledge task failed");
             }
@@ -74,10 +84,13 @@ impl KnowledgeBase {
     }
 }
 
-/// Connects the knowledge database, brings its schema up to date and builds the search indexes
-/// from it.
-pub async fn open(config: &Config) -> Result<KnowledgeBase, OpenError> {
-    open_database(&config.database, &config.data_dir).await
+/// Connects the knowledge database, brings its schema up to date, builds the search indexes
+/// from it and subscribes to ticketing's events (before anything is published, for the
+/// in-process bus).
+pub async fn open(config: &Config, bus: &dyn EventBus) -> Result<KnowledgeBase, OpenError> {
+    let mut base = open_database(&config.database, &config.data_dir).await?;
+    base.tickets = Some(tickets::subscribe(bus).await.map_err(|error| OpenError::Bus(error.to_string()))?);
+    Ok(base)
 }
 
 /// [`open`] from the database settings alone: for tests, benchmarks and the evaluation.
@@ -90,7 +103,7 @@ pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result
     tracing::info!(articles, seconds = started.elapsed().as_secs_f64(), "knowledge indexes built");
     let activity = gaps::Activity::new(db.clone());
     let knowledge = Arc::new(Knowledge::new(db, indexes.clone(), activity.clone()));
-    Ok(KnowledgeBase { knowledge, indexes, activity })
+    Ok(KnowledgeBase { knowledge, indexes, activity, tickets: None })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,4 +114,6 @@ pub enum OpenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("knowledge indexes could not be built: {0}")]
     Index(String),
+    #[error("event bus: {0}")]
+    Bus(String),
 }

@@ -15,7 +15,8 @@ use helpdesk_runtime::{
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-knowledge");
-    let knowledge = helpdesk_knowledge::open(&config).await?;
+    let bus = helpdesk_events::connect(&config.events).await?;
+    let knowledge = helpdesk_knowledge::open(&config, bus.as_ref()).await?;
     let identity = grpc::lazy_channel(&config.services.identity_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
     let mut routes = tonic::service::RoutesBuilder::default();

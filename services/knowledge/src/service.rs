@@ -705,10 +705,7 @@ impl Knowledge {
         let query = prefix(request.subject.trim(), 200);
         let search_id = self.activity.log_search(tenant, "suggest", query, &locale, confident.len());
         if confident.is_empty() && !request.ticket_id.is_empty() {
-            let topic = gaps::topic(&request.subject, &request.body);
-            let mut conn = self.db.writer().acquire().await?;
-            let at = now_micros();
-            store::record_uncovered(&mut conn, tenant, &request.ticket_id, &locale, &topic, f64::from(confidence), at)
+            self.record_uncovered(tenant, &request.ticket_id, &request.subject, &request.body, &locale, confidence)
                 .await?;
         }
         let mut suggestions = Vec::with_capacity(confident.len());
@@ -724,6 +721,35 @@ impl Knowledge {
             });
         }
         Ok(proto::SuggestResponse { suggestions, locale, confidence: f64::from(confidence), search_id })
+    }
+
+    /// Checks a new ticket against the articles and records it as uncovered when none answers
+    /// it confidently.
+    pub async fn note_ticket(&self, tenant: &str, ticket: &str, subject: &str, body: &str) -> Result<(), ServiceError> {
+        let text = format!("{}\n{}", subject.trim(), body.trim());
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let (locale, scored) = self.rank_suggestions(tenant, Audience::Staff, &text, "").await?;
+        let confidence = scored.first().map_or(0.0, |best| best.confidence);
+        if confidence < MIN_CONFIDENCE {
+            self.record_uncovered(tenant, ticket, subject, body, &locale, confidence).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_uncovered(
+        &self,
+        tenant: &str,
+        ticket: &str,
+        subject: &str,
+        body: &str,
+        locale: &str,
+        confidence: f32,
+    ) -> Result<(), ServiceError> {
+        let topic = gaps::topic(subject, body);
+        let mut conn = self.db.writer().acquire().await?;
+        store::record_uncovered(&mut conn, tenant, ticket, locale, &topic, f64::from(confidence), now_micros()).await
     }
 
     pub async fn record_click(&self, tenant: &str, search_id: &str, article_id: &str) -> Result<(), ServiceError> {

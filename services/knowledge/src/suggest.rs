@@ -48,6 +48,12 @@ const KNN: usize = 5;
 /// answers (the rest is in BM25).
 const BODY_EXAMPLE_CHARS: usize = 160;
 const CANDIDATES: usize = 10;
+/// English function words, as stems.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "it", "is", "are", "was", "be", "am", "to", "of",
+    "in", "on", "for", "and", "or", "with", "at", "by", "from", "this", "that", "so", "if", "pleas", "hi", "hello",
+    "thank",
+];
 /// Candidates that common terms are looked up for.
 const SHORTLIST: usize = 200;
 
@@ -104,7 +110,10 @@ impl Language {
                 let stems = analysis::terms(text);
                 let mut features = Vec::with_capacity(stems.len() * 12);
                 let mut gram = String::new();
-                for stem in &stems {
+                // Function words get no features of their own (only in bigrams): in a small
+                // knowledge base the model would otherwise learn "my" as evidence for whichever
+                // article's examples say it, and answer "my blender broke" with a refund article.
+                for stem in stems.iter().filter(|stem| !STOP_WORDS.contains(&stem.as_str())) {
                     let marked = format!("<{stem}>");
                     let bounds: Vec<usize> = marked.char_indices().map(|(at, _)| at).chain([marked.len()]).collect();
                     let chars = bounds.len() - 1;
