@@ -148,13 +148,17 @@ pub(crate) fn group_topics(
     let mut groups: Map<(&str, &str), Vec<&store::Uncovered>> = Map::default();
     for ticket in tickets {
         let count = |term: &&str| frequency.get(&(ticket.locale.as_str(), *term)).copied().unwrap_or(0);
-        // The most shared term; among equals, the one that comes first (the subject leads).
+        // The most shared term, the same for every ticket that shares it; a ticket that shares
+        // none is named by its first term (the subject leads).
         let best = ticket
             .topic
             .split(' ')
             .filter(|term| !term.is_empty())
             .enumerate()
-            .max_by_key(|(at, term)| (count(term), std::cmp::Reverse(*at)))
+            .max_by_key(|(at, term)| {
+                let shared = count(term) > 1;
+                (count(term), std::cmp::Reverse(if shared { 0 } else { *at }), std::cmp::Reverse(*term))
+            })
             .map(|(_, term)| term);
         if let Some(term) = best {
             groups.entry((ticket.locale.as_str(), term)).or_default().push(ticket);
