@@ -1,5 +1,5 @@
 //! The public help center: no credentials, the tenant in the path, published public articles
-//! only. Each client (the first `X-Forwarded-For` address, else the peer address) has its own rate
+//! only. Each client (the last `X-Forwarded-For` address, else the peer address) has its own rate
 //! limit per tenant.
 
 use std::{collections::HashMap, net::SocketAddr};
@@ -55,13 +55,14 @@ impl Visitor {
     }
 }
 
-/// The first `X-Forwarded-For` address, else the peer address.
+/// The last `X-Forwarded-For` address (the one the nearest proxy, the ingress, appended: a client
+/// can prepend any addresses it likes, but not that one), else the peer address.
 fn client_address(request: &Request) -> String {
     let forwarded = request
         .headers()
         .get("x-forwarded-for")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
+        .and_then(|value| value.rsplit(',').next())
         .map(str::trim)
         .filter(|address| !address.is_empty());
     match forwarded {
@@ -260,8 +261,9 @@ mod tests {
     async fn each_client_of_the_help_center_has_its_own_rate_limit() {
         let gateway = gateway();
 
-        let first = get(&gateway, "/v1/help/acme/search", "203.0.113.1, 10.0.0.1").await.0;
-        let again = get(&gateway, "/v1/help/acme/search", "203.0.113.1").await.0;
+        let first = get(&gateway, "/v1/help/acme/search", "10.0.0.1, 203.0.113.1").await.0;
+        // Addresses a client puts in front of the one the ingress appended change nothing.
+        let again = get(&gateway, "/v1/help/acme/search", "198.51.100.7, 203.0.113.1").await.0;
         let other_client = get(&gateway, "/v1/help/acme/search", "203.0.113.2").await.0;
 
         assert_eq!(first, StatusCode::BAD_REQUEST);
