@@ -40,6 +40,37 @@ where
     Ok(tonic::Response::new(call(caller, request.into_inner()).await?))
 }
 
+/// Who may call a method, checked before it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Needs {
+    /// Any authenticated caller, customers included.
+    Anyone,
+    /// Agents and admins.
+    Staff,
+    /// Admins only.
+    Admin,
+}
+
+/// [`handle`] for callers with the role a method `needs`.
+pub async fn handle_as<Req, Res, Fut>(
+    request: tonic::Request<Req>,
+    needs: Needs,
+    call: impl FnOnce(crate::auth::Principal, Req) -> Fut,
+) -> Result<tonic::Response<Res>, tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<Res, crate::ServiceError>>,
+{
+    handle(request, |caller, request| async move {
+        match needs {
+            Needs::Anyone => {}
+            Needs::Staff => caller.require_staff()?,
+            Needs::Admin => caller.require_admin()?,
+        }
+        call(caller, request).await
+    })
+    .await
+}
+
 /// Authenticates every non-public request and stores the [`crate::auth::Principal`] in its
 /// extensions, where handlers read it with [`crate::auth::principal`].
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Thin gRPC adapters: authenticate, check the role, call the service, map errors. The help
 //! center needs no credentials and names its tenant in each request.
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
 use helpdesk_proto::knowledge::v1::{
     self as proto,
@@ -11,7 +11,7 @@ use helpdesk_proto::knowledge::v1::{
 use helpdesk_runtime::{
     ServiceError,
     auth::{Principal, Role},
-    grpc,
+    grpc::{Needs, handle_as},
 };
 use tonic::{Request, Response, Status};
 
@@ -25,32 +25,6 @@ pub(crate) fn add_routes(knowledge: &Arc<Knowledge>, routes: &mut tonic::service
 
 struct Api(Arc<Knowledge>);
 
-#[derive(Clone, Copy)]
-enum Needs {
-    Anyone,
-    Staff,
-    Admin,
-}
-
-async fn handle<Req, Res, Fut>(
-    request: Request<Req>,
-    needs: Needs,
-    call: impl FnOnce(Principal, Req) -> Fut,
-) -> Result<Response<Res>, Status>
-where
-    Fut: Future<Output = Result<Res, ServiceError>>,
-{
-    grpc::handle(request, |caller, request| async move {
-        match needs {
-            Needs::Anyone => {}
-            Needs::Staff => caller.require_staff()?,
-            Needs::Admin => caller.require_admin()?,
-        }
-        call(caller, request).await
-    })
-    .await
-}
-
 /// Staff see every article; customers the published ones meant for them.
 fn audience(caller: &Principal) -> Audience {
     if caller.is_customer() { Audience::Customer(Vec::new()) } else { Audience::Staff }
@@ -62,7 +36,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::CreateArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.create_article(&caller.tenant_id, &caller.subject, request).await
         })
         .await
@@ -72,7 +46,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::UpdateArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.update_article(&caller.tenant_id, &caller.subject, request).await
         })
         .await
@@ -82,7 +56,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::GetArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
-        handle(request, Needs::Anyone, |caller, request| async move {
+        handle_as(request, Needs::Anyone, |caller, request| async move {
             self.0.get_article(&caller.tenant_id, &request.id, &audience(&caller)).await
         })
         .await
@@ -92,7 +66,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::ListArticlesRequest>,
     ) -> Result<Response<proto::ListArticlesResponse>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.list_articles(&caller.tenant_id, request).await
         })
         .await
@@ -102,7 +76,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::SetArticleStatusRequest>,
     ) -> Result<Response<proto::Article>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.set_status(&caller.tenant_id, caller.role == Role::Admin, request).await
         })
         .await
@@ -112,7 +86,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::ListVersionsRequest>,
     ) -> Result<Response<proto::ListVersionsResponse>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.versions(&caller.tenant_id, &request.article_id).await
         })
         .await
@@ -122,7 +96,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::GetVersionRequest>,
     ) -> Result<Response<proto::ArticleVersion>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.version(&caller.tenant_id, &request.article_id, request.version).await
         })
         .await
@@ -132,7 +106,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::DiffVersionsRequest>,
     ) -> Result<Response<proto::VersionDiff>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move { self.0.diff(&caller.tenant_id, request).await })
+        handle_as(request, Needs::Staff, |caller, request| async move { self.0.diff(&caller.tenant_id, request).await })
             .await
     }
 
@@ -140,7 +114,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::RestoreVersionRequest>,
     ) -> Result<Response<proto::Article>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.restore(&caller.tenant_id, &caller.subject, request).await
         })
         .await
@@ -150,7 +124,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::UpsertCategoryRequest>,
     ) -> Result<Response<proto::Category>, Status> {
-        handle(request, Needs::Admin, |caller, request| async move {
+        handle_as(request, Needs::Admin, |caller, request| async move {
             let category = request.category.ok_or_else(|| ServiceError::invalid_field("category", "is required"))?;
             self.0.upsert_category(&caller.tenant_id, category).await
         })
@@ -161,18 +135,16 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::ListCategoriesRequest>,
     ) -> Result<Response<proto::ListCategoriesResponse>, Status> {
-        handle(request, Needs::Anyone, |caller, _| async move { self.0.categories(&caller.tenant_id).await }).await
+        handle_as(request, Needs::Anyone, |caller, _| async move { self.0.categories(&caller.tenant_id).await }).await
     }
 
     async fn set_synonyms(
         &self,
         request: Request<proto::SetSynonymsRequest>,
     ) -> Result<Response<proto::Synonyms>, Status> {
-        handle(
-            request,
-            Needs::Admin,
-            |caller, request| async move { self.0.set_synonyms(&caller.tenant_id, request).await },
-        )
+        handle_as(request, Needs::Admin, |caller, request| async move {
+            self.0.set_synonyms(&caller.tenant_id, request).await
+        })
         .await
     }
 
@@ -180,14 +152,14 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::GetSynonymsRequest>,
     ) -> Result<Response<proto::Synonyms>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.synonyms(&caller.tenant_id, &request.locale).await
         })
         .await
     }
 
     async fn search(&self, request: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
-        handle(request, Needs::Anyone, |caller, request| async move {
+        handle_as(request, Needs::Anyone, |caller, request| async move {
             self.0.search(&caller.tenant_id, audience(&caller), request).await
         })
         .await
@@ -197,7 +169,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::SuggestRequest>,
     ) -> Result<Response<proto::SuggestResponse>, Status> {
-        handle(request, Needs::Anyone, |caller, request| async move {
+        handle_as(request, Needs::Anyone, |caller, request| async move {
             self.0.suggest(&caller.tenant_id, audience(&caller), request).await
         })
         .await
@@ -207,7 +179,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::RecordClickRequest>,
     ) -> Result<Response<proto::RecordClickResponse>, Status> {
-        handle(request, Needs::Anyone, |caller, request| async move {
+        handle_as(request, Needs::Anyone, |caller, request| async move {
             self.0.record_click(&caller.tenant_id, &request.search_id, &request.article_id).await?;
             Ok(proto::RecordClickResponse {})
         })
@@ -215,7 +187,7 @@ impl KnowledgeService for Api {
     }
 
     async fn vote(&self, request: Request<proto::VoteRequest>) -> Result<Response<proto::ArticleStats>, Status> {
-        handle(request, Needs::Anyone, |caller, request| async move {
+        handle_as(request, Needs::Anyone, |caller, request| async move {
             let voter = format!("{}:{}", caller.role.as_str(), caller.subject);
             self.0.vote(&caller.tenant_id, &audience(&caller), &request.article_id, &voter, request.helpful).await
         })
@@ -226,11 +198,9 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::ContentGapsRequest>,
     ) -> Result<Response<proto::ContentGapsResponse>, Status> {
-        handle(
-            request,
-            Needs::Staff,
-            |caller, request| async move { self.0.content_gaps(&caller.tenant_id, request).await },
-        )
+        handle_as(request, Needs::Staff, |caller, request| async move {
+            self.0.content_gaps(&caller.tenant_id, request).await
+        })
         .await
     }
 
@@ -238,7 +208,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::ImportArticlesRequest>,
     ) -> Result<Response<proto::ImportArticlesResponse>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.import_articles(&caller.tenant_id, &caller.subject, caller.role == Role::Admin, request).await
         })
         .await
@@ -248,7 +218,7 @@ impl KnowledgeService for Api {
         &self,
         request: Request<proto::ReindexRequest>,
     ) -> Result<Response<proto::ReindexResponse>, Status> {
-        handle(request, Needs::Admin, |caller, _| async move { self.0.reindex(&caller.tenant_id).await }).await
+        handle_as(request, Needs::Admin, |caller, _| async move { self.0.reindex(&caller.tenant_id).await }).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! Thin gRPC adapters: authenticate, check the role, call the router, map errors.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use helpdesk_proto::routing::v1::{
@@ -11,7 +11,7 @@ use helpdesk_proto::routing::v1::{
 use helpdesk_runtime::{
     ServiceError,
     auth::{Principal, principal},
-    grpc,
+    grpc::{Needs, handle_as},
 };
 use tonic::{Request, Response, Status};
 
@@ -24,30 +24,6 @@ pub(crate) fn add_routes(router: &Arc<Router>, routes: &mut tonic::service::Rout
 }
 
 struct Api(Arc<Router>);
-
-#[derive(Clone, Copy)]
-enum Needs {
-    Staff,
-    Admin,
-}
-
-async fn handle<Req, Res, Fut>(
-    request: Request<Req>,
-    needs: Needs,
-    call: impl FnOnce(Principal, Req) -> Fut,
-) -> Result<Response<Res>, Status>
-where
-    Fut: Future<Output = Result<Res, ServiceError>>,
-{
-    grpc::handle(request, |caller, request| async move {
-        match needs {
-            Needs::Staff => caller.require_staff()?,
-            Needs::Admin => caller.require_admin()?,
-        }
-        call(caller, request).await
-    })
-    .await
-}
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, ServiceError> {
     value.ok_or_else(|| ServiceError::invalid_field(field, "is required"))
@@ -71,14 +47,14 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::UpsertAgentRequest>,
     ) -> Result<Response<proto::Agent>, Status> {
-        handle(request, Needs::Admin, |caller, request| async move {
+        handle_as(request, Needs::Admin, |caller, request| async move {
             self.0.upsert_agent(&caller.tenant_id, required("agent", request.agent)?).await
         })
         .await
     }
 
     async fn get_agent(&self, request: Request<proto::GetAgentRequest>) -> Result<Response<proto::Agent>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move { self.0.agent(&caller.tenant_id, &request.id) })
+        handle_as(request, Needs::Staff, |caller, request| async move { self.0.agent(&caller.tenant_id, &request.id) })
             .await
     }
 
@@ -86,7 +62,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::ListAgentsRequest>,
     ) -> Result<Response<proto::ListAgentsResponse>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             Ok(proto::ListAgentsResponse { agents: self.0.agents(&caller.tenant_id, request.presence) })
         })
         .await
@@ -96,7 +72,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::SetPresenceRequest>,
     ) -> Result<Response<proto::Agent>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             acts_for(&caller, &request.agent_id)?;
             self.0.set_presence(&caller.tenant_id, &request.agent_id, request.presence).await
         })
@@ -138,7 +114,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::OfferReplyRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             acts_for(&caller, &request.agent_id)?;
             self.0.reply_to_offer(&caller.tenant_id, &request.ticket_id, &request.agent_id, true).await
         })
@@ -149,7 +125,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::OfferReplyRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             acts_for(&caller, &request.agent_id)?;
             self.0.reply_to_offer(&caller.tenant_id, &request.ticket_id, &request.agent_id, false).await
         })
@@ -160,7 +136,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::UpsertQueueRequest>,
     ) -> Result<Response<proto::Queue>, Status> {
-        handle(request, Needs::Admin, |caller, request| async move {
+        handle_as(request, Needs::Admin, |caller, request| async move {
             self.0.upsert_queue(&caller.tenant_id, required("queue", request.queue)?).await
         })
         .await
@@ -170,7 +146,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::ListQueuesRequest>,
     ) -> Result<Response<proto::ListQueuesResponse>, Status> {
-        handle(request, Needs::Staff, |caller, _| async move {
+        handle_as(request, Needs::Staff, |caller, _| async move {
             Ok(proto::ListQueuesResponse { queues: self.0.queues(&caller.tenant_id) })
         })
         .await
@@ -180,7 +156,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::GetQueueStatsRequest>,
     ) -> Result<Response<proto::QueueStats>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.queue_stats(&caller.tenant_id, &request.queue_id)
         })
         .await
@@ -190,11 +166,9 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::RouteTicketRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(
-            request,
-            Needs::Staff,
-            |caller, request| async move { self.0.route_ticket(&caller.tenant_id, request).await },
-        )
+        handle_as(request, Needs::Staff, |caller, request| async move {
+            self.0.route_ticket(&caller.tenant_id, request).await
+        })
         .await
     }
 
@@ -202,7 +176,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::GetWorkItemRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.work_item(&caller.tenant_id, &request.ticket_id).await
         })
         .await
@@ -212,7 +186,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::EstimateWaitRequest>,
     ) -> Result<Response<proto::WaitEstimate>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.estimate_wait(&caller.tenant_id, &request.ticket_id).await
         })
         .await
@@ -222,7 +196,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::AssignTicketRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.assign(&caller.tenant_id, &request.ticket_id, &request.agent_id).await
         })
         .await
@@ -232,7 +206,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::TransferTicketRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.transfer(&caller.tenant_id, &request, &caller.subject).await
         })
         .await
@@ -242,7 +216,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::UnassignTicketRequest>,
     ) -> Result<Response<proto::WorkItem>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.unassign(&caller.tenant_id, &request.ticket_id).await
         })
         .await
@@ -252,7 +226,7 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::ForecastStaffingRequest>,
     ) -> Result<Response<proto::ForecastStaffingResponse>, Status> {
-        handle(request, Needs::Staff, |_, request| async move { forecast(&request) }).await
+        handle_as(request, Needs::Staff, |_, request| async move { forecast(&request) }).await
     }
 }
 
@@ -306,7 +280,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::UpsertCalendarRequest>,
     ) -> Result<Response<proto::BusinessCalendar>, Status> {
-        handle(request, Needs::Admin, |caller, request| async move {
+        handle_as(request, Needs::Admin, |caller, request| async move {
             self.0.upsert_calendar(&caller.tenant_id, required("calendar", request.calendar)?).await
         })
         .await
@@ -316,7 +290,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::ListCalendarsRequest>,
     ) -> Result<Response<proto::ListCalendarsResponse>, Status> {
-        handle(request, Needs::Staff, |caller, _| async move {
+        handle_as(request, Needs::Staff, |caller, _| async move {
             Ok(proto::ListCalendarsResponse { calendars: self.0.calendars(&caller.tenant_id) })
         })
         .await
@@ -326,7 +300,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::UpsertSlaPolicyRequest>,
     ) -> Result<Response<proto::SlaPolicy>, Status> {
-        handle(request, Needs::Admin, |caller, request| async move {
+        handle_as(request, Needs::Admin, |caller, request| async move {
             self.0.upsert_policy(&caller.tenant_id, required("policy", request.policy)?).await
         })
         .await
@@ -336,7 +310,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::ListSlaPoliciesRequest>,
     ) -> Result<Response<proto::ListSlaPoliciesResponse>, Status> {
-        handle(request, Needs::Staff, |caller, _| async move {
+        handle_as(request, Needs::Staff, |caller, _| async move {
             Ok(proto::ListSlaPoliciesResponse { policies: self.0.policies(&caller.tenant_id) })
         })
         .await
@@ -346,7 +320,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::GetTicketSlaRequest>,
     ) -> Result<Response<proto::TicketSla>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.ticket_sla(&caller.tenant_id, &request.ticket_id).await
         })
         .await
@@ -356,7 +330,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::UpsertEscalationRuleRequest>,
     ) -> Result<Response<proto::EscalationRule>, Status> {
-        handle(request, Needs::Admin, |caller, request| async move {
+        handle_as(request, Needs::Admin, |caller, request| async move {
             self.0.upsert_rule(&caller.tenant_id, required("rule", request.rule)?).await
         })
         .await
@@ -366,7 +340,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::ListEscalationRulesRequest>,
     ) -> Result<Response<proto::ListEscalationRulesResponse>, Status> {
-        handle(request, Needs::Staff, |caller, _| async move {
+        handle_as(request, Needs::Staff, |caller, _| async move {
             Ok(proto::ListEscalationRulesResponse { rules: self.0.rules(&caller.tenant_id) })
         })
         .await
@@ -376,7 +350,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::EscalateTicketRequest>,
     ) -> Result<Response<proto::Escalation>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.escalate_manually(&caller.tenant_id, &request.ticket_id, &request.reason, &caller.subject).await
         })
         .await
@@ -386,7 +360,7 @@ impl SlaService for Api {
         &self,
         request: Request<proto::ListEscalationsRequest>,
     ) -> Result<Response<proto::ListEscalationsResponse>, Status> {
-        handle(request, Needs::Staff, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             Ok(proto::ListEscalationsResponse {
                 escalations: self.0.escalations(&caller.tenant_id, &request.ticket_id).await?,
             })
