@@ -89,7 +89,10 @@ pub(crate) async fn slug_taken(
     slug: &str,
     except_id: &str,
 ) -> Result<bool, ServiceError> {
+    // Planned afresh each time: a plan cached while a bulk import's table was small would scan it
+    // on PostgreSQL for the rest of the import.
     let row = sqlx::query("SELECT id FROM articles WHERE tenant_id = $1 AND locale = $2 AND slug = $3 AND id <> $4")
+        .persistent(false)
         .bind(tenant)
         .bind(locale)
         .bind(slug)
