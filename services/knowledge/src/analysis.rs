@@ -7,6 +7,13 @@ use std::sync::LazyLock;
 use rust_stemmers::{Algorithm, Stemmer};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
+/// English function words, as stems: they say nothing of what a text is about.
+pub(crate) const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "it", "is", "are", "was", "be", "am", "to", "of",
+    "in", "on", "for", "and", "or", "with", "at", "by", "from", "this", "that", "so", "if", "pleas", "hi", "hello",
+    "thank",
+];
+
 /// The name the analyzer is registered under in every index.
 pub(crate) const ANALYZER: &str = "helpdesk";
 

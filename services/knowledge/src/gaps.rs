@@ -111,12 +111,11 @@ fn normalize_query(query: &str) -> String {
     query.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
-/// Words that say nothing about a topic, in English and (as bigrams) Korean endings.
-const STOP_TERMS: &[&str] = &[
-    "a", "an", "and", "are", "at", "be", "can", "do", "for", "from", "get", "have", "hello", "hi", "how", "i", "in",
-    "is", "it", "me", "my", "not", "of", "on", "or", "pleas", "thank", "that", "the", "this", "to", "was", "what",
-    "when", "whi", "with", "you", "your", "니다", "습니", "세요", "해요", "나요", "어요", "하고", "있어", "해주",
-    "주세", "안녕", "녕하", "하세", "합니", "는데", "있나", "요청",
+/// Besides function words, what says nothing about a ticket's topic: question words and, as
+/// bigrams, Korean polite endings and greetings.
+const TOPIC_NOISE: &[&str] = &[
+    "can", "do", "get", "have", "how", "not", "what", "when", "whi", "니다", "습니", "세요", "해요", "나요", "어요",
+    "하고", "있어", "해주", "주세", "안녕", "녕하", "하세", "합니", "는데", "있나", "요청",
 ];
 
 /// The words of a ticket that can name its topic: its subject's and first lines' terms.
@@ -124,7 +123,11 @@ pub(crate) fn topic(subject: &str, body: &str) -> String {
     let text = format!("{subject}\n{}", body.lines().take(3).collect::<Vec<_>>().join("\n"));
     let mut terms: Vec<String> = analysis::terms(&text)
         .into_iter()
-        .filter(|term| term.chars().count() >= 2 && !STOP_TERMS.contains(&term.as_str()))
+        .filter(|term| {
+            term.chars().count() >= 2
+                && !analysis::FUNCTION_WORDS.contains(&term.as_str())
+                && !TOPIC_NOISE.contains(&term.as_str())
+        })
         .collect();
     let mut seen = std::collections::HashSet::new();
     terms.retain(|term| seen.insert(term.clone()));

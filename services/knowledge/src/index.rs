@@ -245,20 +245,14 @@ impl Shard {
             }
             suggester.snapshot()
         };
-        let train = |shard: &Shard, snapshot: Snapshot| {
-            let model = snapshot.fit();
-            if let Ok(mut suggester) = shard.suggester.write() {
-                suggester.install(model, snapshot.generation());
-            }
-        };
         if snapshot.examples() > SYNC_TRAINING_EXAMPLES {
             let shard = self.clone();
             std::thread::spawn(move || {
-                train(&shard, snapshot);
+                shard.train_on(snapshot);
                 shard.training.store(false, Ordering::Release);
             });
         } else {
-            train(self, snapshot);
+            self.train_on(snapshot);
         }
         Ok(())
     }
@@ -266,9 +260,15 @@ impl Shard {
     /// Trains the suggestion model on this thread, whatever its size.
     fn train_now(&self) -> Result<(), ServiceError> {
         let snapshot = self.suggester.read().map_err(lock_error)?.snapshot();
-        let model = snapshot.fit();
-        self.suggester.write().map_err(lock_error)?.install(model, snapshot.generation());
+        self.train_on(snapshot);
         Ok(())
+    }
+
+    fn train_on(&self, snapshot: Snapshot) {
+        let model = snapshot.fit();
+        if let Ok(mut suggester) = self.suggester.write() {
+            suggester.install(model, snapshot.generation());
+        }
     }
 
     fn commit(&self) -> Result<(), ServiceError> {

@@ -244,7 +244,7 @@ impl Knowledge {
         let mut tx = self.db.writer().begin().await?;
         let mut article =
             store::article_for_update(&mut tx, tenant, id).await?.ok_or_else(|| ServiceError::not_found("article"))?;
-        let before = article.changed_at;
+        let (before, slug_before) = (article.changed_at, article.slug.clone());
         change(&mut article)?;
         let now = now_micros();
         article.updated_at = now;
@@ -254,7 +254,9 @@ impl Knowledge {
             article.version += 1;
             store::insert_version(&mut tx, &article, note).await?;
         }
-        if store::slug_taken(&mut tx, tenant, &article.locale, &article.slug, &article.id).await? {
+        if article.slug != slug_before
+            && store::slug_taken(&mut tx, tenant, &article.locale, &article.slug, &article.id).await?
+        {
             return Err(ServiceError::invalid_field("slug", "already used by another article in this locale"));
         }
         store::update_article(&mut tx, &article).await?;
@@ -613,12 +615,7 @@ impl Knowledge {
     pub async fn synonyms(&self, tenant: &str, locale: &str) -> Result<proto::Synonyms, ServiceError> {
         model::check_locale("locale", locale)?;
         let mut conn = self.db.reader().acquire().await?;
-        let rows = store::synonyms_since(&mut conn, 0).await?;
-        let groups = rows
-            .into_iter()
-            .find(|row| row.tenant_id == tenant && row.locale == locale)
-            .map(|row| row.groups)
-            .unwrap_or_default();
+        let groups = store::synonyms(&mut conn, tenant, locale).await?;
         Ok(proto::Synonyms {
             locale: locale.to_owned(),
             groups: groups.into_iter().map(|terms| proto::SynonymGroup { terms }).collect(),

@@ -389,6 +389,21 @@ pub(crate) async fn set_synonyms(
     Ok(())
 }
 
+/// The tenant's synonym groups for a locale; none when never set.
+pub(crate) async fn synonyms(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    locale: &str,
+) -> Result<Vec<Vec<String>>, ServiceError> {
+    let row = sqlx::query("SELECT groups FROM synonyms WHERE tenant_id = $1 AND locale = $2")
+        .bind(tenant)
+        .bind(locale)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(Vec::new()) };
+    Ok(serde_json::from_str(row.try_get("groups")?).unwrap_or_default())
+}
+
 pub(crate) struct SynonymRow {
     pub(crate) tenant_id: String,
     pub(crate) locale: String,

@@ -48,12 +48,6 @@ const KNN: usize = 5;
 /// answers (the rest is in BM25).
 const BODY_EXAMPLE_CHARS: usize = 160;
 const CANDIDATES: usize = 10;
-/// English function words, as stems.
-const STOP_WORDS: &[&str] = &[
-    "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "it", "is", "are", "was", "be", "am", "to", "of",
-    "in", "on", "for", "and", "or", "with", "at", "by", "from", "this", "that", "so", "if", "pleas", "hi", "hello",
-    "thank",
-];
 /// Candidates that common terms are looked up for.
 const SHORTLIST: usize = 200;
 
@@ -113,7 +107,7 @@ impl Language {
                 // Function words get no features of their own (only in bigrams): in a small
                 // knowledge base the model would otherwise learn "my" as evidence for whichever
                 // article's examples say it, and answer "my blender broke" with a refund article.
-                for stem in stems.iter().filter(|stem| !STOP_WORDS.contains(&stem.as_str())) {
+                for stem in stems.iter().filter(|stem| !analysis::FUNCTION_WORDS.contains(&stem.as_str())) {
                     let marked = format!("<{stem}>");
                     let bounds: Vec<usize> = marked.char_indices().map(|(at, _)| at).chain([marked.len()]).collect();
                     let chars = bounds.len() - 1;
