@@ -32,6 +32,7 @@ pub struct Platform {
     bus: Arc<dyn EventBus>,
     routing: helpdesk_routing::Routing,
     knowledge: helpdesk_knowledge::KnowledgeBase,
+    feedback: helpdesk_feedback::FeedbackService,
 }
 
 impl Platform {
@@ -56,19 +57,27 @@ impl Platform {
         let channel = grpc::lazy_channel(&format!("http://{}", grpc_listener.local_addr()?))?;
         let link =
             TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
+        let peers = helpdesk_feedback::Peers {
+            ticketing: channel.clone(),
+            routing: channel.clone(),
+            tokens: helpdesk_feedback::service_tokens(&service_secret),
+        };
         let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
         let knowledge = helpdesk_knowledge::open(config, bus.as_ref()).await?;
+        let feedback = helpdesk_feedback::open(config, bus.clone(), peers).await?;
 
         let mut routes = RoutesBuilder::default();
         let mut services = vec!["helpdesk.identity.v1.IdentityService"];
         services.extend(helpdesk_ticketing::GRPC_SERVICES);
         services.extend(helpdesk_routing::GRPC_SERVICES);
         services.extend(helpdesk_knowledge::GRPC_SERVICES);
+        services.extend(helpdesk_feedback::GRPC_SERVICES);
         let health = Health::new(services, &mut routes).await;
         routes.add_service(IdentityGrpc::new(identity.clone()).into_server());
         ticketing.add_routes(&mut routes);
         routing.add_routes(&mut routes);
         knowledge.add_routes(&mut routes);
+        feedback.add_routes(&mut routes);
 
         let gateway = helpdesk_gateway::router(
             &config.gateway,
@@ -77,7 +86,8 @@ impl Platform {
                 ticketing: channel.clone(),
                 identity: channel.clone(),
                 routing: channel.clone(),
-                knowledge: channel,
+                knowledge: channel.clone(),
+                feedback: channel,
             },
         );
         let databases = vec![
@@ -85,6 +95,7 @@ impl Platform {
             ticketing.database().clone(),
             routing.database().clone(),
             knowledge.database().clone(),
+            feedback.database().clone(),
         ];
         Ok(Self {
             grpc_listener,
@@ -99,6 +110,7 @@ impl Platform {
             bus,
             routing,
             knowledge,
+            feedback,
         })
     }
 
@@ -120,6 +132,11 @@ impl Platform {
         self.routing.router().clone()
     }
 
+    /// The feedback service's core, for tests that drive surveys and reports directly.
+    pub fn feedback(&self) -> Arc<helpdesk_feedback::Feedback> {
+        self.feedback.feedback().clone()
+    }
+
     /// The bus the platform publishes its events to.
     pub fn bus(&self) -> Arc<dyn EventBus> {
         self.bus.clone()
@@ -130,6 +147,7 @@ impl Platform {
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let routing = tokio::spawn(self.routing.run(shutdown.clone()));
         let knowledge = tokio::spawn(self.knowledge.run(shutdown.clone()));
+        let feedback = tokio::spawn(self.feedback.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
         let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
         let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {
@@ -144,6 +162,7 @@ impl Platform {
         relay.await.context("event relay")?;
         routing.await.context("routing")?;
         knowledge.await.context("knowledge")?;
+        feedback.await.context("feedback")?;
         Ok(())
     }
 }

@@ -43,6 +43,9 @@ pub fn event_type(event: &Event) -> &'static str {
         Some(Payload::TicketRouted(_)) => "routed",
         Some(Payload::TicketEscalated(_)) => "escalated",
         Some(Payload::SlaAlert(_)) => "sla_alert",
+        Some(Payload::SurveyAnswered(_)) => "answered",
+        Some(Payload::FollowUpOpened(_)) => "opened",
+        Some(Payload::FollowUpClosed(_)) => "closed",
         None => "unknown",
     }
 }

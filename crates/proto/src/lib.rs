@@ -20,6 +20,13 @@ pub mod common {
     }
 }
 
+pub mod feedback {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.feedback.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.feedback.v1.serde.rs"));
+    }
+}
+
 pub mod identity {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/helpdesk.identity.v1.rs"));

@@ -31,6 +31,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub services: ServiceUrls,
+    pub feedback: FeedbackConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -91,6 +92,13 @@ pub struct GatewayConfig {
     pub cors_allowed_origins: Vec<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// The gateway's address as customers reach it: survey links start with it.
+    pub public_url: String,
+}
+
 /// Where a service finds the others when they run as separate processes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +107,7 @@ pub struct ServiceUrls {
     pub ticketing_url: String,
     pub routing_url: String,
     pub knowledge_url: String,
+    pub feedback_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,6 +157,10 @@ identity_url = "http://127.0.0.1:50051"
 ticketing_url = "http://127.0.0.1:50051"
 routing_url = "http://127.0.0.1:50051"
 knowledge_url = "http://127.0.0.1:50051"
+feedback_url = "http://127.0.0.1:50051"
+
+[feedback]
+public_url = "http://127.0.0.1:8080"
 
 [telemetry]
 log_format = "auto"

@@ -25,6 +25,8 @@ const PUBLIC_PATHS: &[&str] = &[
     "/helpdesk.identity.v1.IdentityService/Authenticate",
     // The public help center: published public articles only, rate-limited at the gateway.
     "/helpdesk.knowledge.v1.HelpCenterService/",
+    // Survey links: the signed token in each request is the credential, rate-limited at the gateway.
+    "/helpdesk.feedback.v1.SurveyAnswerService/",
 ];
 
 /// Runs a unary call for its authenticated caller (placed in the request by [`AuthLayer`]) and
@@ -238,6 +240,32 @@ pub async fn serve(
             health.not_serving().await;
         })
         .await
+}
+
+/// What a standalone service's `main` does once its state is open: health for `services`
+/// (following `databases`), its `routes` plus reflection on `grpc_addr`, and its `background` work
+/// until a signal; then health turns NOT_SERVING, calls drain and the background work ends.
+pub async fn run_standalone<Background>(
+    name: &'static str,
+    grpc_addr: std::net::SocketAddr,
+    authenticator: Arc<Authenticator>,
+    services: Vec<&'static str>,
+    databases: Vec<Database>,
+    mut routes: tonic::service::RoutesBuilder,
+    background: impl FnOnce(Shutdown) -> Background,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    Background: std::future::Future<Output = ()> + Send + 'static,
+{
+    let health = Health::new(services, &mut routes).await;
+    let listener = tokio::net::TcpListener::bind(grpc_addr).await?;
+    tracing::info!(service = name, grpc_addr = %listener.local_addr()?, "serving");
+    let shutdown = crate::shutdown::on_os_signal();
+    health.watch(databases, shutdown.clone());
+    let background = tokio::spawn(background(shutdown.clone()));
+    serve(listener, routes, authenticator, health, shutdown).await?;
+    background.await?;
+    Ok(())
 }
 
 /// Accepted connections with Nagle's algorithm off: the server's own `tcp_nodelay` setting does

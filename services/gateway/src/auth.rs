@@ -1,10 +1,10 @@
 //! Authentication and rate limiting at the edge: per credential, and per client on the public
-//! help center.
+//! help center and survey links.
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
 
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -35,6 +35,25 @@ impl Gatekeeper {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
         })
+    }
+}
+
+/// The last `X-Forwarded-For` address (the one the nearest proxy, the ingress, appended: a client
+/// can prepend any addresses it likes, but not that one), else the peer address.
+pub(crate) fn client_address(request: &Request) -> String {
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .map(str::trim)
+        .filter(|address| !address.is_empty());
+    match forwarded {
+        Some(address) => address.to_owned(),
+        None => request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
     }
 }
 

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use helpdesk_proto::{
-    common::v1 as common, identity::v1 as identity, knowledge::v1 as knowledge, routing::v1 as routing,
-    ticketing::v1 as ticketing,
+    common::v1 as common, feedback::v1 as feedback, identity::v1 as identity, knowledge::v1 as knowledge,
+    routing::v1 as routing, ticketing::v1 as ticketing,
 };
-use helpdesk_runtime::time::{micros_to_timestamp, timestamp_to_micros};
+use helpdesk_runtime::time::{micros_to_timestamp, now_micros, timestamp_to_micros};
 use pbjson_types::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -79,6 +79,12 @@ rest_enum!(
     ArticleVisibility => knowledge::Visibility { Public, Internal, Restricted }
 );
 rest_enum!(DiffChange => knowledge::diff_line::Change { Equal, Insert, Delete });
+rest_enum!(SurveyKind => feedback::SurveyKind { Csat, Nps, Ces, Custom });
+rest_enum!(QuestionKind => feedback::QuestionKind { Scale, Text, Choice });
+rest_enum!(InvitationState => feedback::InvitationState { Scheduled, Sent, Answered, Cancelled });
+rest_enum!(FollowUpState => feedback::FollowUpState { Open, Closed });
+rest_enum!(ReportKind => feedback::ReportKind { Volume, Performance, Backlog, Satisfaction, AgentScorecard, Trends });
+rest_enum!(GroupBy => feedback::GroupBy { None, Channel, HourOfDay, DayOfWeek, Day, Week, Month, Agent, Team, Tag });
 
 pub(crate) fn format_time(timestamp: Option<Timestamp>) -> Option<String> {
     let micros = timestamp_to_micros(&timestamp?);
@@ -1968,4 +1974,698 @@ pub(crate) struct Reindexed {
 pub(crate) struct PublicArticleQuery {
     /// The slug's locale, `ko` or `en`; needed when the path names a slug.
     pub(crate) locale: Option<String>,
+}
+
+// Feedback
+
+/// Text in each supported language; a customer reads theirs, else English, else Korean.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LocalizedText {
+    pub(crate) en: String,
+    pub(crate) ko: String,
+}
+
+impl From<LocalizedText> for feedback::LocalizedText {
+    fn from(t: LocalizedText) -> Self {
+        Self { en: t.en, ko: t.ko }
+    }
+}
+
+impl From<feedback::LocalizedText> for LocalizedText {
+    fn from(t: feedback::LocalizedText) -> Self {
+        Self { en: t.en, ko: t.ko }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Question {
+    /// Lowercase letters, digits and underscores; unique within the survey.
+    pub(crate) id: String,
+    pub(crate) kind: QuestionKind,
+    pub(crate) text: LocalizedText,
+    /// The range of a scale question.
+    #[serde(default)]
+    pub(crate) min: i32,
+    #[serde(default)]
+    pub(crate) max: i32,
+    /// A choice question's choices; its answers give an index.
+    #[serde(default)]
+    pub(crate) choices: Vec<LocalizedText>,
+    /// A question about the agent ("how knowledgeable was the agent?"), reported per agent.
+    #[serde(default)]
+    pub(crate) about_agent: bool,
+    #[serde(default)]
+    pub(crate) required: bool,
+}
+
+impl From<Question> for feedback::Question {
+    fn from(q: Question) -> Self {
+        Self {
+            id: q.id,
+            kind: q.kind.into(),
+            text: Some(q.text.into()),
+            min: q.min,
+            max: q.max,
+            choices: q.choices.into_iter().map(feedback::LocalizedText::from).collect(),
+            about_agent: q.about_agent,
+            required: q.required,
+        }
+    }
+}
+
+impl Question {
+    pub(crate) fn from_proto(q: feedback::Question) -> Option<Self> {
+        Some(Self {
+            kind: QuestionKind::from_proto(q.kind)?,
+            id: q.id,
+            text: q.text.unwrap_or_default().into(),
+            min: q.min,
+            max: q.max,
+            choices: q.choices.into_iter().map(LocalizedText::from).collect(),
+            about_agent: q.about_agent,
+            required: q.required,
+        })
+    }
+}
+
+/// When a survey is sent.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct TriggerRule {
+    /// Send when a ticket is solved.
+    pub(crate) on_solved: bool,
+    /// Minutes to wait after solving; the survey is dropped if the ticket reopens meanwhile.
+    pub(crate) delay_minutes: i32,
+    /// Only tickets from these channels; every channel when empty.
+    pub(crate) channels: Vec<Channel>,
+    /// Share of eligible tickets surveyed, 1 to 100.
+    pub(crate) sampling_percent: i32,
+    /// At most one survey per customer in this many days; 0 for no limit.
+    pub(crate) throttle_days: i32,
+}
+
+impl From<TriggerRule> for feedback::TriggerRule {
+    fn from(t: TriggerRule) -> Self {
+        Self {
+            on_solved: t.on_solved,
+            delay_minutes: t.delay_minutes,
+            channels: t.channels.into_iter().map(i32::from).collect(),
+            sampling_percent: t.sampling_percent,
+            throttle_days: t.throttle_days,
+        }
+    }
+}
+
+impl From<feedback::TriggerRule> for TriggerRule {
+    fn from(t: feedback::TriggerRule) -> Self {
+        Self {
+            on_solved: t.on_solved,
+            delay_minutes: t.delay_minutes,
+            channels: t.channels.into_iter().filter_map(Channel::from_proto).collect(),
+            sampling_percent: t.sampling_percent,
+            throttle_days: t.throttle_days,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Survey {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) kind: Option<SurveyKind>,
+    pub(crate) questions: Vec<Question>,
+    pub(crate) trigger: TriggerRule,
+    /// A score at or below this opens a follow-up.
+    pub(crate) follow_up_at_or_below: i32,
+    /// How long a link may be answered and revised.
+    pub(crate) link_ttl_hours: i32,
+    pub(crate) active: bool,
+    pub(crate) created_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
+}
+
+impl From<feedback::Survey> for Survey {
+    fn from(s: feedback::Survey) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            kind: SurveyKind::from_proto(s.kind),
+            questions: s.questions.into_iter().filter_map(Question::from_proto).collect(),
+            trigger: s.trigger.unwrap_or_default().into(),
+            follow_up_at_or_below: s.follow_up_at_or_below,
+            link_ttl_hours: s.link_ttl_hours,
+            active: s.active,
+            created_at: format_time(s.created_at),
+            updated_at: format_time(s.updated_at),
+        }
+    }
+}
+
+/// A survey's definition: its questions, when it is sent and which scores open a follow-up.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpsertSurvey {
+    pub(crate) name: String,
+    pub(crate) kind: SurveyKind,
+    /// For csat, nps and ces the score question comes first and is filled in when omitted; a
+    /// custom survey's first scale question is its score.
+    #[serde(default)]
+    pub(crate) questions: Vec<Question>,
+    #[serde(default)]
+    pub(crate) trigger: TriggerRule,
+    /// A score at or below this opens a follow-up. Defaults: csat 2, nps 6, ces 3.
+    #[serde(default)]
+    pub(crate) follow_up_at_or_below: i32,
+    /// How long a link may be answered and revised.
+    #[serde(default)]
+    pub(crate) link_ttl_hours: i32,
+    /// Only active surveys are sent.
+    #[serde(default)]
+    pub(crate) active: bool,
+}
+
+impl UpsertSurvey {
+    /// The request to create a survey (`id` empty) or replace one.
+    pub(crate) fn into_proto(self, id: String) -> feedback::UpsertSurveyRequest {
+        feedback::UpsertSurveyRequest {
+            survey: Some(feedback::Survey {
+                id,
+                name: self.name,
+                kind: self.kind.into(),
+                questions: self.questions.into_iter().map(feedback::Question::from).collect(),
+                trigger: Some(self.trigger.into()),
+                follow_up_at_or_below: self.follow_up_at_or_below,
+                link_ttl_hours: self.link_ttl_hours,
+                active: self.active,
+                created_at: None,
+                updated_at: None,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SurveyList {
+    pub(crate) surveys: Vec<Survey>,
+}
+
+/// The tenant's time zone for reports and the lead of each team for follow-ups.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Settings {
+    /// IANA zone report buckets use, such as `Asia/Seoul`.
+    pub(crate) time_zone: String,
+    /// Team (ticket group) → agent id of its lead, who receives follow-ups when the agent has no
+    /// supervisor in routing.
+    pub(crate) team_leads: HashMap<String, String>,
+}
+
+impl From<Settings> for feedback::Settings {
+    fn from(s: Settings) -> Self {
+        Self { time_zone: s.time_zone, team_leads: s.team_leads }
+    }
+}
+
+impl From<feedback::Settings> for Settings {
+    fn from(s: feedback::Settings) -> Self {
+        Self { time_zone: s.time_zone, team_leads: s.team_leads }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListInvitationsQuery {
+    /// Only this ticket's invitations.
+    pub(crate) ticket_id: Option<String>,
+    pub(crate) limit: Option<i32>,
+}
+
+impl From<ListInvitationsQuery> for feedback::ListInvitationsRequest {
+    fn from(q: ListInvitationsQuery) -> Self {
+        Self { ticket_id: q.ticket_id.unwrap_or_default(), limit: q.limit.unwrap_or_default() }
+    }
+}
+
+/// A survey sent or scheduled for a ticket; the link itself is never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Invitation {
+    pub(crate) id: String,
+    pub(crate) survey_id: String,
+    pub(crate) ticket_id: String,
+    pub(crate) customer_id: String,
+    /// `en` or `ko`.
+    pub(crate) locale: String,
+    pub(crate) channel: Option<Channel>,
+    pub(crate) state: Option<InvitationState>,
+    pub(crate) send_at: Option<String>,
+    pub(crate) sent_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
+}
+
+impl From<feedback::Invitation> for Invitation {
+    fn from(i: feedback::Invitation) -> Self {
+        Self {
+            id: i.id,
+            survey_id: i.survey_id,
+            ticket_id: i.ticket_id,
+            customer_id: i.customer_id,
+            locale: i.locale,
+            channel: Channel::from_proto(i.channel),
+            state: InvitationState::from_proto(i.state),
+            send_at: format_time(i.send_at),
+            sent_at: format_time(i.sent_at),
+            expires_at: format_time(i.expires_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InvitationList {
+    /// Newest first.
+    pub(crate) invitations: Vec<Invitation>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Answer {
+    pub(crate) question_id: String,
+    /// For scale questions the number, for choice questions the choice's index.
+    pub(crate) value: Option<i32>,
+    /// For text questions; plain text.
+    #[serde(default)]
+    pub(crate) text: String,
+}
+
+impl From<Answer> for feedback::Answer {
+    fn from(a: Answer) -> Self {
+        Self { question_id: a.question_id, value: a.value, text: a.text }
+    }
+}
+
+impl From<feedback::Answer> for Answer {
+    fn from(a: feedback::Answer) -> Self {
+        Self { question_id: a.question_id, value: a.value, text: a.text }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListResponsesQuery {
+    pub(crate) ticket_id: Option<String>,
+    pub(crate) survey_id: Option<String>,
+    pub(crate) limit: Option<i32>,
+}
+
+impl From<ListResponsesQuery> for feedback::ListResponsesRequest {
+    fn from(q: ListResponsesQuery) -> Self {
+        Self {
+            ticket_id: q.ticket_id.unwrap_or_default(),
+            survey_id: q.survey_id.unwrap_or_default(),
+            limit: q.limit.unwrap_or_default(),
+        }
+    }
+}
+
+/// A customer's answer to a survey, with the ticket as it was when the survey was sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SurveyResponse {
+    pub(crate) id: String,
+    pub(crate) survey_id: String,
+    pub(crate) kind: Option<SurveyKind>,
+    pub(crate) invitation_id: String,
+    pub(crate) ticket_id: String,
+    pub(crate) customer_id: String,
+    /// Who handled the ticket.
+    pub(crate) agent_id: Option<String>,
+    pub(crate) team: Option<String>,
+    pub(crate) channel: Option<Channel>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) locale: String,
+    /// The answer to the score question.
+    pub(crate) score: i32,
+    pub(crate) answers: Vec<Answer>,
+    /// Plain text; render it escaped.
+    pub(crate) comment: String,
+    /// 1 for the first answer, incremented by each revision.
+    pub(crate) revision: i32,
+    pub(crate) submitted_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
+    /// The follow-up this answer opened.
+    pub(crate) follow_up_id: Option<String>,
+}
+
+impl From<feedback::SurveyResponse> for SurveyResponse {
+    fn from(r: feedback::SurveyResponse) -> Self {
+        Self {
+            id: r.id,
+            survey_id: r.survey_id,
+            kind: SurveyKind::from_proto(r.kind),
+            invitation_id: r.invitation_id,
+            ticket_id: r.ticket_id,
+            customer_id: r.customer_id,
+            agent_id: non_empty(r.agent_id),
+            team: non_empty(r.team),
+            channel: Channel::from_proto(r.channel),
+            tags: r.tags,
+            locale: r.locale,
+            score: r.score,
+            answers: r.answers.into_iter().map(Answer::from).collect(),
+            comment: r.comment,
+            revision: r.revision,
+            submitted_at: format_time(r.submitted_at),
+            updated_at: format_time(r.updated_at),
+            follow_up_id: non_empty(r.follow_up_id),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ResponseList {
+    pub(crate) responses: Vec<SurveyResponse>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListFollowUpsQuery {
+    /// open or closed; both when absent.
+    pub(crate) state: Option<String>,
+    pub(crate) assignee_id: Option<String>,
+    pub(crate) limit: Option<i32>,
+}
+
+impl ListFollowUpsQuery {
+    pub(crate) fn into_proto(self) -> Result<feedback::ListFollowUpsRequest, ApiError> {
+        let state = self.state.map(|word| FollowUpState::parse("state", &word)).transpose()?;
+        Ok(feedback::ListFollowUpsRequest {
+            state: state.map(i32::from).unwrap_or_default(),
+            assignee_id: self.assignee_id.unwrap_or_default(),
+            limit: self.limit.unwrap_or_default(),
+        })
+    }
+}
+
+/// A low score's follow-up, for the lead of the agent's team.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FollowUp {
+    pub(crate) id: String,
+    pub(crate) response_id: String,
+    /// The surveyed ticket.
+    pub(crate) ticket_id: String,
+    /// The ticket opened for the follow-up, linked to the surveyed one; absent until ticketing has
+    /// accepted it.
+    pub(crate) linked_ticket_id: Option<String>,
+    /// The team lead it is for.
+    pub(crate) assignee_id: String,
+    pub(crate) team: Option<String>,
+    pub(crate) kind: Option<SurveyKind>,
+    pub(crate) score: i32,
+    pub(crate) state: Option<FollowUpState>,
+    pub(crate) resolution_note: Option<String>,
+    pub(crate) closed_by: Option<String>,
+    pub(crate) created_at: Option<String>,
+    pub(crate) closed_at: Option<String>,
+}
+
+impl From<feedback::FollowUp> for FollowUp {
+    fn from(f: feedback::FollowUp) -> Self {
+        Self {
+            id: f.id,
+            response_id: f.response_id,
+            ticket_id: f.ticket_id,
+            linked_ticket_id: non_empty(f.linked_ticket_id),
+            assignee_id: f.assignee_id,
+            team: non_empty(f.team),
+            kind: SurveyKind::from_proto(f.kind),
+            score: f.score,
+            state: FollowUpState::from_proto(f.state),
+            resolution_note: non_empty(f.resolution_note),
+            closed_by: non_empty(f.closed_by),
+            created_at: format_time(f.created_at),
+            closed_at: format_time(f.closed_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FollowUpList {
+    pub(crate) follow_ups: Vec<FollowUp>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CloseFollowUp {
+    /// What was done for the customer.
+    pub(crate) resolution_note: String,
+}
+
+/// "You said, we did": what changed, for every respondent whose answer carries the theme.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnnounceChange {
+    /// The ticket tag whose respondents are told.
+    pub(crate) theme: String,
+    /// Each respondent reads it in their language.
+    pub(crate) message: LocalizedText,
+    /// RFC 3339: only respondents who answered at or after this time; 90 days ago when absent.
+    pub(crate) since: Option<String>,
+    /// Only respondents whose score opened a follow-up.
+    #[serde(default)]
+    pub(crate) only_unhappy: bool,
+}
+
+impl AnnounceChange {
+    pub(crate) fn into_proto(self) -> Result<feedback::AnnounceChangeRequest, ApiError> {
+        Ok(feedback::AnnounceChangeRequest {
+            theme: self.theme,
+            message: Some(self.message.into()),
+            since: self.since.map(|since| parse_time("since", &since)).transpose()?,
+            only_unhappy: self.only_unhappy,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Announcement {
+    pub(crate) id: String,
+    pub(crate) theme: String,
+    pub(crate) message: LocalizedText,
+    /// Respondents it is being delivered to, one message each on their latest ticket.
+    pub(crate) recipients: i32,
+    pub(crate) created_at: Option<String>,
+}
+
+impl From<feedback::Announcement> for Announcement {
+    fn from(a: feedback::Announcement) -> Self {
+        Self {
+            id: a.id,
+            theme: a.theme,
+            message: a.message.unwrap_or_default().into(),
+            recipients: a.recipients,
+            created_at: format_time(a.created_at),
+        }
+    }
+}
+
+/// A survey as its link shows it, in the customer's language.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SurveyForm {
+    pub(crate) survey_name: String,
+    pub(crate) kind: Option<SurveyKind>,
+    /// The language the questions are in.
+    pub(crate) locale: String,
+    pub(crate) questions: Vec<FormQuestion>,
+    /// Until then the answer may be given and revised.
+    pub(crate) expires_at: Option<String>,
+    /// The answer given so far, when there is one.
+    pub(crate) current: Option<GivenAnswer>,
+}
+
+impl From<feedback::SurveyForm> for SurveyForm {
+    fn from(f: feedback::SurveyForm) -> Self {
+        Self {
+            survey_name: f.survey_name,
+            kind: SurveyKind::from_proto(f.kind),
+            locale: f.locale,
+            questions: f
+                .questions
+                .into_iter()
+                .map(|q| FormQuestion {
+                    id: q.id,
+                    kind: QuestionKind::from_proto(q.kind),
+                    text: q.text,
+                    min: q.min,
+                    max: q.max,
+                    choices: q.choices,
+                    required: q.required,
+                })
+                .collect(),
+            expires_at: format_time(f.expires_at),
+            current: f.current.map(GivenAnswer::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FormQuestion {
+    pub(crate) id: String,
+    pub(crate) kind: Option<QuestionKind>,
+    pub(crate) text: String,
+    /// The range of a scale question.
+    pub(crate) min: i32,
+    pub(crate) max: i32,
+    /// A choice question's choices; answer with an index.
+    pub(crate) choices: Vec<String>,
+    pub(crate) required: bool,
+}
+
+/// A customer's answer as their link shows it. Only what they gave: the ticket's agent, team,
+/// tags and follow-up are the staff's business.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GivenAnswer {
+    pub(crate) answers: Vec<Answer>,
+    pub(crate) comment: String,
+    /// 1 for the first answer, incremented by each revision.
+    pub(crate) revision: i32,
+    pub(crate) submitted_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
+}
+
+impl From<feedback::SurveyResponse> for GivenAnswer {
+    fn from(r: feedback::SurveyResponse) -> Self {
+        Self {
+            answers: r.answers.into_iter().map(Answer::from).collect(),
+            comment: r.comment,
+            revision: r.revision,
+            submitted_at: format_time(r.submitted_at),
+            updated_at: format_time(r.updated_at),
+        }
+    }
+}
+
+/// An answer to a survey link, or a revision of it until the link expires.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubmitAnswer {
+    /// The same for repeats of one submission (a double click, a retry), which record nothing new.
+    #[serde(default)]
+    pub(crate) submission_id: String,
+    pub(crate) answers: Vec<Answer>,
+    /// Plain text.
+    #[serde(default)]
+    pub(crate) comment: String,
+}
+
+impl SubmitAnswer {
+    pub(crate) fn into_proto(self, token: String) -> feedback::SubmitAnswerRequest {
+        feedback::SubmitAnswerRequest {
+            token,
+            submission_id: self.submission_id,
+            answers: self.answers.into_iter().map(feedback::Answer::from).collect(),
+            comment: self.comment,
+        }
+    }
+}
+
+// Insights
+
+impl ReportKind {
+    /// A kind as report paths spell it, with hyphens: `agent-scorecard`.
+    pub(crate) fn from_path(word: &str) -> Result<Self, ApiError> {
+        Self::parse("kind", &word.replace('-', "_")).ok().filter(|_| !word.contains('_')).ok_or_else(|| {
+            ApiError::field("kind", "one of volume, performance, backlog, satisfaction, agent-scorecard, trends")
+        })
+    }
+}
+
+/// Reports cover this many days up to `to` unless `from` says otherwise.
+const DEFAULT_REPORT_DAYS: i64 = 30;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportQuery {
+    /// RFC 3339; 30 days before `to` when absent. The period is at most 400 days; tickets count
+    /// by when they were created, answers by when they were given.
+    pub(crate) from: Option<String>,
+    /// RFC 3339; now when absent.
+    pub(crate) to: Option<String>,
+    /// none, channel, hour_of_day, day_of_week, day, week, month, agent, team or tag.
+    pub(crate) group_by: Option<String>,
+    /// IANA zone for this report's buckets, such as `Asia/Seoul`; the tenant's when absent.
+    pub(crate) time_zone: Option<String>,
+    /// Only tickets from this channel.
+    pub(crate) channel: Option<String>,
+    pub(crate) agent_id: Option<String>,
+    pub(crate) team: Option<String>,
+    pub(crate) tag: Option<String>,
+    /// `json` (the default) or `csv`; `Accept: text/csv` also asks for CSV.
+    pub(crate) format: Option<String>,
+}
+
+impl ReportQuery {
+    pub(crate) fn into_proto(self, kind: ReportKind) -> Result<feedback::ReportRequest, ApiError> {
+        let to = match self.to {
+            Some(to) => parse_time("to", &to)?,
+            None => micros_to_timestamp(now_micros()),
+        };
+        let from = match self.from {
+            Some(from) => parse_time("from", &from)?,
+            None => micros_to_timestamp(timestamp_to_micros(&to) - DEFAULT_REPORT_DAYS * 86_400 * 1_000_000),
+        };
+        let group_by = self.group_by.map(|word| GroupBy::parse("group_by", &word)).transpose()?;
+        let channel = self.channel.map(|word| Channel::parse("channel", &word)).transpose()?;
+        Ok(feedback::ReportRequest {
+            kind: kind.into(),
+            from: Some(from),
+            to: Some(to),
+            group_by: group_by.map(i32::from).unwrap_or_default(),
+            time_zone: self.time_zone.unwrap_or_default(),
+            channel: channel.map(i32::from).unwrap_or_default(),
+            agent_id: self.agent_id.unwrap_or_default(),
+            team: self.team.unwrap_or_default(),
+            tag: self.tag.unwrap_or_default(),
+        })
+    }
+}
+
+/// A report: the first column names the group, the others the measures.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Report {
+    pub(crate) kind: Option<ReportKind>,
+    pub(crate) time_zone: String,
+    pub(crate) columns: Vec<String>,
+    /// One value per column: the group as a string, measures as numbers, null where nothing was
+    /// measured.
+    #[schema(value_type = Vec<Vec<Value>>)]
+    pub(crate) rows: Vec<Vec<serde_json::Value>>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+}
+
+impl From<feedback::Report> for Report {
+    fn from(r: feedback::Report) -> Self {
+        let cell = |value: pbjson_types::Value| serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        Self {
+            kind: ReportKind::from_proto(r.kind),
+            time_zone: r.time_zone,
+            columns: r.columns,
+            rows: r.rows.into_iter().map(|row| row.cells.into_iter().map(cell).collect()).collect(),
+            from: format_time(r.from),
+            to: format_time(r.to),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProjectionsRebuilt {
+    /// Events replayed.
+    pub(crate) events: i64,
+    /// Tickets projected.
+    pub(crate) tickets: i64,
+    pub(crate) seconds: f64,
 }

@@ -1,7 +1,8 @@
 //! The REST/JSON gateway for external clients (web widget, mobile apps, integrations). It
 //! authenticates each request, applies a per-credential rate limit, and calls the gRPC services
-//! with the caller's credentials and trace context. The public help center under `/v1/help` needs
-//! no credentials and is rate-limited per client address instead.
+//! with the caller's credentials and trace context. The public help center under `/v1/help` and
+//! survey links under `/v1/surveys` need no credentials and are rate-limited per client address
+//! instead.
 
 mod auth;
 mod dto;
@@ -20,6 +21,10 @@ use axum::{
     routing::get,
 };
 use helpdesk_proto::{
+    feedback::v1::{
+        feedback_service_client::FeedbackServiceClient, insights_service_client::InsightsServiceClient,
+        survey_answer_service_client::SurveyAnswerServiceClient,
+    },
     identity::v1::identity_service_client::IdentityServiceClient,
     knowledge::v1::{
         help_center_service_client::HelpCenterServiceClient, knowledge_service_client::KnowledgeServiceClient,
@@ -46,6 +51,7 @@ pub struct Backends {
     pub identity: Channel,
     pub routing: Channel,
     pub knowledge: Channel,
+    pub feedback: Channel,
 }
 
 #[derive(Clone)]
@@ -59,6 +65,9 @@ pub(crate) struct AppState {
     pub(crate) sla: SlaServiceClient<Channel>,
     pub(crate) knowledge: KnowledgeServiceClient<Channel>,
     pub(crate) help_center: HelpCenterServiceClient<Channel>,
+    pub(crate) feedback: FeedbackServiceClient<Channel>,
+    pub(crate) survey_answers: SurveyAnswerServiceClient<Channel>,
+    pub(crate) insights: InsightsServiceClient<Channel>,
     pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
     pub(crate) auth: Arc<auth::Gatekeeper>,
 }
@@ -76,6 +85,9 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         sla: SlaServiceClient::new(backends.routing),
         knowledge: KnowledgeServiceClient::new(backends.knowledge.clone()),
         help_center: HelpCenterServiceClient::new(backends.knowledge),
+        feedback: FeedbackServiceClient::new(backends.feedback.clone()),
+        survey_answers: SurveyAnswerServiceClient::new(backends.feedback.clone()),
+        insights: InsightsServiceClient::new(backends.feedback),
         auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
     };
     let request_id = HeaderName::from_static("x-request-id");
@@ -85,12 +97,16 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
     let help_center = routes::help_center::router()
         .route_layer(middleware::from_fn_with_state(state.clone(), routes::help_center::rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let surveys = routes::surveys::router()
+        .route_layer(middleware::from_fn_with_state(state.clone(), routes::surveys::rate_limit))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
     Router::new()
         .merge(api)
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .merge(help_center)
+        .merge(surveys)
         .fallback(|| async { error::ApiError::new(helpdesk_runtime::ErrorKind::NotFound, "no such endpoint") })
         .with_state(state)
         .layer(middleware::from_fn(record_duration))
@@ -98,9 +114,14 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            telemetry::http_span(request.method(), request.uri().path(), id, request.headers())
+            telemetry::http_span(request.method(), loggable_path(request.uri().path()), id, request.headers())
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The path as logs and traces show it: a survey link's token is a credential, so it is left out.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/v1/surveys/") { "/v1/surveys/{token}" } else { path }
 }
 
 /// Records each request's duration by route template, method and status.

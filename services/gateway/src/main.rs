@@ -14,15 +14,16 @@ async fn main() -> anyhow::Result<()> {
     let ticketing = grpc::lazy_channel(&config.services.ticketing_url)?;
     let routing = grpc::lazy_channel(&config.services.routing_url)?;
     let knowledge = grpc::lazy_channel(&config.services.knowledge_url)?;
+    let feedback = grpc::lazy_channel(&config.services.feedback_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity.clone())))?);
-    let router =
-        helpdesk_gateway::router(&config.gateway, authenticator, Backends { ticketing, identity, routing, knowledge });
+    let backends = Backends { ticketing, identity, routing, knowledge, feedback };
+    let router = helpdesk_gateway::router(&config.gateway, authenticator, backends);
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    // The client address keys the public help center's rate limit.
+    // The client address keys the rate limit of the public help center and survey links.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown::on_os_signal().wait()).await?;
     Ok(())

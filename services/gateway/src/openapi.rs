@@ -10,9 +10,10 @@ use crate::{dto, error, routes};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "helpdesk REST API", description = "Tickets, conversations, customers, saved replies, routing and \
-        the knowledge base. Authenticate with `Authorization: Bearer <api key or JWT>`, except on the public help \
-        center under `/v1/help/{tenant}`, which needs no credentials and is rate-limited per client address. \
+    info(title = "helpdesk REST API", description = "Tickets, conversations, customers, saved replies, routing, \
+        the knowledge base, surveys and reports. Authenticate with `Authorization: Bearer <api key or JWT>`, except \
+        on the public help center under `/v1/help/{tenant}` and on survey links under `/v1/surveys/{token}`, which \
+        need no credentials and are rate-limited per client address. \
         Errors share one body: `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
     paths(
         routes::tickets::create, routes::tickets::get, routes::tickets::update, routes::tickets::list,
@@ -37,10 +38,17 @@ use crate::{dto, error, routes};
         routes::knowledge::content_gaps, routes::knowledge::reindex,
         routes::help_center::public_search, routes::help_center::public_article, routes::help_center::public_categories,
         routes::help_center::public_suggest, routes::help_center::public_vote, routes::help_center::public_click,
+        routes::feedback::create_survey, routes::feedback::upsert_survey, routes::feedback::list_surveys,
+        routes::feedback::get_settings, routes::feedback::set_settings, routes::feedback::list_invitations,
+        routes::feedback::list_responses, routes::feedback::list_follow_ups, routes::feedback::close_follow_up,
+        routes::feedback::announce_change,
+        routes::insights::report, routes::insights::rebuild_projections,
+        routes::surveys::survey_form, routes::surveys::submit_answer,
     ),
     components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::Status, dto::Visibility, dto::FlagKind,
         dto::AuthorKind, dto::Role, dto::CustomFieldType, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
-        dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange)),
+        dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange,
+        dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

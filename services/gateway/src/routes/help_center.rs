@@ -2,11 +2,11 @@
 //! only. Each client (the last `X-Forwarded-For` address, else the peer address) has its own rate
 //! limit per tenant.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::collections::HashMap;
 
 use axum::{
     Extension, Json, Router,
-    extract::{ConnectInfo, Path, Request, State, rejection::PathRejection},
+    extract::{Path, Request, State, rejection::PathRejection},
     http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     AppState,
+    auth::client_address,
     dto::{self, PublicArticleQuery, PublicSearchQuery, RecordClick, SuggestArticles, Vote},
     error::{ApiError, ErrorBody, JsonBody, QueryParams},
 };
@@ -52,25 +53,6 @@ impl Visitor {
         let mut id = hex::encode(hasher.finalize());
         id.truncate(32);
         id
-    }
-}
-
-/// The last `X-Forwarded-For` address (the one the nearest proxy, the ingress, appended: a client
-/// can prepend any addresses it likes, but not that one), else the peer address.
-fn client_address(request: &Request) -> String {
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.rsplit(',').next())
-        .map(str::trim)
-        .filter(|address| !address.is_empty());
-    match forwarded {
-        Some(address) => address.to_owned(),
-        None => request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
     }
 }
 
@@ -190,7 +172,7 @@ pub(crate) async fn public_click(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use axum::{body::Body, http::Request};
@@ -213,7 +195,7 @@ mod tests {
     }
 
     /// The gateway in front of services that are never reached, with one request per client.
-    fn gateway() -> Router {
+    pub(crate) fn gateway() -> Router {
         let env = [
             ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), "1".to_owned()),
             ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), "1".to_owned()),
@@ -225,12 +207,13 @@ mod tests {
             ticketing: nowhere.clone(),
             identity: nowhere.clone(),
             routing: nowhere.clone(),
-            knowledge: nowhere,
+            knowledge: nowhere.clone(),
+            feedback: nowhere,
         };
         crate::router(&config.gateway, authenticator, backends)
     }
 
-    async fn get(gateway: &Router, uri: &str, forwarded_for: &str) -> (StatusCode, serde_json::Value) {
+    pub(crate) async fn get(gateway: &Router, uri: &str, forwarded_for: &str) -> (StatusCode, serde_json::Value) {
         let request = Request::get(uri).header("x-forwarded-for", forwarded_for).body(Body::empty()).expect("request");
         let response = gateway.clone().oneshot(request).await.expect("response");
         let status = response.status();

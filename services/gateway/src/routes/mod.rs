@@ -1,11 +1,14 @@
 //! REST routes under `/v1`: the authenticated API here, the public help center in
-//! [`help_center`].
+//! [`help_center`] and survey links in [`surveys`].
 
 pub(crate) mod admin;
 pub(crate) mod customers;
+pub(crate) mod feedback;
 pub(crate) mod help_center;
+pub(crate) mod insights;
 pub(crate) mod knowledge;
 pub(crate) mod routing;
+pub(crate) mod surveys;
 pub(crate) mod tickets;
 
 use axum::{
@@ -62,6 +65,16 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/kb/clicks", post(knowledge::record_click))
         .route("/v1/kb/gaps", get(knowledge::content_gaps))
         .route("/v1/kb/reindex", post(knowledge::reindex))
+        .route("/v1/feedback/surveys", post(feedback::create_survey).get(feedback::list_surveys))
+        .route("/v1/feedback/surveys/{id}", put(feedback::upsert_survey))
+        .route("/v1/feedback/settings", get(feedback::get_settings).put(feedback::set_settings))
+        .route("/v1/feedback/invitations", get(feedback::list_invitations))
+        .route("/v1/feedback/responses", get(feedback::list_responses))
+        .route("/v1/feedback/follow-ups", get(feedback::list_follow_ups))
+        .route("/v1/feedback/follow-ups/{id}/close", post(feedback::close_follow_up))
+        .route("/v1/feedback/announcements", post(feedback::announce_change))
+        .route("/v1/insights/reports/{kind}", get(insights::report))
+        .route("/v1/insights/rebuild", post(insights::rebuild_projections))
 }
 
 /// The `Idempotency-Key` header, or empty.

@@ -1,0 +1,189 @@
+//! What feedback writes to ticketing, from its own tables so nothing is lost to a crash: survey
+//! links as public messages on the solved ticket, a linked ticket for each follow-up (assigned to
+//! the team lead), and "you said, we did" messages. Each call carries an idempotency key, so a
+//! retry after a crash posts nothing twice.
+
+use std::{sync::Arc, time::Duration};
+
+use helpdesk_proto::{
+    common::v1::Priority,
+    feedback::v1::{FollowUp, Invitation},
+    routing::v1::GetAgentRequest,
+    ticketing::v1::{
+        AddMessageRequest, CreateTicketRequest, GetTicketRequest, LinkTicketsRequest, Status, Ticket, Visibility,
+    },
+};
+use helpdesk_runtime::{ServiceError, shutdown::Shutdown, time::now_micros};
+use tonic::Code;
+
+use crate::{
+    Peers,
+    service::{Feedback, Notification, kind_name},
+};
+
+const BATCH: i64 = 100;
+
+/// The tag follow-up tickets carry, so that views and reports can find them.
+pub const FOLLOW_UP_TAG: &str = "survey-follow-up";
+
+pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, shutdown: Shutdown) {
+    let wake = feedback.delivery_wake.clone();
+    loop {
+        if let Err(error) = drain(&feedback, &peers).await {
+            tracing::warn!(error = %error.message, "survey delivery will be retried");
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.clone().wait() => return,
+        }
+    }
+}
+
+async fn drain(feedback: &Feedback, peers: &Peers) -> Result<(), ServiceError> {
+    for (tenant, invitation) in feedback.due_invitations(now_micros(), BATCH).await? {
+        send_invitation(feedback, peers, &tenant, &invitation).await?;
+    }
+    for (tenant, follow_up, comment) in feedback.unlinked_follow_ups(BATCH).await? {
+        open_follow_up(feedback, peers, &tenant, &follow_up, &comment).await?;
+    }
+    for notification in feedback.pending_notifications(BATCH).await? {
+        notify(feedback, peers, &notification).await?;
+    }
+    Ok(())
+}
+
+async fn ticket(peers: &Peers, tenant: &str, id: &str) -> Result<Option<Ticket>, ServiceError> {
+    match peers.tickets().get_ticket(peers.request(tenant, GetTicketRequest { id: id.to_owned() })?).await {
+        Ok(ticket) => Ok(Some(ticket.into_inner())),
+        Err(status) if status.code() == Code::NotFound => Ok(None),
+        Err(status) => Err(ServiceError::from_status(&status)),
+    }
+}
+
+/// Posts a public message; `false` when the ticket can no longer take one (closed or gone).
+async fn post(peers: &Peers, tenant: &str, ticket: &str, key: String, text: String) -> Result<bool, ServiceError> {
+    let request = AddMessageRequest {
+        ticket_id: ticket.to_owned(),
+        idempotency_key: key,
+        visibility: Visibility::Public as i32,
+        body_text: text,
+        ..AddMessageRequest::default()
+    };
+    match peers.tickets().add_message(peers.request(tenant, request)?).await {
+        Ok(_) => Ok(true),
+        Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(false),
+        Err(status) => Err(ServiceError::from_status(&status)),
+    }
+}
+
+fn invitation_text(locale: &str, link: &str, expires: &str) -> String {
+    if locale == "ko" {
+        format!("상담은 만족스러우셨나요? 아래 링크에서 의견을 남겨 주세요.\n{link}\n링크는 {expires}까지 유효합니다.")
+    } else {
+        format!("How did we do? Please tell us about your experience:\n{link}\nThe link works until {expires}.")
+    }
+}
+
+async fn send_invitation(
+    feedback: &Feedback,
+    peers: &Peers,
+    tenant: &str,
+    invitation: &Invitation,
+) -> Result<(), ServiceError> {
+    let still_solved = ticket(peers, tenant, &invitation.ticket_id)
+        .await?
+        .is_some_and(|ticket| ticket.status == Status::Solved as i32 || ticket.status == Status::Closed as i32);
+    if !still_solved {
+        return feedback.cancel_invitations(tenant, &invitation.ticket_id).await;
+    }
+    let expires = invitation
+        .expires_at
+        .as_ref()
+        .and_then(|at| chrono::DateTime::from_timestamp(at.seconds, 0))
+        .map_or_else(String::new, |at| at.format("%Y-%m-%d %H:%M UTC").to_string());
+    let text = invitation_text(&invitation.locale, &feedback.link(tenant, invitation), &expires);
+    if post(peers, tenant, &invitation.ticket_id, format!("survey-{}", invitation.id), text).await? {
+        feedback.mark_sent(tenant, &invitation.id, now_micros()).await
+    } else {
+        tracing::warn!(%tenant, ticket = %invitation.ticket_id, "survey not sent: the ticket takes no more messages");
+        feedback.cancel_invitations(tenant, &invitation.ticket_id).await
+    }
+}
+
+/// The agent's supervisor in routing, else the team's lead in the feedback settings.
+async fn lead_for(
+    feedback: &Feedback,
+    peers: &Peers,
+    tenant: &str,
+    agent: &str,
+    team: &str,
+) -> Result<String, ServiceError> {
+    if !agent.is_empty() {
+        match peers.agents().get_agent(peers.request(tenant, GetAgentRequest { id: agent.to_owned() })?).await {
+            Ok(found) if !found.get_ref().supervisor_id.is_empty() => return Ok(found.into_inner().supervisor_id),
+            Ok(_) => {}
+            Err(status) if status.code() == Code::NotFound => {}
+            Err(status) => return Err(ServiceError::from_status(&status)),
+        }
+    }
+    Ok(feedback.settings(tenant).await?.team_leads.get(team).cloned().unwrap_or_default())
+}
+
+async fn open_follow_up(
+    feedback: &Feedback,
+    peers: &Peers,
+    tenant: &str,
+    follow_up: &FollowUp,
+    comment: &str,
+) -> Result<(), ServiceError> {
+    let original = ticket(peers, tenant, &follow_up.ticket_id).await?.unwrap_or_default();
+    let lead = lead_for(feedback, peers, tenant, &original.assignee_id, &follow_up.team).await?;
+    let kind = kind_name(follow_up.kind);
+    let mut description = format!(
+        "The customer gave {kind} {} on ticket {}. Follow up with them and close the follow-up with what was done.",
+        follow_up.score, follow_up.ticket_id
+    );
+    if !comment.is_empty() {
+        description.push_str("\n\nTheir comment:\n");
+        description.push_str(comment);
+    }
+    let request = CreateTicketRequest {
+        idempotency_key: format!("follow-up-{}", follow_up.id),
+        subject: format!(
+            "Follow-up: {kind} {} on \"{}\"",
+            follow_up.score,
+            original.subject.chars().take(150).collect::<String>()
+        ),
+        description,
+        requester_id: original.requester_id.clone(),
+        assignee_id: lead.clone(),
+        group: follow_up.team.clone(),
+        priority: Priority::High as i32,
+        channel: original.channel,
+        tags: vec![FOLLOW_UP_TAG.to_owned()],
+        ..CreateTicketRequest::default()
+    };
+    let created = peers
+        .tickets()
+        .create_ticket(peers.request(tenant, request)?)
+        .await
+        .map_err(|status| ServiceError::from_status(&status))?;
+    let linked = created.into_inner().id;
+    if !original.id.is_empty() {
+        let link = LinkTicketsRequest { ticket_id: linked.clone(), other_ticket_id: original.id.clone() };
+        if let Err(status) = peers.tickets().link_tickets(peers.request(tenant, link)?).await
+            && status.code() != Code::AlreadyExists
+        {
+            return Err(ServiceError::from_status(&status));
+        }
+    }
+    tracing::info!(%tenant, follow_up = %follow_up.id, ticket = %linked, %lead, "follow-up opened in ticketing");
+    feedback.mark_linked(tenant, &follow_up.id, &linked, &lead).await
+}
+
+async fn notify(feedback: &Feedback, peers: &Peers, notification: &Notification) -> Result<(), ServiceError> {
+    let key = format!("announcement-{}-{}", notification.announcement, notification.customer);
+    let delivered = post(peers, &notification.tenant, &notification.ticket, key, notification.text.clone()).await?;
+    feedback.mark_notification(notification, delivered).await
+}

@@ -1,0 +1,211 @@
+//! The feedback and insights service: CSAT, NPS and CES surveys sent when tickets are solved,
+//! answered through signed links; unhappy answers opened as follow-ups for the team lead in
+//! ticketing; "you said, we did" announcements; and reports over projections of ticketing's,
+//! routing's and feedback's events.
+
+mod delivery;
+mod grpc;
+mod insights;
+mod model;
+mod service;
+mod token;
+mod trigger;
+
+use std::{path::Path, sync::Arc};
+
+use helpdesk_events::{EventBus, EventStream, relay::Relay};
+use helpdesk_proto::{
+    routing::v1::routing_service_client::RoutingServiceClient,
+    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
+};
+use helpdesk_runtime::{
+    ServiceError,
+    auth::ServiceTokens,
+    config::{Config, DatabaseConfig},
+    db::{Database, Migrations},
+    grpc::outgoing,
+    shutdown::Shutdown,
+};
+use sqlx::Row;
+use tonic::transport::Channel;
+
+pub use delivery::FOLLOW_UP_TAG;
+pub use insights::{
+    Insights, Rebuilt,
+    reports::{Cell, Scope, Table},
+};
+pub use service::Feedback;
+
+/// Maps and sets keyed by ids and names, looked up for every event: foldhash, not SipHash.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+
+/// The name of this service's database (SQLite file or PostgreSQL schema).
+pub const DATABASE: &str = "feedback";
+
+/// Names this service's outbox relay lock on PostgreSQL.
+pub const RELAY_LOCK_KEY: i64 = 0x6665_6564_6261;
+
+/// The gRPC services this crate serves, for health reporting.
+pub const GRPC_SERVICES: &[&str] = &[
+    "helpdesk.feedback.v1.FeedbackService",
+    "helpdesk.feedback.v1.SurveyAnswerService",
+    "helpdesk.feedback.v1.InsightsService",
+];
+
+/// How feedback reaches ticketing (tickets, messages, follow-ups) and routing (supervisors).
+#[derive(Clone)]
+pub struct Peers {
+    pub ticketing: Channel,
+    pub routing: Channel,
+    pub tokens: Arc<ServiceTokens>,
+}
+
+impl Peers {
+    fn tickets(&self) -> TicketServiceClient<Channel> {
+        TicketServiceClient::new(self.ticketing.clone())
+    }
+
+    fn customers(&self) -> CustomerServiceClient<Channel> {
+        CustomerServiceClient::new(self.ticketing.clone())
+    }
+
+    fn agents(&self) -> RoutingServiceClient<Channel> {
+        RoutingServiceClient::new(self.routing.clone())
+    }
+
+    /// A request within `tenant`, on feedback's own behalf.
+    fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, ServiceError> {
+        Ok(outgoing(message, Some(&self.tokens.bearer(tenant)?)))
+    }
+}
+
+/// The service token signer for feedback, from the configured service secret.
+pub fn service_tokens(secret: &secrecy::SecretString) -> Arc<ServiceTokens> {
+    Arc::new(ServiceTokens::new("feedback", secret))
+}
+
+/// The service: surveys and follow-ups on the database, projections loaded from the event log.
+pub struct FeedbackService {
+    feedback: Arc<Feedback>,
+    insights: Arc<Insights>,
+    relay: Relay,
+    /// Absent for tests and benchmarks that drive the service directly.
+    wiring: Option<Wiring>,
+}
+
+struct Wiring {
+    peers: Peers,
+    solved: EventStream,
+    all_events: EventStream,
+}
+
+impl FeedbackService {
+    pub fn database(&self) -> &Database {
+        self.feedback.database()
+    }
+
+    pub fn feedback(&self) -> &Arc<Feedback> {
+        &self.feedback
+    }
+
+    pub fn insights(&self) -> &Arc<Insights> {
+        &self.insights
+    }
+
+    /// Adds the feedback gRPC services to `routes`.
+    pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+        grpc::add_routes(&self.feedback, &self.insights, routes);
+    }
+
+    /// Runs the survey trigger, delivery to ticketing, event recording and the outbox relay
+    /// until shutdown.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut tasks = vec![("relay", tokio::spawn(self.relay.run(shutdown.clone())))];
+        if let Some(wiring) = self.wiring {
+            tasks.push((
+                "trigger",
+                tokio::spawn(trigger::run(
+                    self.feedback.clone(),
+                    wiring.peers.clone(),
+                    wiring.solved,
+                    shutdown.clone(),
+                )),
+            ));
+            tasks
+                .push(("delivery", tokio::spawn(delivery::run(self.feedback.clone(), wiring.peers, shutdown.clone()))));
+            tasks.push(("insights", tokio::spawn(insights::run(self.insights.clone(), wiring.all_events, shutdown))));
+        }
+        for (name, task) in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(task = name, %error, "feedback task failed");
+            }
+        }
+    }
+}
+
+/// Connects the feedback database, brings its schema up to date, loads the projections from the
+/// event log, and subscribes to the bus (before anything is published, for the in-process bus).
+pub async fn open(config: &Config, bus: Arc<dyn EventBus>, peers: Peers) -> Result<FeedbackService, OpenError> {
+    let public_url = config.feedback.public_url.clone();
+    let mut service = open_database(&config.database, &config.data_dir, &public_url, bus.clone()).await?;
+    let bus_error = |error: helpdesk_events::BusError| OpenError::Bus(error.to_string());
+    service.wiring = Some(Wiring {
+        peers,
+        solved: trigger::subscribe(bus.as_ref()).await.map_err(bus_error)?,
+        all_events: insights::subscribe(bus.as_ref()).await.map_err(bus_error)?,
+    });
+    Ok(service)
+}
+
+/// [`open`] without the bus consumers and peers: for tests and benchmarks.
+pub async fn open_database(
+    database: &DatabaseConfig,
+    data_dir: &Path,
+    public_url: &str,
+    bus: Arc<dyn EventBus>,
+) -> Result<FeedbackService, OpenError> {
+    let db = Database::connect(database, data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let key = signing_key(&db).await?;
+    let feedback = Arc::new(Feedback::new(db.clone(), key.as_bytes(), public_url));
+    let insights = Arc::new(Insights::new(db.clone()));
+    let loaded = insights.rebuild_all().await.map_err(|error| OpenError::Load(error.message))?;
+    tracing::info!(
+        events = loaded.events,
+        tickets = loaded.tickets,
+        seconds = loaded.seconds,
+        "insight projections loaded"
+    );
+    let relay = Relay::new(db, bus, feedback.events_written.clone(), RELAY_LOCK_KEY);
+    Ok(FeedbackService { feedback, insights, relay, wiring: None })
+}
+
+/// The key survey links are signed with: made by the first replica to start, kept in the
+/// database so links survive restarts and every replica verifies them alike.
+async fn signing_key(db: &Database) -> Result<String, sqlx::Error> {
+    let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    sqlx::query("INSERT INTO secrets (name, value) VALUES ('survey_links', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(&fresh)
+        .execute(db.writer())
+        .await?;
+    let row = sqlx::query("SELECT value FROM secrets WHERE name = 'survey_links'").fetch_one(db.writer()).await?;
+    row.try_get("value")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("feedback database unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("feedback migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("insight projections could not be loaded: {0}")]
+    Load(String),
+    #[error("event bus: {0}")]
+    Bus(String),
+}

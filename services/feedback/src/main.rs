@@ -1,0 +1,43 @@
+//! The feedback service on its own, for Kubernetes: API keys are resolved by the identity
+//! service; survey links and follow-ups are written to ticketing, supervisors read from routing.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use helpdesk_feedback::Peers;
+use helpdesk_identity::RemoteResolver;
+use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init(&config.telemetry, "helpdesk-feedback");
+    let secret = config
+        .auth
+        .service_secret
+        .as_ref()
+        .context("auth.service_secret must be set (shared with ticketing and routing)")?;
+    let bus = helpdesk_events::connect(&config.events).await?;
+    let peers = Peers {
+        ticketing: grpc::lazy_channel(&config.services.ticketing_url)?,
+        routing: grpc::lazy_channel(&config.services.routing_url)?,
+        tokens: helpdesk_feedback::service_tokens(secret),
+    };
+    let feedback = helpdesk_feedback::open(&config, bus, peers).await?;
+    let identity = grpc::lazy_channel(&config.services.identity_url)?;
+    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
+    let databases = vec![feedback.database().clone()];
+    let mut routes = tonic::service::RoutesBuilder::default();
+    feedback.add_routes(&mut routes);
+    grpc::run_standalone(
+        "feedback",
+        config.grpc_addr,
+        authenticator,
+        helpdesk_feedback::GRPC_SERVICES.to_vec(),
+        databases,
+        routes,
+        |shutdown| feedback.run(shutdown),
+    )
+    .await
+    .map_err(anyhow::Error::from_boxed)
+}

@@ -1,0 +1,119 @@
+//! Survey triggers: a ticket solved in ticketing is matched against the tenant's survey rules,
+//! and an invitation is scheduled; a reopened ticket withdraws the one not yet sent. Planning is
+//! idempotent per ticket and survey, so a redelivered event changes nothing.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use helpdesk_events::{BusError, EventBus, EventStream};
+use helpdesk_proto::{
+    events::v1::{TicketStatusChanged, event::Payload},
+    ticketing::v1::{GetCustomerRequest, GetTicketRequest, Status},
+};
+use helpdesk_runtime::{ServiceError, error::ErrorKind, shutdown::Shutdown};
+
+use crate::{
+    Peers,
+    service::{Feedback, SolvedTicket},
+};
+
+/// Status changes of tickets, on a durable consumer the replicas share.
+pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusError> {
+    bus.subscribe("feedback-surveys", Some("*.ticket.status_changed")).await
+}
+
+pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, mut events: EventStream, shutdown: Shutdown) {
+    loop {
+        let delivery = tokio::select! {
+            next = events.next() => next,
+            () = shutdown.clone().wait() => return,
+        };
+        let delivery = match delivery {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "undeliverable event skipped");
+                continue;
+            }
+            None => return,
+        };
+        if let Some(Payload::TicketStatusChanged(change)) = &delivery.event.payload {
+            let tenant = &delivery.event.tenant_id;
+            let mut attempts = 0u64;
+            while let Err(error) = handle(&feedback, &peers, tenant, change).await {
+                attempts += 1;
+                tracing::warn!(error = %error.message, ticket = %change.ticket_id, attempts, "survey trigger will be retried");
+                if attempts >= 5
+                    || !matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::Conflict)
+                {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
+            }
+        }
+        if let Err(error) = delivery.ack().await {
+            tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
+        }
+    }
+}
+
+async fn handle(
+    feedback: &Feedback,
+    peers: &Peers,
+    tenant: &str,
+    change: &TicketStatusChanged,
+) -> Result<(), ServiceError> {
+    let solved = Status::Solved as i32;
+    if change.to != solved {
+        if change.from == solved {
+            feedback.cancel_invitations(tenant, &change.ticket_id).await?;
+        }
+        return Ok(());
+    }
+    let mut tickets = peers.tickets();
+    let ticket =
+        match tickets.get_ticket(peers.request(tenant, GetTicketRequest { id: change.ticket_id.clone() })?).await {
+            Ok(ticket) => ticket.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(()),
+            Err(status) => return Err(ServiceError::from_status(&status)),
+        };
+    // Reopened again before this event was handled: the later events decide.
+    if ticket.status != solved {
+        return Ok(());
+    }
+    let customer_language = if ticket.requester_id.is_empty() {
+        String::new()
+    } else {
+        match peers
+            .customers()
+            .get_customer(peers.request(tenant, GetCustomerRequest { id: ticket.requester_id.clone() })?)
+            .await
+        {
+            Ok(customer) => customer.into_inner().language,
+            Err(status) if status.code() == tonic::Code::NotFound => String::new(),
+            Err(status) => return Err(ServiceError::from_status(&status)),
+        }
+    };
+    let solved_at = ticket
+        .solved_at
+        .as_ref()
+        .map_or_else(helpdesk_runtime::time::now_micros, helpdesk_runtime::time::timestamp_to_micros);
+    let planned = feedback
+        .plan_invitation(
+            tenant,
+            &SolvedTicket {
+                ticket_id: ticket.id,
+                customer_id: ticket.requester_id,
+                customer_language,
+                channel: ticket.channel,
+                agent_id: ticket.assignee_id,
+                team: ticket.group,
+                tags: ticket.tags,
+                solved_at,
+            },
+        )
+        .await?;
+    if let Some(invitation) = planned {
+        tracing::info!(%tenant, ticket = %change.ticket_id, %invitation, "survey scheduled");
+    }
+    Ok(())
+}
