@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod events;
+mod feedback;
 mod grpc;
 mod knowledge;
 mod routing;
