@@ -6,6 +6,7 @@
 #   helpdesk-ticketing        ticketing gRPC service
 #   helpdesk-routing          routing gRPC service (queues, assignment, SLAs)
 #   helpdesk-knowledge        knowledge gRPC service (articles, search, suggestions, help center)
+#   helpdesk-feedback         feedback gRPC service (surveys, follow-ups, insights reports)
 #   helpdesk-gateway          REST gateway
 #   helpdesk admin ...        admin commands against the configured database
 #
@@ -33,7 +34,7 @@ RUN find . -type f ! -name Cargo.toml ! -name Cargo.lock ! -path './.cargo/*' ! 
 # and ring.
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
 WORKDIR /src
-ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-gateway"
+ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-feedback --package helpdesk-gateway"
 
 COPY --from=skeleton /src/ ./
 RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
@@ -53,6 +54,7 @@ RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/regist
        target/release/helpdesk-ticketing \
        target/release/helpdesk-routing \
        target/release/helpdesk-knowledge \
+       target/release/helpdesk-feedback \
        target/release/helpdesk-gateway \
        /out/
 

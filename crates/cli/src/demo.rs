@@ -114,6 +114,7 @@ pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::St
     let auth = Some(auth.as_str());
     seed_routing(channel.clone(), auth).await?;
     crate::demo_knowledge::seed(channel.clone(), auth).await?;
+    crate::demo_feedback::seed(channel.clone(), auth).await?;
     let mut customers = CustomerServiceClient::new(channel.clone());
     // Serving the same data directory again: the tenant has its customers and tickets already.
     let existing = customers

@@ -111,7 +111,10 @@ fn status(ticket: &str, from: Status, to: Status) -> Payload {
 }
 
 /// The events of ticket `n`, created within the year before `now`.
-fn ticket_events(n: usize, now: i64, random: &mut Random, out: &mut Vec<Event>) -> (String, String, String, i32, i64) {
+/// What an answer carries from its ticket: id, agent, team, channel, tags and when it was solved.
+type Handled = (String, String, String, i32, Vec<String>, i64);
+
+fn ticket_events(n: usize, now: i64, random: &mut Random, out: &mut Vec<Event>) -> Handled {
     let id = format!("t{n}");
     // A rising share of shipping trouble in the last week, for the trends report.
     let recent = random.chance(3);
@@ -133,7 +136,7 @@ fn ticket_events(n: usize, now: i64, random: &mut Random, out: &mut Vec<Event>) 
         group: team.clone(),
         channel,
         status: Status::New as i32,
-        tags,
+        tags: tags.clone(),
         created_at: at(created),
         ..Ticket::default()
     };
@@ -181,11 +184,11 @@ fn ticket_events(n: usize, now: i64, random: &mut Random, out: &mut Vec<Event>) 
             out.push(event(format!("{id}-r2"), ("routing", &id), 2, created + 4 * 3600, Payload::SlaAlert(alert)));
         }
     }
-    (id, agent, team, channel, solved.min(now))
+    (id, agent, team, channel, tags, solved.min(now))
 }
 
-fn answer_events(n: usize, ticket: &(String, String, String, i32, i64), random: &mut Random, out: &mut Vec<Event>) {
-    let (ticket_id, agent, team, channel, solved) = ticket;
+fn answer_events(n: usize, ticket: &Handled, random: &mut Random, out: &mut Vec<Event>) {
+    let (ticket_id, agent, team, channel, tags, solved) = ticket;
     let (kind, score) = match random.below(20) {
         0..12 => (SurveyKind::Csat, 1 + random.below(5) as i32),
         12..17 => (SurveyKind::Nps, random.below(11) as i32),
@@ -206,6 +209,7 @@ fn answer_events(n: usize, ticket: &(String, String, String, i32, i64), random: 
         agent_id: agent.clone(),
         team: team.clone(),
         channel: *channel,
+        tags: tags.clone(),
         score,
         revision: 1,
         submitted_at: at(answered),

@@ -20,7 +20,7 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{
     ServiceError,
-    db::{Database, classify, positional},
+    db::{Backend, Database, classify, positional},
     shutdown::Shutdown,
 };
 use prost::Message;
@@ -33,9 +33,12 @@ use reports::{Scope, Table};
 /// Rows read from the log per query.
 const BATCH: i64 = 20_000;
 
-/// Positions applied so far. PostgreSQL hands out positions before commit, so a lower one can
-/// appear after a higher one was read: the last `WINDOW` positions are read again and the ones
-/// already applied skipped.
+/// Names the lock writers to the event log take turns with on PostgreSQL.
+const LOG_LOCK_KEY: i64 = 0x6576_656e_746c;
+
+/// Positions applied so far. Writers to the log take turns (see [`Insights::record`]), so
+/// positions commit in order; as a safety belt against a reordered commit, the last `WINDOW`
+/// positions are read again and the ones already applied skipped.
 #[derive(Default, Clone)]
 struct Applied {
     upto: i64,
@@ -93,6 +96,16 @@ impl Insights {
         let kept: Vec<Event> = events.iter().filter_map(compact).collect();
         if !kept.is_empty() {
             let mut tx = self.db.writer().begin().await.map_err(db_error)?;
+            // PostgreSQL hands out positions before commit; with one writer at a time across the
+            // replicas, a lower position never commits after a higher one was read. (SQLite has
+            // one writer anyway.)
+            if self.db.backend() == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(LOG_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
             for chunk in kept.chunks(500) {
                 let rows: Vec<String> = (0..chunk.len())
                     .map(|row| {
