@@ -539,12 +539,14 @@ fn collect(
         tenant.versions.insert(ticket.clone(), version);
         let open = item.state != WorkState::Done as i32;
         if item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32 {
+            // The earliest running SLA target goes with it, so that reports know the ticket has one.
+            let routed = WorkItem { sla_due_at: tenant.sla.next_due(ticket).map(crate::time::timestamp), ..item.clone() };
             writes.events.push(event(
                 tenant_id,
                 ticket,
                 version,
                 now,
-                Payload::TicketRouted(TicketRouted { item: Some(item.clone()) }),
+                Payload::TicketRouted(TicketRouted { item: Some(routed) }),
             ));
         }
         writes.items.push(ItemRow {
