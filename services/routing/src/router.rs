@@ -540,7 +540,8 @@ fn collect(
         let open = item.state != WorkState::Done as i32;
         if item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32 {
             // The earliest running SLA target goes with it, so that reports know the ticket has one.
-            let routed = WorkItem { sla_due_at: tenant.sla.next_due(ticket).map(crate::time::timestamp), ..item.clone() };
+            let routed =
+                WorkItem { sla_due_at: tenant.sla.next_due(ticket).map(crate::time::timestamp), ..item.clone() };
             writes.events.push(event(
                 tenant_id,
                 ticket,
