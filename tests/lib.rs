@@ -146,6 +146,19 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// A request without credentials (help center, survey links); returns the status and the
+    /// parsed body.
+    pub async fn public(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).header("user-agent", "helpdesk-tests");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request is sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body is read");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, key, Some(body)).await
     }

@@ -3,18 +3,6 @@ use std::time::{Duration, Instant};
 use helpdesk_tests::{TestApp, on_both_backends};
 use serde_json::{Value, json};
 
-/// A survey-link request: no credentials at all.
-async fn public(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request is sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body is read");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
 fn field(error: &Value) -> &str {
     error["error"]["fields"][0]["field"].as_str().unwrap_or_default()
 }
@@ -109,7 +97,7 @@ on_both_backends! {
         // The link arrives on the ticket in the customer's language and answers without credentials.
         let (link, text) = survey_link(&app, &ticket).await;
         assert!(text.contains("만족"), "{text}");
-        let (status, form) = public(&app, reqwest::Method::GET, &link, None).await;
+        let (status, form) = app.public(reqwest::Method::GET, &link, None).await;
         assert_eq!(status, 200, "{form}");
         assert_eq!(form["locale"], "ko");
         assert_eq!(form["questions"][0]["text"], "상담 서비스에 얼마나 만족하셨나요?");
@@ -120,20 +108,20 @@ on_both_backends! {
             "answers": [{ "question_id": "score", "value": score }, { "question_id": "agent_clarity", "value": 2 }],
             "comment": "<script>alert(1)</script> 너무 느려요"
         });
-        let (status, error) = public(&app, reqwest::Method::POST, &link, Some(answer(9, "a"))).await;
+        let (status, error) = app.public(reqwest::Method::POST, &link, Some(answer(9, "a"))).await;
         assert_eq!((status, field(&error)), (400, "answers[0].value"), "{error}");
         let long = json!({ "answers": [{ "question_id": "score", "value": 1 }], "comment": "x".repeat(5_001) });
-        let (status, error) = public(&app, reqwest::Method::POST, &link, Some(long)).await;
+        let (status, error) = app.public(reqwest::Method::POST, &link, Some(long)).await;
         assert_eq!((status, field(&error)), (400, "comment"), "{error}");
         let last = if link.ends_with('0') { "1" } else { "0" };
         let forged = format!("{}{last}", &link[..link.len() - 1]);
-        let (status, error) = public(&app, reqwest::Method::POST, &forged, Some(answer(1, "a"))).await;
+        let (status, error) = app.public(reqwest::Method::POST, &forged, Some(answer(1, "a"))).await;
         assert_eq!((status, field(&error)), (400, "token"), "{error}");
 
         // A double click records one answer; the HTML comes back as the text it was.
-        let (status, first) = public(&app, reqwest::Method::POST, &link, Some(answer(1, "click-1"))).await;
+        let (status, first) = app.public(reqwest::Method::POST, &link, Some(answer(1, "click-1"))).await;
         assert_eq!(status, 200, "{first}");
-        let (status, again) = public(&app, reqwest::Method::POST, &link, Some(answer(1, "click-1"))).await;
+        let (status, again) = app.public(reqwest::Method::POST, &link, Some(answer(1, "click-1"))).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!((first["revision"].as_i64(), again["revision"].as_i64()), (Some(1), Some(1)));
         assert_eq!(first["comment"], "<script>alert(1)</script> 너무 느려요");
@@ -150,10 +138,10 @@ on_both_backends! {
         assert!(linked["linked_ticket_ids"].as_array().unwrap().iter().any(|id| id == ticket.as_str()), "{linked}");
 
         // A revision is a new revision of the same answer, and opens no second follow-up.
-        let (status, revised) = public(&app, reqwest::Method::POST, &link, Some(answer(2, "click-2"))).await;
+        let (status, revised) = app.public(reqwest::Method::POST, &link, Some(answer(2, "click-2"))).await;
         assert_eq!(status, 200, "{revised}");
         assert_eq!(revised["revision"], 2);
-        let (_, form) = public(&app, reqwest::Method::GET, &link, None).await;
+        let (_, form) = app.public(reqwest::Method::GET, &link, None).await;
         assert_eq!(form["current"]["revision"], 2, "{form}");
 
         // The reports show the answer, the follow-up and the ticket's times, in CSV too.
@@ -258,7 +246,7 @@ on_both_backends! {
         let (status, error) = app.call(reqwest::Method::PUT, "/v1/feedback/settings", &key, Some(json!({ "time_zone": "Seoul" }))).await;
         assert_eq!((status, field(&error)), (400, "settings.time_zone"), "{error}");
         for token in ["nonsense", "demo.inv.99999999999.00", &"a".repeat(400)] {
-            let (status, error) = public(&app, reqwest::Method::GET, &format!("/v1/surveys/{token}"), None).await;
+            let (status, error) = app.public(reqwest::Method::GET, &format!("/v1/surveys/{token}"), None).await;
             assert_eq!((status, field(&error)), (400, "token"), "{token}: {error}");
         }
 

@@ -3,20 +3,8 @@ use serde_json::{Value, json};
 
 const TENANT: &str = "demo";
 
-/// A help-center request: no credentials at all.
-async fn public(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path)).header("user-agent", "knowledge-test");
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request is sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body is read");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
 async fn public_get(app: &TestApp, path: &str) -> (u16, Value) {
-    public(app, reqwest::Method::GET, path, None).await
+    app.public(reqwest::Method::GET, path, None).await
 }
 
 fn fields(error: &Value) -> Vec<&str> {
@@ -103,19 +91,19 @@ on_both_backends! {
         let (status, _) = public_get(&app, &format!("/v1/help/{TENANT}/articles/{}", internal["id"].as_str().unwrap())).await;
         assert_eq!(status, 404, "internal articles are not public");
         let vote_path = format!("/v1/help/{TENANT}/articles/{refund_id}/votes");
-        let (status, _) = public(&app, reqwest::Method::POST, &vote_path, Some(json!({ "helpful": false }))).await;
+        let (status, _) = app.public(reqwest::Method::POST, &vote_path, Some(json!({ "helpful": false }))).await;
         assert_eq!(status, 200);
-        let (status, stats) = public(&app, reqwest::Method::POST, &vote_path, Some(json!({ "helpful": true }))).await;
+        let (status, stats) = app.public(reqwest::Method::POST, &vote_path, Some(json!({ "helpful": true }))).await;
         assert_eq!(status, 200, "{stats}");
         assert_eq!((stats["helpful_votes"].as_i64(), stats["unhelpful_votes"].as_i64()), (Some(1), Some(0)), "{stats}");
 
         // Contact-form deflection: a confident answer, or nothing.
         let suggestions = format!("/v1/help/{TENANT}/suggestions");
-        let (status, answer) = public(&app, reqwest::Method::POST, &suggestions,
+        let (status, answer) = app.public(reqwest::Method::POST, &suggestions,
             Some(json!({ "subject": "I want my money back", "body": "please refund my order" }))).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["suggestions"][0]["article_id"], refund_id, "{answer}");
-        let (_, nothing) = public(&app, reqwest::Method::POST, &suggestions,
+        let (_, nothing) = app.public(reqwest::Method::POST, &suggestions,
             Some(json!({ "subject": "what is the weather like on mars tomorrow" }))).await;
         assert_eq!(nothing["suggestions"], json!([]), "{nothing}");
 

@@ -1,8 +1,8 @@
 use std::sync::Mutex;
 
-use futures::stream::BoxStream;
+use futures::{StreamExt, stream::BoxStream};
 use helpdesk_proto::events::v1::Event;
-use helpdesk_runtime::auth::BoxFuture;
+use helpdesk_runtime::{auth::BoxFuture, shutdown::Shutdown};
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,21 @@ impl Delivery {
 }
 
 pub type EventStream = BoxStream<'static, Result<Delivery, BusError>>;
+
+/// The next event of `events` to handle, skipping (and logging) undeliverable ones; `None` once
+/// the stream ends or `shutdown` is triggered. The head of every consumer's loop.
+pub async fn next_delivery(events: &mut EventStream, shutdown: &Shutdown) -> Option<Delivery> {
+    loop {
+        let next = tokio::select! {
+            next = events.next() => next,
+            () = shutdown.clone().wait() => return None,
+        };
+        match next? {
+            Ok(delivery) => return Some(delivery),
+            Err(error) => tracing::warn!(%error, "undeliverable event skipped"),
+        }
+    }
+}
 
 pub trait EventBus: Send + Sync {
     /// Publishes in order; returns once the bus has accepted every event.

@@ -8,7 +8,7 @@ mod nats;
 pub mod outbox;
 pub mod relay;
 
-pub use bus::{BusError, Delivery, EventBus, EventStream, InProcessBus};
+pub use bus::{BusError, Delivery, EventBus, EventStream, InProcessBus, next_delivery};
 pub use nats::NatsBus;
 
 use std::sync::Arc;

@@ -55,8 +55,10 @@ fn db_error(error: sqlx::Error) -> ServiceError {
     classify(error)
 }
 
-fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ServiceError> {
-    M::decode(bytes).map_err(|error| ServiceError::internal(&error))
+/// The protobuf message stored in `column` of `row`.
+fn decode<M: Message + Default>(row: &sqlx::any::AnyRow, column: &str) -> Result<M, ServiceError> {
+    let bytes: Vec<u8> = row.try_get(column).map_err(db_error)?;
+    M::decode(bytes.as_slice()).map_err(|error| ServiceError::internal(&error))
 }
 
 fn limit(requested: i32) -> i64 {
@@ -139,7 +141,7 @@ impl Feedback {
             .fetch_all(self.db.reader())
             .await
             .map_err(db_error)?;
-        rows.iter().map(|row| decode(&row.try_get::<Vec<u8>, _>("spec").map_err(db_error)?)).collect()
+        rows.iter().map(|row| decode(row, "spec")).collect()
     }
 
     pub async fn set_settings(&self, tenant: &str, settings: Option<Settings>) -> Result<Settings, ServiceError> {
@@ -177,7 +179,7 @@ impl Feedback {
             .await
             .map_err(db_error)?;
         match row {
-            Some(row) => decode(&row.try_get::<Vec<u8>, _>("spec").map_err(db_error)?),
+            Some(row) => decode(&row, "spec"),
             None => Ok(Settings { time_zone: "UTC".to_owned(), ..Settings::default() }),
         }
     }
@@ -564,7 +566,7 @@ impl Feedback {
         .fetch_all(self.db.reader())
         .await
         .map_err(db_error)?;
-        rows.iter().map(|row| decode(&row.try_get::<Vec<u8>, _>("body").map_err(db_error)?)).collect()
+        rows.iter().map(|row| decode(row, "body")).collect()
     }
 
     // --- Follow-ups -----------------------------------------------------------------------
@@ -585,7 +587,7 @@ impl Feedback {
         .fetch_all(self.db.reader())
         .await
         .map_err(db_error)?;
-        rows.iter().map(|row| decode(&row.try_get::<Vec<u8>, _>("body").map_err(db_error)?)).collect()
+        rows.iter().map(|row| decode(row, "body")).collect()
     }
 
     pub async fn close_follow_up(
@@ -640,12 +642,8 @@ impl Feedback {
         .map_err(db_error)?;
         rows.iter()
             .map(|row| {
-                let response: SurveyResponse = decode(&row.try_get::<Vec<u8>, _>("response").map_err(db_error)?)?;
-                Ok((
-                    row.try_get("tenant_id").map_err(db_error)?,
-                    decode(&row.try_get::<Vec<u8>, _>("body").map_err(db_error)?)?,
-                    response.comment,
-                ))
+                let response: SurveyResponse = decode(row, "response")?;
+                Ok((row.try_get("tenant_id").map_err(db_error)?, decode(row, "body")?, response.comment))
             })
             .collect()
     }
@@ -707,7 +705,7 @@ impl Feedback {
         .map_err(db_error)?;
         let mut told = std::collections::HashSet::new();
         for row in rows {
-            let response: SurveyResponse = decode(&row.try_get::<Vec<u8>, _>("body").map_err(db_error)?)?;
+            let response: SurveyResponse = decode(&row, "body")?;
             // Newest answer first: each respondent is told once, on their latest ticket.
             if response.customer_id.is_empty() || !told.insert(response.customer_id.clone()) {
                 continue;
@@ -826,7 +824,7 @@ async fn load_survey(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result
         .await
         .map_err(db_error)?
         .ok_or_else(|| ServiceError::not_found("survey"))?;
-    decode(&row.try_get::<Vec<u8>, _>("spec").map_err(db_error)?)
+    decode(&row, "spec")
 }
 
 async fn load_response(
@@ -840,13 +838,7 @@ async fn load_response(
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
-    row.map(|row| {
-        Ok((
-            decode(&row.try_get::<Vec<u8>, _>("body").map_err(db_error)?)?,
-            row.try_get("fingerprint").map_err(db_error)?,
-        ))
-    })
-    .transpose()
+    row.map(|row| Ok((decode(&row, "body")?, row.try_get("fingerprint").map_err(db_error)?))).transpose()
 }
 
 async fn remember_submission(
@@ -879,10 +871,7 @@ async fn load_follow_up(conn: &mut AnyConnection, tenant: &str, id: &str) -> Res
         .await
         .map_err(db_error)?
         .ok_or_else(|| ServiceError::not_found("follow-up"))?;
-    Ok((
-        decode(&row.try_get::<Vec<u8>, _>("body").map_err(db_error)?)?,
-        row.try_get::<i64, _>("linked").map_err(db_error)? != 0,
-    ))
+    Ok((decode(&row, "body")?, row.try_get::<i64, _>("linked").map_err(db_error)? != 0))
 }
 
 async fn save_follow_up(

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-use helpdesk_events::{BusError, EventBus, EventStream};
+use helpdesk_events::{BusError, EventBus, EventStream, next_delivery};
 use helpdesk_proto::{
     events::v1::{TicketStatusChanged, event::Payload},
     ticketing::v1::{GetCustomerRequest, GetTicketRequest, Status},
@@ -24,18 +23,7 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
 
 pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, mut events: EventStream, shutdown: Shutdown) {
     loop {
-        let delivery = tokio::select! {
-            next = events.next() => next,
-            () = shutdown.clone().wait() => return,
-        };
-        let delivery = match delivery {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "undeliverable event skipped");
-                continue;
-            }
-            None => return,
-        };
+        let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
         if let Some(Payload::TicketStatusChanged(change)) = &delivery.event.payload {
             let tenant = &delivery.event.tenant_id;
             let mut attempts = 0u64;

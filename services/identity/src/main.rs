@@ -6,8 +6,7 @@ use helpdesk_identity::{IdentityGrpc, LocalResolver};
 use helpdesk_runtime::{
     auth::{Authenticator, Role},
     config::Config,
-    grpc::{self, Health},
-    shutdown, telemetry,
+    grpc, telemetry,
 };
 use secrecy::ExposeSecret;
 
@@ -22,15 +21,19 @@ async fn main() -> anyhow::Result<()> {
             .import_api_key(helpdesk_identity::BOOTSTRAP_TENANT, "bootstrap admin", Role::Admin, key.expose_secret())
             .await?;
     }
-    let database = store.database().clone();
+    let databases = vec![store.database().clone()];
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone())))?);
     let mut routes = tonic::service::RoutesBuilder::default();
-    let health = Health::new(vec!["helpdesk.identity.v1.IdentityService"], &mut routes).await;
     routes.add_service(IdentityGrpc::new(store).into_server());
-    let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
-    tracing::info!(grpc_addr = %listener.local_addr()?, "identity serving");
-    let shutdown = shutdown::on_os_signal();
-    health.watch(vec![database], shutdown.clone());
-    grpc::serve(listener, routes, authenticator, health, shutdown).await?;
-    Ok(())
+    grpc::run_standalone(
+        "identity",
+        config.grpc_addr,
+        authenticator,
+        vec!["helpdesk.identity.v1.IdentityService"],
+        databases,
+        routes,
+        |_| async {},
+    )
+    .await
+    .map_err(anyhow::Error::from_boxed)
 }

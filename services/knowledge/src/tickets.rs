@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-use helpdesk_events::{BusError, EventBus, EventStream};
+use helpdesk_events::{BusError, EventBus, EventStream, next_delivery};
 use helpdesk_proto::events::v1::event::Payload;
 use helpdesk_runtime::shutdown::Shutdown;
 
@@ -19,18 +18,7 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
 
 pub(crate) async fn run(knowledge: Arc<Knowledge>, mut events: EventStream, shutdown: Shutdown) {
     loop {
-        let delivery = tokio::select! {
-            next = events.next() => next,
-            () = shutdown.clone().wait() => return,
-        };
-        let delivery = match delivery {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "undeliverable event skipped");
-                continue;
-            }
-            None => return,
-        };
+        let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
         let Some(Payload::TicketCreated(created)) = &delivery.event.payload else {
             let _ = delivery.ack().await;
             continue;

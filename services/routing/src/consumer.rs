@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use helpdesk_events::{BusError, EventBus, EventStream};
+use helpdesk_events::{BusError, EventBus, EventStream, next_delivery};
 use helpdesk_proto::{
     common::v1::AuthorKind,
     events::v1::{Event, event::Payload},
@@ -34,18 +34,7 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
 
 pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, mut events: EventStream, shutdown: Shutdown) {
     loop {
-        let delivery = tokio::select! {
-            next = events.next() => next,
-            () = shutdown.clone().wait() => return,
-        };
-        let delivery = match delivery {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "undeliverable event skipped");
-                continue;
-            }
-            None => return,
-        };
+        let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
         // Unacknowledged events come back from JetStream; in process they are retried here.
         let mut attempts = 0;
         let mut handled = handle(&router, &link, &delivery.event).await;

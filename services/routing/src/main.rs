@@ -6,12 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use helpdesk_identity::RemoteResolver;
 use helpdesk_routing::TicketingLink;
-use helpdesk_runtime::{
-    auth::Authenticator,
-    config::Config,
-    grpc::{self, Health},
-    shutdown, telemetry,
-};
+use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,14 +23,17 @@ async fn main() -> anyhow::Result<()> {
     let identity = grpc::lazy_channel(&config.services.identity_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
     let mut routes = tonic::service::RoutesBuilder::default();
-    let health = Health::new(helpdesk_routing::GRPC_SERVICES.to_vec(), &mut routes).await;
     routing.add_routes(&mut routes);
-    let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
-    tracing::info!(grpc_addr = %listener.local_addr()?, "routing serving");
-    let shutdown = shutdown::on_os_signal();
-    health.watch(vec![routing.database().clone()], shutdown.clone());
-    let background = tokio::spawn(routing.run(shutdown.clone()));
-    grpc::serve(listener, routes, authenticator, health, shutdown).await?;
-    background.await?;
-    Ok(())
+    let databases = vec![routing.database().clone()];
+    grpc::run_standalone(
+        "routing",
+        config.grpc_addr,
+        authenticator,
+        helpdesk_routing::GRPC_SERVICES.to_vec(),
+        databases,
+        routes,
+        |shutdown| routing.run(shutdown),
+    )
+    .await
+    .map_err(anyhow::Error::from_boxed)
 }
