@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use helpdesk_tests::{TestApp, on_both_backends};
+use helpdesk_tests::{TestApp, on_both_backends, token};
 use serde_json::{Value, json};
 
 fn field(error: &Value) -> &str {
@@ -171,8 +171,18 @@ on_both_backends! {
         assert!(csv.starts_with("agent,tickets,solved,"), "{csv}");
         assert!(csv.lines().any(|line| line.starts_with("agent-1,")), "{csv}");
 
-        // Closed with a note, once.
+        // The customer's side of the follow-up ticket says nothing of the score; the lead's note does.
+        let (_, messages) = app.get(&format!("/v1/tickets/{}/messages", linked["id"].as_str().unwrap()), &key).await;
+        let note = &messages["messages"][0];
+        assert_eq!(note["visibility"], "internal", "{messages}");
+        assert!(note["body_text"].as_str().unwrap().contains("CSAT 1"), "{messages}");
+        assert!(!linked["description"].as_str().unwrap().contains("CSAT"), "{linked}");
+
+        // Closed with a note, once, by the lead (or an admin), not by another agent.
         let close = format!("/v1/feedback/follow-ups/{}/close", follow_up["id"].as_str().unwrap());
+        let other_agent = token("demo", "agent-2", "agent", 600);
+        let (status, _) = app.post(&close, &other_agent, json!({ "resolution_note": "not mine" })).await;
+        assert_eq!(status, 403);
         let (status, error) = app.post(&close, &key, json!({ "resolution_note": " " })).await;
         assert_eq!((status, field(&error)), (400, "resolution_note"), "{error}");
         let (status, closed) = app.post(&close, &key, json!({ "resolution_note": "Refunded and apologised by phone" })).await;
@@ -182,7 +192,12 @@ on_both_backends! {
         assert_eq!(status, 422);
         eventually(&app, "/v1/insights/reports/satisfaction", |report| report["rows"][0][8] == 1.0).await;
 
-        // "You said, we did": the respondent hears about the fix in Korean, on their ticket.
+        // "You said, we did": the respondent hears about the fix in Korean, on their ticket. Only
+        // admins speak to every respondent.
+        let (status, _) = app.post("/v1/feedback/announcements", &other_agent, json!({
+            "theme": "refund", "message": { "en": "Hi" }
+        })).await;
+        assert_eq!(status, 403);
         let (status, announcement) = app.post("/v1/feedback/announcements", &key, json!({
             "theme": "refund", "message": { "en": "Refunds now arrive within 2 days.", "ko": "이제 환불이 2일 안에 처리됩니다." }
         })).await;
@@ -235,6 +250,8 @@ on_both_backends! {
             ("?time_zone=Mars/Olympus", "time_zone"),
             ("?channel=pigeon", "channel"),
             ("?from=yesterday", "from"),
+            ("?from=0001-01-01T00:00:00Z&to=9999-12-31T00:00:00Z", "from"),
+            ("?from=2199-12-31T00:00:00Z&to=9999-12-31T00:00:00Z", "to"),
         ] {
             let (status, error) = app.get(&format!("/v1/insights/reports/volume{query}"), &key).await;
             assert_eq!((status, field(&error)), (400, name), "{query}: {error}");

@@ -7,13 +7,13 @@ use std::{sync::Arc, time::Duration};
 
 use helpdesk_proto::{
     common::v1::Priority,
-    feedback::v1::{FollowUp, Invitation},
+    feedback::v1::{FollowUp, Invitation, SurveyResponse},
     routing::v1::GetAgentRequest,
     ticketing::v1::{
         AddMessageRequest, CreateTicketRequest, GetTicketRequest, LinkTicketsRequest, Status, Ticket, Visibility,
     },
 };
-use helpdesk_runtime::{ServiceError, shutdown::Shutdown, time::now_micros};
+use helpdesk_runtime::{ServiceError, error::ErrorKind, shutdown::Shutdown, time::now_micros};
 use tonic::Code;
 
 use crate::{
@@ -40,17 +40,53 @@ pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, shutdown: Shutdow
     }
 }
 
+/// One pass over everything due. An item that fails for a passing reason (ticketing down, a
+/// race) is tried again next pass; one ticketing refuses is given up, so it cannot block the rest.
 async fn drain(feedback: &Feedback, peers: &Peers) -> Result<(), ServiceError> {
     for (tenant, invitation) in feedback.due_invitations(now_micros(), BATCH).await? {
-        send_invitation(feedback, peers, &tenant, &invitation).await?;
+        let sent = send_invitation(feedback, peers, &tenant, &invitation).await;
+        settle("survey invitation", &invitation.id, sent, || {
+            feedback.cancel_invitations(&tenant, &invitation.ticket_id)
+        })
+        .await?;
     }
-    for (tenant, follow_up, comment) in feedback.unlinked_follow_ups(BATCH).await? {
-        open_follow_up(feedback, peers, &tenant, &follow_up, &comment).await?;
+    for (tenant, follow_up, response) in feedback.unlinked_follow_ups(BATCH).await? {
+        let opened = open_follow_up(feedback, peers, &tenant, &follow_up, &response).await;
+        settle("follow-up", &follow_up.id, opened, || feedback.mark_link_refused(&tenant, &follow_up.id)).await?;
     }
     for notification in feedback.pending_notifications(BATCH).await? {
-        notify(feedback, peers, &notification).await?;
+        let told = notify(feedback, peers, &notification).await;
+        settle("announcement", &notification.announcement, told, || feedback.mark_notification(&notification, false))
+            .await?;
     }
     Ok(())
+}
+
+async fn settle<GiveUp>(
+    what: &str,
+    id: &str,
+    result: Result<(), ServiceError>,
+    give_up: impl FnOnce() -> GiveUp,
+) -> Result<(), ServiceError>
+where
+    GiveUp: std::future::Future<Output = Result<(), ServiceError>>,
+{
+    match result {
+        Ok(()) => Ok(()),
+        Err(error)
+            if matches!(
+                error.kind,
+                ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::Conflict | ErrorKind::TooManyRequests
+            ) =>
+        {
+            tracing::warn!(what, id, error = %error.message, "delivery will be retried");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(what, id, error = %error.message, "ticketing refused it; given up");
+            give_up().await
+        }
+    }
 }
 
 async fn ticket(peers: &Peers, tenant: &str, id: &str) -> Result<Option<Ticket>, ServiceError> {
@@ -61,12 +97,19 @@ async fn ticket(peers: &Peers, tenant: &str, id: &str) -> Result<Option<Ticket>,
     }
 }
 
-/// Posts a public message; `false` when the ticket can no longer take one (closed or gone).
-async fn post(peers: &Peers, tenant: &str, ticket: &str, key: String, text: String) -> Result<bool, ServiceError> {
+/// Posts a message; `false` when the ticket can no longer take one (closed or gone).
+async fn post(
+    peers: &Peers,
+    tenant: &str,
+    ticket: &str,
+    key: String,
+    visibility: Visibility,
+    text: String,
+) -> Result<bool, ServiceError> {
     let request = AddMessageRequest {
         ticket_id: ticket.to_owned(),
         idempotency_key: key,
-        visibility: Visibility::Public as i32,
+        visibility: visibility as i32,
         body_text: text,
         ..AddMessageRequest::default()
     };
@@ -103,7 +146,8 @@ async fn send_invitation(
         .and_then(|at| chrono::DateTime::from_timestamp(at.seconds, 0))
         .map_or_else(String::new, |at| at.format("%Y-%m-%d %H:%M UTC").to_string());
     let text = invitation_text(&invitation.locale, &feedback.link(tenant, invitation), &expires);
-    if post(peers, tenant, &invitation.ticket_id, format!("survey-{}", invitation.id), text).await? {
+    if post(peers, tenant, &invitation.ticket_id, format!("survey-{}", invitation.id), Visibility::Public, text).await?
+    {
         feedback.mark_sent(tenant, &invitation.id, now_micros()).await
     } else {
         tracing::warn!(%tenant, ticket = %invitation.ticket_id, "survey not sent: the ticket takes no more messages");
@@ -130,32 +174,37 @@ async fn lead_for(
     Ok(feedback.settings(tenant).await?.team_leads.get(team).cloned().unwrap_or_default())
 }
 
+/// What the customer sees of the follow-up ticket (they are its requester); the details are an
+/// internal note.
+fn follow_up_text(locale: &str) -> (&'static str, &'static str) {
+    if locale == "ko" {
+        (
+            "고객님의 의견에 대한 후속 조치",
+            "이전 문의에 대한 의견을 보내 주셔서 감사합니다. 담당 팀장이 직접 연락드리겠습니다.",
+        )
+    } else {
+        (
+            "Following up on your feedback",
+            "Thank you for your feedback on your earlier request. Our team lead will get back to you.",
+        )
+    }
+}
+
 async fn open_follow_up(
     feedback: &Feedback,
     peers: &Peers,
     tenant: &str,
     follow_up: &FollowUp,
-    comment: &str,
+    response: &SurveyResponse,
 ) -> Result<(), ServiceError> {
-    let original = ticket(peers, tenant, &follow_up.ticket_id).await?.unwrap_or_default();
+    let original =
+        ticket(peers, tenant, &follow_up.ticket_id).await?.ok_or_else(|| ServiceError::not_found("surveyed ticket"))?;
     let lead = lead_for(feedback, peers, tenant, &original.assignee_id, &follow_up.team).await?;
-    let kind = kind_name(follow_up.kind);
-    let mut description = format!(
-        "The customer gave {kind} {} on ticket {}. Follow up with them and close the follow-up with what was done.",
-        follow_up.score, follow_up.ticket_id
-    );
-    if !comment.is_empty() {
-        description.push_str("\n\nTheir comment:\n");
-        description.push_str(comment);
-    }
+    let (subject, description) = follow_up_text(&response.locale);
     let request = CreateTicketRequest {
         idempotency_key: format!("follow-up-{}", follow_up.id),
-        subject: format!(
-            "Follow-up: {kind} {} on \"{}\"",
-            follow_up.score,
-            original.subject.chars().take(150).collect::<String>()
-        ),
-        description,
+        subject: subject.to_owned(),
+        description: description.to_owned(),
         requester_id: original.requester_id.clone(),
         assignee_id: lead.clone(),
         group: follow_up.team.clone(),
@@ -170,20 +219,34 @@ async fn open_follow_up(
         .await
         .map_err(|status| ServiceError::from_status(&status))?;
     let linked = created.into_inner().id;
-    if !original.id.is_empty() {
-        let link = LinkTicketsRequest { ticket_id: linked.clone(), other_ticket_id: original.id.clone() };
-        if let Err(status) = peers.tickets().link_tickets(peers.request(tenant, link)?).await
-            && status.code() != Code::AlreadyExists
-        {
-            return Err(ServiceError::from_status(&status));
-        }
+    let link = LinkTicketsRequest { ticket_id: linked.clone(), other_ticket_id: original.id.clone() };
+    if let Err(status) = peers.tickets().link_tickets(peers.request(tenant, link)?).await
+        && status.code() != Code::AlreadyExists
+    {
+        return Err(ServiceError::from_status(&status));
     }
+    let mut note = format!(
+        "Survey follow-up: the customer gave {} {} on ticket {} (\"{}\"). Contact them, then close follow-up {} \
+         with what was done.",
+        kind_name(follow_up.kind),
+        follow_up.score,
+        original.id,
+        original.subject.chars().take(150).collect::<String>(),
+        follow_up.id
+    );
+    if !response.comment.is_empty() {
+        note.push_str("\n\nTheir comment (as typed):\n");
+        note.push_str(&response.comment);
+    }
+    post(peers, tenant, &linked, format!("follow-up-note-{}", follow_up.id), Visibility::Internal, note).await?;
     tracing::info!(%tenant, follow_up = %follow_up.id, ticket = %linked, %lead, "follow-up opened in ticketing");
     feedback.mark_linked(tenant, &follow_up.id, &linked, &lead).await
 }
 
 async fn notify(feedback: &Feedback, peers: &Peers, notification: &Notification) -> Result<(), ServiceError> {
     let key = format!("announcement-{}-{}", notification.announcement, notification.customer);
-    let delivered = post(peers, &notification.tenant, &notification.ticket, key, notification.text.clone()).await?;
+    let delivered =
+        post(peers, &notification.tenant, &notification.ticket, key, Visibility::Public, notification.text.clone())
+            .await?;
     feedback.mark_notification(notification, delivered).await
 }

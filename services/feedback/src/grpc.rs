@@ -115,9 +115,11 @@ impl FeedbackService for Api {
         &self,
         request: Request<proto::CloseFollowUpRequest>,
     ) -> Result<Response<proto::FollowUp>, Status> {
-        handle_as(request, Needs::Staff, |caller, request| async move {
-            self.0.close_follow_up(&caller.tenant_id, &caller.subject, request).await
-        })
+        handle_as(
+            request,
+            Needs::Staff,
+            |caller, request| async move { self.0.close_follow_up(&caller, request).await },
+        )
         .await
     }
 
@@ -125,7 +127,8 @@ impl FeedbackService for Api {
         &self,
         request: Request<proto::AnnounceChangeRequest>,
     ) -> Result<Response<proto::Announcement>, Status> {
-        handle_as(request, Needs::Staff, |caller, request| async move {
+        // A message to every respondent of a theme speaks for the company: admins only.
+        handle_as(request, Needs::Admin, |caller, request| async move {
             self.0.announce_change(&caller.tenant_id, request).await
         })
         .await
@@ -168,7 +171,7 @@ impl Reports {
             .map_err(|_| ServiceError::invalid_field("time_zone", "must be an IANA zone such as Asia/Seoul"))?;
         let now = chrono::Utc::now().timestamp();
         let to = request.to.as_ref().map_or(now, |to| to.seconds);
-        let from = request.from.as_ref().map_or(to - 30 * 86_400, |from| from.seconds);
+        let from = request.from.as_ref().map_or(to.saturating_sub(30 * 86_400), |from| from.seconds);
         let scope = Scope {
             kind: ReportKind::try_from(request.kind)
                 .map_err(|_| ServiceError::invalid_field("kind", "is not a report"))?,

@@ -14,6 +14,7 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{
     ServiceError,
+    auth::{Principal, Role},
     db::{Database, classify},
     time::{micros_to_timestamp, now_micros, timestamp_to_micros},
 };
@@ -67,7 +68,7 @@ fn limit(requested: i32) -> i64 {
 
 fn service_event(
     tenant: &str,
-    actor: &str,
+    actor: (AuthorKind, &str),
     aggregate: (&str, &str),
     sequence: i64,
     at: i64,
@@ -80,12 +81,8 @@ fn service_event(
         aggregate_id: aggregate.1.to_owned(),
         sequence,
         occurred_at: Some(micros_to_timestamp(at)),
-        actor_kind: if actor.starts_with("service:") || actor.is_empty() {
-            AuthorKind::System as i32
-        } else {
-            AuthorKind::Customer as i32
-        },
-        actor_id: actor.to_owned(),
+        actor_kind: actor.0 as i32,
+        actor_id: actor.1.to_owned(),
         payload: Some(payload),
     }
 }
@@ -366,18 +363,20 @@ impl Feedback {
             })
             .collect();
         let mut conn = self.db.reader().acquire().await.map_err(db_error)?;
-        let current = load_response(&mut conn, &claims.tenant, &invitation.id).await?.map(|(response, _)| response);
+        let current =
+            load_response(&mut conn, &claims.tenant, &invitation.id, false).await?.map(|(response, _)| response);
         Ok(proto::SurveyForm {
             survey_name: survey.name,
             kind: survey.kind,
             locale,
             questions,
             expires_at: invitation.expires_at,
-            current,
+            current: current.map(for_customer),
         })
     }
 
-    /// Records an answer or its revision, and opens a follow-up for an unhappy one.
+    /// Records an answer or its revision, and opens a follow-up for an unhappy one; returns what
+    /// the customer may see of it.
     pub async fn submit_answer(&self, request: proto::SubmitAnswerRequest) -> Result<SurveyResponse, ServiceError> {
         let (claims, invitation, survey, context) = self.open_invitation(&request.token).await?;
         let (answers, comment, score) = validate_answers(&survey, request.answers, &request.comment)?;
@@ -407,7 +406,7 @@ impl Feedback {
                 Err(error) if attempts < 3 && error.kind == helpdesk_runtime::error::ErrorKind::AlreadyExists => {
                     continue;
                 }
-                result => return result,
+                result => return result.map(for_customer),
             }
         }
     }
@@ -427,7 +426,7 @@ impl Feedback {
     ) -> Result<SurveyResponse, ServiceError> {
         let now = now_micros();
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
-        let existing = load_response(&mut tx, tenant, &invitation.id).await?;
+        let existing = load_response(&mut tx, tenant, &invitation.id, true).await?;
         if !submission_id.is_empty() {
             let seen = sqlx::query(
                 "SELECT 1 FROM submissions WHERE tenant_id = $1 AND invitation_id = $2 AND submission_id = $3",
@@ -473,7 +472,7 @@ impl Feedback {
             agent_rating: agent_rating(survey, &answers),
         };
         let mut events = Vec::new();
-        let actor = format!("customer:{}", invitation.customer_id);
+        let actor = (AuthorKind::Customer, invitation.customer_id.as_str());
         if unhappy && response.follow_up_id.is_empty() {
             let follow_up = FollowUp {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -495,7 +494,7 @@ impl Feedback {
             let id = follow_up.id.clone();
             events.push(service_event(
                 tenant,
-                &actor,
+                actor,
                 ("follow_up", &id),
                 1,
                 now,
@@ -536,7 +535,7 @@ impl Feedback {
             0,
             service_event(
                 tenant,
-                &actor,
+                actor,
                 ("survey_response", &response.id),
                 i64::from(response.revision),
                 now,
@@ -590,12 +589,13 @@ impl Feedback {
         rows.iter().map(|row| decode(row, "body")).collect()
     }
 
+    /// Closes a follow-up: its assignee (the team lead) or an admin.
     pub async fn close_follow_up(
         &self,
-        tenant: &str,
-        closed_by: &str,
+        closer: &Principal,
         request: proto::CloseFollowUpRequest,
     ) -> Result<FollowUp, ServiceError> {
+        let tenant = closer.tenant_id.as_str();
         let note = request.resolution_note.trim();
         if note.is_empty() || note.chars().count() > MAX_COMMENT_CHARS {
             return Err(ServiceError::invalid_field("resolution_note", "must be 1 to 5000 characters"));
@@ -603,17 +603,20 @@ impl Feedback {
         let now = now_micros();
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
         let (mut follow_up, linked) = load_follow_up(&mut tx, tenant, &request.id).await?;
+        if closer.role != Role::Admin && follow_up.assignee_id != closer.subject {
+            return Err(ServiceError::permission_denied("only the follow-up's assignee or an admin may close it"));
+        }
         if follow_up.state == FollowUpState::Closed as i32 {
             return Err(ServiceError::failed_precondition("the follow-up is already closed"));
         }
         follow_up.state = FollowUpState::Closed as i32;
         follow_up.resolution_note = note.to_owned();
-        follow_up.closed_by = closed_by.to_owned();
+        follow_up.closed_by = closer.subject.clone();
         follow_up.closed_at = Some(micros_to_timestamp(now));
         save_follow_up(&mut tx, tenant, &follow_up, linked, now).await?;
         let event = service_event(
             tenant,
-            closed_by,
+            (AuthorKind::Agent, &closer.subject),
             ("follow_up", &follow_up.id),
             2,
             now,
@@ -625,12 +628,11 @@ impl Feedback {
         Ok(follow_up)
     }
 
-    /// Follow-ups whose linked ticket ticketing does not have yet: (tenant, follow-up, the
-    /// answer's comment).
+    /// Follow-ups whose linked ticket ticketing does not have yet: (tenant, follow-up, answer).
     pub(crate) async fn unlinked_follow_ups(
         &self,
         limit: i64,
-    ) -> Result<Vec<(String, FollowUp, String)>, ServiceError> {
+    ) -> Result<Vec<(String, FollowUp, SurveyResponse)>, ServiceError> {
         let rows = sqlx::query(
             "SELECT f.tenant_id, f.body, r.body AS response FROM follow_ups f \
              JOIN responses r ON r.tenant_id = f.tenant_id AND r.id = f.response_id \
@@ -642,10 +644,21 @@ impl Feedback {
         .map_err(db_error)?;
         rows.iter()
             .map(|row| {
-                let response: SurveyResponse = decode(row, "response")?;
-                Ok((row.try_get("tenant_id").map_err(db_error)?, decode(row, "body")?, response.comment))
+                Ok((row.try_get("tenant_id").map_err(db_error)?, decode(row, "body")?, decode(row, "response")?))
             })
             .collect()
+    }
+
+    /// Ticketing refused the follow-up's ticket: the follow-up stays open in feedback, unlinked,
+    /// and is not tried again.
+    pub(crate) async fn mark_link_refused(&self, tenant: &str, id: &str) -> Result<(), ServiceError> {
+        sqlx::query("UPDATE follow_ups SET linked = 2 WHERE tenant_id = $1 AND id = $2 AND linked = 0")
+            .bind(tenant)
+            .bind(id)
+            .execute(self.db.writer())
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     pub(crate) async fn mark_linked(
@@ -691,15 +704,17 @@ impl Feedback {
             created_at: Some(micros_to_timestamp(now)),
         };
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
-        // Tags are stored one per line; the theme is matched as a whole line.
+        // Tags are stored one per line; the theme is matched as a whole line, its LIKE wildcards
+        // escaped.
+        let escaped = theme.replace('!', "!!").replace('%', "!%").replace('_', "!_");
         let rows = sqlx::query(
             "SELECT body FROM responses WHERE tenant_id = $1 AND updated_at >= $2 AND ($3 = 0 OR unhappy = 1) \
-             AND ('\n' || tags || '\n') LIKE $4 ORDER BY updated_at DESC",
+             AND ('\n' || tags || '\n') LIKE $4 ESCAPE '!' ORDER BY updated_at DESC",
         )
         .bind(tenant)
         .bind(since)
         .bind(i64::from(request.only_unhappy))
-        .bind(format!("%\n{}\n%", theme.replace(['%', '_'], "")))
+        .bind(format!("%\n{escaped}\n%"))
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -778,6 +793,24 @@ impl Feedback {
     }
 }
 
+/// An answer as its customer sees it: their answers, without the handling details staff see.
+fn for_customer(response: SurveyResponse) -> SurveyResponse {
+    SurveyResponse {
+        id: response.id,
+        survey_id: response.survey_id,
+        kind: response.kind,
+        ticket_id: response.ticket_id,
+        locale: response.locale,
+        score: response.score,
+        answers: response.answers,
+        comment: response.comment,
+        revision: response.revision,
+        submitted_at: response.submitted_at,
+        updated_at: response.updated_at,
+        ..SurveyResponse::default()
+    }
+}
+
 pub(crate) struct Notification {
     pub tenant: String,
     pub announcement: String,
@@ -827,17 +860,27 @@ async fn load_survey(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result
     decode(&row, "spec")
 }
 
+/// ` FOR UPDATE` on PostgreSQL, where concurrent transactions must wait for the row they are
+/// about to change; SQLite has one writer, whose transaction already excludes the others.
+fn for_update(conn: &AnyConnection) -> &'static str {
+    match helpdesk_runtime::db::backend_of(conn) {
+        helpdesk_runtime::db::Backend::Postgres => " FOR UPDATE",
+        helpdesk_runtime::db::Backend::Sqlite => "",
+    }
+}
+
+/// The answer to an invitation and its fingerprint; `lock`ed for a revision.
 async fn load_response(
     conn: &mut AnyConnection,
     tenant: &str,
     invitation: &str,
+    lock: bool,
 ) -> Result<Option<(SurveyResponse, String)>, ServiceError> {
-    let row = sqlx::query("SELECT body, fingerprint FROM responses WHERE tenant_id = $1 AND invitation_id = $2")
-        .bind(tenant)
-        .bind(invitation)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    let sql = format!(
+        "SELECT body, fingerprint FROM responses WHERE tenant_id = $1 AND invitation_id = $2{}",
+        if lock { for_update(conn) } else { "" }
+    );
+    let row = sqlx::query(&sql).bind(tenant).bind(invitation).fetch_optional(&mut *conn).await.map_err(db_error)?;
     row.map(|row| Ok((decode(&row, "body")?, row.try_get("fingerprint").map_err(db_error)?))).transpose()
 }
 
@@ -864,7 +907,8 @@ async fn remember_submission(
 }
 
 async fn load_follow_up(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<(FollowUp, bool), ServiceError> {
-    let row = sqlx::query("SELECT body, linked FROM follow_ups WHERE tenant_id = $1 AND id = $2")
+    let sql = format!("SELECT body, linked FROM follow_ups WHERE tenant_id = $1 AND id = $2{}", for_update(conn));
+    let row = sqlx::query(&sql)
         .bind(tenant)
         .bind(id)
         .fetch_optional(&mut *conn)

@@ -52,7 +52,8 @@ async fn handle(
 ) -> Result<(), ServiceError> {
     let solved = Status::Solved as i32;
     if change.to != solved {
-        if change.from == solved {
+        // Reopened: the resolution did not hold. Closing keeps the survey.
+        if change.from == solved && change.to != Status::Closed as i32 {
             feedback.cancel_invitations(tenant, &change.ticket_id).await?;
         }
         return Ok(());

@@ -75,7 +75,7 @@ CREATE TABLE follow_ups (
     body BLOB NOT NULL,
     state BIGINT NOT NULL,
     assignee_id TEXT NOT NULL,
-    -- 0 until ticketing has the linked ticket.
+    -- 0 until ticketing has the linked ticket, then 1; 2 when ticketing refused it.
     linked BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, id),

@@ -50,6 +50,13 @@ impl Scope {
         if self.kind == ReportKind::Unspecified {
             return Err(ServiceError::invalid_field("kind", "must name a report"));
         }
+        // Unix seconds of 1970-01-01 and 2200-01-01: outside them, dates are mistakes.
+        const YEARS: std::ops::Range<i64> = 0..7_258_118_400;
+        for (field, at) in [("from", self.from), ("to", self.to)] {
+            if !YEARS.contains(&at) {
+                return Err(ServiceError::invalid_field(field, "must be between 1970 and 2200"));
+            }
+        }
         if self.from >= self.to {
             return Err(ServiceError::invalid_field("from", "must be before to"));
         }
