@@ -232,6 +232,13 @@ on_both_backends! {
         let (_, throttled) = app.get(&format!("/v1/feedback/invitations?ticket_id={second}"), &key).await;
         assert_eq!(throttled["invitations"].as_array().unwrap().len(), 0, "{throttled}");
 
+        // This week's three tickets about 환불 make it a rising key phrase, from Korean subjects.
+        let trends = eventually(&app, "/v1/insights/reports/trends", |report| {
+            report["rows"].as_array().unwrap().iter().any(|row| row[0] == "환불" && row[1] == "phrase" && row[2] == 3.0)
+        })
+        .await;
+        assert!(trends["rows"].as_array().unwrap().iter().all(|row| row[0] != "아직"), "{trends}");
+
         // A rebuild from the event log gives the same reports.
         let (_, before) = app.get("/v1/insights/reports/satisfaction?group_by=agent", &key).await;
         let (status, rebuilt) = app.post("/v1/insights/rebuild", &key, json!({})).await;

@@ -200,6 +200,14 @@ impl Feedback {
         let now = now_micros();
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
         if trigger.throttle_days > 0 && !ticket.customer_id.is_empty() {
+            // Two of the customer's tickets solved at once: one survey, not one each.
+            if self.db.backend() == helpdesk_runtime::db::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(format!("feedback-throttle/{tenant}/{}", ticket.customer_id))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
             let since = now - i64::from(trigger.throttle_days) * 86_400_000_000;
             let recent = sqlx::query(
                 "SELECT 1 FROM invitations WHERE tenant_id = $1 AND customer_id = $2 AND created_at > $3 \

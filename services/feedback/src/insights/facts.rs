@@ -241,27 +241,107 @@ impl TenantFacts {
 
 /// Words that say nothing about a ticket's topic, in English and Korean.
 const NOISE: &[&str] = &[
-    "a", "an", "the", "i", "me", "my", "you", "your", "we", "our", "it", "is", "are", "was", "be", "am", "to", "of",
-    "in", "on", "for", "and", "or", "with", "at", "by", "from", "this", "that", "so", "if", "please", "hi", "hello",
-    "thanks", "thank", "can", "do", "does", "not", "no", "how", "what", "when", "why", "re", "fw", "fwd", "help",
-    "issue", "question", "problem", "요청", "문의", "합니", "니다", "습니", "세요", "해요", "나요", "어요", "주세",
-    "해주", "안녕", "하세", "있어", "는데",
+    "a",
+    "an",
+    "the",
+    "i",
+    "me",
+    "my",
+    "you",
+    "your",
+    "we",
+    "our",
+    "it",
+    "is",
+    "are",
+    "was",
+    "be",
+    "am",
+    "to",
+    "of",
+    "in",
+    "on",
+    "for",
+    "and",
+    "or",
+    "with",
+    "at",
+    "by",
+    "from",
+    "this",
+    "that",
+    "so",
+    "if",
+    "please",
+    "hi",
+    "hello",
+    "thanks",
+    "thank",
+    "can",
+    "do",
+    "does",
+    "not",
+    "no",
+    "how",
+    "what",
+    "when",
+    "why",
+    "re",
+    "fw",
+    "fwd",
+    "help",
+    "issue",
+    "question",
+    "problem",
+    "문의",
+    "요청",
+    "질문",
+    "안녕하세요",
+    "아직",
+    "계속",
+    "너무",
+    "정말",
+    "지금",
+    "오늘",
 ];
 
-/// The key words of a subject: words and Korean bigrams, without noise, numbers or repeats.
+/// Korean particles, longest first: 배송이 and 배송은 are both about 배송.
+const PARTICLES: &[&str] = &[
+    "으로", "에서", "에게", "께서", "까지", "부터", "이랑", "하고", "이", "가", "을", "를", "은", "는", "에", "의",
+    "도", "로", "와", "과", "만",
+];
+
+/// Endings of Korean predicates (됩니다, 안 와요, 했나요): what happened, not what it is about.
+const PREDICATE_ENDINGS: &[&str] = &["요", "다", "까", "죠", "네", "함"];
+
+/// A Korean word without its particle, or nothing for a predicate or a lone syllable.
+fn korean_stem(word: &str) -> Option<&str> {
+    if PREDICATE_ENDINGS.iter().any(|ending| word.ends_with(ending)) {
+        return None;
+    }
+    let stem =
+        PARTICLES.iter().find_map(|particle| word.strip_suffix(particle)).filter(|stem| stem.chars().count() >= 2);
+    Some(stem.unwrap_or(word)).filter(|stem| stem.chars().count() >= 2)
+}
+
+/// The key words of a subject, as people would name a topic: English words and Korean words
+/// without their particles, without noise, numbers, predicates or repeats.
 pub(crate) fn subject_terms(subject: &str) -> Vec<String> {
-    let mut terms: Vec<String> = helpdesk_text::terms(subject)
-        .into_iter()
-        .filter(|term| {
-            let chars = term.chars().count();
-            let korean = helpdesk_text::has_hangul(term);
-            (korean && chars >= 2 || !korean && chars >= 3)
-                && !term.chars().all(|c| c.is_ascii_digit())
-                && !NOISE.contains(&term.as_str())
-        })
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    terms.retain(|term| seen.insert(term.clone()));
+    let mut terms: Vec<String> = Vec::new();
+    for word in subject.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()) {
+        let word = word.to_lowercase();
+        let term = if helpdesk_text::has_hangul(&word) {
+            korean_stem(&word)
+        } else {
+            Some(word.as_str()).filter(|word| word.chars().count() >= 3 && !word.chars().all(|c| c.is_ascii_digit()))
+        };
+        if let Some(term) = term
+            && !NOISE.contains(&term)
+            && !terms.iter().any(|seen| seen == term)
+        {
+            terms.push(term.to_owned());
+        }
+    }
     terms.truncate(12);
     terms
 }
@@ -329,7 +409,10 @@ mod tests {
     }
 
     #[test]
-    fn korean_subjects_give_bigrams_without_particles_noise() {
+    fn korean_subjects_give_words_without_particles_or_predicates() {
         assert_eq!(subject_terms("환불 지연 문의"), ["환불", "지연"]);
+        assert_eq!(subject_terms("배송이 아직 안 왔어요"), ["배송"]);
+        assert_eq!(subject_terms("로그인이 안 됩니다"), ["로그인"]);
+        assert_eq!(subject_terms("카드 이중 결제를 취소해 주세요"), ["카드", "이중", "결제", "취소해"]);
     }
 }
