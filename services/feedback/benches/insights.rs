@@ -316,6 +316,21 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    let bytes: i64 = if url.is_some() {
+        sqlx::query_scalar("SELECT CAST(pg_total_relation_size('event_log') AS BIGINT)")
+    } else {
+        sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+    }
+    .fetch_one(service.database().writer())
+    .await
+    .unwrap();
+    println!(
+        "event log on disk: {:.0} MB, {:.0} bytes per event{}",
+        bytes as f64 / 1e6,
+        bytes as f64 / recorded as f64,
+        if url.is_some() { " (table and indexes)" } else { " (the whole database file)" }
+    );
+
     let rebuilt = insights.rebuild_all().await.unwrap();
     println!(
         "full rebuild from the event log: {} events, {} tickets in {:.1} s ({:.0} events/s)",
