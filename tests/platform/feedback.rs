@@ -207,6 +207,25 @@ on_both_backends! {
             messages["messages"].as_array().unwrap().iter().any(|m| m["body_text"] == "이제 환불이 2일 안에 처리됩니다.")
         })
         .await;
+        // Once the ticket is closed, the next announcement comes on a solved ticket that follows it
+        // up; it is neither surveyed nor counted as a request.
+        let (_, current) = app.get(&format!("/v1/tickets/{ticket}"), &key).await;
+        let (status, closed) = app
+            .patch(&format!("/v1/tickets/{ticket}"), &key, json!({ "expected_version": current["version"], "status": "closed" }))
+            .await;
+        assert_eq!(status, 200, "{closed}");
+        let (status, _) = app.post("/v1/feedback/announcements", &key, json!({
+            "theme": "refund", "message": { "en": "Refunds are now instant.", "ko": "이제 환불이 바로 처리됩니다." }
+        })).await;
+        assert_eq!(status, 201);
+        let carriers = eventually(&app, "/v1/tickets?tag=survey-announcement", |list| {
+            list["tickets"].as_array().is_some_and(|tickets| tickets.len() == 1 && tickets[0]["status"] == "solved")
+        })
+        .await;
+        let carrier = &carriers["tickets"][0];
+        assert_eq!((carrier["description"].as_str(), carrier["follow_up_of_id"].as_str()), (Some("이제 환불이 바로 처리됩니다."), Some(ticket.as_str())), "{carrier}");
+        let (_, invitations) = app.get(&format!("/v1/feedback/invitations?ticket_id={}", carrier["id"].as_str().unwrap()), &key).await;
+        assert_eq!(invitations["invitations"].as_array().unwrap().len(), 0, "{invitations}");
 
         // Throttled: the same customer's next solved ticket within 30 days gets no survey.
         let second = ticket_for(&app, &customer, "email", json!([])).await;

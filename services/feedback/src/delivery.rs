@@ -10,7 +10,8 @@ use helpdesk_proto::{
     feedback::v1::{FollowUp, Invitation, SurveyResponse},
     routing::v1::GetAgentRequest,
     ticketing::v1::{
-        AddMessageRequest, CreateTicketRequest, GetTicketRequest, LinkTicketsRequest, Status, Ticket, Visibility,
+        AddMessageRequest, CreateTicketRequest, GetTicketRequest, LinkTicketsRequest, Status, Ticket,
+        UpdateTicketRequest, Visibility,
     },
 };
 use helpdesk_runtime::{ServiceError, error::ErrorKind, shutdown::Shutdown, time::now_micros};
@@ -25,6 +26,10 @@ const BATCH: i64 = 100;
 
 /// The tag follow-up tickets carry, so that views and reports can find them.
 pub const FOLLOW_UP_TAG: &str = "survey-follow-up";
+
+/// The tag of the solved tickets that carry an announcement to a customer whose ticket was
+/// closed; reports leave them out.
+pub const ANNOUNCEMENT_TAG: &str = "survey-announcement";
 
 pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, shutdown: Shutdown) {
     let wake = feedback.delivery_wake.clone();
@@ -243,10 +248,49 @@ async fn open_follow_up(
     feedback.mark_linked(tenant, &follow_up.id, &linked, &lead).await
 }
 
+/// Tells the respondent on their ticket; on a closed one, on a new solved ticket that follows
+/// it up, since closed tickets take no more messages.
 async fn notify(feedback: &Feedback, peers: &Peers, notification: &Notification) -> Result<(), ServiceError> {
     let key = format!("announcement-{}-{}", notification.announcement, notification.customer);
-    let delivered =
-        post(peers, &notification.tenant, &notification.ticket, key, Visibility::Public, notification.text.clone())
-            .await?;
+    let (tenant, text) = (&notification.tenant, &notification.text);
+    let mut delivered =
+        post(peers, tenant, &notification.ticket, key.clone(), Visibility::Public, text.clone()).await?;
+    if !delivered
+        && let Some(closed) =
+            ticket(peers, tenant, &notification.ticket).await?.filter(|ticket| ticket.status == Status::Closed as i32)
+    {
+        let request = CreateTicketRequest {
+            idempotency_key: key,
+            subject: closed.subject.clone(),
+            description: text.clone(),
+            requester_id: closed.requester_id.clone(),
+            group: closed.group.clone(),
+            channel: closed.channel,
+            tags: vec![ANNOUNCEMENT_TAG.to_owned()],
+            follow_up_of_id: closed.id.clone(),
+            ..CreateTicketRequest::default()
+        };
+        let created = peers
+            .tickets()
+            .create_ticket(peers.request(tenant, request)?)
+            .await
+            .map_err(|status| ServiceError::from_status(&status))?
+            .into_inner();
+        // Nothing is left to do on it. A retry finds it solved already.
+        if created.status != Status::Solved as i32 {
+            let solve = UpdateTicketRequest {
+                id: created.id,
+                expected_version: created.version,
+                status: Some(Status::Solved as i32),
+                ..UpdateTicketRequest::default()
+            };
+            peers
+                .tickets()
+                .update_ticket(peers.request(tenant, solve)?)
+                .await
+                .map_err(|status| ServiceError::from_status(&status))?;
+        }
+        delivered = true;
+    }
     feedback.mark_notification(notification, delivered).await
 }

@@ -184,8 +184,13 @@ impl Feedback {
     // --- Invitations ----------------------------------------------------------------------
 
     /// Schedules the first active survey whose rules take `ticket`, unless the customer was
-    /// surveyed too recently. Idempotent: a ticket is invited to a survey at most once.
+    /// surveyed too recently or feedback opened the ticket itself. Idempotent: a ticket is invited
+    /// to a survey at most once.
     pub async fn plan_invitation(&self, tenant: &str, ticket: &SolvedTicket) -> Result<Option<String>, ServiceError> {
+        // The tickets feedback opens itself are not surveyed: that would ask about the survey.
+        if ticket.tags.iter().any(|tag| tag == crate::FOLLOW_UP_TAG || tag == crate::ANNOUNCEMENT_TAG) {
+            return Ok(None);
+        }
         let surveys = self.list_surveys(tenant).await?;
         let Some(survey) = surveys.into_iter().find(|survey| {
             let trigger = survey.trigger.clone().unwrap_or_default();

@@ -123,6 +123,10 @@ impl TenantFacts {
         match payload {
             Payload::TicketCreated(created) => {
                 let Some(ticket) = &created.ticket else { return };
+                // An announcement's carrier is no request: without a creation it never counts.
+                if ticket.tags.iter().any(|tag| tag == crate::ANNOUNCEMENT_TAG) {
+                    return;
+                }
                 let tags = Self::names(&mut self.tags, &ticket.tags);
                 let terms = subject_terms(&ticket.subject).into_iter().map(|term| self.terms.id(&term)).collect();
                 let (agent, team) = (self.agents.id(&ticket.assignee_id), self.teams.id(&ticket.group));
