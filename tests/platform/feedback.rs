@@ -218,7 +218,7 @@ on_both_backends! {
             "theme": "refund", "message": { "en": "Refunds are now instant.", "ko": "이제 환불이 바로 처리됩니다." }
         })).await;
         assert_eq!(status, 201);
-        let carriers = eventually(&app, "/v1/tickets?tag=survey-announcement", |list| {
+        let carriers = eventually(&app, "/v1/tickets?tag=feedback-message", |list| {
             list["tickets"].as_array().is_some_and(|tickets| tickets.len() == 1 && tickets[0]["status"] == "solved")
         })
         .await;

@@ -27,9 +27,9 @@ const BATCH: i64 = 100;
 /// The tag follow-up tickets carry, so that views and reports can find them.
 pub const FOLLOW_UP_TAG: &str = "survey-follow-up";
 
-/// The tag of the solved tickets that carry an announcement to a customer whose ticket was
-/// closed; reports leave them out.
-pub const ANNOUNCEMENT_TAG: &str = "survey-announcement";
+/// The tag of the solved tickets that carry a survey link or an announcement to a customer whose
+/// ticket was closed; reports leave them out, and they are not surveyed.
+pub const CARRIER_TAG: &str = "feedback-message";
 
 pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, shutdown: Shutdown) {
     let wake = feedback.delivery_wake.clone();
@@ -102,7 +102,7 @@ async fn ticket(peers: &Peers, tenant: &str, id: &str) -> Result<Option<Ticket>,
     }
 }
 
-/// Posts a message; `false` when the ticket can no longer take one (closed or gone).
+/// Posts a message on a ticket that still takes them.
 async fn post(
     peers: &Peers,
     tenant: &str,
@@ -110,7 +110,7 @@ async fn post(
     key: String,
     visibility: Visibility,
     text: String,
-) -> Result<bool, ServiceError> {
+) -> Result<(), ServiceError> {
     let request = AddMessageRequest {
         ticket_id: ticket.to_owned(),
         idempotency_key: key,
@@ -118,11 +118,12 @@ async fn post(
         body_text: text,
         ..AddMessageRequest::default()
     };
-    match peers.tickets().add_message(peers.request(tenant, request)?).await {
-        Ok(_) => Ok(true),
-        Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => Ok(false),
-        Err(status) => Err(ServiceError::from_status(&status)),
-    }
+    peers
+        .tickets()
+        .add_message(peers.request(tenant, request)?)
+        .await
+        .map_err(|status| ServiceError::from_status(&status))?;
+    Ok(())
 }
 
 fn invitation_text(locale: &str, link: &str, expires: &str) -> String {
@@ -139,25 +140,60 @@ async fn send_invitation(
     tenant: &str,
     invitation: &Invitation,
 ) -> Result<(), ServiceError> {
-    let still_solved = ticket(peers, tenant, &invitation.ticket_id)
+    let surveyed = ticket(peers, tenant, &invitation.ticket_id)
         .await?
-        .is_some_and(|ticket| ticket.status == Status::Solved as i32 || ticket.status == Status::Closed as i32);
-    if !still_solved {
+        .filter(|ticket| ticket.status == Status::Solved as i32 || ticket.status == Status::Closed as i32);
+    let Some(surveyed) = surveyed else {
         return feedback.cancel_invitations(tenant, &invitation.ticket_id).await;
-    }
+    };
     let expires = invitation
         .expires_at
         .as_ref()
         .and_then(|at| chrono::DateTime::from_timestamp(at.seconds, 0))
         .map_or_else(String::new, |at| at.format("%Y-%m-%d %H:%M UTC").to_string());
     let text = invitation_text(&invitation.locale, &feedback.link(tenant, invitation), &expires);
-    if post(peers, tenant, &invitation.ticket_id, format!("survey-{}", invitation.id), Visibility::Public, text).await?
-    {
-        feedback.mark_sent(tenant, &invitation.id, now_micros()).await
-    } else {
-        tracing::warn!(%tenant, ticket = %invitation.ticket_id, "survey not sent: the ticket takes no more messages");
-        feedback.cancel_invitations(tenant, &invitation.ticket_id).await
+    tell(peers, tenant, &surveyed, format!("survey-{}", invitation.id), text).await?;
+    feedback.mark_sent(tenant, &invitation.id, now_micros()).await
+}
+
+/// Posts `text` publicly on `ticket`; on a closed one, which takes no more messages, as the
+/// description of a new ticket that follows it up (tag [`CARRIER_TAG`]), solved at once.
+async fn tell(peers: &Peers, tenant: &str, ticket: &Ticket, key: String, text: String) -> Result<(), ServiceError> {
+    if ticket.status != Status::Closed as i32 {
+        return post(peers, tenant, &ticket.id, key, Visibility::Public, text).await;
     }
+    let request = CreateTicketRequest {
+        idempotency_key: key,
+        subject: ticket.subject.clone(),
+        description: text,
+        requester_id: ticket.requester_id.clone(),
+        group: ticket.group.clone(),
+        channel: ticket.channel,
+        tags: vec![CARRIER_TAG.to_owned()],
+        follow_up_of_id: ticket.id.clone(),
+        ..CreateTicketRequest::default()
+    };
+    let created = peers
+        .tickets()
+        .create_ticket(peers.request(tenant, request)?)
+        .await
+        .map_err(|status| ServiceError::from_status(&status))?
+        .into_inner();
+    // Nothing is left to do on it. A retry finds it solved already.
+    if created.status != Status::Solved as i32 {
+        let solve = UpdateTicketRequest {
+            id: created.id,
+            expected_version: created.version,
+            status: Some(Status::Solved as i32),
+            ..UpdateTicketRequest::default()
+        };
+        peers
+            .tickets()
+            .update_ticket(peers.request(tenant, solve)?)
+            .await
+            .map_err(|status| ServiceError::from_status(&status))?;
+    }
+    Ok(())
 }
 
 /// The agent's supervisor in routing, else the team's lead in the feedback settings.
@@ -248,49 +284,13 @@ async fn open_follow_up(
     feedback.mark_linked(tenant, &follow_up.id, &linked, &lead).await
 }
 
-/// Tells the respondent on their ticket; on a closed one, on a new solved ticket that follows
-/// it up, since closed tickets take no more messages.
+/// Tells the respondent on the ticket of their answer.
 async fn notify(feedback: &Feedback, peers: &Peers, notification: &Notification) -> Result<(), ServiceError> {
+    let tenant = &notification.tenant;
+    let Some(answered) = ticket(peers, tenant, &notification.ticket).await? else {
+        return feedback.mark_notification(notification, false).await;
+    };
     let key = format!("announcement-{}-{}", notification.announcement, notification.customer);
-    let (tenant, text) = (&notification.tenant, &notification.text);
-    let mut delivered =
-        post(peers, tenant, &notification.ticket, key.clone(), Visibility::Public, text.clone()).await?;
-    if !delivered
-        && let Some(closed) =
-            ticket(peers, tenant, &notification.ticket).await?.filter(|ticket| ticket.status == Status::Closed as i32)
-    {
-        let request = CreateTicketRequest {
-            idempotency_key: key,
-            subject: closed.subject.clone(),
-            description: text.clone(),
-            requester_id: closed.requester_id.clone(),
-            group: closed.group.clone(),
-            channel: closed.channel,
-            tags: vec![ANNOUNCEMENT_TAG.to_owned()],
-            follow_up_of_id: closed.id.clone(),
-            ..CreateTicketRequest::default()
-        };
-        let created = peers
-            .tickets()
-            .create_ticket(peers.request(tenant, request)?)
-            .await
-            .map_err(|status| ServiceError::from_status(&status))?
-            .into_inner();
-        // Nothing is left to do on it. A retry finds it solved already.
-        if created.status != Status::Solved as i32 {
-            let solve = UpdateTicketRequest {
-                id: created.id,
-                expected_version: created.version,
-                status: Some(Status::Solved as i32),
-                ..UpdateTicketRequest::default()
-            };
-            peers
-                .tickets()
-                .update_ticket(peers.request(tenant, solve)?)
-                .await
-                .map_err(|status| ServiceError::from_status(&status))?;
-        }
-        delivered = true;
-    }
-    feedback.mark_notification(notification, delivered).await
+    tell(peers, tenant, &answered, key, notification.text.clone()).await?;
+    feedback.mark_notification(notification, true).await
 }

@@ -29,7 +29,7 @@ use helpdesk_runtime::{
 use sqlx::Row;
 use tonic::transport::Channel;
 
-pub use delivery::{ANNOUNCEMENT_TAG, FOLLOW_UP_TAG};
+pub use delivery::{CARRIER_TAG, FOLLOW_UP_TAG};
 pub use insights::{
     Insights, Rebuilt,
     reports::{Cell, Scope, Table},

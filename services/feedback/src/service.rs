@@ -188,7 +188,7 @@ impl Feedback {
     /// to a survey at most once.
     pub async fn plan_invitation(&self, tenant: &str, ticket: &SolvedTicket) -> Result<Option<String>, ServiceError> {
         // The tickets feedback opens itself are not surveyed: that would ask about the survey.
-        if ticket.tags.iter().any(|tag| tag == crate::FOLLOW_UP_TAG || tag == crate::ANNOUNCEMENT_TAG) {
+        if ticket.tags.iter().any(|tag| tag == crate::FOLLOW_UP_TAG || tag == crate::CARRIER_TAG) {
             return Ok(None);
         }
         let surveys = self.list_surveys(tenant).await?;

@@ -123,8 +123,9 @@ impl TenantFacts {
         match payload {
             Payload::TicketCreated(created) => {
                 let Some(ticket) = &created.ticket else { return };
-                // An announcement's carrier is no request: without a creation it never counts.
-                if ticket.tags.iter().any(|tag| tag == crate::ANNOUNCEMENT_TAG) {
+                // A carrier of feedback's own message is no request: without a creation it never
+                // counts.
+                if ticket.tags.iter().any(|tag| tag == crate::CARRIER_TAG) {
                     return;
                 }
                 let tags = Self::names(&mut self.tags, &ticket.tags);
