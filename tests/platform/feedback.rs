@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use helpdesk_tests::{TestApp, on_both_backends, token};
+use helpdesk_tests::{Options, TestApp, on_both_backends, spawn_app_with, token};
 use serde_json::{Value, json};
 
 fn field(error: &Value) -> &str {
@@ -306,4 +306,49 @@ on_both_backends! {
         let (_, report) = app.get("/v1/insights/reports/volume?group_by=none", &other).await;
         assert_eq!(report["rows"].as_array().unwrap().len(), 0, "{report}");
     }
+}
+
+/// The survey loop with every service's events on NATS JetStream, as deployed: durable
+/// consumers for the survey trigger and the insight projections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survey_loop_runs_over_nats_jetstream() {
+    let Some(nats_url) = std::env::var("HELPDESK_TEST_NATS_URL").ok().filter(|url| !url.is_empty()) else {
+        eprintln!("HELPDESK_TEST_NATS_URL is not set: JetStream run not possible here");
+        return;
+    };
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (stream, prefix) = (format!("TEST_{run}"), format!("test_{run}"));
+    let options = Options { nats: Some((nats_url.clone(), stream.clone(), prefix.clone())), ..Options::default() };
+    let app = spawn_app_with(options).await;
+    let key = app.admin_key.clone();
+    let (status, _) = app
+        .post(
+            "/v1/feedback/surveys",
+            &key,
+            json!({ "name": "CES", "kind": "ces", "active": true, "trigger": { "on_solved": true } }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, customer) =
+        app.post("/v1/customers", &key, json!({ "name": "Alex", "emails": ["alex@example.com"] })).await;
+    let ticket = ticket_for(&app, customer["id"].as_str().unwrap(), "web", json!(["login"])).await;
+    solve(&app, &ticket).await;
+    let (link, text) = survey_link(&app, &ticket).await;
+    assert!(text.starts_with("How did we do?"), "{text}");
+    let (status, answer) = app
+        .public(reqwest::Method::POST, &link, Some(json!({ "answers": [{ "question_id": "score", "value": 2 }] })))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    eventually(&app, "/v1/feedback/follow-ups", |list| {
+        list["follow_ups"][0]["linked_ticket_id"].as_str().is_some_and(|id| !id.is_empty())
+    })
+    .await;
+    eventually(&app, "/v1/insights/reports/satisfaction?channel=web", |report| {
+        let row = &report["rows"][0];
+        row[1] == 1.0 && row[5] == 2.0 && row[7] == 1.0
+    })
+    .await;
+    app.stop().await;
+    let admin = helpdesk_events::NatsBus::connect(&nats_url, &stream, &prefix).await.expect("nats");
+    admin.delete_stream().await.expect("test stream deleted");
 }
