@@ -26,16 +26,28 @@ pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, mut events: Event
         let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
         if let Some(Payload::TicketStatusChanged(change)) = &delivery.event.payload {
             let tenant = &delivery.event.tenant_id;
+            // Ticketing or the database away for a while: wait for it rather than lose the
+            // survey (later events would fail alike). A refusal is final, and so is a fault
+            // that five attempts do not cure, so that it cannot hold up every later survey.
             let mut attempts = 0u64;
             while let Err(error) = handle(&feedback, &peers, tenant, change).await {
                 attempts += 1;
-                tracing::warn!(error = %error.message, ticket = %change.ticket_id, attempts, "survey trigger will be retried");
-                if attempts >= 5
-                    || !matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::Conflict)
-                {
+                let passing = match error.kind {
+                    ErrorKind::Unavailable | ErrorKind::Conflict => true,
+                    ErrorKind::Internal => attempts < 5,
+                    _ => false,
+                };
+                if !passing {
+                    tracing::error!(error = %error.message, ticket = %change.ticket_id, "no survey for this solve");
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
+                tracing::warn!(error = %error.message, ticket = %change.ticket_id, attempts, "survey trigger will be retried");
+                let backoff = std::time::Duration::from_millis(200 * attempts.min(25));
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    // Unacknowledged, the event comes again after a restart (JetStream).
+                    () = shutdown.clone().wait() => return,
+                }
             }
         }
         if let Err(error) = delivery.ack().await {
