@@ -30,6 +30,32 @@ fn hit_ids(results: &Value) -> Vec<String> {
 }
 
 on_both_backends! {
+    async fn restricted_articles_reach_only_customers_of_their_segments(app: TestApp) {
+        let key = app.admin_key.clone();
+        let gold = publish(&app, json!({
+            "locale": "en", "title": "Priority refund line for gold members", "visibility": "restricted",
+            "segments": ["gold"], "body_markdown": "Gold members call the priority refund line."
+        })).await;
+        let (status, member) = app.post("/v1/customers", &key, json!({ "name": "Gold member", "emails": ["g@example.com"], "tier": "Gold" })).await;
+        assert_eq!(status, 201, "{member}");
+        let (_, other) = app.post("/v1/customers", &key, json!({ "name": "Someone", "emails": ["s@example.com"] })).await;
+        let search = "/v1/kb/search?q=priority%20refund&locale=en";
+        let member = app.customer_token(TENANT, member["id"].as_str().unwrap());
+        let (status, results) = app.get(search, &member).await;
+        assert_eq!(status, 200, "{results}");
+        assert_eq!(hit_ids(&results), [gold["id"].as_str().unwrap()], "{results}");
+        let (status, article) = app.get(&format!("/v1/kb/articles/{}", gold["id"].as_str().unwrap()), &member).await;
+        assert_eq!(status, 200, "{article}");
+        // Not for other customers, nor for the public help center.
+        let other = app.customer_token(TENANT, other["id"].as_str().unwrap());
+        let (_, results) = app.get(search, &other).await;
+        assert!(hit_ids(&results).is_empty(), "{results}");
+        let (status, _) = app.get(&format!("/v1/kb/articles/{}", gold["id"].as_str().unwrap()), &other).await;
+        assert_eq!(status, 404);
+        let (_, results) = public_get(&app, &format!("/v1/help/{TENANT}/search?q=priority%20refund&locale=en")).await;
+        assert!(hit_ids(&results).is_empty(), "{results}");
+    }
+
     async fn korean_and_english_articles_are_found_from_the_public_help_center(app: TestApp) {
         let refund = publish(&app, json!({
             "locale": "en", "title": "How do I get a refund?", "category_id": "billing", "tags": ["refund"],

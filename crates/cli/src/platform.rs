@@ -63,7 +63,11 @@ impl Platform {
             tokens: helpdesk_feedback::service_tokens(&service_secret),
         };
         let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
-        let knowledge = helpdesk_knowledge::open(config, bus.as_ref()).await?;
+        let customers = helpdesk_knowledge::CustomerLink {
+            channel: channel.clone(),
+            tokens: helpdesk_knowledge::service_tokens(&service_secret),
+        };
+        let knowledge = helpdesk_knowledge::open(config, bus.as_ref(), Some(customers)).await?;
         let feedback = helpdesk_feedback::open(config, bus.clone(), peers).await?;
 
         let mut routes = RoutesBuilder::default();

@@ -15,19 +15,30 @@ use helpdesk_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{model::Audience, service::Knowledge};
+use crate::{model::Audience, segments::Segments, service::Knowledge};
 
-pub(crate) fn add_routes(knowledge: &Arc<Knowledge>, routes: &mut tonic::service::RoutesBuilder) {
+pub(crate) fn add_routes(
+    knowledge: &Arc<Knowledge>,
+    segments: &Arc<Segments>,
+    routes: &mut tonic::service::RoutesBuilder,
+) {
     routes
-        .add_service(KnowledgeServiceServer::new(Api(knowledge.clone())))
+        .add_service(KnowledgeServiceServer::new(Api(knowledge.clone(), segments.clone())))
         .add_service(HelpCenterServiceServer::new(HelpCenter(knowledge.clone())));
 }
 
-struct Api(Arc<Knowledge>);
+struct Api(Arc<Knowledge>, Arc<Segments>);
 
-/// Staff see every article; customers the published ones meant for them.
-fn audience(caller: &Principal) -> Audience {
-    if caller.is_customer() { Audience::Customer(Vec::new()) } else { Audience::Staff }
+impl Api {
+    /// Staff see every article; customers the published ones meant for them: public ones, and
+    /// restricted ones for their segments.
+    async fn audience(&self, caller: &Principal) -> Audience {
+        if caller.is_customer() {
+            Audience::Customer(self.1.of(&caller.tenant_id, &caller.subject).await)
+        } else {
+            Audience::Staff
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -57,7 +68,7 @@ impl KnowledgeService for Api {
         request: Request<proto::GetArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
         handle_as(request, Needs::Anyone, |caller, request| async move {
-            self.0.get_article(&caller.tenant_id, &request.id, &audience(&caller)).await
+            self.0.get_article(&caller.tenant_id, &request.id, &self.audience(&caller).await).await
         })
         .await
     }
@@ -160,7 +171,7 @@ impl KnowledgeService for Api {
 
     async fn search(&self, request: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
         handle_as(request, Needs::Anyone, |caller, request| async move {
-            self.0.search(&caller.tenant_id, audience(&caller), request).await
+            self.0.search(&caller.tenant_id, self.audience(&caller).await, request).await
         })
         .await
     }
@@ -170,7 +181,7 @@ impl KnowledgeService for Api {
         request: Request<proto::SuggestRequest>,
     ) -> Result<Response<proto::SuggestResponse>, Status> {
         handle_as(request, Needs::Anyone, |caller, request| async move {
-            self.0.suggest(&caller.tenant_id, audience(&caller), request).await
+            self.0.suggest(&caller.tenant_id, self.audience(&caller).await, request).await
         })
         .await
     }
@@ -189,7 +200,8 @@ impl KnowledgeService for Api {
     async fn vote(&self, request: Request<proto::VoteRequest>) -> Result<Response<proto::ArticleStats>, Status> {
         handle_as(request, Needs::Anyone, |caller, request| async move {
             let voter = format!("{}:{}", caller.role.as_str(), caller.subject);
-            self.0.vote(&caller.tenant_id, &audience(&caller), &request.article_id, &voter, request.helpful).await
+            let audience = self.audience(&caller).await;
+            self.0.vote(&caller.tenant_id, &audience, &request.article_id, &voter, request.helpful).await
         })
         .await
     }

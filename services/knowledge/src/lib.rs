@@ -10,6 +10,7 @@ mod grpc;
 mod index;
 mod markdown;
 mod model;
+mod segments;
 mod service;
 mod store;
 mod suggest;
@@ -25,6 +26,7 @@ use helpdesk_runtime::{
 };
 
 pub use model::Audience;
+pub use segments::CustomerLink;
 pub use service::Knowledge;
 pub use suggest::{CONFIDENCE_PIVOT, MIN_CONFIDENCE, Scored};
 
@@ -50,6 +52,7 @@ pub struct KnowledgeBase {
     activity: gaps::Activity,
     /// Ticket events, when subscribed ([`open`] does; tests and benchmarks need not).
     tickets: Option<EventStream>,
+    segments: Arc<segments::Segments>,
 }
 
 impl KnowledgeBase {
@@ -63,7 +66,7 @@ impl KnowledgeBase {
 
     /// Adds the knowledge gRPC services to `routes`.
     pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
-        grpc::add_routes(&self.knowledge, routes);
+        grpc::add_routes(&self.knowledge, &self.segments, routes);
     }
 
     /// Follows other replicas' changes, writes search logs and checks new tickets until
@@ -86,11 +89,22 @@ impl KnowledgeBase {
 
 /// Connects the knowledge database, brings its schema up to date, builds the search indexes
 /// from it and subscribes to ticketing's events (before anything is published, for the
-/// in-process bus).
-pub async fn open(config: &Config, bus: &dyn EventBus) -> Result<KnowledgeBase, OpenError> {
+/// in-process bus). Without a link to ticketing's customers, restricted articles are for staff
+/// only.
+pub async fn open(
+    config: &Config,
+    bus: &dyn EventBus,
+    customers: Option<CustomerLink>,
+) -> Result<KnowledgeBase, OpenError> {
     let mut base = open_database(&config.database, &config.data_dir).await?;
     base.tickets = Some(tickets::subscribe(bus).await.map_err(|error| OpenError::Bus(error.to_string()))?);
+    base.segments = Arc::new(segments::Segments::new(customers));
     Ok(base)
+}
+
+/// The service token signer for knowledge, from the configured service secret.
+pub fn service_tokens(secret: &secrecy::SecretString) -> Arc<helpdesk_runtime::auth::ServiceTokens> {
+    Arc::new(helpdesk_runtime::auth::ServiceTokens::new("knowledge", secret))
 }
 
 /// [`open`] from the database settings alone: for tests, benchmarks and the evaluation.
@@ -103,7 +117,7 @@ pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result
     tracing::info!(articles, seconds = started.elapsed().as_secs_f64(), "knowledge indexes built");
     let activity = gaps::Activity::new(db.clone());
     let knowledge = Arc::new(Knowledge::new(db, indexes.clone(), activity.clone()));
-    Ok(KnowledgeBase { knowledge, indexes, activity, tickets: None })
+    Ok(KnowledgeBase { knowledge, indexes, activity, tickets: None, segments: Arc::default() })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,19 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-knowledge");
     let bus = helpdesk_events::connect(&config.events).await?;
-    let knowledge = helpdesk_knowledge::open(&config, bus.as_ref()).await?;
+    // Customers' segments come from ticketing, with the service secret; without it, restricted
+    // articles are for staff only.
+    let customers = match &config.auth.service_secret {
+        Some(secret) => Some(helpdesk_knowledge::CustomerLink {
+            channel: grpc::lazy_channel(&config.services.ticketing_url)?,
+            tokens: helpdesk_knowledge::service_tokens(secret),
+        }),
+        None => {
+            tracing::warn!("auth.service_secret is not set: restricted articles are shown to staff only");
+            None
+        }
+    };
+    let knowledge = helpdesk_knowledge::open(&config, bus.as_ref(), customers).await?;
     let identity = grpc::lazy_channel(&config.services.identity_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
     let mut routes = tonic::service::RoutesBuilder::default();
