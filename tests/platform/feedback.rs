@@ -133,9 +133,9 @@ on_both_backends! {
         .await;
         let follow_up = follow_ups["follow_ups"][0].clone();
         assert_eq!((follow_up["ticket_id"].as_str(), follow_up["assignee_id"].as_str()), (Some(ticket.as_str()), Some("lead-1")));
-        // Routing takes the new ticket in too, and keeps the lead ticketing was given.
+        // Routing takes the new ticket in too, and keeps the lead and the team ticketing was given.
         let linked = eventually(&app, &format!("/v1/tickets/{}", follow_up["linked_ticket_id"].as_str().unwrap()), |linked| {
-            linked["assignee_id"] == "lead-1"
+            linked["assignee_id"] == "lead-1" && linked["group"] == "billing"
         })
         .await;
         assert!(linked["linked_ticket_ids"].as_array().unwrap().iter().any(|id| id == ticket.as_str()), "{linked}");

@@ -91,7 +91,8 @@ async fn sync_item(link: &TicketingLink, tenant: &str, ticket: &str, desired: &s
         if current.assignee_id != assignee {
             update.assignee_id = Some(assignee.clone());
         }
-        if current.group != queue {
+        // A ticket in no routing queue keeps the group ticketing gave it (a team name, say).
+        if !queue.is_empty() && current.group != queue {
             update.group = Some(queue.clone());
         }
         if current.priority != priority && priority > 0 {
