@@ -136,27 +136,13 @@ impl TestApp {
 
     /// Sends a JSON request with `key`; returns the status and the parsed body.
     pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request is sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body is read");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        send(self.http.request(method, self.url(path)).bearer_auth(key), body).await
     }
 
     /// A request without credentials (help center, survey links); returns the status and the
     /// parsed body.
     pub async fn public(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, self.url(path)).header("user-agent", "helpdesk-tests");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request is sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body is read");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        send(self.http.request(method, self.url(path)).header("user-agent", "helpdesk-tests"), body).await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
@@ -196,6 +182,17 @@ impl TestApp {
             task.await.expect("platform task").expect("platform stops cleanly");
         }
     }
+}
+
+/// Sends `request` with `body` as JSON; returns the status and the body, parsed when it is JSON.
+async fn send(mut request: reqwest::RequestBuilder, body: Option<Value>) -> (u16, Value) {
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request is sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body is read");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// An HS256 token with the given claims, expiring `ttl_seconds` from now (negative: expired).
