@@ -4,11 +4,10 @@ use anyhow::Context;
 use helpdesk_events::{EventBus, relay::Relay};
 use helpdesk_gateway::Backends;
 use helpdesk_identity::{IdentityGrpc, IdentityStore, LocalResolver};
-use helpdesk_routing::TicketingLink;
 use helpdesk_runtime::{
-    auth::{ApiKeySecret, Authenticator, Role},
+    auth::{ApiKeySecret, Authenticator, Role, ServiceTokens},
     config::Config,
-    grpc::{self, Health},
+    grpc::{self, Health, ServiceLink},
     shutdown::Shutdown,
 };
 use secrecy::ExposeSecret;
@@ -55,19 +54,12 @@ impl Platform {
         let http_listener =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("bind {}", config.http_addr))?;
         let channel = grpc::lazy_channel(&format!("http://{}", grpc_listener.local_addr()?))?;
-        let link =
-            TicketingLink { channel: channel.clone(), tokens: helpdesk_routing::service_tokens(&service_secret) };
-        let peers = helpdesk_feedback::Peers {
-            ticketing: channel.clone(),
-            routing: channel.clone(),
-            tokens: helpdesk_feedback::service_tokens(&service_secret),
-        };
-        let routing = helpdesk_routing::open(config, bus.clone(), link).await?;
-        let customers = helpdesk_knowledge::CustomerLink {
-            channel: channel.clone(),
-            tokens: helpdesk_knowledge::service_tokens(&service_secret),
-        };
-        let knowledge = helpdesk_knowledge::open(config, bus.as_ref(), Some(customers)).await?;
+        // Each service presents its own tokens to the others; in one process they share a channel.
+        let link = |name: &str| ServiceLink::new(channel.clone(), Arc::new(ServiceTokens::new(name, &service_secret)));
+        let routing = helpdesk_routing::open(config, bus.clone(), link("routing")).await?;
+        let feedback_link = link("feedback");
+        let peers = helpdesk_feedback::Peers { ticketing: feedback_link.clone(), routing: feedback_link };
+        let knowledge = helpdesk_knowledge::open(config, bus.as_ref(), Some(link("knowledge"))).await?;
         let feedback = helpdesk_feedback::open(config, bus.clone(), peers).await?;
 
         let mut routes = RoutesBuilder::default();

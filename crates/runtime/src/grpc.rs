@@ -294,6 +294,25 @@ pub fn outgoing<T>(message: T, authorization: Option<&str>) -> tonic::Request<T>
     request
 }
 
+/// Another service as one service reaches it on its own behalf: the channel, and the tokens it
+/// presents there (admin of the tenant it acts in, `service:<name>` as subject).
+#[derive(Clone)]
+pub struct ServiceLink {
+    pub channel: tonic::transport::Channel,
+    pub tokens: Arc<crate::auth::ServiceTokens>,
+}
+
+impl ServiceLink {
+    pub fn new(channel: tonic::transport::Channel, tokens: Arc<crate::auth::ServiceTokens>) -> Self {
+        Self { channel, tokens }
+    }
+
+    /// A request within `tenant`, carrying the service's own token.
+    pub fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, crate::ServiceError> {
+        Ok(outgoing(message, Some(&self.tokens.bearer(tenant)?)))
+    }
+}
+
 /// Connects lazily, so a service may start before its peers.
 pub fn lazy_channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?

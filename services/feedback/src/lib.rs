@@ -20,10 +20,9 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{
     ServiceError,
-    auth::ServiceTokens,
     config::{Config, DatabaseConfig},
     db::{Database, Migrations},
-    grpc::outgoing,
+    grpc::ServiceLink,
     shutdown::Shutdown,
 };
 use sqlx::Row;
@@ -58,36 +57,31 @@ pub const GRPC_SERVICES: &[&str] = &[
     "helpdesk.feedback.v1.InsightsService",
 ];
 
-/// How feedback reaches ticketing (tickets, messages, follow-ups) and routing (supervisors).
+/// How feedback reaches ticketing (tickets, messages, follow-ups) and routing (supervisors), on
+/// its own behalf.
 #[derive(Clone)]
 pub struct Peers {
-    pub ticketing: Channel,
-    pub routing: Channel,
-    pub tokens: Arc<ServiceTokens>,
+    pub ticketing: ServiceLink,
+    pub routing: ServiceLink,
 }
 
 impl Peers {
     fn tickets(&self) -> TicketServiceClient<Channel> {
-        TicketServiceClient::new(self.ticketing.clone())
+        TicketServiceClient::new(self.ticketing.channel.clone())
     }
 
     fn customers(&self) -> CustomerServiceClient<Channel> {
-        CustomerServiceClient::new(self.ticketing.clone())
+        CustomerServiceClient::new(self.ticketing.channel.clone())
     }
 
     fn agents(&self) -> RoutingServiceClient<Channel> {
-        RoutingServiceClient::new(self.routing.clone())
+        RoutingServiceClient::new(self.routing.channel.clone())
     }
 
-    /// A request within `tenant`, on feedback's own behalf.
+    /// A request within `tenant`, on feedback's own behalf (the same token serves both peers).
     fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, ServiceError> {
-        Ok(outgoing(message, Some(&self.tokens.bearer(tenant)?)))
+        self.ticketing.request(tenant, message)
     }
-}
-
-/// The service token signer for feedback, from the configured service secret.
-pub fn service_tokens(secret: &secrecy::SecretString) -> Arc<ServiceTokens> {
-    Arc::new(ServiceTokens::new("feedback", secret))
 }
 
 /// The service: surveys and follow-ups on the database, projections loaded from the event log.

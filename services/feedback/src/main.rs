@@ -6,7 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use helpdesk_feedback::Peers;
 use helpdesk_identity::RemoteResolver;
-use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, telemetry};
+use helpdesk_runtime::{
+    auth::{Authenticator, ServiceTokens},
+    config::Config,
+    grpc, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,10 +22,10 @@ async fn main() -> anyhow::Result<()> {
         .as_ref()
         .context("auth.service_secret must be set (shared with ticketing and routing)")?;
     let bus = helpdesk_events::connect(&config.events).await?;
+    let tokens = Arc::new(ServiceTokens::new("feedback", secret));
     let peers = Peers {
-        ticketing: grpc::lazy_channel(&config.services.ticketing_url)?,
-        routing: grpc::lazy_channel(&config.services.routing_url)?,
-        tokens: helpdesk_feedback::service_tokens(secret),
+        ticketing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.ticketing_url)?, tokens.clone()),
+        routing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.routing_url)?, tokens),
     };
     let feedback = helpdesk_feedback::open(&config, bus, peers).await?;
     let identity = grpc::lazy_channel(&config.services.identity_url)?;

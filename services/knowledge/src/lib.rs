@@ -26,7 +26,6 @@ use helpdesk_runtime::{
 };
 
 pub use model::Audience;
-pub use segments::CustomerLink;
 pub use service::Knowledge;
 pub use suggest::{CONFIDENCE_PIVOT, MIN_CONFIDENCE, Scored};
 
@@ -94,17 +93,12 @@ impl KnowledgeBase {
 pub async fn open(
     config: &Config,
     bus: &dyn EventBus,
-    customers: Option<CustomerLink>,
+    customers: Option<helpdesk_runtime::grpc::ServiceLink>,
 ) -> Result<KnowledgeBase, OpenError> {
     let mut base = open_database(&config.database, &config.data_dir).await?;
     base.tickets = Some(tickets::subscribe(bus).await.map_err(|error| OpenError::Bus(error.to_string()))?);
     base.segments = Arc::new(segments::Segments::new(customers));
     Ok(base)
-}
-
-/// The service token signer for knowledge, from the configured service secret.
-pub fn service_tokens(secret: &secrecy::SecretString) -> Arc<helpdesk_runtime::auth::ServiceTokens> {
-    Arc::new(helpdesk_runtime::auth::ServiceTokens::new("knowledge", secret))
 }
 
 /// [`open`] from the database settings alone: for tests, benchmarks and the evaluation.

@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use helpdesk_identity::RemoteResolver;
-use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, telemetry};
+use helpdesk_runtime::{
+    auth::{Authenticator, ServiceTokens},
+    config::Config,
+    grpc, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,10 +18,10 @@ async fn main() -> anyhow::Result<()> {
     // Customers' segments come from ticketing, with the service secret; without it, restricted
     // articles are for staff only.
     let customers = match &config.auth.service_secret {
-        Some(secret) => Some(helpdesk_knowledge::CustomerLink {
-            channel: grpc::lazy_channel(&config.services.ticketing_url)?,
-            tokens: helpdesk_knowledge::service_tokens(secret),
-        }),
+        Some(secret) => Some(grpc::ServiceLink::new(
+            grpc::lazy_channel(&config.services.ticketing_url)?,
+            Arc::new(ServiceTokens::new("knowledge", secret)),
+        )),
         None => {
             tracing::warn!("auth.service_secret is not set: restricted articles are shown to staff only");
             None

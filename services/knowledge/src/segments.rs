@@ -4,35 +4,28 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use helpdesk_proto::ticketing::v1::{Customer, GetCustomerRequest, customer_service_client::CustomerServiceClient};
-use helpdesk_runtime::{auth::ServiceTokens, grpc::outgoing};
-use tonic::transport::Channel;
+use helpdesk_runtime::grpc::ServiceLink;
 
 const FRESH_FOR: Duration = Duration::from_secs(60);
 const CACHE_LIMIT: usize = 100_000;
-
-/// How knowledge reaches ticketing's customers.
-#[derive(Clone)]
-pub struct CustomerLink {
-    pub channel: Channel,
-    pub tokens: Arc<ServiceTokens>,
-}
 
 /// Segments by (tenant, customer), with when they were looked up.
 type Cache = HashMap<(String, String), (Vec<String>, Instant)>;
 
 #[derive(Default)]
 pub(crate) struct Segments {
-    link: Option<CustomerLink>,
+    /// Ticketing, for its customers.
+    link: Option<ServiceLink>,
     cache: Mutex<Cache>,
 }
 
 impl Segments {
-    pub(crate) fn new(link: Option<CustomerLink>) -> Self {
+    pub(crate) fn new(link: Option<ServiceLink>) -> Self {
         Self { link, cache: Mutex::default() }
     }
 
@@ -46,8 +39,9 @@ impl Segments {
         {
             return segments.clone();
         }
-        let Ok(bearer) = link.tokens.bearer(tenant) else { return Vec::new() };
-        let request = outgoing(GetCustomerRequest { id: customer.to_owned() }, Some(&bearer));
+        let Ok(request) = link.request(tenant, GetCustomerRequest { id: customer.to_owned() }) else {
+            return Vec::new();
+        };
         let segments = match CustomerServiceClient::new(link.channel.clone()).get_customer(request).await {
             Ok(found) => segments_of(&found.into_inner()),
             Err(status) if status.code() == tonic::Code::NotFound => Vec::new(),

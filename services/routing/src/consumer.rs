@@ -17,10 +17,10 @@ use helpdesk_proto::{
         customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
-use helpdesk_runtime::{error::ServiceError, grpc::outgoing, shutdown::Shutdown};
+use helpdesk_runtime::{error::ServiceError, shutdown::Shutdown};
 
 use crate::{
-    SERVICE_SUBJECT, TicketingLink,
+    SERVICE_SUBJECT, ServiceLink,
     escalation::{self, Occurrence},
     router::Router,
 };
@@ -32,7 +32,7 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
     Ok(futures::stream::select(tickets, customers).boxed())
 }
 
-pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, mut events: EventStream, shutdown: Shutdown) {
+pub(crate) async fn run(router: Arc<Router>, link: ServiceLink, mut events: EventStream, shutdown: Shutdown) {
     loop {
         let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
         // Unacknowledged events come back from JetStream; in process they are retried here.
@@ -59,7 +59,7 @@ pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, mut events: Ev
 
 /// Routes open, unassigned tickets that routing does not know: events that never arrived, such
 /// as those the in-process bus held when the process was killed. Retries until ticketing answers.
-pub(crate) async fn reconcile(router: Arc<Router>, link: TicketingLink, shutdown: Shutdown) {
+pub(crate) async fn reconcile(router: Arc<Router>, link: ServiceLink, shutdown: Shutdown) {
     for tenant in router.configured_tenants() {
         let mut attempt = 0u32;
         while let Err(error) = reconcile_tenant(&router, &link, &tenant).await {
@@ -73,7 +73,7 @@ pub(crate) async fn reconcile(router: Arc<Router>, link: TicketingLink, shutdown
     }
 }
 
-async fn reconcile_tenant(router: &Router, link: &TicketingLink, tenant: &str) -> Result<(), ServiceError> {
+async fn reconcile_tenant(router: &Router, link: &ServiceLink, tenant: &str) -> Result<(), ServiceError> {
     let mut client = TicketServiceClient::new(link.channel.clone());
     let mut page_token = String::new();
     let mut routed = 0usize;
@@ -87,7 +87,7 @@ async fn reconcile_tenant(router: &Router, link: &TicketingLink, tenant: &str) -
             ..Default::default()
         };
         let page = client
-            .list_tickets(outgoing(request, Some(&link.tokens.bearer(tenant)?)))
+            .list_tickets(link.request(tenant, request)?)
             .await
             .map_err(|status| ServiceError::from_status(&status))?
             .into_inner();
@@ -108,7 +108,7 @@ async fn reconcile_tenant(router: &Router, link: &TicketingLink, tenant: &str) -
     Ok(())
 }
 
-async fn handle(router: &Router, link: &TicketingLink, event: &Event) -> Result<(), ServiceError> {
+async fn handle(router: &Router, link: &ServiceLink, event: &Event) -> Result<(), ServiceError> {
     if event.actor_id == SERVICE_SUBJECT {
         return Ok(());
     }
@@ -264,7 +264,7 @@ fn flag_occurrence<'a>(key: &'a str, reason: &str) -> Occurrence<'a> {
 }
 
 /// Queues a new ticket with what the requester's profile says about language, tier and VIP.
-async fn route(router: &Router, link: &TicketingLink, tenant: &str, ticket: &Ticket) -> Result<(), ServiceError> {
+async fn route(router: &Router, link: &ServiceLink, tenant: &str, ticket: &Ticket) -> Result<(), ServiceError> {
     if ticket.status != Status::New as i32 && ticket.status != Status::Open as i32 {
         return Ok(());
     }
@@ -272,9 +272,8 @@ async fn route(router: &Router, link: &TicketingLink, tenant: &str, ticket: &Tic
         true => None,
         false => {
             let request = GetCustomerRequest { id: ticket.requester_id.clone() };
-            let auth = link.tokens.bearer(tenant)?;
             CustomerServiceClient::new(link.channel.clone())
-                .get_customer(outgoing(request, Some(&auth)))
+                .get_customer(link.request(tenant, request)?)
                 .await
                 .ok()
                 .map(tonic::Response::into_inner)

@@ -18,13 +18,13 @@ use std::{path::Path, sync::Arc};
 
 use helpdesk_events::{EventBus, EventStream, relay::Relay};
 use helpdesk_runtime::{
-    auth::ServiceTokens,
     config::{Config, DatabaseConfig},
     db::{Database, Migrations},
     shutdown::Shutdown,
 };
 use tokio::sync::Notify;
 
+pub use helpdesk_runtime::grpc::ServiceLink;
 pub use router::{Router, RouterSettings};
 
 /// Maps and sets of the in-memory routing state: keyed by ids and looked up on every decision,
@@ -49,19 +49,12 @@ pub const SERVICE_SUBJECT: &str = "service:routing";
 /// The gRPC services this crate serves, for health reporting.
 pub const GRPC_SERVICES: &[&str] = &["helpdesk.routing.v1.RoutingService", "helpdesk.routing.v1.SlaService"];
 
-/// How routing reaches ticketing: a channel and the tokens it presents there.
-#[derive(Clone)]
-pub struct TicketingLink {
-    pub channel: tonic::transport::Channel,
-    pub tokens: Arc<ServiceTokens>,
-}
-
 /// The service, loaded and subscribed, ready to serve.
 pub struct Routing {
     router: Arc<Router>,
     relay: Relay,
     events: EventStream,
-    ticketing: TicketingLink,
+    ticketing: ServiceLink,
 }
 
 impl Routing {
@@ -99,7 +92,7 @@ impl Routing {
 
 /// Connects the routing database, brings its schema up to date, loads the open work into memory
 /// and subscribes to ticketing's events (before anything is published, for the in-process bus).
-pub async fn open(config: &Config, bus: Arc<dyn EventBus>, ticketing: TicketingLink) -> Result<Routing, OpenError> {
+pub async fn open(config: &Config, bus: Arc<dyn EventBus>, ticketing: ServiceLink) -> Result<Routing, OpenError> {
     let router = open_router(&config.database, &config.data_dir, RouterSettings::default()).await?;
     let relay = Relay::new(router.database().clone(), bus.clone(), router.events_written.clone(), RELAY_LOCK_KEY);
     let events = consumer::subscribe(bus.as_ref()).await.map_err(|error| OpenError::Bus(error.to_string()))?;
@@ -118,11 +111,6 @@ pub async fn open_router(
     let router = Router::new(db, Arc::new(Notify::new()), settings);
     router.load().await.map_err(|error| OpenError::Load(error.message))?;
     Ok(router)
-}
-
-/// The service token signer for routing, from the configured service secret.
-pub fn service_tokens(secret: &secrecy::SecretString) -> Arc<ServiceTokens> {
-    Arc::new(ServiceTokens::new("routing", secret))
 }
 
 #[derive(Debug, thiserror::Error)]

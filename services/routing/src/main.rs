@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use helpdesk_identity::RemoteResolver;
-use helpdesk_routing::TicketingLink;
-use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, telemetry};
+use helpdesk_runtime::{
+    auth::{Authenticator, ServiceTokens},
+    config::Config,
+    grpc, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,10 +18,10 @@ async fn main() -> anyhow::Result<()> {
     let secret =
         config.auth.service_secret.as_ref().context("auth.service_secret must be set (shared with ticketing)")?;
     let bus = helpdesk_events::connect(&config.events).await?;
-    let ticketing = TicketingLink {
-        channel: grpc::lazy_channel(&config.services.ticketing_url)?,
-        tokens: helpdesk_routing::service_tokens(secret),
-    };
+    let ticketing = grpc::ServiceLink::new(
+        grpc::lazy_channel(&config.services.ticketing_url)?,
+        Arc::new(ServiceTokens::new("routing", secret)),
+    );
     let routing = helpdesk_routing::open(&config, bus, ticketing).await?;
     let identity = grpc::lazy_channel(&config.services.identity_url)?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);

@@ -10,11 +10,11 @@ use helpdesk_proto::ticketing::v1::{
     AddMessageRequest, GetTicketRequest, Status as TicketStatus, UpdateTicketRequest, Visibility,
     ticket_service_client::TicketServiceClient,
 };
-use helpdesk_runtime::{error::ServiceError, grpc::outgoing, shutdown::Shutdown};
+use helpdesk_runtime::{error::ServiceError, shutdown::Shutdown};
 use tonic::Code;
 
 use crate::{
-    TicketingLink,
+    ServiceLink,
     router::{Router, parse_desired},
     store,
 };
@@ -24,7 +24,7 @@ const PARALLEL: usize = 16;
 /// Retries of an update that lost a race with another change of the ticket.
 const CONFLICT_RETRIES: usize = 3;
 
-pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, shutdown: Shutdown) {
+pub(crate) async fn run(router: Arc<Router>, link: ServiceLink, shutdown: Shutdown) {
     let wake = router.sync_wake.clone();
     loop {
         tokio::select! {
@@ -42,7 +42,7 @@ pub(crate) async fn run(router: Arc<Router>, link: TicketingLink, shutdown: Shut
     }
 }
 
-async fn drain(router: &Router, link: &TicketingLink) -> Result<(), ServiceError> {
+async fn drain(router: &Router, link: &ServiceLink) -> Result<(), ServiceError> {
     let db = router.database();
     let classify = helpdesk_runtime::db::classify;
     loop {
@@ -71,16 +71,15 @@ async fn drain(router: &Router, link: &TicketingLink) -> Result<(), ServiceError
     }
 }
 
-fn client(link: &TicketingLink) -> TicketServiceClient<tonic::transport::Channel> {
+fn client(link: &ServiceLink) -> TicketServiceClient<tonic::transport::Channel> {
     TicketServiceClient::new(link.channel.clone())
 }
 
-async fn sync_item(link: &TicketingLink, tenant: &str, ticket: &str, desired: &str) -> Result<(), ServiceError> {
+async fn sync_item(link: &ServiceLink, tenant: &str, ticket: &str, desired: &str) -> Result<(), ServiceError> {
     let Some((assignee, queue, priority)) = parse_desired(desired) else { return Ok(()) };
-    let auth = link.tokens.bearer(tenant)?;
     for _ in 0..CONFLICT_RETRIES {
         let current =
-            match client(link).get_ticket(outgoing(GetTicketRequest { id: ticket.to_owned() }, Some(&auth))).await {
+            match client(link).get_ticket(link.request(tenant, GetTicketRequest { id: ticket.to_owned() })?).await {
                 Ok(response) => response.into_inner(),
                 Err(status) if status.code() == Code::NotFound => return Ok(()),
                 Err(status) => return Err(ServiceError::from_status(&status)),
@@ -102,7 +101,7 @@ async fn sync_item(link: &TicketingLink, tenant: &str, ticket: &str, desired: &s
         if finished || unchanged {
             return Ok(());
         }
-        match client(link).update_ticket(outgoing(update, Some(&auth))).await {
+        match client(link).update_ticket(link.request(tenant, update)?).await {
             Ok(_) => return Ok(()),
             Err(status) if matches!(status.code(), Code::Aborted | Code::FailedPrecondition) => continue,
             Err(status) if status.code() == Code::NotFound => return Ok(()),
@@ -114,7 +113,7 @@ async fn sync_item(link: &TicketingLink, tenant: &str, ticket: &str, desired: &s
 
 /// Adds an internal note, written by routing, to the ticket.
 pub(crate) async fn add_note(
-    link: &TicketingLink,
+    link: &ServiceLink,
     tenant: &str,
     ticket: &str,
     id: &str,
@@ -127,7 +126,7 @@ pub(crate) async fn add_note(
         body_text: body.to_owned(),
         ..Default::default()
     };
-    match client(link).add_message(outgoing(request, Some(&link.tokens.bearer(tenant)?))).await {
+    match client(link).add_message(link.request(tenant, request)?).await {
         Ok(_) => Ok(()),
         Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument | Code::FailedPrecondition) => {
             tracing::warn!(ticket, %status, "escalation note dropped");
