@@ -7,7 +7,6 @@ mod facts;
 pub(crate) mod reports;
 
 use std::{
-    collections::BTreeSet,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -36,35 +35,12 @@ const BATCH: i64 = 20_000;
 /// Names the lock writers to the event log take turns with on PostgreSQL.
 const LOG_LOCK_KEY: i64 = 0x6576_656e_746c;
 
-/// Positions applied so far. Writers to the log take turns (see [`Insights::record`]), so
-/// positions commit in order; as a safety belt against a reordered commit, the last `WINDOW`
-/// positions are read again and the ones already applied skipped.
-#[derive(Default, Clone)]
-struct Applied {
-    upto: i64,
-    recent: BTreeSet<i64>,
-}
-
-impl Applied {
-    const WINDOW: i64 = 1_000;
-
-    fn contains(&self, position: i64) -> bool {
-        position <= self.upto - Self::WINDOW || self.recent.contains(&position)
-    }
-
-    fn insert(&mut self, position: i64) {
-        self.recent.insert(position);
-        self.upto = self.upto.max(position);
-        if self.recent.len() > 4 * Self::WINDOW as usize {
-            self.recent = self.recent.split_off(&(self.upto - Self::WINDOW + 1));
-        }
-    }
-}
-
 #[derive(Default)]
 struct State {
     tenants: Map<String, TenantFacts>,
-    applied: Applied,
+    /// The last log position applied. Writers to the log take turns (see [`Insights::record`]),
+    /// so positions commit in order and everything up to here is applied.
+    applied_upto: i64,
 }
 
 pub struct Insights {
@@ -138,7 +114,7 @@ impl Insights {
         let _one_reader = self.follow.lock().await;
         let mut applied = 0;
         loop {
-            let after = (self.read().applied.upto - Applied::WINDOW).max(0);
+            let after = self.read().applied_upto;
             let rows = sqlx::query(
                 "SELECT position, tenant_id, payload FROM event_log WHERE position > $1 ORDER BY position LIMIT $2",
             )
@@ -147,27 +123,20 @@ impl Insights {
             .fetch_all(self.db.reader())
             .await
             .map_err(db_error)?;
-            let fetched = rows.len() as i64;
-            let mut fresh = Vec::new();
-            {
-                let state = self.read();
-                for row in &rows {
-                    let position: i64 = row.try_get("position").map_err(db_error)?;
-                    if !state.applied.contains(position) {
-                        fresh.push((position, row.try_get::<String, _>("tenant_id").map_err(db_error)?, decode(row)?));
-                    }
-                }
+            let mut fresh = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let position: i64 = row.try_get("position").map_err(db_error)?;
+                fresh.push((position, row.try_get::<String, _>("tenant_id").map_err(db_error)?, decode(row)?));
             }
             applied += fresh.len() as u64;
             let mut state = self.write();
-            let State { tenants, applied: positions } = &mut *state;
             for (position, tenant, event) in fresh {
                 if let Some(event) = event {
-                    tenants.entry(tenant).or_default().apply(&event);
+                    state.tenants.entry(tenant).or_default().apply(&event);
                 }
-                positions.insert(position);
+                state.applied_upto = position;
             }
-            if fetched < BATCH {
+            if (rows.len() as i64) < BATCH {
                 return Ok(applied);
             }
         }
@@ -189,7 +158,8 @@ impl Insights {
     pub async fn rebuild(&self, tenant: &str) -> Result<Rebuilt, ServiceError> {
         let started = Instant::now();
         let _one_reader = self.follow.lock().await;
-        let applied = self.read().applied.clone();
+        // Up to what this replica has applied; later positions are left to the next catch-up.
+        let upto = self.read().applied_upto;
         let mut facts = TenantFacts::default();
         let (mut after, mut events) = (0_i64, 0_i64);
         loop {
@@ -199,17 +169,14 @@ impl Insights {
             )
             .bind(tenant)
             .bind(after)
-            .bind(applied.upto)
+            .bind(upto)
             .bind(BATCH)
             .fetch_all(self.db.reader())
             .await
             .map_err(db_error)?;
             for row in &rows {
                 after = row.try_get("position").map_err(db_error)?;
-                // Positions this replica has yet to apply are left to the next catch-up.
-                if applied.contains(after)
-                    && let Some(event) = decode(row)?
-                {
+                if let Some(event) = decode(row)? {
                     facts.apply(&event);
                     events += 1;
                 }
@@ -340,21 +307,5 @@ pub(crate) async fn run(insights: Arc<Insights>, events: EventStream, shutdown: 
                 tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_read_again_are_not_applied_twice() {
-        let mut applied = Applied::default();
-        for position in (1..=10_000).filter(|position| position % 7 != 0) {
-            applied.insert(position);
-        }
-        assert!(applied.contains(9_999) && !applied.contains(9_996));
-        // Below the window, everything counts as applied.
-        assert!(applied.contains(7));
     }
 }
