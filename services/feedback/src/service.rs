@@ -332,10 +332,7 @@ impl Feedback {
     // --- Answers --------------------------------------------------------------------------
 
     /// The invitation and survey a link stands for, if the link is genuine and still open.
-    async fn open_invitation(
-        &self,
-        token: &str,
-    ) -> Result<(Claims, Invitation, Survey, InvitationContext), ServiceError> {
+    async fn open_invitation(&self, token: &str) -> Result<Opened, ServiceError> {
         let claims = self.signer.verify(token, chrono::Utc::now().timestamp())?;
         let mut conn = self.db.reader().acquire().await.map_err(db_error)?;
         let row = sqlx::query(&format!("{SELECT_INVITATION} WHERE tenant_id = $1 AND id = $2"))
@@ -356,11 +353,11 @@ impl Feedback {
             tags: split_tags(&row.try_get::<String, _>("tags").map_err(db_error)?),
         };
         let survey = load_survey(&mut conn, &claims.tenant, &invitation.survey_id).await?;
-        Ok((claims, invitation, survey, context))
+        Ok(Opened { tenant: claims.tenant, invitation, survey, context })
     }
 
     pub async fn survey_form(&self, token: &str) -> Result<proto::SurveyForm, ServiceError> {
-        let (claims, invitation, survey, _) = self.open_invitation(token).await?;
+        let Opened { tenant, invitation, survey, .. } = self.open_invitation(token).await?;
         let locale = invitation.locale.clone();
         let questions = survey
             .questions
@@ -376,8 +373,7 @@ impl Feedback {
             })
             .collect();
         let mut conn = self.db.reader().acquire().await.map_err(db_error)?;
-        let current =
-            load_response(&mut conn, &claims.tenant, &invitation.id, false).await?.map(|(response, _)| response);
+        let current = load_response(&mut conn, &tenant, &invitation.id, false).await?.map(|(response, _)| response);
         Ok(proto::SurveyForm {
             survey_name: survey.name,
             kind: survey.kind,
@@ -391,30 +387,18 @@ impl Feedback {
     /// Records an answer or its revision, and opens a follow-up for an unhappy one; returns what
     /// the customer may see of it.
     pub async fn submit_answer(&self, request: proto::SubmitAnswerRequest) -> Result<SurveyResponse, ServiceError> {
-        let (claims, invitation, survey, context) = self.open_invitation(&request.token).await?;
-        let (answers, comment, score) = validate_answers(&survey, request.answers, &request.comment)?;
+        let opened = self.open_invitation(&request.token).await?;
+        let (answers, comment, score) = validate_answers(&opened.survey, request.answers, &request.comment)?;
         if request.submission_id.len() > 100 {
             return Err(ServiceError::invalid_field("submission_id", "is longer than 100 characters"));
         }
         let fingerprint = fingerprint(&answers, &comment);
-        let tenant = claims.tenant.as_str();
+        let checked = Checked { submission_id: request.submission_id, answers, comment, score, fingerprint };
         // Two submissions racing for the first answer: the loser retries and becomes a revision.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self
-                .record_answer(
-                    tenant,
-                    &invitation,
-                    &survey,
-                    &context,
-                    &request.submission_id,
-                    answers.clone(),
-                    &comment,
-                    score,
-                    &fingerprint,
-                )
-                .await;
+            let result = self.record_answer(&opened, &checked).await;
             match result {
                 Err(error) if attempts < 3 && error.kind == helpdesk_runtime::error::ErrorKind::AlreadyExists => {
                     continue;
@@ -424,19 +408,10 @@ impl Feedback {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record_answer(
-        &self,
-        tenant: &str,
-        invitation: &Invitation,
-        survey: &Survey,
-        context: &InvitationContext,
-        submission_id: &str,
-        answers: Vec<Answer>,
-        comment: &str,
-        score: i32,
-        fingerprint: &str,
-    ) -> Result<SurveyResponse, ServiceError> {
+    async fn record_answer(&self, opened: &Opened, checked: &Checked) -> Result<SurveyResponse, ServiceError> {
+        let Opened { tenant, invitation, survey, context } = opened;
+        let Checked { submission_id, answers, comment, score, fingerprint } = checked;
+        let (tenant, score) = (tenant.as_str(), *score);
         let now = now_micros();
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
         let existing = load_response(&mut tx, tenant, &invitation.id, true).await?;
@@ -482,7 +457,7 @@ impl Feedback {
             submitted_at: previous.map_or(Some(micros_to_timestamp(now)), |previous| previous.submitted_at),
             updated_at: Some(micros_to_timestamp(now)),
             follow_up_id: previous.map(|previous| previous.follow_up_id.clone()).unwrap_or_default(),
-            agent_rating: agent_rating(survey, &answers),
+            agent_rating: agent_rating(survey, answers),
         };
         let mut events = Vec::new();
         let actor = (AuthorKind::Customer, invitation.customer_id.as_str());
@@ -830,6 +805,24 @@ pub(crate) struct Notification {
     pub customer: String,
     pub ticket: String,
     pub text: String,
+}
+
+/// What a genuine, open survey link stands for.
+struct Opened {
+    tenant: String,
+    invitation: Invitation,
+    survey: Survey,
+    context: InvitationContext,
+}
+
+/// A submission checked against its survey.
+struct Checked {
+    submission_id: String,
+    /// In survey order.
+    answers: Vec<Answer>,
+    comment: String,
+    score: i32,
+    fingerprint: String,
 }
 
 /// The ticket's handling when the survey went out, carried into the answer for analysis.
