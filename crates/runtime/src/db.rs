@@ -177,6 +177,16 @@ pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
     if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
 }
 
+/// ` FOR UPDATE` on PostgreSQL, so that a row read in a write transaction stays locked until
+/// commit and a concurrent change waits for it; nothing on SQLite, whose one writer serializes
+/// write transactions already.
+pub fn row_lock(conn: &sqlx::AnyConnection) -> &'static str {
+    match backend_of(conn) {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
 /// The placeholder for the `n`th (from 1) value of a statement that binds each value once, in
 /// order: `$n` on PostgreSQL, an anonymous `?` on SQLite, where every numbered parameter costs a
 /// linear name lookup when bound (quadratic for the thousands a multi-row insert has).

@@ -15,7 +15,7 @@ use helpdesk_proto::{
 use helpdesk_runtime::{
     ServiceError,
     auth::{Principal, Role},
-    db::{Database, classify},
+    db::{Database, classify, row_lock},
     time::{micros_to_timestamp, now_micros, timestamp_to_micros},
 };
 use prost::Message;
@@ -866,15 +866,6 @@ async fn load_survey(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result
     decode(&row, "spec")
 }
 
-/// ` FOR UPDATE` on PostgreSQL, where concurrent transactions must wait for the row they are
-/// about to change; SQLite has one writer, whose transaction already excludes the others.
-fn for_update(conn: &AnyConnection) -> &'static str {
-    match helpdesk_runtime::db::backend_of(conn) {
-        helpdesk_runtime::db::Backend::Postgres => " FOR UPDATE",
-        helpdesk_runtime::db::Backend::Sqlite => "",
-    }
-}
-
 /// The answer to an invitation and its fingerprint; `lock`ed for a revision.
 async fn load_response(
     conn: &mut AnyConnection,
@@ -884,7 +875,7 @@ async fn load_response(
 ) -> Result<Option<(SurveyResponse, String)>, ServiceError> {
     let sql = format!(
         "SELECT body, fingerprint FROM responses WHERE tenant_id = $1 AND invitation_id = $2{}",
-        if lock { for_update(conn) } else { "" }
+        if lock { row_lock(conn) } else { "" }
     );
     let row = sqlx::query(&sql).bind(tenant).bind(invitation).fetch_optional(&mut *conn).await.map_err(db_error)?;
     row.map(|row| Ok((decode(&row, "body")?, row.try_get("fingerprint").map_err(db_error)?))).transpose()
@@ -913,7 +904,7 @@ async fn remember_submission(
 }
 
 async fn load_follow_up(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<(FollowUp, bool), ServiceError> {
-    let sql = format!("SELECT body, linked FROM follow_ups WHERE tenant_id = $1 AND id = $2{}", for_update(conn));
+    let sql = format!("SELECT body, linked FROM follow_ups WHERE tenant_id = $1 AND id = $2{}", row_lock(conn));
     let row = sqlx::query(&sql)
         .bind(tenant)
         .bind(id)

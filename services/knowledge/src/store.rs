@@ -4,7 +4,7 @@
 use helpdesk_proto::knowledge::v1::{self as proto, ArticleStatus, Visibility};
 use helpdesk_runtime::{
     ServiceError,
-    db::{Backend, backend_of, positional},
+    db::{positional, row_lock},
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
@@ -59,8 +59,7 @@ pub(crate) async fn article_for_update(
     tenant: &str,
     id: &str,
 ) -> Result<Option<Article>, ServiceError> {
-    let lock = if backend_of(conn) == Backend::Postgres { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND id = $2{lock}");
+    let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND id = $2{}", row_lock(conn));
     let row = sqlx::query(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
     Ok(row.as_ref().map(article_from).transpose()?)
 }
