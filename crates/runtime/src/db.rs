@@ -177,6 +177,16 @@ pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
     if conn.backend_name() == "SQLite" { Backend::Sqlite } else { Backend::Postgres }
 }
 
+/// Holds the PostgreSQL advisory lock named `name` until the transaction on `conn` ends, so that
+/// transactions taking the same name run one at a time, across replicas too. Nothing on SQLite,
+/// whose one writer runs write transactions one at a time already.
+pub async fn serialize_on(conn: &mut sqlx::AnyConnection, name: &str) -> Result<(), sqlx::Error> {
+    if backend_of(conn) == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(name).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// ` FOR UPDATE` on PostgreSQL, so that a row read in a write transaction stays locked until
 /// commit and a concurrent change waits for it; nothing on SQLite, whose one writer serializes
 /// write transactions already.

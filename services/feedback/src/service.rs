@@ -15,7 +15,7 @@ use helpdesk_proto::{
 use helpdesk_runtime::{
     ServiceError,
     auth::{Principal, Role},
-    db::{Database, classify, row_lock},
+    db::{Database, classify, row_lock, serialize_on},
     time::{micros_to_timestamp, now_micros, timestamp_to_micros},
 };
 use prost::Message;
@@ -206,13 +206,8 @@ impl Feedback {
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
         if trigger.throttle_days > 0 && !ticket.customer_id.is_empty() {
             // Two of the customer's tickets solved at once: one survey, not one each.
-            if self.db.backend() == helpdesk_runtime::db::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(format!("feedback-throttle/{tenant}/{}", ticket.customer_id))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
+            let customer = format!("feedback-throttle/{tenant}/{}", ticket.customer_id);
+            serialize_on(&mut tx, &customer).await.map_err(db_error)?;
             let since = now - i64::from(trigger.throttle_days) * 86_400_000_000;
             let recent = sqlx::query(
                 "SELECT 1 FROM invitations WHERE tenant_id = $1 AND customer_id = $2 AND created_at > $3 \

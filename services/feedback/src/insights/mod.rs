@@ -19,7 +19,7 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{
     ServiceError,
-    db::{Backend, Database, classify, positional},
+    db::{Database, classify, positional, serialize_on},
     shutdown::Shutdown,
 };
 use prost::Message;
@@ -31,9 +31,6 @@ use reports::{Scope, Table};
 
 /// Rows read from the log per query.
 const BATCH: i64 = 20_000;
-
-/// Names the lock writers to the event log take turns with on PostgreSQL.
-const LOG_LOCK_KEY: i64 = 0x6576_656e_746c;
 
 #[derive(Default)]
 struct State {
@@ -73,15 +70,8 @@ impl Insights {
         if !kept.is_empty() {
             let mut tx = self.db.writer().begin().await.map_err(db_error)?;
             // PostgreSQL hands out positions before commit; with one writer at a time across the
-            // replicas, a lower position never commits after a higher one was read. (SQLite has
-            // one writer anyway.)
-            if self.db.backend() == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(LOG_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
+            // replicas, a lower position never commits after a higher one was read.
+            serialize_on(&mut tx, "feedback-event-log").await.map_err(db_error)?;
             for chunk in kept.chunks(500) {
                 let rows: Vec<String> = (0..chunk.len())
                     .map(|row| {
