@@ -15,8 +15,6 @@ use helpdesk_runtime::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -33,6 +31,8 @@ pub struct TestApp {
     pub platform_identity: helpdesk_identity::IdentityStore,
     /// Routing's core, to fire SLA timers as of a later instant.
     pub router: Arc<helpdesk_routing::Router>,
+    /// Each tenant's test signing key (kid, secret), which may sign customer and agent tokens.
+    signing_keys: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
     trigger: Option<ShutdownTrigger>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -68,7 +68,6 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("HELPDESK_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("HELPDESK_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("HELPDESK_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
-        ("HELPDESK_AUTH__JWT_HS256_SECRET".to_owned(), JWT_SECRET.to_owned()),
         ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), options.rate_limit_per_second.to_string()),
         ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), options.rate_limit_per_second.to_string()),
         ("HELPDESK_GATEWAY__MAX_BODY_BYTES".to_owned(), options.max_body_bytes.to_string()),
@@ -92,6 +91,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let identity = platform.identity().clone();
     identity.ensure_tenant(DEMO_TENANT, "Demo").await.expect("tenant");
     let admin_key = identity.create_api_key(DEMO_TENANT, "test admin", Role::Admin).await.expect("key").token;
+    let signing_keys =
+        std::sync::Mutex::new([(DEMO_TENANT.to_owned(), staff_signing_key(&identity, DEMO_TENANT).await)].into());
     let (http_addr, grpc_addr, bus, router) =
         (platform.http_addr(), platform.grpc_addr(), platform.bus(), platform.router());
     let (trigger, shutdown) = shutdown::channel();
@@ -104,6 +105,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         bus,
         platform_identity: identity,
         router,
+        signing_keys,
         trigger: Some(trigger),
         task: Some(task),
         _data_dir: data_dir,
@@ -128,9 +130,11 @@ impl TestApp {
         helpdesk_runtime::grpc::outgoing(message, Some(&format!("Bearer {key}")))
     }
 
-    /// Creates another tenant with its own admin key.
+    /// Creates another tenant with its own admin key (returned) and signing key.
     pub async fn new_tenant(&self, id: &str) -> String {
         self.platform_identity.ensure_tenant(id, id).await.expect("tenant");
+        let signing = staff_signing_key(&self.platform_identity, id).await;
+        self.signing_keys.lock().expect("keys").insert(id.to_owned(), signing);
         self.platform_identity.create_api_key(id, "admin", Role::Admin).await.expect("key").token
     }
 
@@ -169,9 +173,27 @@ impl TestApp {
         body
     }
 
-    /// A customer's JWT, signed with the test secret.
+    /// A customer's JWT, signed with the tenant's test key.
     pub fn customer_token(&self, tenant: &str, customer_id: &str) -> String {
-        token(tenant, customer_id, "customer", 3600)
+        self.token(tenant, customer_id, "customer", 3600)
+    }
+
+    /// A JWT with the given claims signed with `tenant`'s test key (customer and agent allowed),
+    /// expiring `ttl_seconds` from now (negative: expired).
+    pub fn token(&self, tenant: &str, subject: &str, role: &str, ttl_seconds: i64) -> String {
+        let (kid, secret) =
+            self.signing_keys.lock().expect("keys").get(tenant).cloned().expect("tenant has a test key");
+        let now = chrono::Utc::now().timestamp();
+        sign(
+            &kid,
+            &secret,
+            json!({ "sub": subject, "tenant_id": tenant, "role": role, "iat": now, "exp": now + ttl_seconds }),
+        )
+    }
+
+    /// The (kid, secret) of `tenant`'s test signing key.
+    pub fn signing_key(&self, tenant: &str) -> (String, String) {
+        self.signing_keys.lock().expect("keys").get(tenant).cloned().expect("tenant has a test key")
     }
 
     pub async fn stop(mut self) {
@@ -195,19 +217,26 @@ async fn send(mut request: reqwest::RequestBuilder, body: Option<Value>) -> (u16
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-/// An HS256 token with the given claims, expiring `ttl_seconds` from now (negative: expired).
-pub fn token(tenant: &str, subject: &str, role: &str, ttl_seconds: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or_default();
-    let claims = json!({ "sub": subject, "tenant_id": tenant, "role": role, "iat": now, "exp": now + ttl_seconds });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .expect("token encodes")
+/// `claims` signed with HS256 `secret`, naming `kid`.
+pub fn sign(kid: &str, secret: &str, claims: Value) -> String {
+    let header = jsonwebtoken::Header { kid: Some(kid.to_owned()), ..jsonwebtoken::Header::default() };
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
+        .expect("token encodes")
+}
+
+/// A signing key for `tenant` that an admin allowed to sign customer and agent tokens.
+async fn staff_signing_key(identity: &helpdesk_identity::IdentityStore, tenant: &str) -> (String, String) {
+    use helpdesk_identity::tokens::{NewSigningKey, SigningAlgorithm};
+    let new = NewSigningKey {
+        name: "test widget and agent console".to_owned(),
+        algorithm: SigningAlgorithm::Hs256,
+        roles: vec![Role::Customer, Role::Agent],
+        issuer: String::new(),
+        audience: String::new(),
+        public_key_pem: String::new(),
+    };
+    let (key, secret) = identity.create_signing_key(tenant, new).await.expect("signing key");
+    (key.id, secret.expect("hs256 secret"))
 }
 
 impl Drop for TestApp {

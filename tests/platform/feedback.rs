@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use helpdesk_tests::{Options, TestApp, on_both_backends, spawn_app_with, token};
+use helpdesk_tests::{Options, TestApp, on_both_backends, spawn_app_with};
 use serde_json::{Value, json};
 
 fn field(error: &Value) -> &str {
@@ -183,7 +183,7 @@ on_both_backends! {
 
         // Closed with a note, once, by the lead (or an admin), not by another agent.
         let close = format!("/v1/feedback/follow-ups/{}/close", follow_up["id"].as_str().unwrap());
-        let other_agent = token("demo", "agent-2", "agent", 600);
+        let other_agent = app.token("demo", "agent-2", "agent", 600);
         let (status, _) = app.post(&close, &other_agent, json!({ "resolution_note": "not mine" })).await;
         assert_eq!(status, 403);
         let (status, error) = app.post(&close, &key, json!({ "resolution_note": " " })).await;

@@ -92,3 +92,16 @@ async fn health_and_reflection_answer_without_credentials() {
     assert!(names.contains(&"helpdesk.identity.v1.IdentityService".to_owned()));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_services_may_ask_identity_to_resolve_a_credential() {
+    use helpdesk_proto::identity::v1::{AuthenticateRequest, identity_service_client::IdentityServiceClient};
+    let app = helpdesk_tests::spawn_app(helpdesk_tests::Backend::Sqlite).await;
+    let mut identity = IdentityServiceClient::new(app.channel().await);
+    let probe = || AuthenticateRequest { credential: app.admin_key.clone() };
+    let anonymous = identity.authenticate(probe()).await.expect_err("no credentials");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let admin = identity.authenticate(app.grpc_request(&app.admin_key, probe())).await.expect_err("not a service");
+    assert_eq!(admin.code(), Code::PermissionDenied);
+    app.stop().await;
+}

@@ -1,4 +1,4 @@
-use helpdesk_tests::{TestApp, on_both_backends, token};
+use helpdesk_tests::{TestApp, on_both_backends};
 use serde_json::{Value, json};
 
 const TENANT: &str = "demo";
@@ -96,7 +96,7 @@ on_both_backends! {
         assert_eq!(results["fuzzy"], true, "{results}");
         assert_eq!(hit_ids(&results)[0], refund_id, "{results}");
         // Agents see the internal article too.
-        let agent = token(TENANT, "agent-1", "agent", 600);
+        let agent = app.token(TENANT, "agent-1", "agent", 600);
         let (status, results) = app.get("/v1/kb/search?q=refund&locale=en", &agent).await;
         assert_eq!(status, 200, "{results}");
         assert!(hit_ids(&results).contains(&internal["id"].as_str().unwrap().to_owned()), "{results}");
@@ -220,7 +220,7 @@ on_both_backends! {
         let empty_status = format!("/v1/kb/articles/{}/status", empty["id"].as_str().unwrap());
         let (status, error) = app.post(&empty_status, &key, json!({ "status": "published" })).await;
         assert_eq!((status, fields(&error)), (400, vec!["body_markdown"]), "{error}");
-        let agent = token(TENANT, "agent-1", "agent", 600);
+        let agent = app.token(TENANT, "agent-1", "agent", 600);
         let (status, _) = app.post(&format!("/v1/kb/articles/{id}/status"), &agent, json!({ "status": "published" })).await;
         assert_eq!(status, 403);
         let (status, review) = app.post(&format!("/v1/kb/articles/{id}/status"), &agent, json!({ "status": "in_review" })).await;

@@ -240,12 +240,12 @@ on_both_backends! {
             let online = SetPresenceRequest { agent_id: id.into(), presence: Presence::Online as i32 };
             routing.set_presence(app.grpc_request(&key, online)).await.unwrap();
             // Each agent signs in with their own token and watches for work.
-            let token = helpdesk_tests::token("demo", id, "agent", 3600);
+            let token = app.token("demo", id, "agent", 3600);
             let watch = WatchAssignmentsRequest { agent_id: id.into() };
             streams.push((id, routing.watch_assignments(app.grpc_request(&token, watch)).await.unwrap().into_inner()));
         }
         // An agent may not watch someone else's work.
-        let ana = helpdesk_tests::token("demo", "ana", "agent", 3600);
+        let ana = app.token("demo", "ana", "agent", 3600);
         let spying = routing.watch_assignments(app.grpc_request(&ana, WatchAssignmentsRequest { agent_id: "ben".into() })).await;
         assert_eq!(spying.unwrap_err().code(), tonic::Code::PermissionDenied);
 
@@ -267,7 +267,7 @@ on_both_backends! {
         assert_eq!((kind, offered.as_str()), (NoticeKind::Offered as i32, id.as_str()));
 
         // The first agent declines: the offer moves on.
-        let token = helpdesk_tests::token("demo", &first, "agent", 3600);
+        let token = app.token("demo", &first, "agent", 3600);
         let decline = OfferReplyRequest { ticket_id: id.clone(), agent_id: first.clone() };
         routing.decline_offer(app.grpc_request(&token, decline)).await.unwrap();
         let mut offered_to = None;
@@ -288,7 +288,7 @@ on_both_backends! {
             }
         };
         assert!(third != first && third != second);
-        let token = helpdesk_tests::token("demo", &third, "agent", 3600);
+        let token = app.token("demo", &third, "agent", 3600);
         let accept = OfferReplyRequest { ticket_id: id.clone(), agent_id: third.clone() };
         let item = routing.accept_offer(app.grpc_request(&token, accept)).await.unwrap().into_inner();
         assert_eq!((item.state, item.assignee_id.as_str()), (WorkState::Assigned as i32, third.as_str()));

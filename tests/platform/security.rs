@@ -1,4 +1,4 @@
-use helpdesk_tests::{Backend, Options, on_both_backends, spawn_app_with, token};
+use helpdesk_tests::{Backend, Options, on_both_backends, sign, spawn_app_with};
 use serde_json::json;
 
 on_both_backends! {
@@ -57,14 +57,114 @@ on_both_backends! {
         assert_eq!(app.http.get(app.url("/v1/tickets")).send().await.unwrap().status().as_u16(), 401);
         assert_eq!(app.get("/v1/tickets", "hdk_abcdefgh_0123456789abcdefghij0123456789abcdef").await.0, 401);
         assert_eq!(app.get("/v1/tickets", "not-a-jwt").await.0, 401);
-        let expired = token("demo", "someone", "agent", -3600);
+        let expired = app.token("demo", "someone", "agent", -3600);
         let (status, body) = app.get("/v1/tickets", &expired).await;
         assert_eq!(status, 401);
         assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
-        assert_eq!(app.get("/v1/tickets", &token("demo", "someone", "superuser", 3600)).await.0, 401);
-        assert_eq!(app.get("/v1/tickets", &token("", "someone", "agent", 3600)).await.0, 401);
-        assert_eq!(app.get("/v1/tickets", &token("demo", " ", "customer", 3600)).await.0, 401);
-        assert_eq!(app.get("/v1/tickets", &token("demo", "agent-1", "agent", 3600)).await.0, 200);
+        assert_eq!(app.get("/v1/tickets", &app.token("demo", "someone", "superuser", 3600)).await.0, 401);
+        assert_eq!(app.get("/v1/tickets", &app.token("demo", " ", "customer", 3600)).await.0, 401);
+        let (kid, secret) = app.signing_key("demo");
+        let unsigned_kid = sign("sk_nosuchkey", &secret, json!({ "sub": "a", "exp": 4_102_444_800u64 }));
+        assert_eq!(app.get("/v1/tickets", &unsigned_kid).await.0, 401);
+        let forged = sign(&kid, "another-secret-of-the-same-length-abcdefghij", json!({ "sub": "a", "exp": 4_102_444_800u64 }));
+        assert_eq!(app.get("/v1/tickets", &forged).await.0, 401);
+        assert_eq!(app.get("/v1/tickets", &app.token("demo", "agent-1", "agent", 3600)).await.0, 200);
+    }
+
+    async fn a_signing_key_mints_only_the_roles_an_admin_gave_it(app: TestApp) {
+        // The review's exploit: a token naming itself admin, signed with the widget's key.
+        let (status, widget) = app
+            .post("/v1/signing_keys", &app.admin_key, json!({ "name": "web widget", "algorithm": "hs256" }))
+            .await;
+        assert_eq!(status, 201, "{widget}");
+        assert_eq!(widget["signing_key"]["roles"], json!(["customer"]), "customer only unless more are listed");
+        let (kid, secret) = (widget["signing_key"]["id"].as_str().unwrap(), widget["secret"].as_str().unwrap());
+        let admin = sign(kid, secret, json!({ "sub": "x", "tenant_id": "demo", "role": "admin", "exp": 4_102_444_800u64 }));
+        let (status, body) = app.get("/v1/api_keys", &admin).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("role not allowed"), "{body}");
+        assert_eq!(app.post("/v1/api_keys", &admin, json!({ "name": "mine", "role": "admin" })).await.0, 401);
+        let agent = sign(kid, secret, json!({ "sub": "x", "role": "agent", "exp": 4_102_444_800u64 }));
+        assert_eq!(app.get("/v1/tickets", &agent).await.0, 401);
+        // Without a role claim a token is a customer's.
+        let customer = sign(kid, secret, json!({ "sub": "c-1", "exp": 4_102_444_800u64 }));
+        assert_eq!(app.get("/v1/tickets", &customer).await.0, 200);
+        assert_eq!(app.get("/v1/api_keys", &customer).await.0, 403);
+        // Staff tokens only from keys an admin explicitly allowed to mint them.
+        let (status, console) = app
+            .post("/v1/signing_keys", &app.admin_key, json!({ "name": "sso", "algorithm": "hs256", "roles": ["agent"] }))
+            .await;
+        assert_eq!(status, 201, "{console}");
+        let sso = sign(console["signing_key"]["id"].as_str().unwrap(), console["secret"].as_str().unwrap(),
+            json!({ "sub": "agent-9", "role": "agent", "exp": 4_102_444_800u64 }));
+        assert_eq!(app.get("/v1/tickets", &sso).await.0, 200);
+        assert_eq!(app.post("/v1/signing_keys", &sso, json!({ "name": "x", "algorithm": "hs256" })).await.0, 403);
+    }
+
+    async fn a_tenants_signing_key_is_trusted_for_that_tenant_only(app: TestApp) {
+        let globex = app.new_tenant("globex").await;
+        let customer = app.create_customer(&app.admin_key, "Alice", "alice@example.com").await;
+        app.create_ticket(&app.admin_key, json!({ "subject": "demo's secret", "requester_id": customer })).await;
+        let (kid, secret) = app.signing_key("globex");
+        let claims_demo = sign(&kid, &secret, json!({ "sub": customer, "tenant_id": "demo", "exp": 4_102_444_800u64 }));
+        let (status, body) = app.get("/v1/tickets", &claims_demo).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("tenant_id"), "{body}");
+        // A token that names no tenant belongs to its key's.
+        let unnamed = sign(&kid, &secret, json!({ "sub": "agent-1", "role": "agent", "exp": 4_102_444_800u64 }));
+        let (status, list) = app.get("/v1/tickets", &unnamed).await;
+        assert_eq!(status, 200);
+        assert_eq!(list["tickets"], json!([]), "globex sees none of demo's tickets");
+        let (_, keys) = app.get("/v1/signing_keys", &globex).await;
+        assert_eq!(keys["signing_keys"].as_array().unwrap().len(), 1, "demo's keys are not listed for globex");
+    }
+
+    async fn signing_keys_rotate_with_an_overlap_and_require_their_issuer_and_audience(app: TestApp) {
+        let (status, strict) = app
+            .post("/v1/signing_keys", &app.admin_key, json!({
+                "name": "shop", "algorithm": "hs256", "issuer": "https://shop.example", "audience": "helpdesk"
+            }))
+            .await;
+        assert_eq!(status, 201, "{strict}");
+        let (kid, secret) = (strict["signing_key"]["id"].as_str().unwrap(), strict["secret"].as_str().unwrap());
+        let bare = sign(kid, secret, json!({ "sub": "c-1", "exp": 4_102_444_800u64 }));
+        let (status, body) = app.get("/v1/tickets", &bare).await;
+        assert_eq!(status, 401);
+        assert!(body["error"]["message"].as_str().unwrap().contains("missing"), "{body}");
+        let claims = json!({ "sub": "c-1", "iss": "https://shop.example", "aud": "helpdesk", "exp": 4_102_444_800u64 });
+        assert_eq!(app.get("/v1/tickets", &sign(kid, secret, claims.clone())).await.0, 200);
+
+        let retire = format!("/v1/signing_keys/{kid}/retire");
+        let (status, retiring) = app.post(&retire, &app.admin_key, json!({ "overlap_seconds": 3600 })).await;
+        assert_eq!(status, 200, "{retiring}");
+        assert!(retiring["retires_at"].is_string());
+        let mut fresh = claims.clone();
+        fresh["sub"] = json!("c-2");
+        assert_eq!(app.get("/v1/tickets", &sign(kid, secret, fresh.clone())).await.0, 200, "within the overlap");
+        assert_eq!(app.post(&retire, &app.admin_key, json!({ "overlap_seconds": 0 })).await.0, 200);
+        fresh["sub"] = json!("c-3");
+        let (status, body) = app.get("/v1/tickets", &sign(kid, secret, fresh)).await;
+        assert_eq!(status, 401);
+        assert!(body["error"]["message"].as_str().unwrap().contains("retired"), "{body}");
+        let (status, body) = app.post(&retire, &app.admin_key, json!({ "overlap_seconds": 99_999_999 })).await;
+        assert_eq!((status, body["error"]["fields"][0]["field"].as_str()), (400, Some("overlap_seconds")));
+    }
+
+    async fn signing_keys_are_validated_naming_the_field(app: TestApp) {
+        let cases = [
+            (json!({ "name": "x", "algorithm": "rs256" }), "public_key_pem"),
+            (json!({ "name": "x", "algorithm": "hs256", "public_key_pem": "-----BEGIN PUBLIC KEY-----" }), "public_key_pem"),
+            (json!({ "name": "", "algorithm": "hs256" }), "name"),
+            (json!({ "name": "x", "algorithm": "none" }), "algorithm"),
+            (json!({ "name": "x", "algorithm": "hs256", "roles": ["superuser"] }), "roles"),
+        ];
+        for (body, field) in cases {
+            let (status, error) = app.post("/v1/signing_keys", &app.admin_key, body.clone()).await;
+            assert_eq!(status, 400, "{body} -> {error}");
+            assert!(error["error"]["message"].as_str().unwrap().contains(field) || error["error"]["fields"][0]["field"] == field, "{body} -> {error}");
+        }
+        let agent = app.token("demo", "agent-1", "agent", 600);
+        assert_eq!(app.get("/v1/signing_keys", &agent).await.0, 403);
     }
 
     async fn merging_tickets_of_different_requesters_is_refused(app: TestApp) {

@@ -448,3 +448,22 @@ async fn seed_routing(channel: GrpcChannel, auth: Option<&str>) -> Result<(), to
     }
     Ok(())
 }
+
+/// The demo tenant's web-widget signing key: HS256, customer tokens only. Made once.
+pub async fn ensure_widget_key(identity: &helpdesk_identity::IdentityStore) -> anyhow::Result<()> {
+    use helpdesk_identity::tokens::{NewSigningKey, SigningAlgorithm};
+    const NAME: &str = "demo web widget";
+    if identity.list_signing_keys(crate::DEMO_TENANT).await?.iter().any(|key| key.name == NAME) {
+        return Ok(());
+    }
+    let new = NewSigningKey {
+        name: NAME.to_owned(),
+        algorithm: SigningAlgorithm::Hs256,
+        roles: Vec::new(),
+        issuer: String::new(),
+        audience: String::new(),
+        public_key_pem: String::new(),
+    };
+    identity.create_signing_key(crate::DEMO_TENANT, new).await?;
+    Ok(())
+}

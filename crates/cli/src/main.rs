@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use helpdesk_cli::{DEMO_TENANT, Platform, demo};
+use helpdesk_identity::tokens::{NewSigningKey, SigningAlgorithm};
 use helpdesk_runtime::{auth::Role, config::Config, grpc, shutdown, telemetry};
 use secrecy::ExposeSecret;
 
@@ -53,7 +54,28 @@ enum Admin {
         #[arg(long, value_enum, default_value = "agent")]
         role: KeyRole,
     },
-    /// Sign a JWT with the configured HS256 secret, e.g. for a customer of the web widget.
+    /// Add a key that signs the tenant's JWTs; prints its id (the tokens' `kid`) and, for HS256,
+    /// the secret, once. Tokens it signs may carry only the listed roles.
+    CreateSigningKey {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Roles its tokens may carry; staff roles only when listed.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "customer")]
+        roles: Vec<TokenRole>,
+        /// An RS256 public key (PEM file) instead of a new HS256 secret.
+        #[arg(long)]
+        rs256_public_key: Option<PathBuf>,
+        /// `iss` every token must carry.
+        #[arg(long, default_value = "")]
+        issuer: String,
+        /// `aud` every token must carry.
+        #[arg(long, default_value = "")]
+        audience: String,
+    },
+    /// Sign a JWT with one of the tenant's HS256 keys (the newest that allows the role, unless
+    /// `--key` names one), e.g. for a customer of the web widget.
     IssueToken {
         #[arg(long)]
         tenant: String,
@@ -63,6 +85,8 @@ enum Admin {
         role: TokenRole,
         #[arg(long, default_value_t = 60)]
         ttl_minutes: i64,
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -77,6 +101,16 @@ enum TokenRole {
     Customer,
     Agent,
     Admin,
+}
+
+impl TokenRole {
+    fn role(self) -> Role {
+        match self {
+            Self::Customer => Role::Customer,
+            Self::Agent => Role::Agent,
+            Self::Admin => Role::Admin,
+        }
+    }
 }
 
 #[tokio::main]
@@ -108,6 +142,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let demo_key = if demo {
         let identity = platform.identity();
         identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
+        demo::ensure_widget_key(identity).await?;
         Some(match &config.bootstrap_api_key {
             Some(key) => key.expose_secret().to_owned(),
             None => identity.create_api_key(DEMO_TENANT, "demo admin", Role::Admin).await?.token,
@@ -125,6 +160,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         println!("  admin API key: {key}");
         println!("  REST:  curl -H 'Authorization: Bearer {key}' http://{http_addr}/v1/tickets");
         println!("  gRPC:  grpcurl -plaintext -H 'authorization: Bearer {key}' {grpc_addr} list");
+        println!("  a customer's token: helpdesk admin issue-token --tenant demo --subject <customer id>");
     }
     tokio::select! {
         () = shutdown::os_signal() => {
@@ -154,18 +190,50 @@ async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
             let issued = identity.create_api_key(&tenant, &name, role).await?;
             println!("{}", issued.token);
         }
-        Admin::IssueToken { tenant, subject, role, ttl_minutes } => {
-            let secret = config.auth.jwt_hs256_secret.context("set HELPDESK_AUTH__JWT_HS256_SECRET to sign tokens")?;
-            let role = match role {
-                TokenRole::Customer => "customer",
-                TokenRole::Agent => "agent",
-                TokenRole::Admin => "admin",
+        Admin::CreateSigningKey { tenant, name, roles, rs256_public_key, issuer, audience } => {
+            let identity = helpdesk_identity::open(&config).await?;
+            let (algorithm, public_key_pem) = match rs256_public_key {
+                Some(path) => (
+                    SigningAlgorithm::Rs256,
+                    std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?,
+                ),
+                None => (SigningAlgorithm::Hs256, String::new()),
             };
-            let claims = serde_json_claims(&tenant, &subject, role, ttl_minutes);
+            let roles = roles.into_iter().map(TokenRole::role).collect();
+            let new = NewSigningKey { name, algorithm, roles, issuer, audience, public_key_pem };
+            let (key, secret) = identity.create_signing_key(&tenant, new).await?;
+            println!("kid: {}", key.id);
+            if let Some(secret) = secret {
+                println!("secret: {secret}");
+            }
+        }
+        Admin::IssueToken { tenant, subject, role, ttl_minutes, key } => {
+            let identity = helpdesk_identity::open(&config).await?;
+            let role = role.role();
+            let now = chrono::Utc::now().timestamp_micros();
+            let signing = identity
+                .list_signing_keys(&tenant)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|candidate| {
+                    key.as_ref().is_none_or(|kid| candidate.id == *kid)
+                        && candidate.algorithm == SigningAlgorithm::Hs256
+                        && candidate.roles.contains(&role)
+                        && candidate.retires_at.is_none_or(|retires| retires > now)
+                })
+                .with_context(|| {
+                    format!(
+                        "tenant {tenant} has no live HS256 signing key for {}: add one with create-signing-key",
+                        role.as_str()
+                    )
+                })?;
+            let claims = serde_json_claims(&tenant, &subject, role.as_str(), ttl_minutes);
+            let header = jsonwebtoken::Header { kid: Some(signing.id), ..jsonwebtoken::Header::default() };
             let token = jsonwebtoken::encode(
-                &jsonwebtoken::Header::default(),
+                &header,
                 &claims,
-                &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+                &jsonwebtoken::EncodingKey::from_secret(signing.secret.as_bytes()),
             )?;
             println!("{token}");
         }

@@ -43,7 +43,7 @@ impl Platform {
         // Services in one process trust each other through a secret made up for this run.
         let mut auth = config.auth.clone();
         let service_secret = auth.service_secret.get_or_insert_with(|| ApiKeySecret::generate().secret.into()).clone();
-        let authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone())))?);
+        let authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone()))));
         if let Some(key) = &config.bootstrap_api_key {
             identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
             identity.import_api_key(DEMO_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;

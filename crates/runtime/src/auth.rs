@@ -1,10 +1,12 @@
-//! Authentication for every request: API keys (`hdk_<id>_<secret>`, stored hashed, resolved by the
-//! identity service and cached briefly) and JWT bearer tokens (HS256 secret or RS256 public keys,
-//! verified locally). The resulting [`Principal`] travels in request extensions.
+//! Authentication for every request. API keys (`hdk_<id>_<secret>`, stored hashed) and JWTs
+//! (signed with a key that belongs to one tenant) are resolved by the identity service and cached
+//! briefly; only the tokens services present to each other, signed with the shared service
+//! secret, are verified in place. The resulting [`Principal`] travels in request extensions.
 
 use std::{
     collections::HashMap,
     future::Future,
+    net::IpAddr,
     pin::Pin,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -154,106 +156,30 @@ impl ApiKeySecret {
     }
 }
 
-/// Looks up API keys: in process from the identity store, or over gRPC from the identity service.
-pub trait ApiKeyResolver: Send + Sync {
-    /// `Ok(None)` for an unknown or revoked key.
-    fn resolve<'a>(&'a self, key: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>>;
+/// Resolves the bearer credentials a process cannot check alone: API keys and tenants' JWTs,
+/// whose keys live in the identity service (in process, or over gRPC).
+pub trait CredentialResolver: Send + Sync {
+    /// The principal of a valid credential. `Unauthenticated` (with the reason) for one that is
+    /// unknown, revoked, expired or badly signed; any other error when the answer is not known.
+    fn resolve<'a>(&'a self, credential: &'a str) -> BoxFuture<'a, Result<Resolved, ServiceError>>;
+}
+
+/// A credential's principal, and until when it may be trusted without asking again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub principal: Principal,
+    /// Microseconds since the epoch: a JWT's expiry or its signing key's retirement.
+    pub valid_until: Option<i64>,
 }
 
 #[derive(Deserialize)]
-struct Claims {
+struct ServiceClaims {
     sub: String,
     tenant_id: String,
-    role: String,
 }
 
 /// The `kid` of tokens signed with the service secret.
 const SERVICE_KEY_ID: &str = "helpdesk-service";
-
-struct JwtVerifier {
-    roles: Vec<Role>,
-    hs256: Option<DecodingKey>,
-    service: Option<DecodingKey>,
-    rs256: Vec<DecodingKey>,
-    issuer: Option<String>,
-    audience: Option<String>,
-}
-
-impl JwtVerifier {
-    fn from_config(config: &AuthConfig) -> Result<Self, jsonwebtoken::errors::Error> {
-        let hs256 =
-            config.jwt_hs256_secret.as_ref().map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()));
-        let rs256 = config
-            .jwt_rs256_public_keys
-            .iter()
-            .map(|pem| DecodingKey::from_rsa_pem(pem.as_bytes()))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            roles: config.jwt_roles.iter().filter_map(|role| Role::parse(role)).collect(),
-            service: config
-                .service_secret
-                .as_ref()
-                .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
-            hs256,
-            rs256,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-        })
-    }
-
-    fn verify(&self, token: &str) -> Result<Principal, ServiceError> {
-        let invalid = |reason: &str| ServiceError::unauthenticated(format!("invalid token: {reason}"));
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
-        let service = header.kid.as_deref() == Some(SERVICE_KEY_ID);
-        let keys: Vec<&DecodingKey> = match header.alg {
-            Algorithm::HS256 if service => self.service.iter().collect(),
-            Algorithm::HS256 => self.hs256.iter().collect(),
-            Algorithm::RS256 => self.rs256.iter().collect(),
-            _ => return Err(invalid("unsupported algorithm")),
-        };
-        if keys.is_empty() {
-            return Err(invalid("no key configured for its algorithm"));
-        }
-        let mut validation = Validation::new(header.alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-        }
-        let mut last_error = invalid("signature");
-        for key in keys {
-            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
-                Ok(data) => {
-                    let claims = data.claims;
-                    let role = Role::parse(&claims.role).ok_or_else(|| invalid("unknown role"))?;
-                    if !service && !self.roles.contains(&role) {
-                        return Err(invalid("role not allowed in tokens"));
-                    }
-                    if claims.tenant_id.is_empty() {
-                        return Err(invalid("missing tenant_id"));
-                    }
-                    if claims.sub.trim().is_empty() {
-                        return Err(invalid("missing sub"));
-                    }
-                    return Ok(Principal { tenant_id: claims.tenant_id, subject: claims.sub, role });
-                }
-                Err(error) => {
-                    last_error = match error.kind() {
-                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("expired"),
-                        jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid("signature"),
-                        jsonwebtoken::errors::ErrorKind::InvalidAudience => invalid("audience"),
-                        jsonwebtoken::errors::ErrorKind::InvalidIssuer => invalid("issuer"),
-                        _ => invalid("claims"),
-                    }
-                }
-            }
-        }
-        Err(last_error)
-    }
-}
 
 /// Mints the tokens a service presents to another on its own behalf, one per tenant, signed with
 /// the shared service secret and reused until shortly before they expire.
@@ -269,7 +195,7 @@ impl ServiceTokens {
     /// Tokens naming `service:<name>` as an admin of the tenant they are minted for.
     pub fn new(name: &str, secret: &secrecy::SecretString) -> Self {
         Self {
-            subject: format!("service:{name}"),
+            subject: format!("{SERVICE_SUBJECT_PREFIX}{name}"),
             key: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
             cache: Mutex::new(HashMap::new()),
         }
@@ -284,7 +210,7 @@ impl ServiceTokens {
             return Ok(token.clone());
         }
         let expires = chrono::Utc::now().timestamp() + Self::LIFETIME.as_secs() as i64;
-        let claims = serde_json::json!({ "sub": self.subject, "tenant_id": tenant, "role": "admin", "exp": expires });
+        let claims = serde_json::json!({ "sub": self.subject, "tenant_id": tenant, "exp": expires });
         let header = Header { kid: Some(SERVICE_KEY_ID.to_owned()), ..Header::default() };
         let token = format!(
             "Bearer {}",
@@ -298,30 +224,68 @@ impl ServiceTokens {
     }
 }
 
+/// Subjects of service tokens start with this; no other credential can carry it.
+pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
+
 const CACHE_LIMIT: usize = 10_000;
+
+/// What the cache remembers of a credential: its principal, or why it was refused.
+#[derive(Clone)]
+struct Cached {
+    outcome: Result<Principal, String>,
+    until: Instant,
+}
 
 /// Turns an `Authorization` header into a [`Principal`].
 pub struct Authenticator {
-    jwt: JwtVerifier,
-    api_keys: Arc<dyn ApiKeyResolver>,
-    /// Resolved keys, and unknown ones (`None`) so that guessing cannot hammer the key store.
-    cache: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
+    /// Verifies service tokens, the only JWTs trusted without asking the identity service.
+    service: Option<DecodingKey>,
+    resolver: Arc<dyn CredentialResolver>,
+    /// Resolved credentials, and refused ones, so that guessing cannot hammer the identity store.
+    cache: Mutex<HashMap<String, Cached>>,
     cache_ttl: Duration,
+    failures: FailureCounter,
 }
 
 impl Authenticator {
-    pub fn new(config: &AuthConfig, api_keys: Arc<dyn ApiKeyResolver>) -> Result<Self, ServiceError> {
-        let jwt = JwtVerifier::from_config(config)
-            .map_err(|error| ServiceError::invalid_field("auth.jwt_rs256_public_keys", error.to_string()))?;
-        Ok(Self {
-            jwt,
-            api_keys,
+    pub fn new(config: &AuthConfig, resolver: Arc<dyn CredentialResolver>) -> Self {
+        Self {
+            service: config
+                .service_secret
+                .as_ref()
+                .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            resolver,
             cache: Mutex::new(HashMap::new()),
-            cache_ttl: Duration::from_secs(config.api_key_cache_seconds),
-        })
+            cache_ttl: Duration::from_secs(config.credential_cache_seconds),
+            failures: FailureCounter::new(config.failed_attempts_per_minute),
+        }
     }
 
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ServiceError> {
+    /// Authenticates a request from `client` (its address, when known). A client whose
+    /// credentials failed too often in the last minute is refused before they are looked at.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, ServiceError> {
+        if let Some(client) = client
+            && self.failures.exceeded(client)
+        {
+            return Err(ServiceError::new(
+                crate::ErrorKind::TooManyRequests,
+                "too many failed authentications from this address; try again in a minute",
+            ));
+        }
+        let outcome = self.check(authorization).await;
+        if let (Err(error), Some(client)) = (&outcome, client)
+            && error.kind == crate::ErrorKind::Unauthenticated
+        {
+            self.failures.record(client);
+        }
+        outcome
+    }
+
+    async fn check(&self, authorization: Option<&str>) -> Result<Principal, ServiceError> {
         let header = authorization.ok_or_else(|| ServiceError::unauthenticated("missing credentials"))?;
         let token = header
             .strip_prefix("Bearer ")
@@ -329,33 +293,105 @@ impl Authenticator {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| ServiceError::unauthenticated("authorization must be `Bearer <token>`"))?;
-        if !token.starts_with("hdk_") {
-            return self.jwt.verify(token);
-        }
-        let key = ApiKeySecret::parse(token).ok_or_else(|| ServiceError::unauthenticated("malformed api key"))?;
-        let principal = match self.cached(token) {
-            Some(known) => known,
-            None => {
-                let resolved = self.api_keys.resolve(&key).await?;
-                self.remember(token, &resolved);
-                resolved
+        if token.starts_with("hdk_") {
+            if !ApiKeySecret::is_well_formed(token) {
+                return Err(ServiceError::unauthenticated("malformed api key"));
             }
-        };
-        principal.ok_or_else(|| ServiceError::unauthenticated("unknown or revoked api key"))
+        } else {
+            let header = jsonwebtoken::decode_header(token)
+                .map_err(|_| ServiceError::unauthenticated("invalid token: malformed"))?;
+            if header.kid.as_deref() == Some(SERVICE_KEY_ID) {
+                return self.verify_service_token(token, header.alg);
+            }
+        }
+        if let Some(known) = self.cached(token) {
+            return known.map_err(ServiceError::unauthenticated);
+        }
+        match self.resolver.resolve(token).await {
+            Ok(resolved) => {
+                let until = resolved.valid_until.map_or(self.cache_ttl, |until| {
+                    let left = until.saturating_sub(crate::time::now_micros()).max(0);
+                    self.cache_ttl.min(Duration::from_micros(left as u64))
+                });
+                self.remember(token, Ok(resolved.principal.clone()), until);
+                Ok(resolved.principal)
+            }
+            Err(error) if error.kind == crate::ErrorKind::Unauthenticated => {
+                self.remember(token, Err(error.message.clone()), self.cache_ttl);
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
     }
 
-    fn cached(&self, token: &str) -> Option<Option<Principal>> {
+    /// Tokens one service presents to another: admin of the tenant they name.
+    fn verify_service_token(&self, token: &str, algorithm: Algorithm) -> Result<Principal, ServiceError> {
+        let invalid = |reason: &str| ServiceError::unauthenticated(format!("invalid token: {reason}"));
+        let key =
+            self.service.as_ref().filter(|_| algorithm == Algorithm::HS256).ok_or_else(|| invalid("signature"))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<ServiceClaims>(token, key, &validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("expired"),
+                _ => invalid("signature"),
+            })?
+            .claims;
+        if claims.tenant_id.is_empty() || !claims.sub.starts_with(SERVICE_SUBJECT_PREFIX) {
+            return Err(invalid("claims"));
+        }
+        Ok(Principal { tenant_id: claims.tenant_id, subject: claims.sub, role: Role::Admin })
+    }
+
+    /// Forgets every resolved credential, so that a revocation takes effect at the next request.
+    pub fn forget_credentials(&self) {
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+
+    fn cached(&self, token: &str) -> Option<Result<Principal, String>> {
         let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (principal, at) = cache.get(token)?;
-        (at.elapsed() < self.cache_ttl).then(|| principal.clone())
+        let cached = cache.get(token)?;
+        (Instant::now() < cached.until).then(|| cached.outcome.clone())
     }
 
-    fn remember(&self, token: &str, principal: &Option<Principal>) {
+    fn remember(&self, token: &str, outcome: Result<Principal, String>, ttl: Duration) {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(token.to_owned(), (principal.clone(), Instant::now()));
+        cache.insert(token.to_owned(), Cached { outcome, until: Instant::now() + ttl });
+    }
+}
+
+/// Failed authentications per client address in the current minute.
+struct FailureCounter {
+    limit: u32,
+    counts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureCounter {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn new(limit: u32) -> Self {
+        Self { limit, counts: Mutex::new(HashMap::new()) }
+    }
+
+    fn exceeded(&self, client: IpAddr) -> bool {
+        let counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        counts.get(&client).is_some_and(|(since, count)| since.elapsed() < Self::WINDOW && *count >= self.limit)
+    }
+
+    fn record(&self, client: IpAddr) {
+        let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if counts.len() >= CACHE_LIMIT {
+            counts.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = counts.entry(client).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Self::WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
     }
 }
 
@@ -363,36 +399,56 @@ impl Authenticator {
 mod tests {
     use super::*;
 
-    struct NoKeys;
+    /// Knows one API key; refuses everything else.
+    struct OneKey(String);
 
-    impl ApiKeyResolver for NoKeys {
-        fn resolve<'a>(&'a self, _: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
-            Box::pin(async { Ok(None) })
+    impl CredentialResolver for OneKey {
+        fn resolve<'a>(&'a self, credential: &'a str) -> BoxFuture<'a, Result<Resolved, ServiceError>> {
+            Box::pin(async move {
+                if credential == self.0 {
+                    let principal =
+                        Principal { tenant_id: "demo".into(), subject: "apikey:x".into(), role: Role::Agent };
+                    Ok(Resolved { principal, valid_until: None })
+                } else {
+                    Err(ServiceError::unauthenticated("unknown or revoked api key"))
+                }
+            })
         }
     }
 
-    fn token(role: &str) -> String {
-        let claims = serde_json::json!({ "sub": "c-1", "tenant_id": "demo", "role": role, "exp": 4_102_444_800u64 });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
-        )
-        .expect("token encodes")
+    fn authenticator(env: &[(&str, &str)], key: &str) -> Authenticator {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let config = crate::config::Config::load_from(None, env).expect("valid config");
+        Authenticator::new(&config.auth, Arc::new(OneKey(key.to_owned())))
     }
 
     #[tokio::test]
-    async fn tokens_may_carry_only_the_configured_roles() {
-        let env = [
-            ("HELPDESK_AUTH__JWT_HS256_SECRET".to_owned(), "0123456789abcdef0123456789abcdef".to_owned()),
-            ("HELPDESK_AUTH__JWT_ROLES".to_owned(), "customer".to_owned()),
-        ];
-        let config = crate::config::Config::load_from(None, env).expect("valid config");
-        let authenticator = Authenticator::new(&config.auth, Arc::new(NoKeys)).expect("authenticator");
-        let customer = authenticator.authenticate(Some(&format!("Bearer {}", token("customer")))).await;
-        assert_eq!(customer.expect("customer tokens pass").role, Role::Customer);
-        let admin = authenticator.authenticate(Some(&format!("Bearer {}", token("admin")))).await;
-        assert!(admin.expect_err("admin tokens are refused").message.contains("role not allowed"));
+    async fn service_tokens_are_verified_in_place_and_only_with_the_service_secret() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let authenticator = authenticator(&[("HELPDESK_AUTH__SERVICE_SECRET", secret)], "none");
+        let tokens = ServiceTokens::new("routing", &secret.to_owned().into());
+        let principal = authenticator.authenticate(Some(&tokens.bearer("demo").expect("token")), None).await;
+        let principal = principal.expect("service tokens pass");
+        assert_eq!((principal.subject.as_str(), principal.role), ("service:routing", Role::Admin));
+        let forged = ServiceTokens::new("routing", &"another-secret-another-secret-another".to_owned().into());
+        let refused = authenticator.authenticate(Some(&forged.bearer("demo").expect("token")), None).await;
+        assert!(refused.expect_err("another secret").message.contains("signature"));
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_credentials_keep_failing_is_refused_for_a_minute() {
+        let key = ApiKeySecret::generate().token();
+        let authenticator = authenticator(&[("HELPDESK_AUTH__FAILED_ATTEMPTS_PER_MINUTE", "3")], &key);
+        let (guesser, other) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..3 {
+            let guess = format!("Bearer {}", ApiKeySecret::generate().token());
+            let error = authenticator.authenticate(Some(&guess), Some(guesser)).await.expect_err("unknown key");
+            assert_eq!(error.kind, crate::ErrorKind::Unauthenticated);
+        }
+        let blocked = authenticator.authenticate(Some(&format!("Bearer {key}")), Some(guesser)).await;
+        assert_eq!(blocked.expect_err("over the limit").kind, crate::ErrorKind::TooManyRequests);
+        let fine = authenticator.authenticate(Some(&format!("Bearer {key}")), Some(other)).await;
+        assert_eq!(fine.expect("another client is not affected").role, Role::Agent);
     }
 
     #[test]

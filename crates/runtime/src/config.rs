@@ -64,17 +64,13 @@ pub struct EventsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Shared secret for HS256 JWTs.
-    pub jwt_hs256_secret: Option<SecretString>,
-    /// PEM-encoded RSA public keys that may sign RS256 JWTs.
-    pub jwt_rs256_public_keys: Vec<String>,
-    pub jwt_issuer: Option<String>,
-    pub jwt_audience: Option<String>,
-    /// How long a resolved API key is trusted before it is looked up again.
-    pub api_key_cache_seconds: u64,
-    /// Roles a JWT may carry. A site whose web widget signs customer tokens with the shared
-    /// secret should allow only `customer`, so that secret cannot mint agent or admin tokens.
-    pub jwt_roles: Vec<String>,
+    /// How long a resolved API key or JWT is trusted before it is looked up again, at most: a
+    /// revocation reaches every process through the event bus sooner.
+    pub credential_cache_seconds: u64,
+    /// Clock skew allowed when checking a JWT's `exp` and `nbf`.
+    pub jwt_leeway_seconds: u64,
+    /// Failed authentications one client address may make in a minute before it is refused.
+    pub failed_attempts_per_minute: u32,
     /// Signs the short-lived tokens one service presents to another (routing writing assignments
     /// to ticketing). Every service of a deployment needs the same value; the all-in-one process
     /// makes one up when unset.
@@ -90,6 +86,16 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Origins allowed by CORS; `*` allows any.
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client: the ingress.
+    /// None by default, so a client cannot pick its own rate-limit bucket.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl GatewayConfig {
+    /// [`Self::trusted_proxies`] parsed; [`Config::validate`] refused any that do not parse.
+    pub fn trusted_proxy_ranges(&self) -> Vec<crate::net::IpRange> {
+        self.trusted_proxies.iter().filter_map(|range| crate::net::IpRange::parse(range)).collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,15 +148,16 @@ stream = "HELPDESK_EVENTS"
 subject_prefix = "helpdesk.events"
 
 [auth]
-jwt_rs256_public_keys = []
-api_key_cache_seconds = 30
-jwt_roles = ["customer", "agent", "admin"]
+credential_cache_seconds = 30
+jwt_leeway_seconds = 30
+failed_attempts_per_minute = 30
 
 [gateway]
 rate_limit_per_second = 200
 rate_limit_burst = 400
 max_body_bytes = 1048576
 cors_allowed_origins = []
+trusted_proxies = []
 
 [services]
 identity_url = "http://127.0.0.1:50051"
@@ -198,8 +205,7 @@ impl Config {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("gateway.cors_allowed_origins")
-                    .with_list_parse_key("auth.jwt_rs256_public_keys")
-                    .with_list_parse_key("auth.jwt_roles")
+                    .with_list_parse_key("gateway.trusted_proxies")
                     .source(Some(env)),
             )
             .build()?
@@ -231,13 +237,14 @@ impl Config {
         if self.gateway.max_body_bytes < 1024 {
             return Err(invalid("gateway.max_body_bytes", "must be at least 1024"));
         }
-        if self.auth.jwt_roles.iter().any(|role| crate::auth::Role::parse(role).is_none()) {
-            return Err(invalid("auth.jwt_roles", "each must be customer, agent or admin"));
+        if self.gateway.trusted_proxies.iter().any(|range| crate::net::IpRange::parse(range).is_none()) {
+            return Err(invalid("gateway.trusted_proxies", "each must be an IP address or CIDR range"));
         }
-        if let Some(secret) = &self.auth.jwt_hs256_secret
-            && secrecy::ExposeSecret::expose_secret(secret).len() < 32
-        {
-            return Err(invalid("auth.jwt_hs256_secret", "must be at least 32 bytes"));
+        if self.auth.jwt_leeway_seconds > 300 {
+            return Err(invalid("auth.jwt_leeway_seconds", "at most 300: clocks that far apart need fixing"));
+        }
+        if self.auth.failed_attempts_per_minute == 0 {
+            return Err(invalid("auth.failed_attempts_per_minute", "must be at least 1"));
         }
         if let Some(secret) = &self.auth.service_secret
             && secrecy::ExposeSecret::expose_secret(secret).len() < 32

@@ -16,13 +16,11 @@ use crate::{
     telemetry,
 };
 
-/// Methods that answer without credentials: probes, reflection, and API-key resolution (which
-/// authenticates the key it is given).
+/// Methods that answer without credentials: probes, reflection, and the public services.
 const PUBLIC_PATHS: &[&str] = &[
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
-    "/helpdesk.identity.v1.IdentityService/Authenticate",
     // The public help center: published public articles only, rate-limited at the gateway.
     "/helpdesk.knowledge.v1.HelpCenterService/",
     // Survey links: the signed token in each request is the credential, rate-limited at the gateway.
@@ -125,7 +123,8 @@ where
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
             let header = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
-            match authenticator.authenticate(header).await {
+            let client = peer_address(&request);
+            match authenticator.authenticate(header, client).await {
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
@@ -134,6 +133,15 @@ where
             }
         })
     }
+}
+
+/// The address a gRPC request came from.
+pub fn peer_address<B>(request: &http::Request<B>) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(|info| info.remote_addr())
+        .map(|address| address.ip())
 }
 
 /// The standard health service, NOT_SERVING for every listed service until [`Health::serving`].

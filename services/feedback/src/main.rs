@@ -5,12 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use helpdesk_feedback::Peers;
-use helpdesk_identity::RemoteResolver;
-use helpdesk_runtime::{
-    auth::{Authenticator, ServiceTokens},
-    config::Config,
-    grpc, telemetry,
-};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,8 +23,7 @@ async fn main() -> anyhow::Result<()> {
         routing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.routing_url)?, tokens),
     };
     let feedback = helpdesk_feedback::open(&config, bus, peers).await?;
-    let identity = grpc::lazy_channel(&config.services.identity_url)?;
-    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "feedback")?;
     let databases = vec![feedback.database().clone()];
     let mut routes = tonic::service::RoutesBuilder::default();
     feedback.add_routes(&mut routes);

@@ -1,7 +1,11 @@
 //! Authentication and rate limiting at the edge: per credential, and per client on the public
 //! help center and survey links.
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -9,20 +13,35 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use governor::{Quota, RateLimiter, clock::Clock, clock::DefaultClock, state::keyed::DefaultKeyedStateStore};
-use helpdesk_runtime::{auth::Authenticator, config::GatewayConfig, grpc};
+use helpdesk_runtime::{auth::Authenticator, config::GatewayConfig, grpc, net::IpRange};
 
 use crate::{AppState, error::ApiError};
 
 pub(crate) struct Gatekeeper {
     authenticator: Arc<Authenticator>,
     limiter: RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>,
+    trusted_proxies: Vec<IpRange>,
 }
 
 impl Gatekeeper {
     pub(crate) fn new(authenticator: Arc<Authenticator>, config: &GatewayConfig) -> Self {
         let per_second = NonZeroU32::new(config.rate_limit_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(per_second);
-        Self { authenticator, limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)) }
+        Self {
+            authenticator,
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            trusted_proxies: config.trusted_proxy_ranges(),
+        }
+    }
+
+    /// The client's address: the peer's, or the one the trusted proxies in front of us saw.
+    pub(crate) fn client_address(&self, request: &Request) -> IpAddr {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| peer.ip());
+        let forwarded = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
+        helpdesk_runtime::net::client_address(peer, forwarded, &self.trusted_proxies)
     }
 
     /// Takes one request from `key`'s budget, or says how long to wait.
@@ -35,25 +54,6 @@ impl Gatekeeper {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
         })
-    }
-}
-
-/// The last `X-Forwarded-For` address (the one the nearest proxy, the ingress, appended: a client
-/// can prepend any addresses it likes, but not that one), else the peer address.
-pub(crate) fn client_address(request: &Request) -> String {
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.rsplit(',').next())
-        .map(str::trim)
-        .filter(|address| !address.is_empty());
-    match forwarded {
-        Some(address) => address.to_owned(),
-        None => request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
     }
 }
 
@@ -76,7 +76,8 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Req
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let principal = match state.auth.authenticator.authenticate(authorization.as_deref()).await {
+    let client = state.auth.client_address(&request);
+    let principal = match state.auth.authenticator.authenticate(authorization.as_deref(), Some(client)).await {
         Ok(principal) => principal,
         Err(error) => return ApiError::from(error).into_response(),
     };

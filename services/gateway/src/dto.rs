@@ -741,6 +741,79 @@ pub(crate) struct ApiKeyList {
     pub(crate) api_keys: Vec<ApiKey>,
 }
 
+rest_enum!(SigningAlgorithm => identity::SigningAlgorithm { Hs256, Rs256 });
+
+/// A key that signs the tenant's JWTs; tokens name it in their `kid` header.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SigningKey {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) algorithm: Option<SigningAlgorithm>,
+    /// Roles a token it signs may carry.
+    pub(crate) roles: Vec<Role>,
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) public_key_pem: String,
+    pub(crate) created_at: Option<String>,
+    /// From this instant the key verifies nothing.
+    pub(crate) retires_at: Option<String>,
+}
+
+impl From<identity::SigningKey> for SigningKey {
+    fn from(k: identity::SigningKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            algorithm: SigningAlgorithm::from_proto(k.algorithm),
+            roles: k.roles.into_iter().filter_map(Role::from_proto).collect(),
+            issuer: k.issuer,
+            audience: k.audience,
+            public_key_pem: k.public_key_pem,
+            created_at: format_time(k.created_at),
+            retires_at: format_time(k.retires_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateSigningKey {
+    pub(crate) name: String,
+    pub(crate) algorithm: SigningAlgorithm,
+    /// Roles its tokens may carry; customer only when empty.
+    #[serde(default)]
+    pub(crate) roles: Vec<Role>,
+    /// `iss` every token must carry, when set.
+    #[serde(default)]
+    pub(crate) issuer: String,
+    /// `aud` every token must carry, when set.
+    #[serde(default)]
+    pub(crate) audience: String,
+    /// RS256 only: the PEM public key.
+    #[serde(default)]
+    pub(crate) public_key_pem: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IssuedSigningKey {
+    pub(crate) signing_key: Option<SigningKey>,
+    /// HS256 only: the shared secret, shown once.
+    pub(crate) secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SigningKeyList {
+    pub(crate) signing_keys: Vec<SigningKey>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetireSigningKey {
+    /// Seconds the key keeps verifying, so tokens it signed can run out (0 to 2592000).
+    #[serde(default)]
+    pub(crate) overlap_seconds: u32,
+}
+
 /// A ticket as routing sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WorkItem {

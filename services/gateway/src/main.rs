@@ -1,10 +1,7 @@
 //! The REST gateway on its own, for Kubernetes.
 
-use std::sync::Arc;
-
 use helpdesk_gateway::Backends;
-use helpdesk_identity::RemoteResolver;
-use helpdesk_runtime::{auth::Authenticator, config::Config, grpc, shutdown, telemetry};
+use helpdesk_runtime::{config::Config, grpc, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let routing = grpc::lazy_channel(&config.services.routing_url)?;
     let knowledge = grpc::lazy_channel(&config.services.knowledge_url)?;
     let feedback = grpc::lazy_channel(&config.services.feedback_url)?;
-    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity.clone())))?);
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "gateway")?;
     let backends = Backends { ticketing, identity, routing, knowledge, feedback };
     let router = helpdesk_gateway::router(&config.gateway, authenticator, backends);
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;

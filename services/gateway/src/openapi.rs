@@ -24,6 +24,7 @@ use crate::{dto, error, routes};
         routes::admin::create_saved_reply, routes::admin::list_saved_replies, routes::admin::delete_saved_reply,
         routes::admin::render_saved_reply, routes::admin::define_custom_field, routes::admin::list_custom_fields,
         routes::admin::create_api_key, routes::admin::list_api_keys, routes::admin::revoke_api_key,
+        routes::admin::create_signing_key, routes::admin::list_signing_keys, routes::admin::retire_signing_key,
         routes::routing::ticket_routing, routes::routing::list_escalations, routes::routing::escalate,
         routes::routing::assign, routes::routing::unassign, routes::routing::transfer,
         routes::routing::list_agents, routes::routing::upsert_agent, routes::routing::set_presence,
@@ -48,7 +49,8 @@ use crate::{dto, error, routes};
     components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::Status, dto::Visibility, dto::FlagKind,
         dto::AuthorKind, dto::Role, dto::CustomFieldType, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
         dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange,
-        dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy)),
+        dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy,
+        dto::SigningAlgorithm)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

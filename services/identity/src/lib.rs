@@ -1,12 +1,13 @@
-//! The identity service: tenants and their API keys. Keys are stored only as hashes; other
-//! services resolve a presented key through [`LocalResolver`] (same process) or
-//! [`RemoteResolver`] (over gRPC).
+//! The identity service: tenants, their API keys (stored only as hashes) and the keys that sign
+//! their JWTs. Other services resolve a presented credential through [`LocalResolver`] (same
+//! process) or [`RemoteResolver`] (over gRPC).
 
 mod resolver;
 mod service;
 mod store;
+pub mod tokens;
 
-pub use resolver::{LocalResolver, RemoteResolver};
+pub use resolver::{LocalResolver, PLATFORM_TENANT, RemoteResolver};
 pub use service::IdentityGrpc;
 pub use store::{IdentityStore, IssuedKey, validate_tenant_id};
 
@@ -27,7 +28,7 @@ pub const DATABASE: &str = "identity";
 pub async fn open(config: &helpdesk_runtime::config::Config) -> Result<IdentityStore, OpenError> {
     let db = helpdesk_runtime::db::Database::connect(&config.database, &config.data_dir, DATABASE).await?;
     db.migrate(&MIGRATIONS).await?;
-    Ok(IdentityStore::new(db))
+    Ok(IdentityStore::new(db, config.auth.jwt_leeway_seconds))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,4 +37,23 @@ pub enum OpenError {
     Database(#[from] sqlx::Error),
     #[error("identity migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("auth.service_secret must be set: services that run apart ask identity with their own tokens")]
+    ServiceSecret,
+    #[error("services.identity_url is invalid: {0}")]
+    IdentityUrl(String),
+}
+
+/// The authenticator of a service deployed on its own: credentials are resolved by the identity
+/// service at `services.identity_url`, which the service asks with its own token, so the service
+/// secret must be configured.
+pub fn remote_authenticator(
+    config: &helpdesk_runtime::config::Config,
+    service: &str,
+) -> Result<std::sync::Arc<helpdesk_runtime::auth::Authenticator>, OpenError> {
+    let secret = config.auth.service_secret.as_ref().ok_or(OpenError::ServiceSecret)?;
+    let channel = helpdesk_runtime::grpc::lazy_channel(&config.services.identity_url)
+        .map_err(|error| OpenError::IdentityUrl(error.to_string()))?;
+    let tokens = std::sync::Arc::new(helpdesk_runtime::auth::ServiceTokens::new(service, secret));
+    let resolver = RemoteResolver::new(helpdesk_runtime::grpc::ServiceLink::new(channel, tokens));
+    Ok(std::sync::Arc::new(helpdesk_runtime::auth::Authenticator::new(&config.auth, std::sync::Arc::new(resolver))))
 }

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     let databases = vec![store.database().clone()];
-    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone())))?);
+    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone()))));
     let mut routes = tonic::service::RoutesBuilder::default();
     routes.add_service(IdentityGrpc::new(store).into_server());
     grpc::run_standalone(

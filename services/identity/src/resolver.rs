@@ -1,39 +1,55 @@
 use helpdesk_proto::identity::v1::{AuthenticateRequest, identity_service_client::IdentityServiceClient};
 use helpdesk_runtime::{
     ServiceError,
-    auth::{ApiKeyResolver, ApiKeySecret, BoxFuture, Principal},
+    auth::{BoxFuture, CredentialResolver, Principal, Resolved},
+    grpc::ServiceLink,
+    time::timestamp_to_micros,
 };
-use tonic::transport::Channel;
 
 use crate::IdentityStore;
 
-/// Resolves keys from the identity database in the same process.
+/// Resolves credentials from the identity database in the same process.
 pub struct LocalResolver(pub IdentityStore);
 
-impl ApiKeyResolver for LocalResolver {
-    fn resolve<'a>(&'a self, key: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
-        Box::pin(self.0.resolve(key))
+impl CredentialResolver for LocalResolver {
+    fn resolve<'a>(&'a self, credential: &'a str) -> BoxFuture<'a, Result<Resolved, ServiceError>> {
+        Box::pin(self.0.authenticate(credential))
     }
 }
 
-/// Resolves keys by asking the identity service, for services deployed on their own.
+/// Resolves credentials by asking the identity service, for services deployed on their own. The
+/// service presents its own token: only services may ask.
 pub struct RemoteResolver {
-    client: IdentityServiceClient<Channel>,
+    link: ServiceLink,
 }
 
 impl RemoteResolver {
-    pub fn new(channel: Channel) -> Self {
-        Self { client: IdentityServiceClient::new(channel) }
+    pub fn new(link: ServiceLink) -> Self {
+        Self { link }
     }
 }
 
-impl ApiKeyResolver for RemoteResolver {
-    fn resolve<'a>(&'a self, key: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
-        let mut client = self.client.clone();
+/// The tenant named by the tokens a service presents to identity: no tenant's data is involved.
+pub const PLATFORM_TENANT: &str = "*";
+
+impl CredentialResolver for RemoteResolver {
+    fn resolve<'a>(&'a self, credential: &'a str) -> BoxFuture<'a, Result<Resolved, ServiceError>> {
+        let mut client = IdentityServiceClient::new(self.link.channel.clone());
         Box::pin(async move {
-            match client.authenticate(AuthenticateRequest { api_key: key.token() }).await {
-                Ok(response) => Ok(Principal::from_proto(response.into_inner())),
-                Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            let request =
+                self.link.request(PLATFORM_TENANT, AuthenticateRequest { credential: credential.to_owned() })?;
+            match client.authenticate(request).await {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    let principal = response
+                        .principal
+                        .and_then(Principal::from_proto)
+                        .ok_or_else(|| ServiceError::internal(&"identity answered without a principal"))?;
+                    Ok(Resolved { principal, valid_until: response.valid_until.as_ref().map(timestamp_to_micros) })
+                }
+                Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                    Err(ServiceError::unauthenticated(status.message().to_owned()))
+                }
                 Err(status) => {
                     tracing::warn!(code = ?status.code(), message = status.message(), "identity service failed");
                     Err(ServiceError::new(helpdesk_runtime::ErrorKind::Unavailable, "identity service unavailable"))

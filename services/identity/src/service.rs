@@ -1,15 +1,19 @@
 use helpdesk_proto::{
-    common::v1::{Principal as PrincipalProto, Role as RoleProto},
+    common::v1::Role as RoleProto,
     identity::v1::{self as proto, identity_service_server::IdentityService},
 };
 use helpdesk_runtime::{
     ServiceError,
-    auth::{ApiKeySecret, Role, principal},
-    time::{micros_to_timestamp, optional_timestamp},
+    auth::{Role, SERVICE_SUBJECT_PREFIX, principal},
+    time::{micros_to_timestamp, now_micros, optional_timestamp},
 };
 use tonic::{Request, Response, Status};
 
-use crate::{IdentityStore, store::ApiKeyRecord};
+use crate::{
+    IdentityStore,
+    store::ApiKeyRecord,
+    tokens::{NewSigningKey, SigningAlgorithm, SigningKey},
+};
 
 pub struct IdentityGrpc {
     store: IdentityStore,
@@ -35,6 +39,28 @@ fn to_proto(record: ApiKeyRecord) -> proto::ApiKey {
         revoked_at: optional_timestamp(record.revoked_at),
     }
 }
+
+fn signing_key_to_proto(key: SigningKey) -> proto::SigningKey {
+    proto::SigningKey {
+        id: key.id,
+        tenant_id: key.tenant_id,
+        name: key.name,
+        algorithm: match key.algorithm {
+            SigningAlgorithm::Hs256 => proto::SigningAlgorithm::Hs256,
+            SigningAlgorithm::Rs256 => proto::SigningAlgorithm::Rs256,
+        }
+        .into(),
+        roles: key.roles.iter().map(|role| role.to_proto().into()).collect(),
+        issuer: key.issuer,
+        audience: key.audience,
+        public_key_pem: key.public_key_pem,
+        created_at: Some(micros_to_timestamp(key.created_at)),
+        retires_at: optional_timestamp(key.retires_at),
+    }
+}
+
+/// The longest a retiring signing key keeps verifying.
+const MAX_OVERLAP_SECONDS: u32 = 30 * 24 * 3600;
 
 #[tonic::async_trait]
 impl IdentityService for IdentityGrpc {
@@ -73,15 +99,78 @@ impl IdentityService for IdentityGrpc {
         Ok(Response::new(to_proto(record)))
     }
 
+    async fn create_signing_key(
+        &self,
+        request: Request<proto::CreateSigningKeyRequest>,
+    ) -> Result<Response<proto::CreateSigningKeyResponse>, Status> {
+        let caller = principal(&request)?;
+        caller.require_admin()?;
+        let request = request.into_inner();
+        let algorithm = match proto::SigningAlgorithm::try_from(request.algorithm) {
+            Ok(proto::SigningAlgorithm::Hs256) => SigningAlgorithm::Hs256,
+            Ok(proto::SigningAlgorithm::Rs256) => SigningAlgorithm::Rs256,
+            _ => return Err(ServiceError::invalid_field("algorithm", "must be hs256 or rs256").into()),
+        };
+        let roles = request
+            .roles
+            .iter()
+            .map(|role| RoleProto::try_from(*role).ok().and_then(Role::from_proto))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ServiceError::invalid_field("roles", "each must be customer, agent or admin"))?;
+        let new = NewSigningKey {
+            name: request.name,
+            algorithm,
+            roles,
+            issuer: request.issuer,
+            audience: request.audience,
+            public_key_pem: request.public_key_pem,
+        };
+        let (key, secret) = self.store.create_signing_key(&caller.tenant_id, new).await?;
+        Ok(Response::new(proto::CreateSigningKeyResponse {
+            signing_key: Some(signing_key_to_proto(key)),
+            secret: secret.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_signing_keys(
+        &self,
+        request: Request<proto::ListSigningKeysRequest>,
+    ) -> Result<Response<proto::ListSigningKeysResponse>, Status> {
+        let caller = principal(&request)?;
+        caller.require_admin()?;
+        let keys = self.store.list_signing_keys(&caller.tenant_id).await?;
+        Ok(Response::new(proto::ListSigningKeysResponse {
+            signing_keys: keys.into_iter().map(signing_key_to_proto).collect(),
+        }))
+    }
+
+    async fn retire_signing_key(
+        &self,
+        request: Request<proto::RetireSigningKeyRequest>,
+    ) -> Result<Response<proto::SigningKey>, Status> {
+        let caller = principal(&request)?;
+        caller.require_admin()?;
+        let request = request.into_inner();
+        if request.overlap_seconds > MAX_OVERLAP_SECONDS {
+            return Err(ServiceError::invalid_field("overlap_seconds", "at most 2592000 (30 days)").into());
+        }
+        let at = now_micros() + i64::from(request.overlap_seconds) * 1_000_000;
+        let key = self.store.retire_signing_key(&caller.tenant_id, &request.id, at).await?;
+        Ok(Response::new(signing_key_to_proto(key)))
+    }
+
     async fn authenticate(
         &self,
         request: Request<proto::AuthenticateRequest>,
-    ) -> Result<Response<PrincipalProto>, Status> {
-        let key = ApiKeySecret::parse(&request.into_inner().api_key)
-            .ok_or_else(|| ServiceError::invalid_field("api_key", "malformed"))?;
-        match self.store.resolve(&key).await? {
-            Some(principal) => Ok(Response::new(principal.to_proto())),
-            None => Err(ServiceError::not_found("api key").into()),
+    ) -> Result<Response<proto::AuthenticateResponse>, Status> {
+        let caller = principal(&request)?;
+        if !caller.subject.starts_with(SERVICE_SUBJECT_PREFIX) {
+            return Err(ServiceError::permission_denied("services only").into());
         }
+        let resolved = self.store.authenticate(&request.into_inner().credential).await?;
+        Ok(Response::new(proto::AuthenticateResponse {
+            principal: Some(resolved.principal.to_proto()),
+            valid_until: optional_timestamp(resolved.valid_until),
+        }))
     }
 }

@@ -1,10 +1,13 @@
 use helpdesk_runtime::{
     ServiceError,
-    auth::{ApiKeySecret, Principal, Role},
+    auth::{ApiKeySecret, Principal, Resolved, Role},
     db::Database,
     time::now_micros,
 };
+use rand::{Rng, distr::Alphanumeric};
 use sqlx::Row;
+
+use crate::tokens::{self, NewSigningKey, SigningAlgorithm, SigningKey};
 
 /// A freshly issued key: the only moment its secret is known.
 pub struct IssuedKey {
@@ -25,11 +28,13 @@ pub struct ApiKeyRecord {
 #[derive(Clone)]
 pub struct IdentityStore {
     db: Database,
+    /// Clock skew allowed on a JWT's `exp` and `nbf`.
+    leeway_seconds: u64,
 }
 
 impl IdentityStore {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, leeway_seconds: u64) -> Self {
+        Self { db, leeway_seconds }
     }
 
     pub fn database(&self) -> &Database {
@@ -152,6 +157,23 @@ impl IdentityStore {
         record(&row)
     }
 
+    /// The principal of a bearer credential: an API key, or a JWT signed by a tenant's key.
+    pub async fn authenticate(&self, credential: &str) -> Result<Resolved, ServiceError> {
+        if credential.starts_with("hdk_") {
+            let key =
+                ApiKeySecret::parse(credential).ok_or_else(|| ServiceError::unauthenticated("malformed api key"))?;
+            let principal =
+                self.resolve(&key).await?.ok_or_else(|| ServiceError::unauthenticated("unknown or revoked api key"))?;
+            return Ok(Resolved { principal, valid_until: None });
+        }
+        let (kid, algorithm) = tokens::key_id(credential)?;
+        let key = self
+            .signing_key(&kid)
+            .await?
+            .ok_or_else(|| ServiceError::unauthenticated("invalid token: unknown signing key"))?;
+        tokens::verify(&key, credential, algorithm, now_micros(), self.leeway_seconds)
+    }
+
     /// The principal of a live key whose secret matches, or `None`.
     pub async fn resolve(&self, key: &ApiKeySecret) -> Result<Option<Principal>, ServiceError> {
         let row = sqlx::query("SELECT tenant_id, role, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
@@ -167,6 +189,109 @@ impl IdentityStore {
         let tenant_id: String = row.try_get("tenant_id")?;
         Ok(Role::parse(&role).map(|role| Principal { tenant_id, subject: format!("apikey:{}", key.id), role }))
     }
+}
+
+impl IdentityStore {
+    /// Adds a signing key for `tenant_id`; returns it and, for HS256, the secret it made.
+    pub async fn create_signing_key(
+        &self,
+        tenant_id: &str,
+        mut new: NewSigningKey,
+    ) -> Result<(SigningKey, Option<String>), ServiceError> {
+        new.validate()?;
+        if !self.tenant_exists(tenant_id).await? {
+            return Err(ServiceError::not_found("tenant"));
+        }
+        let random = |len| rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect::<String>();
+        let secret = (new.algorithm == SigningAlgorithm::Hs256).then(|| random(48));
+        let key = SigningKey {
+            id: format!("sk_{}", random(16).to_lowercase()),
+            tenant_id: tenant_id.to_owned(),
+            name: new.name,
+            algorithm: new.algorithm,
+            secret: secret.clone().unwrap_or_default(),
+            public_key_pem: new.public_key_pem,
+            roles: new.roles,
+            issuer: new.issuer,
+            audience: new.audience,
+            created_at: now_micros(),
+            retires_at: None,
+        };
+        let roles: Vec<&str> = key.roles.iter().map(|role| role.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO signing_keys (tenant_id, id, name, algorithm, secret, public_key_pem, roles, issuer, \
+             audience, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&key.tenant_id)
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(key.algorithm.as_str())
+        .bind(&key.secret)
+        .bind(&key.public_key_pem)
+        .bind(roles.join(","))
+        .bind(&key.issuer)
+        .bind(&key.audience)
+        .bind(key.created_at)
+        .execute(self.db.writer())
+        .await?;
+        Ok((key, secret))
+    }
+
+    pub async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKey>, ServiceError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(signing_key).collect()
+    }
+
+    /// Retires the key at `at` (microseconds), or earlier if it was retiring sooner already.
+    pub async fn retire_signing_key(&self, tenant_id: &str, id: &str, at: i64) -> Result<SigningKey, ServiceError> {
+        let row = sqlx::query(&format!(
+            "UPDATE signing_keys SET retires_at = CASE WHEN retires_at IS NULL OR retires_at > $3 THEN $3 \
+             ELSE retires_at END WHERE tenant_id = $1 AND id = $2 RETURNING {SIGNING_KEY_COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(at)
+        .fetch_optional(self.db.writer())
+        .await?
+        .ok_or_else(|| ServiceError::not_found("signing key"))?;
+        signing_key(&row)
+    }
+
+    /// The key a token's `kid` names, whatever its tenant: the key decides the tenant.
+    pub async fn signing_key(&self, id: &str) -> Result<Option<SigningKey>, ServiceError> {
+        let row = sqlx::query(&format!("SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.db.reader())
+            .await?;
+        row.as_ref().map(signing_key).transpose()
+    }
+}
+
+const SIGNING_KEY_COLUMNS: &str =
+    "tenant_id, id, name, algorithm, secret, public_key_pem, roles, issuer, audience, created_at, retires_at";
+
+fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey, ServiceError> {
+    let algorithm: String = row.try_get("algorithm")?;
+    let roles: String = row.try_get("roles")?;
+    Ok(SigningKey {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        algorithm: SigningAlgorithm::parse(&algorithm)
+            .ok_or_else(|| ServiceError::internal(&format!("stored algorithm {algorithm}")))?,
+        secret: row.try_get("secret")?,
+        public_key_pem: row.try_get("public_key_pem")?,
+        roles: roles.split(',').filter_map(Role::parse).collect(),
+        issuer: row.try_get("issuer")?,
+        audience: row.try_get("audience")?,
+        created_at: row.try_get("created_at")?,
+        retires_at: row.try_get("retires_at")?,
+    })
 }
 
 fn record(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, ServiceError> {

@@ -3,12 +3,7 @@
 
 use std::sync::Arc;
 
-use helpdesk_identity::RemoteResolver;
-use helpdesk_runtime::{
-    auth::{Authenticator, ServiceTokens},
-    config::Config,
-    grpc, telemetry,
-};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,8 +23,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let knowledge = helpdesk_knowledge::open(&config, bus.as_ref(), customers).await?;
-    let identity = grpc::lazy_channel(&config.services.identity_url)?;
-    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "knowledge")?;
     let mut routes = tonic::service::RoutesBuilder::default();
     knowledge.add_routes(&mut routes);
     let databases = vec![knowledge.database().clone()];

@@ -4,12 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use helpdesk_identity::RemoteResolver;
-use helpdesk_runtime::{
-    auth::{Authenticator, ServiceTokens},
-    config::Config,
-    grpc, telemetry,
-};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,8 +18,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(ServiceTokens::new("routing", secret)),
     );
     let routing = helpdesk_routing::open(&config, bus, ticketing).await?;
-    let identity = grpc::lazy_channel(&config.services.identity_url)?;
-    let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(RemoteResolver::new(identity)))?);
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "routing")?;
     let mut routes = tonic::service::RoutesBuilder::default();
     routing.add_routes(&mut routes);
     let databases = vec![routing.database().clone()];

@@ -1,4 +1,4 @@
-//! Saved replies, custom fields and API keys.
+//! Saved replies, custom fields, API keys and JWT signing keys.
 
 use axum::{
     Extension, Json,
@@ -10,7 +10,7 @@ use helpdesk_proto::{identity::v1 as identity, ticketing::v1 as proto};
 use crate::{
     AppState,
     auth::Caller,
-    dto::{self, CreateApiKey, CreateSavedReply, CustomField, RenderSavedReply},
+    dto::{self, CreateApiKey, CreateSavedReply, CreateSigningKey, CustomField, RenderSavedReply, RetireSigningKey},
     error::{ApiError, ErrorBody, JsonBody},
 };
 
@@ -131,5 +131,62 @@ pub(crate) async fn revoke_api_key(
 ) -> ApiResult<dto::ApiKey> {
     let key =
         state.identity.clone().revoke_api_key(caller.request(identity::RevokeApiKeyRequest { id })).await?.into_inner();
+    Ok(Json(key.into()))
+}
+
+/// Add a key that signs this tenant's JWTs: an HS256 secret (returned once) or an RS256 public
+/// key. Its tokens may carry only the listed roles (customer unless more are listed). Admins only.
+#[utoipa::path(post, path = "/v1/signing_keys", tag = "api keys", request_body = CreateSigningKey,
+    responses((status = 201, body = dto::IssuedSigningKey), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn create_signing_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<CreateSigningKey>,
+) -> Result<(StatusCode, Json<dto::IssuedSigningKey>), ApiError> {
+    let request = identity::CreateSigningKeyRequest {
+        name: body.name,
+        algorithm: body.algorithm.into(),
+        roles: body.roles.into_iter().map(i32::from).collect(),
+        issuer: body.issuer,
+        audience: body.audience,
+        public_key_pem: body.public_key_pem,
+    };
+    let issued = state.identity.clone().create_signing_key(caller.request(request)).await?.into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(dto::IssuedSigningKey {
+            signing_key: issued.signing_key.map(dto::SigningKey::from),
+            secret: issued.secret,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/signing_keys", tag = "api keys", responses((status = 200, body = dto::SigningKeyList)))]
+pub(crate) async fn list_signing_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<dto::SigningKeyList> {
+    let response = state
+        .identity
+        .clone()
+        .list_signing_keys(caller.request(identity::ListSigningKeysRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(dto::SigningKeyList {
+        signing_keys: response.signing_keys.into_iter().map(dto::SigningKey::from).collect(),
+    }))
+}
+
+/// Stop a signing key verifying tokens, now or after an overlap for a rotation. Admins only.
+#[utoipa::path(post, path = "/v1/signing_keys/{id}/retire", tag = "api keys", request_body = RetireSigningKey,
+    responses((status = 200, body = dto::SigningKey), (status = 404, body = ErrorBody)))]
+pub(crate) async fn retire_signing_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RetireSigningKey>,
+) -> ApiResult<dto::SigningKey> {
+    let request = identity::RetireSigningKeyRequest { id, overlap_seconds: body.overlap_seconds };
+    let key = state.identity.clone().retire_signing_key(caller.request(request)).await?.into_inner();
     Ok(Json(key.into()))
 }

@@ -1,6 +1,6 @@
 //! The public help center: no credentials, the tenant in the path, published public articles
-//! only. Each client (the last `X-Forwarded-For` address, else the peer address) has its own rate
-//! limit per tenant.
+//! only. Each client (the peer address, or the one trusted proxies saw) has its own rate limit
+//! per tenant.
 
 use std::collections::HashMap;
 
@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     AppState,
-    auth::client_address,
     dto::{self, PublicArticleQuery, PublicSearchQuery, RecordClick, SuggestArticles, Vote},
     error::{ApiError, ErrorBody, JsonBody, QueryParams},
 };
@@ -69,7 +68,7 @@ pub(crate) async fn rate_limit(
         Err(rejection) => return ApiError::field("path", rejection.body_text()).into_response(),
     };
     let tenant = params.get("tenant").map(String::as_str).unwrap_or_default();
-    let client = client_address(&request);
+    let client = state.auth.client_address(&request).to_string();
     if let Err(error) = state.auth.check(&format!("help/{tenant}/{client}")) {
         return error.into_response();
     }
@@ -178,7 +177,7 @@ pub(crate) mod tests {
     use axum::{body::Body, http::Request};
     use helpdesk_runtime::{
         ServiceError,
-        auth::{ApiKeyResolver, ApiKeySecret, Authenticator, BoxFuture, Principal},
+        auth::{Authenticator, BoxFuture, CredentialResolver, Resolved},
         config::Config,
     };
     use tower::ServiceExt;
@@ -188,9 +187,9 @@ pub(crate) mod tests {
 
     struct NoKeys;
 
-    impl ApiKeyResolver for NoKeys {
-        fn resolve<'a>(&'a self, _: &'a ApiKeySecret) -> BoxFuture<'a, Result<Option<Principal>, ServiceError>> {
-            Box::pin(async { Ok(None) })
+    impl CredentialResolver for NoKeys {
+        fn resolve<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Resolved, ServiceError>> {
+            Box::pin(async { Err(ServiceError::unauthenticated("unknown")) })
         }
     }
 
@@ -199,9 +198,11 @@ pub(crate) mod tests {
         let env = [
             ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), "1".to_owned()),
             ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), "1".to_owned()),
+            // Requests sent with `oneshot` have no peer address: trust it as the ingress.
+            ("HELPDESK_GATEWAY__TRUSTED_PROXIES".to_owned(), "0.0.0.0".to_owned()),
         ];
         let config = Config::load_from(None, env).expect("valid config");
-        let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(NoKeys)).expect("authenticator"));
+        let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(NoKeys)));
         let nowhere = grpc::lazy_channel("http://127.0.0.1:1").expect("channel");
         let backends = Backends {
             ticketing: nowhere.clone(),

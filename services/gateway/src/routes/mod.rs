@@ -41,6 +41,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/custom_fields", post(admin::define_custom_field).get(admin::list_custom_fields))
         .route("/v1/api_keys", post(admin::create_api_key).get(admin::list_api_keys))
         .route("/v1/api_keys/{id}", delete(admin::revoke_api_key))
+        .route("/v1/signing_keys", post(admin::create_signing_key).get(admin::list_signing_keys))
+        .route("/v1/signing_keys/{id}/retire", post(admin::retire_signing_key))
         .route("/v1/agents", get(routing::list_agents))
         .route("/v1/agents/{id}", put(routing::upsert_agent))
         .route("/v1/agents/{id}/presence", post(routing::set_presence))

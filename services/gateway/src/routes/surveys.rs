@@ -13,7 +13,6 @@ use helpdesk_runtime::grpc;
 
 use crate::{
     AppState,
-    auth::client_address,
     dto::{self, SubmitAnswer},
     error::{ApiError, ErrorBody, JsonBody},
 };
@@ -27,7 +26,7 @@ pub(crate) fn router() -> Router<AppState> {
 /// Applies the per-client limit before anything else. Keyed by client, not by token, so that
 /// trying one token after another spends one budget.
 pub(crate) async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match state.auth.check(&format!("survey/{}", client_address(&request))) {
+    match state.auth.check(&format!("survey/{}", state.auth.client_address(&request))) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }
