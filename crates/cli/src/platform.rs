@@ -38,7 +38,7 @@ impl Platform {
     /// Opens the databases, runs migrations and binds both listeners (port 0 picks free ports).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let identity = helpdesk_identity::open(config).await?;
-        let bus = helpdesk_events::connect(&config.events).await.context("event bus")?;
+        let bus = helpdesk_events::connect(config).await.context("event bus")?;
         let (ticketing, relay) = helpdesk_ticketing::open(config, bus.clone()).await?;
         // Services in one process trust each other through a secret made up for this run.
         let mut auth = config.auth.clone();
@@ -159,6 +159,7 @@ impl Platform {
         routing.await.context("routing")?;
         knowledge.await.context("knowledge")?;
         feedback.await.context("feedback")?;
+        self.bus.close().await;
         Ok(())
     }
 }

@@ -1,9 +1,6 @@
-use std::sync::Mutex;
-
 use futures::{StreamExt, stream::BoxStream};
 use helpdesk_proto::events::v1::Event;
-use helpdesk_runtime::{auth::BoxFuture, shutdown::Shutdown};
-use tokio::sync::mpsc;
+use helpdesk_runtime::{ErrorKind, ServiceError, auth::BoxFuture, shutdown::Shutdown};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -11,28 +8,58 @@ pub enum BusError {
     Unavailable(String),
     #[error("event could not be decoded: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("event bus database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// How a bus settles one delivery: processed, or given up on.
+pub(crate) trait Settle: Send {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>>;
+    /// Keeps `event` as a dead letter of this consumer with `error`, then acknowledges it.
+    fn dead_letter(self: Box<Self>, event: Event, error: String) -> BoxFuture<'static, Result<(), BusError>>;
 }
 
 /// One delivered event; acknowledge it once handled, or it is delivered again.
 pub struct Delivery {
     pub event: Event,
-    ack: Option<BoxFuture<'static, Result<(), BusError>>>,
+    settle: Option<Box<dyn Settle>>,
 }
 
 impl Delivery {
-    pub(crate) fn new(event: Event, ack: Option<BoxFuture<'static, Result<(), BusError>>>) -> Self {
-        Self { event, ack }
+    pub(crate) fn new(event: Event, settle: Option<Box<dyn Settle>>) -> Self {
+        Self { event, settle }
     }
 
     pub async fn ack(mut self) -> Result<(), BusError> {
-        match self.ack.take() {
-            Some(ack) => ack.await,
+        match self.settle.take() {
+            Some(settle) => settle.ack().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Gives the event up: it is kept as a dead letter of this consumer, with `error`, where an
+    /// operator sees it and can send it again (`helpdesk admin dead-letters`), and the consumer
+    /// moves on.
+    pub async fn dead_letter(mut self, error: String) -> Result<(), BusError> {
+        tracing::error!(event = %self.event.id, error = %error, "event dead-lettered");
+        match self.settle.take() {
+            Some(settle) => settle.dead_letter(self.event.clone(), error).await,
             None => Ok(()),
         }
     }
 }
 
 pub type EventStream = BoxStream<'static, Result<Delivery, BusError>>;
+
+/// An event a consumer gave up on.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub consumer: String,
+    pub event: Event,
+    pub error: String,
+    /// Microseconds since the epoch.
+    pub failed_at: i64,
+}
 
 /// The next event of `events` to handle, skipping (and logging) undeliverable ones; `None` once
 /// the stream ends or `shutdown` is triggered. The head of every consumer's loop.
@@ -49,72 +76,69 @@ pub async fn next_delivery(events: &mut EventStream, shutdown: &Shutdown) -> Opt
     }
 }
 
+/// Handles one delivery with `handle` and settles it. A transient failure (the database or a peer
+/// away, a concurrent change) is retried with backoff for as long as the process runs; an
+/// internal fault five attempts do not cure, or a refusal, makes the event a dead letter, so that
+/// it cannot hold up every later event and is not lost either. On `shutdown` the delivery is left
+/// unacknowledged, to come again at the next start.
+pub async fn handle_delivery<Handled>(delivery: Delivery, shutdown: &Shutdown, mut handle: impl FnMut(Event) -> Handled)
+where
+    Handled: Future<Output = Result<(), ServiceError>>,
+{
+    let mut attempts = 0u32;
+    loop {
+        let error = match handle(delivery.event.clone()).await {
+            Ok(()) => {
+                if let Err(error) = delivery.ack().await {
+                    tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
+                }
+                return;
+            }
+            Err(error) => error,
+        };
+        attempts += 1;
+        let transient = matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Conflict);
+        if !transient && (error.kind != ErrorKind::Internal || attempts >= 5) {
+            let reason = format!("{}: {}", error.kind.as_str(), error.message);
+            if let Err(error) = delivery.dead_letter(reason).await {
+                tracing::warn!(%error, "dead letter not stored; the event will be redelivered");
+            }
+            return;
+        }
+        tracing::warn!(error = %error.message, event = %delivery.event.id, attempts, "event handling will be retried");
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempts.min(25)))) => {}
+            () = shutdown.clone().wait() => return,
+        }
+    }
+}
+
 pub trait EventBus: Send + Sync {
-    /// Publishes in order; returns once the bus has accepted every event.
+    /// Publishes in order; returns once the bus has durably accepted every event.
     fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>>;
 
-    /// Events from now on (in-process) or since the durable consumer `name` last acknowledged
-    /// (JetStream), optionally only those matching `filter`, a subject pattern after the prefix
-    /// such as `<tenant>.ticket.>` or `*.customer.*`.
+    /// Events since the durable consumer `name` last acknowledged (all retained events for a new
+    /// one), optionally only those matching `filter`, a subject pattern after the prefix such as
+    /// `<tenant>.ticket.>` or `*.customer.*`. Replicas that subscribe with one name share it.
     fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>>;
-}
 
-/// The embedded bus: hands events straight to the subscribers of this process, waiting while a
-/// subscriber's queue is full. It keeps no history: an event published before a consumer
-/// subscribed is not replayed to it (in-process consumers subscribe at start-up, before the relay
-/// runs); use JetStream where consumers must catch up after a restart.
-pub struct InProcessBus {
-    prefix: String,
-    subscribers: Mutex<Vec<(Option<String>, mpsc::Sender<Event>)>>,
-}
+    /// Events published from now on to this process alone, never replayed and never
+    /// acknowledged: for caches every process keeps, such as resolved credentials.
+    fn tail<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<EventStream, BusError>>;
 
-impl InProcessBus {
-    pub fn new(subject_prefix: &str) -> Self {
-        Self { prefix: subject_prefix.to_owned(), subscribers: Mutex::new(Vec::new()) }
-    }
-}
-
-const SUBSCRIBER_QUEUE: usize = 1024;
-
-impl EventBus for InProcessBus {
-    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
-        Box::pin(async move {
-            let subscribers: Vec<_> = {
-                let mut guard = self.subscribers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                guard.retain(|(_, sender)| !sender.is_closed());
-                guard.clone()
-            };
-            for event in events {
-                let subject = crate::subject(&self.prefix, event);
-                for (filter, sender) in &subscribers {
-                    if filter.as_deref().is_none_or(|filter| subject_matches(filter, &subject)) {
-                        // A subscriber that went away just misses the event; others still get it.
-                        let _ = sender.send(event.clone()).await;
-                    }
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn subscribe<'a>(
+    /// Dead letters, of one consumer or of all, oldest first.
+    fn dead_letters<'a>(
         &'a self,
-        _name: &'a str,
-        filter: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<EventStream, BusError>> {
-        Box::pin(async move {
-            let (sender, receiver) = mpsc::channel(SUBSCRIBER_QUEUE);
-            self.subscribers
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push((filter.map(|filter| format!("{}.{filter}", self.prefix)), sender));
-            let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-                let event = receiver.recv().await?;
-                Some((Ok(Delivery::new(event, None)), receiver))
-            });
-            Ok(Box::pin(stream) as EventStream)
-        })
-    }
+        consumer: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, BusError>>;
+
+    /// Delivers `consumer`'s dead letters (those of `event_ids`, or all when it is empty) again
+    /// and removes them; returns how many.
+    fn replay<'a>(&'a self, consumer: &'a str, event_ids: &'a [String]) -> BoxFuture<'a, Result<usize, BusError>>;
+
+    /// Makes what consumers acknowledged durable; the bus is not used afterwards.
+    fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 /// NATS subject matching: `*` is one token, a trailing `>` one or more.

@@ -1,26 +1,33 @@
 //! Events leave a service through a transactional outbox: the change and its events commit in one
 //! transaction ([`outbox::append`]), and a [`relay::Relay`] publishes committed events in order to
-//! an [`EventBus`], deleting them only once the bus has accepted them. Delivery is therefore at
-//! least once and in order per aggregate; consumers de-duplicate by event id.
+//! an [`EventBus`], deleting them only once the bus has stored them durably: NATS JetStream, or
+//! the [`EmbeddedBus`] in the platform's own database. Delivery is therefore at least once and in
+//! order per aggregate; consumers de-duplicate by event id, and an event a consumer gives up on
+//! becomes a [`DeadLetter`] that an operator can replay.
 
 mod bus;
+mod embedded;
 mod nats;
 pub mod outbox;
 pub mod relay;
 
-pub use bus::{BusError, Delivery, EventBus, EventStream, InProcessBus, next_delivery};
+pub use bus::{BusError, DeadLetter, Delivery, EventBus, EventStream, handle_delivery, next_delivery};
+pub use embedded::EmbeddedBus;
 pub use nats::NatsBus;
 
 use std::sync::Arc;
 
 use helpdesk_proto::events::v1::{Event, event::Payload};
-use helpdesk_runtime::config::{BusKind, EventsConfig};
+use helpdesk_runtime::config::{BusKind, Config};
 
-/// The bus the configuration names: in-process (embedded) or NATS JetStream.
-pub async fn connect(config: &EventsConfig) -> Result<Arc<dyn EventBus>, BusError> {
-    Ok(match config.bus {
-        BusKind::InProcess => Arc::new(InProcessBus::new(&config.subject_prefix)),
-        BusKind::Nats => Arc::new(NatsBus::connect(&config.nats_url, &config.stream, &config.subject_prefix).await?),
+/// The bus the configuration names: embedded (in the platform's own database) or NATS JetStream.
+pub async fn connect(config: &Config) -> Result<Arc<dyn EventBus>, BusError> {
+    let events = &config.events;
+    Ok(match events.bus {
+        BusKind::InProcess => {
+            Arc::new(EmbeddedBus::open(&config.database, &config.data_dir, &events.subject_prefix).await?)
+        }
+        BusKind::Nats => Arc::new(NatsBus::connect(&events.nats_url, &events.stream, &events.subject_prefix).await?),
     })
 }
 

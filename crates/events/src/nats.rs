@@ -1,7 +1,8 @@
 //! The production bus: NATS JetStream. The event id doubles as `Nats-Msg-Id`, so a relay that
-//! republishes after a crash is de-duplicated by the server within its duplicate window.
+//! republishes after a crash is de-duplicated by the server within its duplicate window. Dead
+//! letters go to a stream of their own, `<stream>_DEAD_LETTERS`, one subject per consumer.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
@@ -9,13 +10,18 @@ use helpdesk_proto::events::v1::Event;
 use helpdesk_runtime::auth::BoxFuture;
 use prost::Message;
 
-use crate::{BusError, Delivery, EventBus, EventStream};
+use crate::{BusError, DeadLetter, Delivery, EventBus, EventStream, bus::Settle};
 
 pub struct NatsBus {
+    client: async_nats::Client,
     jetstream: jetstream::Context,
     stream: String,
     prefix: String,
 }
+
+/// Header of a dead letter naming the consumer that gave it up, and the one saying why.
+const CONSUMER_HEADER: &str = "Helpdesk-Consumer";
+const ERROR_HEADER: &str = "Helpdesk-Error";
 
 fn unavailable(error: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(error.to_string())
@@ -25,7 +31,7 @@ impl NatsBus {
     /// Connects and makes sure the stream exists.
     pub async fn connect(url: &str, stream_name: &str, subject_prefix: &str) -> Result<Self, BusError> {
         let client = async_nats::connect(url).await.map_err(unavailable)?;
-        let jetstream = jetstream::new(client);
+        let jetstream = jetstream::new(client.clone());
         jetstream
             .get_or_create_stream(stream::Config {
                 name: stream_name.to_owned(),
@@ -35,13 +41,109 @@ impl NatsBus {
             })
             .await
             .map_err(unavailable)?;
-        Ok(Self { jetstream, stream: stream_name.to_owned(), prefix: subject_prefix.to_owned() })
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: dead_letter_stream(stream_name),
+                subjects: vec![format!("{}.>", dead_letter_prefix(subject_prefix))],
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { client, jetstream, stream: stream_name.to_owned(), prefix: subject_prefix.to_owned() })
     }
 
-    /// Deletes the stream and everything in it: for tests and decommissioning.
+    /// Deletes the streams and everything in them: for tests and decommissioning.
     pub async fn delete_stream(&self) -> Result<(), BusError> {
         self.jetstream.delete_stream(&self.stream).await.map_err(unavailable)?;
+        self.jetstream.delete_stream(dead_letter_stream(&self.stream)).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn publish_event(&self, subject: String, message_id: &str, event: &Event) -> Result<(), BusError> {
+        self.jetstream
+            .publish_with_headers(subject, event_headers(message_id), event.encode_to_vec().into())
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Every stored dead letter of `consumer` (or of all), with its stream sequence.
+    async fn stored_dead_letters(
+        &self,
+        consumer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeadLetter)>, BusError> {
+        let mut stream = self.jetstream.get_stream(dead_letter_stream(&self.stream)).await.map_err(unavailable)?;
+        let state = stream.info().await.map_err(unavailable)?.state.clone();
+        let mut letters = Vec::new();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if letters.len() >= limit || state.messages == 0 {
+                break;
+            }
+            // Deleted (replayed) letters leave holes in the sequence.
+            let Ok(message) = stream.get_raw_message(sequence).await else { continue };
+            let header =
+                |name: &str| message.headers.get(name).map(|value| value.as_str().to_owned()).unwrap_or_default();
+            let owner = header(CONSUMER_HEADER);
+            if consumer.is_some_and(|consumer| consumer != owner) {
+                continue;
+            }
+            let event = Event::decode(message.payload.as_ref())?;
+            let failed_at = message.time.unix_timestamp_nanos() / 1_000;
+            letters.push((
+                sequence,
+                DeadLetter { consumer: owner, event, error: header(ERROR_HEADER), failed_at: failed_at as i64 },
+            ));
+        }
+        Ok(letters)
+    }
+}
+
+/// `message_id` is what JetStream de-duplicates by.
+fn event_headers(message_id: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message_id);
+    headers.insert("Content-Type", "application/protobuf");
+    headers
+}
+
+fn dead_letter_stream(stream: &str) -> String {
+    format!("{stream}_DEAD_LETTERS")
+}
+
+fn dead_letter_prefix(prefix: &str) -> String {
+    format!("{prefix}_dead")
+}
+
+/// Settles a JetStream message: acknowledges it, or parks it on the dead-letter stream first.
+struct NatsSettle {
+    message: jetstream::Message,
+    jetstream: jetstream::Context,
+    consumer: Arc<str>,
+    dead_letter_subject: Arc<str>,
+}
+
+impl Settle for NatsSettle {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+        Box::pin(async move { self.message.ack().await.map_err(unavailable) })
+    }
+
+    fn dead_letter(self: Box<Self>, event: Event, error: String) -> BoxFuture<'static, Result<(), BusError>> {
+        Box::pin(async move {
+            let mut headers = event_headers(&format!("{}:{}", self.consumer, event.id));
+            headers.insert(CONSUMER_HEADER, &*self.consumer);
+            // Header values are one line.
+            headers.insert(ERROR_HEADER, error.replace(['\r', '\n'], " ").as_str());
+            self.jetstream
+                .publish_with_headers(self.dead_letter_subject.to_string(), headers, event.encode_to_vec().into())
+                .await
+                .map_err(unavailable)?
+                .await
+                .map_err(unavailable)?;
+            self.message.ack().await.map_err(unavailable)
+        })
     }
 }
 
@@ -52,12 +154,13 @@ impl EventBus for NatsBus {
             // one connection delivers them to the server in sequence.
             let mut acks = Vec::with_capacity(events.len());
             for event in events {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", event.id.as_str());
-                headers.insert("Content-Type", "application/protobuf");
                 let ack = self
                     .jetstream
-                    .publish_with_headers(crate::subject(&self.prefix, event), headers, event.encode_to_vec().into())
+                    .publish_with_headers(
+                        crate::subject(&self.prefix, event),
+                        event_headers(&event.id),
+                        event.encode_to_vec().into(),
+                    )
                     .await
                     .map_err(unavailable)?;
                 acks.push(ack);
@@ -85,14 +188,70 @@ impl EventBus for NatsBus {
                 .await
                 .map_err(unavailable)?;
             let messages = consumer.messages().await.map_err(unavailable)?;
-            let deliveries = messages.map(|message| {
+            let jetstream = self.jetstream.clone();
+            let consumer: Arc<str> = name.into();
+            let dead_letter_subject: Arc<str> = format!("{}.{name}", dead_letter_prefix(&self.prefix)).into();
+            let deliveries = messages.map(move |message| {
                 let message = message.map_err(unavailable)?;
                 let event = Event::decode(message.payload.as_ref())?;
-                let ack: BoxFuture<'static, Result<(), BusError>> =
-                    Box::pin(async move { message.ack().await.map_err(unavailable) });
-                Ok(Delivery::new(event, Some(ack)))
+                let settle = NatsSettle {
+                    message,
+                    jetstream: jetstream.clone(),
+                    consumer: consumer.clone(),
+                    dead_letter_subject: dead_letter_subject.clone(),
+                };
+                Ok(Delivery::new(event, Some(Box::new(settle))))
             });
             Ok(Box::pin(deliveries) as EventStream)
+        })
+    }
+
+    fn tail<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<EventStream, BusError>> {
+        Box::pin(async move {
+            // JetStream publishes are ordinary NATS messages too: a core subscription sees them
+            // as they arrive, without a consumer on the server.
+            let subscriber = self.client.subscribe(format!("{}.{filter}", self.prefix)).await.map_err(unavailable)?;
+            let deliveries =
+                subscriber.map(|message| Ok(Delivery::new(Event::decode(message.payload.as_ref())?, None)));
+            Ok(Box::pin(deliveries) as EventStream)
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        consumer: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, BusError>> {
+        Box::pin(async move {
+            Ok(self.stored_dead_letters(consumer, limit).await?.into_iter().map(|(_, letter)| letter).collect())
+        })
+    }
+
+    /// Publishes the letters on their original subjects again, so every consumer of the subject
+    /// sees them once more (handlers are idempotent), then deletes them.
+    fn replay<'a>(&'a self, consumer: &'a str, event_ids: &'a [String]) -> BoxFuture<'a, Result<usize, BusError>> {
+        Box::pin(async move {
+            let letters = self.stored_dead_letters(Some(consumer), usize::MAX).await?;
+            let stream = self.jetstream.get_stream(dead_letter_stream(&self.stream)).await.map_err(unavailable)?;
+            let mut replayed = 0;
+            for (sequence, letter) in letters {
+                if !event_ids.is_empty() && !event_ids.contains(&letter.event.id) {
+                    continue;
+                }
+                let message_id = format!("{}:replay:{sequence}", letter.event.id);
+                self.publish_event(crate::subject(&self.prefix, &letter.event), &message_id, &letter.event).await?;
+                stream.delete_message(sequence).await.map_err(unavailable)?;
+                replayed += 1;
+            }
+            Ok(replayed)
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(error) = self.client.flush().await {
+                tracing::warn!(%error, "nats flush at shutdown failed");
+            }
         })
     }
 }

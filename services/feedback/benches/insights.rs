@@ -11,7 +11,7 @@
 use std::{sync::Arc, time::Instant};
 
 use hdrhistogram::Histogram;
-use helpdesk_events::InProcessBus;
+use helpdesk_events::EmbeddedBus;
 use helpdesk_feedback::{Insights, Scope};
 use helpdesk_proto::{
     common::v1::{AuthorKind, Channel},
@@ -276,10 +276,8 @@ async fn main() {
         None => None,
     };
     let config = DatabaseConfig { url: url.clone(), max_connections: 8 };
-    let service =
-        helpdesk_feedback::open_database(&config, dir.path(), "http://bench", Arc::new(InProcessBus::new("bench")))
-            .await
-            .unwrap();
+    let bus = EmbeddedBus::open(&config, dir.path(), "bench").await.unwrap();
+    let service = helpdesk_feedback::open_database(&config, dir.path(), "http://bench", Arc::new(bus)).await.unwrap();
     let insights: Arc<Insights> = service.insights().clone();
     println!(
         "backend: {}; {} tickets and {} survey answers, one tenant",

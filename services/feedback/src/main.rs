@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .service_secret
         .as_ref()
         .context("auth.service_secret must be set (shared with ticketing and routing)")?;
-    let bus = helpdesk_events::connect(&config.events).await?;
+    let bus = helpdesk_events::connect(&config).await?;
     let tokens = Arc::new(ServiceTokens::new("feedback", secret));
     let peers = Peers {
         ticketing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.ticketing_url)?, tokens.clone()),

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use helpdesk_events::{BusError, EventBus, EventStream, next_delivery};
+use helpdesk_events::{BusError, EventBus, EventStream, handle_delivery, next_delivery};
 use helpdesk_proto::{
     events::v1::{TicketStatusChanged, event::Payload},
     ticketing::v1::{GetCustomerRequest, GetTicketRequest, Status},
 };
-use helpdesk_runtime::{ServiceError, error::ErrorKind, shutdown::Shutdown};
+use helpdesk_runtime::{ServiceError, shutdown::Shutdown};
 
 use crate::{
     Peers,
@@ -24,35 +24,16 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
 pub(crate) async fn run(feedback: Arc<Feedback>, peers: Peers, mut events: EventStream, shutdown: Shutdown) {
     loop {
         let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
-        if let Some(Payload::TicketStatusChanged(change)) = &delivery.event.payload {
-            let tenant = &delivery.event.tenant_id;
-            // Ticketing or the database away for a while: wait for it rather than lose the
-            // survey (later events would fail alike). A refusal is final, and so is a fault
-            // that five attempts do not cure, so that it cannot hold up every later survey.
-            let mut attempts = 0u64;
-            while let Err(error) = handle(&feedback, &peers, tenant, change).await {
-                attempts += 1;
-                let passing = match error.kind {
-                    ErrorKind::Unavailable | ErrorKind::Conflict => true,
-                    ErrorKind::Internal => attempts < 5,
-                    _ => false,
-                };
-                if !passing {
-                    tracing::error!(error = %error.message, ticket = %change.ticket_id, "no survey for this solve");
-                    break;
-                }
-                tracing::warn!(error = %error.message, ticket = %change.ticket_id, attempts, "survey trigger will be retried");
-                let backoff = std::time::Duration::from_millis(200 * attempts.min(25));
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    // Unacknowledged, the event comes again after a restart (JetStream).
-                    () = shutdown.clone().wait() => return,
-                }
+        // Ticketing or the database away for a while: the survey waits for it rather than being
+        // lost; a refusal becomes a dead letter, so it cannot hold up every later survey.
+        handle_delivery(delivery, &shutdown, |event| {
+            let (feedback, peers) = (feedback.clone(), peers.clone());
+            async move {
+                let Some(Payload::TicketStatusChanged(change)) = &event.payload else { return Ok(()) };
+                handle(&feedback, &peers, &event.tenant_id, change).await
             }
-        }
-        if let Err(error) = delivery.ack().await {
-            tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
-        }
+        })
+        .await;
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use helpdesk_events::InProcessBus;
+use helpdesk_events::EmbeddedBus;
 use helpdesk_feedback::{Cell, FeedbackService, Scope};
 use helpdesk_proto::{
     events::v1::{Event, MessageAdded, TicketCreated, TicketStatusChanged, event::Payload},
@@ -71,7 +71,8 @@ fn ticket_events(tenant: &str, ticket: &str, created: i64) -> Vec<Event> {
 
 async fn open(dir: &std::path::Path) -> FeedbackService {
     let config = DatabaseConfig { url: None, max_connections: 4 };
-    helpdesk_feedback::open_database(&config, dir, "http://test", Arc::new(InProcessBus::new("test"))).await.unwrap()
+    let bus = EmbeddedBus::open(&config, dir, "test").await.unwrap();
+    helpdesk_feedback::open_database(&config, dir, "http://test", Arc::new(bus)).await.unwrap()
 }
 
 async fn performance(service: &FeedbackService, tenant: &str, now: i64) -> Vec<Vec<Cell>> {

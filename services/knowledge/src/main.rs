@@ -9,7 +9,7 @@ use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-knowledge");
-    let bus = helpdesk_events::connect(&config.events).await?;
+    let bus = helpdesk_events::connect(&config).await?;
     // Customers' segments come from ticketing, with the service secret; without it, restricted
     // articles are for staff only.
     let customers = match &config.auth.service_secret {

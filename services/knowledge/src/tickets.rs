@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use helpdesk_events::{BusError, EventBus, EventStream, next_delivery};
+use helpdesk_events::{BusError, EventBus, EventStream, handle_delivery, next_delivery};
 use helpdesk_proto::events::v1::event::Payload;
 use helpdesk_runtime::shutdown::Shutdown;
 
@@ -19,26 +19,14 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
 pub(crate) async fn run(knowledge: Arc<Knowledge>, mut events: EventStream, shutdown: Shutdown) {
     loop {
         let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
-        let Some(Payload::TicketCreated(created)) = &delivery.event.payload else {
-            let _ = delivery.ack().await;
-            continue;
-        };
-        let Some(ticket) = &created.ticket else {
-            let _ = delivery.ack().await;
-            continue;
-        };
-        let tenant = &delivery.event.tenant_id;
-        let mut attempts = 0u64;
-        while let Err(error) = knowledge.note_ticket(tenant, &ticket.id, &ticket.subject, &ticket.description).await {
-            attempts += 1;
-            tracing::warn!(error = %error.message, ticket = %ticket.id, attempts, "uncovered-ticket check will be retried");
-            if attempts >= 5 {
-                break;
+        handle_delivery(delivery, &shutdown, |event| {
+            let knowledge = knowledge.clone();
+            async move {
+                let Some(Payload::TicketCreated(created)) = &event.payload else { return Ok(()) };
+                let Some(ticket) = &created.ticket else { return Ok(()) };
+                knowledge.note_ticket(&event.tenant_id, &ticket.id, &ticket.subject, &ticket.description).await
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
-        }
-        if let Err(error) = delivery.ack().await {
-            tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
-        }
+        })
+        .await;
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use helpdesk_events::{BusError, EventBus, EventStream, next_delivery};
+use helpdesk_events::{BusError, EventBus, EventStream, handle_delivery, next_delivery};
 use helpdesk_proto::{
     common::v1::AuthorKind,
     events::v1::{Event, event::Payload},
@@ -35,30 +35,16 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
 pub(crate) async fn run(router: Arc<Router>, link: ServiceLink, mut events: EventStream, shutdown: Shutdown) {
     loop {
         let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
-        // Unacknowledged events come back from JetStream; in process they are retried here.
-        let mut attempts = 0;
-        let mut handled = handle(&router, &link, &delivery.event).await;
-        while let Err(error) = &handled {
-            attempts += 1;
-            tracing::warn!(%error, event = %delivery.event.id, attempts, "event handling will be retried");
-            if attempts >= 5 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
-            handled = handle(&router, &link, &delivery.event).await;
-        }
-        // Unacknowledged, JetStream delivers it again; a new ticket it carried is also found by
-        // the catch-up at the next start.
-        if handled.is_ok()
-            && let Err(error) = delivery.ack().await
-        {
-            tracing::warn!(%error, "event acknowledgement failed; it will be redelivered");
-        }
+        handle_delivery(delivery, &shutdown, |event| {
+            let (router, link) = (router.clone(), link.clone());
+            async move { handle(&router, &link, &event).await }
+        })
+        .await;
     }
 }
 
-/// Routes open, unassigned tickets that routing does not know: events that never arrived, such
-/// as those the in-process bus held when the process was killed. Retries until ticketing answers.
+/// Routes open, unassigned tickets that routing does not know: tickets created before the
+/// tenant's queues existed, or whose event became a dead letter. Retries until ticketing answers.
 pub(crate) async fn reconcile(router: Arc<Router>, link: ServiceLink, shutdown: Shutdown) {
     for tenant in router.configured_tenants() {
         let mut attempt = 0u32;

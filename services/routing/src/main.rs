@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-routing");
     let secret =
         config.auth.service_secret.as_ref().context("auth.service_secret must be set (shared with ticketing)")?;
-    let bus = helpdesk_events::connect(&config.events).await?;
+    let bus = helpdesk_events::connect(&config).await?;
     let ticketing = grpc::ServiceLink::new(
         grpc::lazy_channel(&config.services.ticketing_url)?,
         Arc::new(ServiceTokens::new("routing", secret)),

@@ -6,7 +6,7 @@ use helpdesk_runtime::{config::Config, grpc, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-ticketing");
-    let bus = helpdesk_events::connect(&config.events).await?;
+    let bus = helpdesk_events::connect(&config).await?;
     let (ticketing, relay) = helpdesk_ticketing::open(&config, bus).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "ticketing")?;
     let mut routes = tonic::service::RoutesBuilder::default();

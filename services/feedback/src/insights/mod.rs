@@ -18,7 +18,7 @@ use helpdesk_proto::{
     ticketing::v1::Ticket,
 };
 use helpdesk_runtime::{
-    ServiceError,
+    ErrorKind, ServiceError,
     db::{Database, classify, positional, serialize_on},
     shutdown::Shutdown,
 };
@@ -264,7 +264,7 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, helpdes
 pub(crate) async fn run(insights: Arc<Insights>, events: EventStream, shutdown: Shutdown) {
     let mut batches = events.ready_chunks(500);
     let mut follow = tokio::time::interval(Duration::from_millis(500));
-    loop {
+    'batches: loop {
         let batch = tokio::select! {
             batch = batches.next() => batch,
             _ = follow.tick() => {
@@ -286,6 +286,19 @@ pub(crate) async fn run(insights: Arc<Insights>, events: EventStream, shutdown: 
         let mut attempt = 0;
         while let Err(error) = insights.record(&events).await {
             attempt += 1;
+            let transient = matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Conflict);
+            if !transient && attempt >= 5 {
+                // One event the log refuses must not hold up the rest: record them one by one,
+                // and the one that keeps failing becomes a dead letter.
+                for delivery in deliveries {
+                    helpdesk_events::handle_delivery(delivery, &shutdown, |event| {
+                        let insights = insights.clone();
+                        async move { insights.record(std::slice::from_ref(&event)).await }
+                    })
+                    .await;
+                }
+                continue 'batches;
+            }
             tracing::warn!(error = %error.message, attempt, "recording events will be retried");
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200 * attempt.min(25))) => {}

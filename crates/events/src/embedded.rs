@@ -1,0 +1,427 @@
+//! The embedded bus, for the platform in one process: every published event is stored in the
+//! `events` database (a SQLite file beside the services' own, or a PostgreSQL schema) and kept
+//! until every durable consumer has processed it. A consumer's position — every event at or
+//! below it is processed — is kept in the same database, so a killed or stopped process resumes
+//! each consumer where it was, and the outbox relay may forget an event as soon as it is stored
+//! here. Acknowledgements are made durable every [`FLUSH_INTERVAL`]: after a crash a consumer sees
+//! at most that much again, which its idempotent handlers absorb.
+
+use std::{
+    collections::{BTreeSet, VecDeque},
+    path::Path,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use helpdesk_proto::events::v1::Event;
+use helpdesk_runtime::{
+    auth::BoxFuture,
+    config::DatabaseConfig,
+    db::{Database, Migrations, positional, serialize_on},
+    time::now_micros,
+};
+use prost::Message;
+use sqlx::Row;
+use tokio::sync::{broadcast, watch};
+
+use crate::{BusError, DeadLetter, Delivery, EventBus, EventStream, bus::Settle, bus::subject_matches};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+
+/// The embedded bus's database (SQLite file or PostgreSQL schema).
+const DATABASE: &str = "events";
+
+/// How often acknowledged positions are written down.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How often events every consumer has processed are deleted.
+const PRUNE_EVERY: u32 = 50;
+/// How long an idle consumer waits before looking again (another process may have replayed a
+/// dead letter).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const READ_BATCH: i64 = 256;
+
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    prefix: String,
+    /// Bumped after every commit, to wake idle consumers.
+    published: watch::Sender<u64>,
+    /// Every published event, for [`EventBus::tail`].
+    tails: broadcast::Sender<Event>,
+    consumers: Mutex<Vec<Arc<Progress>>>,
+}
+
+/// What one durable consumer has read and processed in this process.
+struct Progress {
+    name: String,
+    state: Mutex<ProgressState>,
+}
+
+struct ProgressState {
+    /// Positions handed out and not yet acknowledged.
+    unacked: BTreeSet<i64>,
+    /// Every position up to here has been read (and skipped or handed out).
+    read_up_to: i64,
+    /// The position last written down.
+    flushed: i64,
+}
+
+impl ProgressState {
+    fn processed(&self) -> i64 {
+        self.unacked.first().map_or(self.read_up_to, |first| first - 1)
+    }
+}
+
+impl EmbeddedBus {
+    /// Opens (and migrates) the bus's database, and starts writing down consumers' positions.
+    pub async fn open(database: &DatabaseConfig, data_dir: &Path, subject_prefix: &str) -> Result<Self, BusError> {
+        let db = Database::connect(database, data_dir, DATABASE).await?;
+        db.migrate(&MIGRATIONS).await.map_err(|error| BusError::Unavailable(error.to_string()))?;
+        let inner = Arc::new(Inner {
+            db,
+            prefix: subject_prefix.to_owned(),
+            published: watch::channel(0).0,
+            tails: broadcast::channel(4096).0,
+            consumers: Mutex::new(Vec::new()),
+        });
+        tokio::spawn(keep_positions(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+}
+
+/// Writes down acknowledged positions and deletes what every consumer has processed, until the
+/// bus is dropped.
+async fn keep_positions(inner: Weak<Inner>) {
+    let mut ticks = 0u32;
+    loop {
+        tokio::time::sleep(FLUSH_INTERVAL).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Err(error) = inner.flush().await {
+            tracing::warn!(%error, "event bus positions not written; retrying");
+        }
+        ticks += 1;
+        if ticks % PRUNE_EVERY == 0
+            && let Err(error) = inner.prune().await
+        {
+            tracing::warn!(%error, "processed events not deleted; retrying");
+        }
+    }
+}
+
+impl Inner {
+    async fn flush(&self) -> Result<(), sqlx::Error> {
+        let consumers: Vec<Arc<Progress>> =
+            self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let changed: Vec<(Arc<Progress>, i64)> = consumers
+            .into_iter()
+            .filter_map(|progress| {
+                let state = progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let processed = state.processed();
+                drop(state);
+                (processed > progress.flushed()).then_some((progress, processed))
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.writer().begin().await?;
+        for (progress, processed) in &changed {
+            sqlx::query("UPDATE bus_consumers SET position = $1, updated_at = $2 WHERE name = $3 AND position < $1")
+                .bind(processed)
+                .bind(now_micros())
+                .bind(&progress.name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        for (progress, processed) in changed {
+            progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).flushed = processed;
+        }
+        Ok(())
+    }
+
+    async fn prune(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM bus_events WHERE position <= (SELECT MIN(position) FROM bus_consumers)")
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn store(&self, rows: &[(String, String, Option<&str>, Vec<u8>)]) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.writer().begin().await?;
+        // Positions must commit in order, or a consumer reading past a gap would skip it.
+        serialize_on(&mut *tx, "helpdesk-embedded-bus").await?;
+        for chunk in rows.chunks(500) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let placeholders: Vec<String> = (row * 4 + 1..=row * 4 + 4).map(|n| positional(&tx, n)).collect();
+                    format!("({})", placeholders.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO bus_events (message_id, subject, only_for, payload) VALUES {} \
+                 ON CONFLICT (message_id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (message_id, subject, only_for, payload) in chunk {
+                query = query.bind(message_id).bind(subject).bind(*only_for).bind(payload.as_slice());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.published.send_modify(|count| *count += 1);
+        Ok(())
+    }
+}
+
+impl Progress {
+    fn flushed(&self) -> i64 {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).flushed
+    }
+}
+
+/// A durable subscription's reader: the next events after `cursor` that match.
+struct Reader {
+    inner: Arc<Inner>,
+    progress: Arc<Progress>,
+    filter: Option<String>,
+    cursor: i64,
+    buffer: VecDeque<Delivery>,
+    published: watch::Receiver<u64>,
+}
+
+impl Reader {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            if let Some(delivery) = self.buffer.pop_front() {
+                return Ok(delivery);
+            }
+            self.published.borrow_and_update();
+            if !self.read_batch().await? {
+                let _ = tokio::time::timeout(IDLE_POLL, self.published.changed()).await;
+            }
+        }
+    }
+
+    /// Reads the next rows; whether there were any.
+    async fn read_batch(&mut self) -> Result<bool, BusError> {
+        let rows = sqlx::query(
+            "SELECT position, subject, only_for, payload FROM bus_events WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(self.cursor)
+        .bind(READ_BATCH)
+        .fetch_all(self.inner.db.reader())
+        .await?;
+        let Some(last) = rows.last() else { return Ok(false) };
+        let last: i64 = last.try_get("position")?;
+        let mut state = self.progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for row in &rows {
+            let position: i64 = row.try_get("position")?;
+            let subject: String = row.try_get("subject")?;
+            let only_for: Option<String> = row.try_get("only_for")?;
+            let wanted = only_for.is_none_or(|consumer| consumer == self.progress.name)
+                && self.filter.as_deref().is_none_or(|filter| subject_matches(filter, &subject));
+            if !wanted {
+                continue;
+            }
+            let payload: Vec<u8> = row.try_get("payload")?;
+            match Event::decode(payload.as_slice()) {
+                Ok(event) => {
+                    state.unacked.insert(position);
+                    let settle =
+                        EmbeddedSettle { inner: self.inner.clone(), progress: self.progress.clone(), position };
+                    self.buffer.push_back(Delivery::new(event, Some(Box::new(settle))));
+                }
+                // Only the relay writes here, so this is a defect: skip the row rather than stall.
+                Err(error) => tracing::error!(position, %error, "undecodable event on the embedded bus skipped"),
+            }
+        }
+        state.read_up_to = last;
+        self.cursor = last;
+        Ok(true)
+    }
+}
+
+struct EmbeddedSettle {
+    inner: Arc<Inner>,
+    progress: Arc<Progress>,
+    position: i64,
+}
+
+impl Settle for EmbeddedSettle {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+        self.progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).unacked.remove(&self.position);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn dead_letter(self: Box<Self>, event: Event, error: String) -> BoxFuture<'static, Result<(), BusError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO bus_dead_letters (consumer, event_id, subject, payload, error, failed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (consumer, event_id) DO UPDATE SET error = excluded.error, failed_at = excluded.failed_at",
+            )
+            .bind(&self.progress.name)
+            .bind(&event.id)
+            .bind(crate::subject(&self.inner.prefix, &event))
+            .bind(event.encode_to_vec())
+            .bind(&error)
+            .bind(now_micros())
+            .execute(self.inner.db.writer())
+            .await?;
+            self.ack().await
+        })
+    }
+}
+
+impl EventBus for EmbeddedBus {
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let rows: Vec<_> = events
+                .iter()
+                .map(|event| (event.id.clone(), crate::subject(&self.inner.prefix, event), None, event.encode_to_vec()))
+                .collect();
+            self.inner.store(&rows).await?;
+            for event in events {
+                // No tail listening is fine.
+                let _ = self.inner.tails.send(event.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>> {
+        Box::pin(async move {
+            let writer = self.inner.db.writer();
+            sqlx::query(
+                "INSERT INTO bus_consumers (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(now_micros())
+            .execute(writer)
+            .await?;
+            let position: i64 = sqlx::query("SELECT position FROM bus_consumers WHERE name = $1")
+                .bind(name)
+                .fetch_one(writer)
+                .await?
+                .try_get("position")?;
+            let progress = Arc::new(Progress {
+                name: name.to_owned(),
+                state: Mutex::new(ProgressState { unacked: BTreeSet::new(), read_up_to: position, flushed: position }),
+            });
+            self.inner.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(progress.clone());
+            let reader = Reader {
+                inner: self.inner.clone(),
+                progress,
+                filter: filter.map(|filter| format!("{}.{filter}", self.inner.prefix)),
+                cursor: position,
+                buffer: VecDeque::new(),
+                published: self.inner.published.subscribe(),
+            };
+            let stream = futures::stream::unfold(reader, |mut reader| async move {
+                let next = reader.next().await;
+                if next.is_err() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Some((next, reader))
+            });
+            Ok(stream.boxed())
+        })
+    }
+
+    fn tail<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<EventStream, BusError>> {
+        Box::pin(async move {
+            let filter = format!("{}.{filter}", self.inner.prefix);
+            let prefix = self.inner.prefix.clone();
+            let receiver = self.inner.tails.subscribe();
+            let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(move |event| {
+                let next = match event {
+                    Ok(event) => subject_matches(&filter, &crate::subject(&prefix, &event))
+                        .then(|| Ok(Delivery::new(event, None))),
+                    // The tail fell behind: its owner must assume it missed something.
+                    Err(lagged) => Some(Err(BusError::Unavailable(lagged.to_string()))),
+                };
+                futures::future::ready(next)
+            });
+            Ok(stream.boxed())
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        consumer: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>, BusError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT consumer, payload, error, failed_at FROM bus_dead_letters \
+                 WHERE $1 = '' OR consumer = $1 ORDER BY failed_at, consumer, event_id LIMIT $2",
+            )
+            .bind(consumer.unwrap_or_default())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.inner.db.reader())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let payload: Vec<u8> = row.try_get("payload")?;
+                    Ok(DeadLetter {
+                        consumer: row.try_get("consumer")?,
+                        event: Event::decode(payload.as_slice())?,
+                        error: row.try_get("error")?,
+                        failed_at: row.try_get("failed_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn replay<'a>(&'a self, consumer: &'a str, event_ids: &'a [String]) -> BoxFuture<'a, Result<usize, BusError>> {
+        Box::pin(async move {
+            let letters = self.dead_letters(Some(consumer), usize::MAX).await?;
+            let chosen: Vec<DeadLetter> = letters
+                .into_iter()
+                .filter(|letter| event_ids.is_empty() || event_ids.contains(&letter.event.id))
+                .collect();
+            if chosen.is_empty() {
+                return Ok(0);
+            }
+            let attempt = now_micros();
+            let rows: Vec<_> = chosen
+                .iter()
+                .map(|letter| {
+                    let message_id = format!("{}:replay:{attempt}", letter.event.id);
+                    (
+                        message_id,
+                        crate::subject(&self.inner.prefix, &letter.event),
+                        Some(consumer),
+                        letter.event.encode_to_vec(),
+                    )
+                })
+                .collect();
+            self.inner.store(&rows).await?;
+            for letter in &chosen {
+                sqlx::query("DELETE FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2")
+                    .bind(consumer)
+                    .bind(&letter.event.id)
+                    .execute(self.inner.db.writer())
+                    .await?;
+            }
+            Ok(chosen.len())
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(error) = self.inner.flush().await {
+                tracing::warn!(%error, "event bus positions not written at shutdown; consumers will see some events again");
+            }
+        })
+    }
+}
