@@ -142,6 +142,7 @@ on_both_backends! {
         fresh["sub"] = json!("c-2");
         assert_eq!(app.get("/v1/tickets", &sign(kid, secret, fresh.clone())).await.0, 200, "within the overlap");
         assert_eq!(app.post(&retire, &app.admin_key, json!({ "overlap_seconds": 0 })).await.0, 200);
+        refused_within_a_second(&app, &sign(kid, secret, claims)).await;
         fresh["sub"] = json!("c-3");
         let (status, body) = app.get("/v1/tickets", &sign(kid, secret, fresh)).await;
         assert_eq!(status, 401);
@@ -211,6 +212,8 @@ on_both_backends! {
         let (status, revoked) = app.call(reqwest::Method::DELETE, &format!("/v1/api_keys/{id}"), &app.admin_key, None).await;
         assert_eq!(status, 200);
         assert!(revoked["revoked_at"].is_string());
+        // The key was resolved and cached above; the revocation reaches the cache through the bus.
+        refused_within_a_second(&app, &secret).await;
     }
 }
 
@@ -233,4 +236,17 @@ async fn requests_over_the_rate_limit_get_429_with_retry_after() {
     // Another credential has its own budget.
     let other = app.new_tenant("other").await;
     assert_eq!(app.get("/v1/tickets", &other).await.0, 200);
+}
+
+/// Polls until `credential` is refused, for at most a second.
+async fn refused_within_a_second(app: &helpdesk_tests::TestApp, credential: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let (status, _) = app.get("/v1/tickets", credential).await;
+        if status == 401 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status} a second after the revocation");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

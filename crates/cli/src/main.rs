@@ -74,6 +74,22 @@ enum Admin {
         #[arg(long, default_value = "")]
         audience: String,
     },
+    /// List the events consumers gave up on (oldest first), with the reason.
+    DeadLetters {
+        /// Only this consumer's, e.g. routing-tickets or feedback-surveys.
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Deliver a consumer's dead letters again, once what made them fail is fixed: all of them,
+    /// or those named with --event-id.
+    ReplayDeadLetters {
+        #[arg(long)]
+        consumer: String,
+        #[arg(long = "event-id")]
+        event_ids: Vec<String>,
+    },
     /// Sign a JWT with one of the tenant's HS256 keys (the newest that allows the role, unless
     /// `--key` names one), e.g. for a customer of the web widget.
     IssueToken {
@@ -206,6 +222,28 @@ async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
             if let Some(secret) = secret {
                 println!("secret: {secret}");
             }
+        }
+        Admin::DeadLetters { consumer, limit } => {
+            let bus = helpdesk_events::connect(&config).await?;
+            let letters = bus.dead_letters(consumer.as_deref(), limit).await?;
+            for letter in &letters {
+                let failed_at = chrono::DateTime::from_timestamp_micros(letter.failed_at).unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    failed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    letter.consumer,
+                    letter.event.id,
+                    helpdesk_events::subject(&config.events.subject_prefix, &letter.event),
+                    letter.error
+                );
+            }
+            eprintln!("{} dead letter(s)", letters.len());
+        }
+        Admin::ReplayDeadLetters { consumer, event_ids } => {
+            let bus = helpdesk_events::connect(&config).await?;
+            let replayed = bus.replay(&consumer, &event_ids).await?;
+            bus.close().await;
+            println!("{replayed} dead letter(s) of {consumer} delivered again");
         }
         Admin::IssueToken { tenant, subject, role, ttl_minutes, key } => {
             let identity = helpdesk_identity::open(&config).await?;

@@ -69,7 +69,7 @@ impl Platform {
         services.extend(helpdesk_knowledge::GRPC_SERVICES);
         services.extend(helpdesk_feedback::GRPC_SERVICES);
         let health = Health::new(services, &mut routes).await;
-        routes.add_service(IdentityGrpc::new(identity.clone()).into_server());
+        routes.add_service(IdentityGrpc::new(identity.clone(), bus.clone()).into_server());
         ticketing.add_routes(&mut routes);
         routing.add_routes(&mut routes);
         knowledge.add_routes(&mut routes);
@@ -145,6 +145,7 @@ impl Platform {
         let knowledge = tokio::spawn(self.knowledge.run(shutdown.clone()));
         let feedback = tokio::spawn(self.feedback.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
+        helpdesk_identity::follow_revocations(self.bus.clone(), self.authenticator.clone(), shutdown.clone());
         let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
         let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {
             let _ = tcp.set_nodelay(true);

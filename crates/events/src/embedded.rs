@@ -106,7 +106,7 @@ async fn keep_positions(inner: Weak<Inner>) {
             tracing::warn!(%error, "event bus positions not written; retrying");
         }
         ticks += 1;
-        if ticks % PRUNE_EVERY == 0
+        if ticks.is_multiple_of(PRUNE_EVERY)
             && let Err(error) = inner.prune().await
         {
             tracing::warn!(%error, "processed events not deleted; retrying");
@@ -156,7 +156,7 @@ impl Inner {
     async fn store(&self, rows: &[(String, String, Option<&str>, Vec<u8>)]) -> Result<(), sqlx::Error> {
         let mut tx = self.db.writer().begin().await?;
         // Positions must commit in order, or a consumer reading past a gap would skip it.
-        serialize_on(&mut *tx, "helpdesk-embedded-bus").await?;
+        serialize_on(&mut tx, "helpdesk-embedded-bus").await?;
         for chunk in rows.chunks(500) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| {
@@ -421,6 +421,9 @@ impl EventBus for EmbeddedBus {
         Box::pin(async move {
             if let Err(error) = self.inner.flush().await {
                 tracing::warn!(%error, "event bus positions not written at shutdown; consumers will see some events again");
+            }
+            if let Err(error) = self.inner.prune().await {
+                tracing::warn!(%error, "processed events not deleted at shutdown");
             }
         })
     }

@@ -53,6 +53,7 @@ pub fn event_type(event: &Event) -> &'static str {
         Some(Payload::SurveyAnswered(_)) => "answered",
         Some(Payload::FollowUpOpened(_)) => "opened",
         Some(Payload::FollowUpClosed(_)) => "closed",
+        Some(Payload::CredentialRevoked(_)) => "revoked",
         None => "unknown",
     }
 }

@@ -22,8 +22,8 @@ async fn main() -> anyhow::Result<()> {
         ticketing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.ticketing_url)?, tokens.clone()),
         routing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.routing_url)?, tokens),
     };
-    let feedback = helpdesk_feedback::open(&config, bus, peers).await?;
-    let authenticator = helpdesk_identity::remote_authenticator(&config, "feedback")?;
+    let feedback = helpdesk_feedback::open(&config, bus.clone(), peers).await?;
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "feedback", &bus)?;
     let databases = vec![feedback.database().clone()];
     let mut routes = tonic::service::RoutesBuilder::default();
     feedback.add_routes(&mut routes);

@@ -12,7 +12,9 @@ async fn main() -> anyhow::Result<()> {
     let routing = grpc::lazy_channel(&config.services.routing_url)?;
     let knowledge = grpc::lazy_channel(&config.services.knowledge_url)?;
     let feedback = grpc::lazy_channel(&config.services.feedback_url)?;
-    let authenticator = helpdesk_identity::remote_authenticator(&config, "gateway")?;
+    // The gateway publishes nothing; it follows identity's revocations on the bus.
+    let bus = helpdesk_events::connect(&config).await?;
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "gateway", &bus)?;
     let backends = Backends { ticketing, identity, routing, knowledge, feedback };
     let router = helpdesk_gateway::router(&config.gateway, authenticator, backends);
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;

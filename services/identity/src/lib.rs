@@ -45,15 +45,55 @@ pub enum OpenError {
 
 /// The authenticator of a service deployed on its own: credentials are resolved by the identity
 /// service at `services.identity_url`, which the service asks with its own token, so the service
-/// secret must be configured.
+/// secret must be configured; revocations announced on `bus` are forgotten at once.
 pub fn remote_authenticator(
     config: &helpdesk_runtime::config::Config,
     service: &str,
+    bus: &std::sync::Arc<dyn helpdesk_events::EventBus>,
 ) -> Result<std::sync::Arc<helpdesk_runtime::auth::Authenticator>, OpenError> {
     let secret = config.auth.service_secret.as_ref().ok_or(OpenError::ServiceSecret)?;
     let channel = helpdesk_runtime::grpc::lazy_channel(&config.services.identity_url)
         .map_err(|error| OpenError::IdentityUrl(error.to_string()))?;
     let tokens = std::sync::Arc::new(helpdesk_runtime::auth::ServiceTokens::new(service, secret));
     let resolver = RemoteResolver::new(helpdesk_runtime::grpc::ServiceLink::new(channel, tokens));
-    Ok(std::sync::Arc::new(helpdesk_runtime::auth::Authenticator::new(&config.auth, std::sync::Arc::new(resolver))))
+    let authenticator =
+        std::sync::Arc::new(helpdesk_runtime::auth::Authenticator::new(&config.auth, std::sync::Arc::new(resolver)));
+    follow_revocations(bus.clone(), authenticator.clone(), helpdesk_runtime::shutdown::on_os_signal());
+    Ok(authenticator)
+}
+
+/// Makes `authenticator` forget every resolved credential whenever identity announces a
+/// revocation on `bus`, until `shutdown`. Should the announcements stop (the bus away, or this
+/// process too slow to keep up), it forgets everything too, to be safe.
+pub fn follow_revocations(
+    bus: std::sync::Arc<dyn helpdesk_events::EventBus>,
+    authenticator: std::sync::Arc<helpdesk_runtime::auth::Authenticator>,
+    shutdown: helpdesk_runtime::shutdown::Shutdown,
+) {
+    use futures::StreamExt;
+    tokio::spawn(async move {
+        loop {
+            match bus.tail("*.credential.>").await {
+                Ok(mut revocations) => loop {
+                    tokio::select! {
+                        next = revocations.next() => match next {
+                            Some(Ok(_)) => authenticator.forget_credentials(),
+                            Some(Err(error)) => {
+                                tracing::warn!(%error, "revocations may have been missed; forgetting every credential");
+                                authenticator.forget_credentials();
+                            }
+                            None => break,
+                        },
+                        () = shutdown.clone().wait() => return,
+                    }
+                },
+                Err(error) => tracing::warn!(%error, "cannot follow revocations; retrying"),
+            }
+            authenticator.forget_credentials();
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                () = shutdown.clone().wait() => return,
+            }
+        }
+    });
 }

@@ -22,9 +22,11 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     let databases = vec![store.database().clone()];
+    let bus = helpdesk_events::connect(&config).await?;
     let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(LocalResolver(store.clone()))));
     let mut routes = tonic::service::RoutesBuilder::default();
-    routes.add_service(IdentityGrpc::new(store).into_server());
+    routes.add_service(IdentityGrpc::new(store, bus.clone()).into_server());
+    let follower = authenticator.clone();
     grpc::run_standalone(
         "identity",
         config.grpc_addr,
@@ -32,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         vec!["helpdesk.identity.v1.IdentityService"],
         databases,
         routes,
-        |_| async {},
+        |shutdown| async move { helpdesk_identity::follow_revocations(bus, follower, shutdown) },
     )
     .await
     .map_err(anyhow::Error::from_boxed)

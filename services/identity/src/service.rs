@@ -1,10 +1,14 @@
+use std::sync::Arc;
+
+use helpdesk_events::EventBus;
 use helpdesk_proto::{
-    common::v1::Role as RoleProto,
+    common::v1::{AuthorKind, Role as RoleProto},
+    events::v1::{CredentialRevoked, Event, event::Payload},
     identity::v1::{self as proto, identity_service_server::IdentityService},
 };
 use helpdesk_runtime::{
     ServiceError,
-    auth::{Role, SERVICE_SUBJECT_PREFIX, principal},
+    auth::{Principal, Role, SERVICE_SUBJECT_PREFIX, principal},
     time::{micros_to_timestamp, now_micros, optional_timestamp},
 };
 use tonic::{Request, Response, Status};
@@ -17,11 +21,35 @@ use crate::{
 
 pub struct IdentityGrpc {
     store: IdentityStore,
+    bus: Arc<dyn EventBus>,
 }
 
 impl IdentityGrpc {
-    pub fn new(store: IdentityStore) -> Self {
-        Self { store }
+    /// Revocations are announced on `bus`, so every process forgets them at once.
+    pub fn new(store: IdentityStore, bus: Arc<dyn EventBus>) -> Self {
+        Self { store, bus }
+    }
+
+    /// Tells every process that credentials of `tenant` changed. Best effort: should the bus be
+    /// away, caches still forget within `auth.credential_cache_seconds`.
+    async fn announce_revocation(&self, caller: &Principal, kind: &str, key_id: &str) {
+        let event = Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: caller.tenant_id.clone(),
+            aggregate_type: "credential".to_owned(),
+            aggregate_id: key_id.to_owned(),
+            sequence: 1,
+            occurred_at: Some(micros_to_timestamp(now_micros())),
+            actor_kind: AuthorKind::Agent as i32,
+            actor_id: caller.subject.clone(),
+            payload: Some(Payload::CredentialRevoked(CredentialRevoked {
+                kind: kind.to_owned(),
+                key_id: key_id.to_owned(),
+            })),
+        };
+        if let Err(error) = self.bus.publish(&[event]).await {
+            tracing::warn!(%error, key_id, "revocation not announced; caches forget it when their entries expire");
+        }
     }
 
     pub fn into_server(self) -> proto::identity_service_server::IdentityServiceServer<Self> {
@@ -96,6 +124,7 @@ impl IdentityService for IdentityGrpc {
         let caller = principal(&request)?;
         caller.require_admin()?;
         let record = self.store.revoke_api_key(&caller.tenant_id, &request.into_inner().id).await?;
+        self.announce_revocation(&caller, "api_key", &record.id).await;
         Ok(Response::new(to_proto(record)))
     }
 
@@ -156,6 +185,8 @@ impl IdentityService for IdentityGrpc {
         }
         let at = now_micros() + i64::from(request.overlap_seconds) * 1_000_000;
         let key = self.store.retire_signing_key(&caller.tenant_id, &request.id, at).await?;
+        // Cached tokens were trusted until the key's old retirement: resolve them again.
+        self.announce_revocation(&caller, "signing_key", &key.id).await;
         Ok(Response::new(signing_key_to_proto(key)))
     }
 

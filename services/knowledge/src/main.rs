@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let knowledge = helpdesk_knowledge::open(&config, bus.as_ref(), customers).await?;
-    let authenticator = helpdesk_identity::remote_authenticator(&config, "knowledge")?;
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "knowledge", &bus)?;
     let mut routes = tonic::service::RoutesBuilder::default();
     knowledge.add_routes(&mut routes);
     let databases = vec![knowledge.database().clone()];

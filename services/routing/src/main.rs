@@ -17,8 +17,8 @@ async fn main() -> anyhow::Result<()> {
         grpc::lazy_channel(&config.services.ticketing_url)?,
         Arc::new(ServiceTokens::new("routing", secret)),
     );
-    let routing = helpdesk_routing::open(&config, bus, ticketing).await?;
-    let authenticator = helpdesk_identity::remote_authenticator(&config, "routing")?;
+    let routing = helpdesk_routing::open(&config, bus.clone(), ticketing).await?;
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "routing", &bus)?;
     let mut routes = tonic::service::RoutesBuilder::default();
     routing.add_routes(&mut routes);
     let databases = vec![routing.database().clone()];

@@ -7,8 +7,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-ticketing");
     let bus = helpdesk_events::connect(&config).await?;
-    let (ticketing, relay) = helpdesk_ticketing::open(&config, bus).await?;
-    let authenticator = helpdesk_identity::remote_authenticator(&config, "ticketing")?;
+    let (ticketing, relay) = helpdesk_ticketing::open(&config, bus.clone()).await?;
+    let authenticator = helpdesk_identity::remote_authenticator(&config, "ticketing", &bus)?;
     let mut routes = tonic::service::RoutesBuilder::default();
     ticketing.add_routes(&mut routes);
     let databases = vec![ticketing.database().clone()];

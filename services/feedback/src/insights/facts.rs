@@ -239,7 +239,7 @@ impl TenantFacts {
                     self.closed_follow_ups.insert(id);
                 }
             }
-            Payload::CustomerFlagged(_) | Payload::TicketEscalated(_) => {}
+            Payload::CustomerFlagged(_) | Payload::TicketEscalated(_) | Payload::CredentialRevoked(_) => {}
         }
     }
 }

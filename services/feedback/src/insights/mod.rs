@@ -249,7 +249,7 @@ fn compact(event: &Event) -> Option<Event> {
         | Payload::SlaAlert(_)
         | Payload::FollowUpOpened(_)
         | Payload::FollowUpClosed(_) => {}
-        Payload::CustomerFlagged(_) | Payload::TicketEscalated(_) => return None,
+        Payload::CustomerFlagged(_) | Payload::TicketEscalated(_) | Payload::CredentialRevoked(_) => return None,
     }
     Some(event)
 }
