@@ -112,3 +112,48 @@ on_both_backends! {
         assert_eq!(app.get("/v1/agents?presence=busy", &key).await.0, 400);
     }
 }
+
+/// A forecast of `intervals` half hours, each with `contacts` chats of four minutes.
+fn forecast(intervals: usize, contacts: f64) -> Value {
+    let intervals: Vec<Value> =
+        (0..intervals).map(|n| json!({ "label": format!("slot {n}"), "contacts": contacts })).collect();
+    json!({ "intervals": intervals, "interval_seconds": 1800, "average_handle_seconds": 240,
+        "service_level": 0.8, "answer_within_seconds": 20 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staffing_forecasts_are_bounded_and_health_answers_while_the_largest_run() {
+    let app = helpdesk_tests::spawn_app(helpdesk_tests::Backend::Sqlite).await;
+    // Fifty thousand Erlangs in each of 10,000 intervals: minutes of arithmetic, refused at once.
+    let (status, error) = app.post("/v1/staffing/forecast", &app.admin_key, forecast(10_000, 375_000.0)).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(fields(&error), ["intervals"]);
+
+    // The largest accepted (160 Erlangs in each of 10,000 intervals), four at once.
+    let largest = forecast(10_000, 1_200.0);
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let request = app.http.post(app.url("/v1/staffing/forecast")).bearer_auth(&app.admin_key).json(&largest);
+            tokio::spawn(request.send())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "healthz took {:?} beside the forecasts",
+            started.elapsed()
+        );
+    }
+    for run in runs {
+        let response = run.await.unwrap().unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let plan: Value = response.json().await.unwrap();
+        assert_eq!(plan["intervals"].as_array().unwrap().len(), 10_000);
+        assert!(plan["peak_agents"].as_i64().unwrap() > 160, "{}", plan["peak_agents"]);
+    }
+    app.stop().await;
+}

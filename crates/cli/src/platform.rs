@@ -60,7 +60,12 @@ impl Platform {
         let feedback_link = link("feedback");
         let peers = helpdesk_feedback::Peers { ticketing: feedback_link.clone(), routing: feedback_link };
         let knowledge = helpdesk_knowledge::open(config, bus.as_ref(), Some(link("knowledge"))).await?;
-        let feedback = helpdesk_feedback::open(config, bus.clone(), peers).await?;
+        // Survey links point at this process's gateway unless the address customers use is set.
+        let public_url = match &config.feedback.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", http_listener.local_addr()?),
+        };
+        let feedback = helpdesk_feedback::open(config, &public_url, bus.clone(), peers).await?;
 
         let mut routes = RoutesBuilder::default();
         let mut services = vec!["helpdesk.identity.v1.IdentityService"];

@@ -18,6 +18,7 @@ pub enum ConfigError {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where embedded SQLite databases live when no database URL is given.
@@ -25,6 +26,7 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     /// An admin API key for the demo tenant, created at start-up if it does not exist.
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
     pub bootstrap_api_key: Option<SecretString>,
     pub database: DatabaseConfig,
     pub events: EventsConfig,
@@ -36,6 +38,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://…` for production. Empty: one SQLite file per service under `data_dir`.
@@ -44,6 +47,7 @@ pub struct DatabaseConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "snake_case")]
 pub enum BusKind {
     InProcess,
@@ -51,6 +55,7 @@ pub enum BusKind {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
     pub bus: BusKind,
@@ -62,6 +67,7 @@ pub struct EventsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// How long a resolved API key or JWT is trusted before it is looked up again, at most: a
@@ -74,10 +80,12 @@ pub struct AuthConfig {
     /// Signs the short-lived tokens one service presents to another (routing writing assignments
     /// to ticketing). Every service of a deployment needs the same value; the all-in-one process
     /// makes one up when unset.
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
     pub service_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Sustained requests per second allowed to one credential.
@@ -99,14 +107,18 @@ impl GatewayConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackConfig {
-    /// The gateway's address as customers reach it: survey links start with it.
-    pub public_url: String,
+    /// The gateway's address as customers reach it: survey links start with it. `helpdesk
+    /// serve` defaults to the address its HTTP listener is bound to; the feedback service on its
+    /// own needs it set.
+    pub public_url: Option<String>,
 }
 
 /// Where a service finds the others when they run as separate processes.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceUrls {
     pub identity_url: String,
@@ -117,6 +129,7 @@ pub struct ServiceUrls {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Pretty on a terminal, JSON otherwise.
@@ -126,6 +139,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     pub log_format: LogFormat,
@@ -167,7 +181,6 @@ knowledge_url = "http://127.0.0.1:50051"
 feedback_url = "http://127.0.0.1:50051"
 
 [feedback]
-public_url = "http://127.0.0.1:8080"
 
 [telemetry]
 log_format = "auto"
@@ -240,6 +253,11 @@ impl Config {
         if self.gateway.trusted_proxies.iter().any(|range| crate::net::IpRange::parse(range).is_none()) {
             return Err(invalid("gateway.trusted_proxies", "each must be an IP address or CIDR range"));
         }
+        if let Some(url) = &self.feedback.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid("feedback.public_url", "must be an http:// or https:// URL"));
+        }
         if self.auth.jwt_leeway_seconds > 300 {
             return Err(invalid("auth.jwt_leeway_seconds", "at most 300: clocks that far apart need fixing"));
         }
@@ -263,32 +281,146 @@ impl Config {
     }
 }
 
-/// Top-level keys of [`Config`], as environment variables spell them.
-const SECTIONS: &[&str] = &[
-    "DATA_DIR",
-    "GRPC_ADDR",
-    "HTTP_ADDR",
-    "BOOTSTRAP_API_KEY",
-    "DATABASE",
-    "EVENTS",
-    "AUTH",
-    "GATEWAY",
-    "SERVICES",
-    "TELEMETRY",
-];
-
-/// Whether `key` configures the platform. Other `HELPDESK_*` variables — `HELPDESK_CONFIG`,
-/// `HELPDESK_TEST_*`, Kubernetes service links for a service named helpdesk — are not ours;
-/// a misspelt key inside a section is still refused.
+/// Whether `key` configures the platform: `HELPDESK_<field of Config>` or
+/// `HELPDESK_<field>__<nested key>`, the fields read off [`Config`] itself so that no section can
+/// be forgotten. Other `HELPDESK_*` variables — `HELPDESK_CONFIG`, `HELPDESK_TEST_*`, Kubernetes
+/// service links for a service named helpdesk — are not ours; a misspelt key inside a section is
+/// still refused.
 fn is_config_variable(key: &str) -> bool {
     key.strip_prefix("HELPDESK_")
         .map(|rest| rest.split("__").next().unwrap_or(rest))
-        .is_some_and(|section| SECTIONS.contains(&section))
+        .is_some_and(|section| field_names::<Config>().iter().any(|field| field.eq_ignore_ascii_case(section)))
+}
+
+/// The field names serde knows for the struct `T`, as its derived `Deserialize` declares them.
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    /// Asks for nothing but a struct's fields, then stops.
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// Secrets are written out here only, to compare what was set with what was read.
+    pub(super) fn expose<S: serde::Serializer>(
+        secret: &Option<SecretString>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        use serde::Serialize;
+        secret.as_ref().map(secrecy::ExposeSecret::expose_secret).serialize(serializer)
+    }
+
+    /// A valid value for every key that has none by default, and for keys whose values are
+    /// words or ranges that a generic change would make invalid.
+    fn sample(path: &str) -> Option<Value> {
+        Some(match path {
+            "bootstrap_api_key" => json!("hdk_sample01_0123456789abcdefghij0123456789ab"),
+            "database.url" => json!("postgres://sample.internal/helpdesk"),
+            "auth.service_secret" => json!("a-sample-service-secret-of-32-bytes-or-more"),
+            "feedback.public_url" => json!("https://support.example.com"),
+            "events.bus" => json!("nats"),
+            "telemetry.log_format" => json!("json"),
+            "gateway.trusted_proxies" => json!(["10.0.0.0/8", "192.0.2.7"]),
+            _ => return None,
+        })
+    }
+
+    /// A different valid value of the same kind as `default`.
+    fn changed(path: &str, default: &Value) -> Value {
+        if let Some(value) = sample(path) {
+            return value;
+        }
+        match default {
+            Value::Number(number) => json!(number.as_u64().expect("numeric settings are counts") + 1),
+            Value::String(text) => match text.parse::<SocketAddr>() {
+                Ok(address) => json!(SocketAddr::new(address.ip(), address.port() + 1).to_string()),
+                Err(_) => json!(format!("{text}-changed")),
+            },
+            Value::Array(_) => json!(["https://a.example", "https://b.example"]),
+            other => panic!("{path} has no default and no sample value: add one to sample() ({other})"),
+        }
+    }
+
+    /// Every leaf of `value`, with its dotted path.
+    fn leaves(prefix: &str, value: &Value, into: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Object(fields) => {
+                for (name, field) in fields {
+                    let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                    leaves(&path, field, into);
+                }
+            }
+            leaf => into.push((prefix.to_owned(), leaf.clone())),
+        }
+    }
+
+    fn pointer(path: &str) -> String {
+        format!("/{}", path.replace('.', "/"))
+    }
+
+    /// Every key of [`Config`], found by writing the defaults out, is set through its environment
+    /// variable and read back: a key the environment cannot reach fails here.
+    #[test]
+    fn every_key_can_be_set_through_the_environment() {
+        let defaults = serde_json::to_value(Config::load_from(None, env(&[])).expect("defaults")).expect("serializes");
+        let mut keys = Vec::new();
+        leaves("", &defaults, &mut keys);
+        assert!(keys.len() > 25, "{keys:?}");
+        let expected: Vec<(String, Value)> =
+            keys.iter().map(|(path, default)| (path.clone(), changed(path, default))).collect();
+        let variables: Vec<(String, String)> = expected
+            .iter()
+            .map(|(path, value)| {
+                let name = format!("HELPDESK_{}", path.replace('.', "__").to_uppercase());
+                let text = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Array(items) => {
+                        items.iter().map(|item| item.as_str().expect("lists of strings")).collect::<Vec<_>>().join(",")
+                    }
+                    other => other.to_string(),
+                };
+                (name, text)
+            })
+            .collect();
+
+        let config =
+            Config::load_from(None, variables.clone()).unwrap_or_else(|error| panic!("{error}: {variables:?}"));
+
+        let read = serde_json::to_value(config).expect("serializes");
+        for (path, value) in expected {
+            assert_eq!(read.pointer(&pointer(&path)), Some(&value), "{path} was not set through the environment");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()

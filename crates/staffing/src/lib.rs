@@ -43,57 +43,81 @@ pub struct Staffing {
     pub probability_of_waiting: f64,
 }
 
-/// Erlang C: the probability that a contact waits, with `traffic` Erlangs offered to `agents`.
-/// Computed through the Erlang B recursion, which stays stable for thousands of agents.
-pub fn probability_of_waiting(traffic: f64, agents: u32) -> f64 {
+/// Erlang B with `traffic` Erlangs offered to `agents`, by the stable recursion
+/// B(n) = A·B(n−1) / (n + A·B(n−1)).
+fn blocking(traffic: f64, agents: u32) -> f64 {
+    (1..=agents).fold(1.0, |blocking, n| next_blocking(traffic, blocking, n))
+}
+
+fn next_blocking(traffic: f64, previous: f64, agents: u32) -> f64 {
+    traffic * previous / (f64::from(agents) + traffic * previous)
+}
+
+/// Erlang C from Erlang B for the same traffic and agents.
+fn waiting_from_blocking(traffic: f64, agents: u32, blocking: f64) -> f64 {
     if f64::from(agents) <= traffic {
         return 1.0;
-    }
-    let mut blocking = 1.0;
-    for n in 1..=agents {
-        blocking = traffic * blocking / (f64::from(n) + traffic * blocking);
     }
     let n = f64::from(agents);
     n * blocking / (n - traffic * (1.0 - blocking))
 }
 
-/// Share of contacts answered within `within_seconds`.
-pub fn service_level(traffic: f64, agents: u32, handle_seconds: f64, within_seconds: f64) -> f64 {
+/// Erlang C: the probability that a contact waits, with `traffic` Erlangs offered to `agents`.
+/// Computed through the Erlang B recursion, which stays stable for thousands of agents.
+pub fn probability_of_waiting(traffic: f64, agents: u32) -> f64 {
+    waiting_from_blocking(traffic, agents, blocking(traffic, agents))
+}
+
+fn level_from_waiting(traffic: f64, agents: u32, waiting: f64, handle_seconds: f64, within_seconds: f64) -> f64 {
     if f64::from(agents) <= traffic {
         return 0.0;
     }
-    let waiting = probability_of_waiting(traffic, agents);
     1.0 - waiting * (-(f64::from(agents) - traffic) * within_seconds / handle_seconds).exp()
 }
 
-/// The fewest agents that meet the service level and the occupancy limit.
+/// Share of contacts answered within `within_seconds`.
+pub fn service_level(traffic: f64, agents: u32, handle_seconds: f64, within_seconds: f64) -> f64 {
+    let waiting = probability_of_waiting(traffic, agents);
+    level_from_waiting(traffic, agents, waiting, handle_seconds, within_seconds)
+}
+
+/// The fewest agents that meet the service level and the occupancy limit. The work is linear in
+/// the answer: the Erlang B recursion is carried from one candidate to the next.
 pub fn agents_needed(demand: &Demand) -> Result<Staffing, StaffingError> {
     validate(demand)?;
     let traffic = demand.contacts * demand.handle_seconds / demand.interval_seconds;
-    let at_least = (traffic / demand.max_occupancy).ceil().max(traffic.floor() + 1.0).max(1.0);
-    let mut agents =
-        if at_least > f64::from(MAX_AGENTS) { return Err(StaffingError::Unreachable) } else { at_least as u32 };
     if demand.contacts == 0.0 {
-        agents = 0;
+        return Ok(Staffing { agents: 0, traffic, service_level: 1.0, occupancy: 0.0, probability_of_waiting: 0.0 });
     }
+    let at_least = least_agents(demand);
+    if at_least > f64::from(MAX_AGENTS) {
+        return Err(StaffingError::Unreachable);
+    }
+    let mut agents = at_least as u32;
+    let mut erlang_b = blocking(traffic, agents);
     while agents <= MAX_AGENTS {
-        let level = if agents == 0 {
-            1.0
-        } else {
-            service_level(traffic, agents, demand.handle_seconds, demand.answer_within_seconds)
-        };
+        let waiting = waiting_from_blocking(traffic, agents, erlang_b);
+        let level = level_from_waiting(traffic, agents, waiting, demand.handle_seconds, demand.answer_within_seconds);
         if level >= demand.service_level {
             return Ok(Staffing {
                 agents,
                 traffic,
                 service_level: level,
-                occupancy: if agents == 0 { 0.0 } else { traffic / f64::from(agents) },
-                probability_of_waiting: if agents == 0 { 0.0 } else { probability_of_waiting(traffic, agents) },
+                occupancy: traffic / f64::from(agents),
+                probability_of_waiting: waiting,
             });
         }
         agents += 1;
+        erlang_b = next_blocking(traffic, erlang_b, agents);
     }
     Err(StaffingError::Unreachable)
+}
+
+/// The fewest agents the occupancy limit and a stable queue allow: where the search starts, and
+/// a lower bound of the work [`agents_needed`] does for `demand`.
+pub fn least_agents(demand: &Demand) -> f64 {
+    let traffic = demand.contacts * demand.handle_seconds / demand.interval_seconds;
+    (traffic / demand.max_occupancy).ceil().max(traffic.floor() + 1.0).max(1.0)
 }
 
 fn validate(demand: &Demand) -> Result<(), StaffingError> {

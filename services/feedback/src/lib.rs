@@ -144,10 +144,15 @@ impl FeedbackService {
 }
 
 /// Connects the feedback database, brings its schema up to date, loads the projections from the
-/// event log, and subscribes to the bus (before anything is published, for the in-process bus).
-pub async fn open(config: &Config, bus: Arc<dyn EventBus>, peers: Peers) -> Result<FeedbackService, OpenError> {
-    let public_url = config.feedback.public_url.clone();
-    let mut service = open_database(&config.database, &config.data_dir, &public_url, bus.clone()).await?;
+/// event log, and subscribes to the bus. Survey links start with `public_url`, the gateway as
+/// customers reach it.
+pub async fn open(
+    config: &Config,
+    public_url: &str,
+    bus: Arc<dyn EventBus>,
+    peers: Peers,
+) -> Result<FeedbackService, OpenError> {
+    let mut service = open_database(&config.database, &config.data_dir, public_url, bus.clone()).await?;
     let bus_error = |error: helpdesk_events::BusError| OpenError::Bus(error.to_string());
     service.wiring = Some(Wiring {
         peers,

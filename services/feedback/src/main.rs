@@ -22,7 +22,12 @@ async fn main() -> anyhow::Result<()> {
         ticketing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.ticketing_url)?, tokens.clone()),
         routing: grpc::ServiceLink::new(grpc::lazy_channel(&config.services.routing_url)?, tokens),
     };
-    let feedback = helpdesk_feedback::open(&config, bus.clone(), peers).await?;
+    let public_url = config
+        .feedback
+        .public_url
+        .as_deref()
+        .context("feedback.public_url must be set: the gateway's address as customers reach it")?;
+    let feedback = helpdesk_feedback::open(&config, public_url, bus.clone(), peers).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "feedback", &bus)?;
     let databases = vec![feedback.database().clone()];
     let mut routes = tonic::service::RoutesBuilder::default();

@@ -226,9 +226,19 @@ impl RoutingService for Api {
         &self,
         request: Request<proto::ForecastStaffingRequest>,
     ) -> Result<Response<proto::ForecastStaffingResponse>, Status> {
-        handle_as(request, Needs::Staff, |_, request| async move { forecast(&request) }).await
+        // Seconds of arithmetic at most (bounded below): off the threads that serve requests.
+        handle_as(request, Needs::Staff, |_, request| async move {
+            tokio::task::spawn_blocking(move || forecast(&request))
+                .await
+                .map_err(|error| ServiceError::internal(&error))?
+        })
+        .await
     }
 }
+
+/// The most agents, summed over the intervals of one forecast, that are searched from: the work
+/// is linear in them, and this many take about 10 ms.
+const MAX_FORECAST_AGENTS: f64 = 2_000_000.0;
 
 /// Agents needed for each interval of the forecast.
 fn forecast(request: &proto::ForecastStaffingRequest) -> Result<proto::ForecastStaffingResponse, ServiceError> {
@@ -237,16 +247,24 @@ fn forecast(request: &proto::ForecastStaffingRequest) -> Result<proto::ForecastS
     }
     let interval_seconds = if request.interval_seconds == 0 { 1800 } else { request.interval_seconds };
     let max_occupancy = if request.max_occupancy == 0.0 { 0.85 } else { request.max_occupancy };
+    let demand = |interval: &proto::ForecastInterval| staffing::Demand {
+        contacts: interval.contacts,
+        interval_seconds: f64::from(interval_seconds),
+        handle_seconds: request.average_handle_seconds,
+        service_level: request.service_level,
+        answer_within_seconds: request.answer_within_seconds,
+        max_occupancy,
+    };
+    let work: f64 = request.intervals.iter().map(|interval| staffing::least_agents(&demand(interval))).sum();
+    if work > MAX_FORECAST_AGENTS {
+        return Err(ServiceError::invalid_field(
+            "intervals",
+            "too large a forecast: at most 2000000 agents summed over its intervals; split it",
+        ));
+    }
     let mut response = proto::ForecastStaffingResponse::default();
     for (index, interval) in request.intervals.iter().enumerate() {
-        let demand = staffing::Demand {
-            contacts: interval.contacts,
-            interval_seconds: f64::from(interval_seconds),
-            handle_seconds: request.average_handle_seconds,
-            service_level: request.service_level,
-            answer_within_seconds: request.answer_within_seconds,
-            max_occupancy,
-        };
+        let demand = demand(interval);
         let plan = staffing::agents_needed(&demand).map_err(|error| match error {
             staffing::StaffingError::Invalid { field, reason } => {
                 let field = match field {
