@@ -217,6 +217,19 @@ async fn send(mut request: reqwest::RequestBuilder, body: Option<Value>) -> (u16
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// Deletes a test's JetStream streams once its platform has stopped.
+pub async fn delete_nats_streams(url: &str, stream: &str, prefix: &str) {
+    let env = [
+        ("HELPDESK_EVENTS__BUS".to_owned(), "nats".to_owned()),
+        ("HELPDESK_EVENTS__NATS_URL".to_owned(), url.to_owned()),
+        ("HELPDESK_EVENTS__STREAM".to_owned(), stream.to_owned()),
+        ("HELPDESK_EVENTS__SUBJECT_PREFIX".to_owned(), prefix.to_owned()),
+    ];
+    let config = Config::load_from(None, env).expect("nats configuration");
+    let bus = helpdesk_events::NatsBus::connect(&config.events).await.expect("nats");
+    bus.delete_stream().await.expect("test streams deleted");
+}
+
 /// `claims` signed with HS256 `secret`, naming `kid`.
 pub fn sign(kid: &str, secret: &str, claims: Value) -> String {
     let header = jsonwebtoken::Header { kid: Some(kid.to_owned()), ..jsonwebtoken::Header::default() };

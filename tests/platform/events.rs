@@ -83,6 +83,5 @@ async fn events_reach_nats_jetstream_in_order() {
     let id = ticket_story(&app).await;
     assert_story(&collect(&mut stream, &id, 5).await);
     app.stop().await;
-    let admin = helpdesk_events::NatsBus::connect(&nats_url, &stream_name, &prefix).await.expect("nats");
-    admin.delete_stream().await.expect("test stream deleted");
+    helpdesk_tests::delete_nats_streams(&nats_url, &stream_name, &prefix).await;
 }

@@ -352,6 +352,5 @@ async fn the_survey_loop_runs_over_nats_jetstream() {
     })
     .await;
     app.stop().await;
-    let admin = helpdesk_events::NatsBus::connect(&nats_url, &stream, &prefix).await.expect("nats");
-    admin.delete_stream().await.expect("test stream deleted");
+    helpdesk_tests::delete_nats_streams(&nats_url, &stream, &prefix).await;
 }

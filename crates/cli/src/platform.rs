@@ -32,6 +32,7 @@ pub struct Platform {
     routing: helpdesk_routing::Routing,
     knowledge: helpdesk_knowledge::KnowledgeBase,
     feedback: helpdesk_feedback::FeedbackService,
+    reflection: bool,
 }
 
 impl Platform {
@@ -112,6 +113,7 @@ impl Platform {
             routing,
             knowledge,
             feedback,
+            reflection: config.grpc_reflection,
         })
     }
 
@@ -151,7 +153,14 @@ impl Platform {
         let feedback = tokio::spawn(self.feedback.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
         helpdesk_identity::follow_revocations(self.bus.clone(), self.authenticator.clone(), shutdown.clone());
-        let grpc = grpc::serve(self.grpc_listener, self.routes, self.authenticator, self.health, shutdown.clone());
+        let grpc = grpc::serve(
+            self.grpc_listener,
+            self.routes,
+            self.authenticator,
+            self.health,
+            self.reflection,
+            shutdown.clone(),
+        );
         let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });

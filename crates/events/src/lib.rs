@@ -27,7 +27,7 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn EventBus>, BusError> {
         BusKind::InProcess => {
             Arc::new(EmbeddedBus::open(&config.database, &config.data_dir, &events.subject_prefix).await?)
         }
-        BusKind::Nats => Arc::new(NatsBus::connect(&events.nats_url, &events.stream, &events.subject_prefix).await?),
+        BusKind::Nats => Arc::new(NatsBus::connect(events).await?),
     })
 }
 

@@ -10,6 +10,9 @@ use helpdesk_proto::events::v1::Event;
 use helpdesk_runtime::auth::BoxFuture;
 use prost::Message;
 
+use helpdesk_runtime::config::EventsConfig;
+use secrecy::ExposeSecret;
+
 use crate::{BusError, DeadLetter, Delivery, EventBus, EventStream, bus::Settle};
 
 pub struct NatsBus {
@@ -28,9 +31,26 @@ fn unavailable(error: impl std::fmt::Display) -> BusError {
 }
 
 impl NatsBus {
-    /// Connects and makes sure the stream exists.
-    pub async fn connect(url: &str, stream_name: &str, subject_prefix: &str) -> Result<Self, BusError> {
-        let client = async_nats::connect(url).await.map_err(unavailable)?;
+    /// Connects with the configured credentials and makes sure the streams exist.
+    pub async fn connect(config: &EventsConfig) -> Result<Self, BusError> {
+        let (stream_name, subject_prefix) = (config.stream.as_str(), config.subject_prefix.as_str());
+        let mut options = async_nats::ConnectOptions::new().require_tls(config.nats_require_tls);
+        if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
+            options = options.user_and_password(user.clone(), password.expose_secret().to_owned());
+        }
+        if let Some(token) = &config.nats_token {
+            options = options.token(token.expose_secret().to_owned());
+        }
+        if let Some(seed) = &config.nats_nkey_seed {
+            options = options.nkey(seed.expose_secret().to_owned());
+        }
+        if let Some(path) = &config.nats_credentials_file {
+            options = options.credentials_file(path).await.map_err(unavailable)?;
+        }
+        if let Some(path) = &config.nats_ca_file {
+            options = options.add_root_certificates(path.clone());
+        }
+        let client = options.connect(&config.nats_url).await.map_err(unavailable)?;
         let jetstream = jetstream::new(client.clone());
         jetstream
             .get_or_create_stream(stream::Config {

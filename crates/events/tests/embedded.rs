@@ -51,13 +51,13 @@ where
     Run: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    scenario(DatabaseConfig { url: None, max_connections: 4 }, dir.path().to_owned()).await;
+    scenario(DatabaseConfig::new(None, 4), dir.path().to_owned()).await;
     let Some(base) = std::env::var("HELPDESK_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
         eprintln!("HELPDESK_TEST_POSTGRES_URL is not set: PostgreSQL run not possible here");
         return;
     };
     let url = create_scratch_database(&base, "helpdesk_test").await.unwrap();
-    scenario(DatabaseConfig { url: Some(url.clone()), max_connections: 4 }, dir.path().to_owned()).await;
+    scenario(DatabaseConfig::new(Some(url.clone()), 4), dir.path().to_owned()).await;
     drop_scratch_database(&base, &url).await.unwrap();
 }
 

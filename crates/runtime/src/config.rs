@@ -24,6 +24,9 @@ pub struct Config {
     /// Where embedded SQLite databases live when no database URL is given.
     pub data_dir: PathBuf,
     pub grpc_addr: SocketAddr,
+    /// Whether gRPC servers answer reflection (service and message descriptions for grpcurl):
+    /// handy in development, off in production.
+    pub grpc_reflection: bool,
     pub http_addr: SocketAddr,
     /// An admin API key for the demo tenant, created at start-up if it does not exist.
     #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
@@ -44,6 +47,25 @@ pub struct DatabaseConfig {
     /// `postgres://…` for production. Empty: one SQLite file per service under `data_dir`.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// When SQLite waits for the disk. `normal`: a commit survives a killed process, but the
+    /// last commits before a power loss or kernel crash may be lost. `full`: every commit is on
+    /// disk before it is acknowledged (see docs/operations.md for what it costs).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+impl DatabaseConfig {
+    /// A database of `max_connections` with the default durability: for tests and benchmarks.
+    pub fn new(url: Option<String>, max_connections: u32) -> Self {
+        Self { url, max_connections, sqlite_synchronous: SqliteSynchronous::Normal }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    Normal,
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +86,20 @@ pub struct EventsConfig {
     pub stream: String,
     /// First tokens of every event subject: `<prefix>.<tenant>.<aggregate>.<event>`.
     pub subject_prefix: String,
+    /// NATS credentials: a user and password, a token, an nkey seed, or a `.creds` file (JWT and
+    /// nkey, as `nsc` writes them) — at most one of them.
+    pub nats_user: Option<String>,
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
+    pub nats_password: Option<SecretString>,
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
+    pub nats_token: Option<SecretString>,
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
+    pub nats_nkey_seed: Option<SecretString>,
+    pub nats_credentials_file: Option<PathBuf>,
+    /// Refuse a connection that is not TLS.
+    pub nats_require_tls: bool,
+    /// PEM file of the CAs that sign the NATS server's certificate, when not a public CA.
+    pub nats_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,16 +186,19 @@ pub struct TelemetryConfig {
 const DEFAULTS: &str = r#"
 data_dir = "./data"
 grpc_addr = "127.0.0.1:50051"
+grpc_reflection = true
 http_addr = "127.0.0.1:8080"
 
 [database]
 max_connections = 16
+sqlite_synchronous = "normal"
 
 [events]
 bus = "in_process"
 nats_url = "nats://127.0.0.1:4222"
 stream = "HELPDESK_EVENTS"
 subject_prefix = "helpdesk.events"
+nats_require_tls = false
 
 [auth]
 credential_cache_seconds = 30
@@ -240,6 +279,19 @@ impl Config {
             });
         if !prefix_ok {
             return Err(invalid("events.subject_prefix", "dot-separated tokens of letters, digits, _ or -"));
+        }
+        let events = &self.events;
+        if events.nats_user.is_some() != events.nats_password.is_some() {
+            return Err(invalid("events.nats_password", "a NATS user and password go together"));
+        }
+        let credentials = [
+            events.nats_user.is_some(),
+            events.nats_token.is_some(),
+            events.nats_nkey_seed.is_some(),
+            events.nats_credentials_file.is_some(),
+        ];
+        if credentials.iter().filter(|set| **set).count() > 1 {
+            return Err(invalid("events.nats_token", "give one kind of NATS credentials"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
@@ -347,9 +399,16 @@ mod tests {
             "bootstrap_api_key" => json!("hdk_sample01_0123456789abcdefghij0123456789ab"),
             "database.url" => json!("postgres://sample.internal/helpdesk"),
             "auth.service_secret" => json!("a-sample-service-secret-of-32-bytes-or-more"),
+            "events.nats_user" => json!("helpdesk"),
+            "events.nats_password" => json!("sample-password"),
+            "events.nats_ca_file" => json!("/etc/helpdesk/nats-ca.pem"),
+            "events.nats_token" => json!("sample-token"),
+            "events.nats_nkey_seed" => json!("SUAsampleseed"),
+            "events.nats_credentials_file" => json!("/etc/helpdesk/nats.creds"),
             "feedback.public_url" => json!("https://support.example.com"),
             "events.bus" => json!("nats"),
             "telemetry.log_format" => json!("json"),
+            "database.sqlite_synchronous" => json!("full"),
             "gateway.trusted_proxies" => json!(["10.0.0.0/8", "192.0.2.7"]),
             _ => return None,
         })
@@ -361,6 +420,7 @@ mod tests {
             return value;
         }
         match default {
+            Value::Bool(flag) => json!(!flag),
             Value::Number(number) => json!(number.as_u64().expect("numeric settings are counts") + 1),
             Value::String(text) => match text.parse::<SocketAddr>() {
                 Ok(address) => json!(SocketAddr::new(address.ip(), address.port() + 1).to_string()),
@@ -398,7 +458,20 @@ mod tests {
         assert!(keys.len() > 25, "{keys:?}");
         let expected: Vec<(String, Value)> =
             keys.iter().map(|(path, default)| (path.clone(), changed(path, default))).collect();
-        let variables: Vec<(String, String)> = expected
+        // Other kinds of NATS credentials than a user and password: one at a time.
+        let alternatives = ["events.nats_token", "events.nats_nkey_seed", "events.nats_credentials_file"];
+        let (one_by_one, together): (Vec<_>, Vec<_>) =
+            expected.into_iter().partition(|(path, _)| alternatives.contains(&path.as_str()));
+        assert_eq!(one_by_one.len(), alternatives.len());
+        set_and_read_back(&together);
+        for alternative in one_by_one {
+            set_and_read_back(&[alternative]);
+        }
+    }
+
+    /// Loads a configuration with `settings` in the environment and checks each was read.
+    fn set_and_read_back(settings: &[(String, Value)]) {
+        let variables: Vec<(String, String)> = settings
             .iter()
             .map(|(path, value)| {
                 let name = format!("HELPDESK_{}", path.replace('.', "__").to_uppercase());
@@ -412,13 +485,11 @@ mod tests {
                 (name, text)
             })
             .collect();
-
         let config =
             Config::load_from(None, variables.clone()).unwrap_or_else(|error| panic!("{error}: {variables:?}"));
-
         let read = serde_json::to_value(config).expect("serializes");
-        for (path, value) in expected {
-            assert_eq!(read.pointer(&pointer(&path)), Some(&value), "{path} was not set through the environment");
+        for (path, value) in settings {
+            assert_eq!(read.pointer(&pointer(path)), Some(value), "{path} was not set through the environment");
         }
     }
 

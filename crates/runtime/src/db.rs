@@ -11,7 +11,10 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
-use crate::{config::DatabaseConfig, error::ServiceError};
+use crate::{
+    config::{DatabaseConfig, SqliteSynchronous},
+    error::ServiceError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -42,7 +45,7 @@ impl Database {
             None => {
                 std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
                 let path = data_dir.join(format!("{service}.db"));
-                Self::connect_sqlite(&path, config.max_connections).await
+                Self::connect_sqlite(&path, config.max_connections, config.sqlite_synchronous).await
             }
         }
     }
@@ -65,17 +68,28 @@ impl Database {
         Ok(Self { writer: pool.clone(), reader: pool, backend: Backend::Postgres })
     }
 
-    async fn connect_sqlite(path: &Path, max_readers: u32) -> Result<Self, sqlx::Error> {
+    async fn connect_sqlite(
+        path: &Path,
+        max_readers: u32,
+        synchronous: SqliteSynchronous,
+    ) -> Result<Self, sqlx::Error> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        // WAL with synchronous=NORMAL: a committed transaction survives a killed process, and
-        // readers never block the writer.
-        const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                               PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
-        let options = |max, pragmas: &'static str| {
+        // WAL: readers never block the writer. synchronous=NORMAL: a committed transaction
+        // survives a killed process; FULL: a power loss too.
+        let synchronous = match synchronous {
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+        };
+        let pragmas = format!(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+             PRAGMA foreign_keys = ON;"
+        );
+        let options = |max, pragmas: String| {
             AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).after_connect(
                 move |conn, _| {
+                    let pragmas = pragmas.clone();
                     Box::pin(async move {
-                        conn.execute(pragmas).await?;
+                        conn.execute(pragmas.as_str()).await?;
                         Ok(())
                     })
                 },
@@ -83,16 +97,8 @@ impl Database {
         };
         // The writer never checkpoints itself: a checkpoint copies pages back and fsyncs, which
         // would stall every commit queued behind it. A background task checkpoints instead.
-        let writer = options(
-            1,
-            concat!(
-                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; ",
-                "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;"
-            ),
-        )
-        .connect(&url)
-        .await?;
-        let reader = options(max_readers, PRAGMAS).connect(&url).await?;
+        let writer = options(1, format!("{pragmas} PRAGMA wal_autocheckpoint = 0;")).connect(&url).await?;
+        let reader = options(max_readers, pragmas).connect(&url).await?;
         tokio::spawn(checkpoint_periodically(reader.clone()));
         Ok(Self { writer, reader, backend: Backend::Sqlite })
     }

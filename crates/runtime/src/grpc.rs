@@ -227,17 +227,21 @@ pub fn reflection() -> (
     }
 }
 
-/// Serves `routes` plus reflection on `listener`, authenticating every non-public call, until
-/// `shutdown`: then health turns NOT_SERVING and in-flight calls drain before the server stops.
+/// Serves `routes` (plus reflection when `with_reflection`) on `listener`, authenticating every
+/// non-public call, until `shutdown`: then health turns NOT_SERVING and in-flight calls drain
+/// before the server stops.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mut routes: tonic::service::RoutesBuilder,
     authenticator: Arc<Authenticator>,
     health: Health,
+    with_reflection: bool,
     shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
-    let (v1, v1alpha) = reflection();
-    routes.add_service(v1).add_service(v1alpha);
+    if with_reflection {
+        let (v1, v1alpha) = reflection();
+        routes.add_service(v1).add_service(v1alpha);
+    }
     health.serving().await;
     tonic::transport::Server::builder()
         .trace_fn(|request| telemetry::server_span(request.uri().path(), request.headers()))
@@ -251,11 +255,12 @@ pub async fn serve(
 }
 
 /// What a standalone service's `main` does once its state is open: health for `services`
-/// (following `databases`), its `routes` plus reflection on `grpc_addr`, and its `background` work
-/// until a signal; then health turns NOT_SERVING, calls drain and the background work ends.
+/// (following `databases`), its `routes` (plus reflection, as configured) on the configured gRPC
+/// address, and its `background` work until a signal; then health turns NOT_SERVING, calls drain
+/// and the background work ends.
 pub async fn run_standalone<Background>(
     name: &'static str,
-    grpc_addr: std::net::SocketAddr,
+    config: &crate::config::Config,
     authenticator: Arc<Authenticator>,
     services: Vec<&'static str>,
     databases: Vec<Database>,
@@ -266,12 +271,12 @@ where
     Background: std::future::Future<Output = ()> + Send + 'static,
 {
     let health = Health::new(services, &mut routes).await;
-    let listener = tokio::net::TcpListener::bind(grpc_addr).await?;
+    let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
     tracing::info!(service = name, grpc_addr = %listener.local_addr()?, "serving");
     let shutdown = crate::shutdown::on_os_signal();
     health.watch(databases, shutdown.clone());
     let background = tokio::spawn(background(shutdown.clone()));
-    serve(listener, routes, authenticator, health, shutdown).await?;
+    serve(listener, routes, authenticator, health, config.grpc_reflection, shutdown).await?;
     background.await?;
     Ok(())
 }

@@ -275,7 +275,7 @@ async fn main() {
         Some(base) => Some(helpdesk_runtime::db::create_scratch_database(base, "helpdesk_bench").await.unwrap()),
         None => None,
     };
-    let config = DatabaseConfig { url: url.clone(), max_connections: 8 };
+    let config = DatabaseConfig::new(url.clone(), 8);
     let bus = EmbeddedBus::open(&config, dir.path(), "bench").await.unwrap();
     let service = helpdesk_feedback::open_database(&config, dir.path(), "http://bench", Arc::new(bus)).await.unwrap();
     let insights: Arc<Insights> = service.insights().clone();

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     feedback.add_routes(&mut routes);
     grpc::run_standalone(
         "feedback",
-        config.grpc_addr,
+        &config,
         authenticator,
         helpdesk_feedback::GRPC_SERVICES.to_vec(),
         databases,

@@ -70,7 +70,7 @@ fn ticket_events(tenant: &str, ticket: &str, created: i64) -> Vec<Event> {
 }
 
 async fn open(dir: &std::path::Path) -> FeedbackService {
-    let config = DatabaseConfig { url: None, max_connections: 4 };
+    let config = DatabaseConfig::new(None, 4);
     let bus = EmbeddedBus::open(&config, dir, "test").await.unwrap();
     helpdesk_feedback::open_database(&config, dir, "http://test", Arc::new(bus)).await.unwrap()
 }

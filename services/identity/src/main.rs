@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let follower = authenticator.clone();
     grpc::run_standalone(
         "identity",
-        config.grpc_addr,
+        &config,
         authenticator,
         vec!["helpdesk.identity.v1.IdentityService"],
         databases,

@@ -257,7 +257,7 @@ async fn main() {
         Some(base) => Some(helpdesk_runtime::db::create_scratch_database(base, "helpdesk_bench").await.unwrap()),
         None => None,
     };
-    let config = DatabaseConfig { url: url.clone(), max_connections: 8 };
+    let config = DatabaseConfig::new(url.clone(), 8);
     let base = helpdesk_knowledge::open_database(&config, dir.path()).await.unwrap();
     let knowledge = base.knowledge().clone();
     let background = tokio::spawn(base.run(helpdesk_runtime::shutdown::channel().1));

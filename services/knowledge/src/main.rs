@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let databases = vec![knowledge.database().clone()];
     grpc::run_standalone(
         "knowledge",
-        config.grpc_addr,
+        &config,
         authenticator,
         helpdesk_knowledge::GRPC_SERVICES.to_vec(),
         databases,

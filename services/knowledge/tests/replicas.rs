@@ -76,7 +76,7 @@ async fn scenario(config: DatabaseConfig, dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_sqlite_converge() {
     let dir = tempfile::tempdir().unwrap();
-    scenario(DatabaseConfig { url: None, max_connections: 4 }, dir.path()).await;
+    scenario(DatabaseConfig::new(None, 4), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +87,6 @@ async fn replicas_on_postgres_converge() {
     };
     let url = helpdesk_runtime::db::create_scratch_database(&base, "helpdesk_test").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    scenario(DatabaseConfig { url: Some(url.clone()), max_connections: 4 }, dir.path()).await;
+    scenario(DatabaseConfig::new(Some(url.clone()), 4), dir.path()).await;
     helpdesk_runtime::db::drop_scratch_database(&base, &url).await.unwrap();
 }

@@ -166,7 +166,7 @@ fn ms(micros: u64) -> f64 {
 }
 
 async fn open(options: &Options, dir: &std::path::Path) -> Arc<Router> {
-    let config = DatabaseConfig { url: options.postgres.clone(), max_connections: 8 };
+    let config = DatabaseConfig::new(options.postgres.clone(), 8);
     open_router(&config, dir, RouterSettings::default()).await.unwrap()
 }
 

@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let databases = vec![routing.database().clone()];
     grpc::run_standalone(
         "routing",
-        config.grpc_addr,
+        &config,
         authenticator,
         helpdesk_routing::GRPC_SERVICES.to_vec(),
         databases,

@@ -18,7 +18,7 @@ use helpdesk_runtime::config::DatabaseConfig;
 const TENANT: &str = "demo";
 
 async fn open(dir: &std::path::Path) -> Arc<Router> {
-    let config = DatabaseConfig { url: None, max_connections: 4 };
+    let config = DatabaseConfig::new(None, 4);
     open_router(&config, dir, RouterSettings::default()).await.unwrap()
 }
 

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let databases = vec![ticketing.database().clone()];
     grpc::run_standalone(
         "ticketing",
-        config.grpc_addr,
+        &config,
         authenticator,
         helpdesk_ticketing::GRPC_SERVICES.to_vec(),
         databases,

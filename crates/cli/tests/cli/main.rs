@@ -327,7 +327,7 @@ async fn an_operator_sees_a_dead_letter_and_delivers_it_again() {
     use futures::StreamExt;
     use helpdesk_events::EventBus;
     let data_dir = tempfile::tempdir().unwrap();
-    let database = helpdesk_runtime::config::DatabaseConfig { url: None, max_connections: 2 };
+    let database = helpdesk_runtime::config::DatabaseConfig::new(None, 2);
     let bus = helpdesk_events::EmbeddedBus::open(&database, data_dir.path(), "helpdesk.events").await.unwrap();
     let mut probe = bus.subscribe("probe", None).await.unwrap();
     let event = helpdesk_proto::events::v1::Event {

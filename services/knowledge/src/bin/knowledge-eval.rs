@@ -237,7 +237,7 @@ impl Baseline {
 async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("knowledge-eval-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
-    let config = DatabaseConfig { url: None, max_connections: 4 };
+    let config = DatabaseConfig::new(None, 4);
     let base = helpdesk_knowledge::open_database(&config, &dir).await?;
     let knowledge: &Knowledge = base.knowledge();
 
