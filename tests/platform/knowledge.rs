@@ -249,3 +249,88 @@ on_both_backends! {
         assert_eq!(results["hits"], json!([]), "{results}");
     }
 }
+
+on_both_backends! {
+    async fn an_agents_edit_of_a_published_article_waits_for_an_admin_to_publish_it(app: TestApp) {
+        let key = app.admin_key.clone();
+        let live = publish(&app, json!({
+            "locale": "en", "title": "Refund policy", "body_markdown": "Refunds take five business days."
+        })).await;
+        let id = live["id"].as_str().unwrap().to_owned();
+        let slug = live["slug"].as_str().unwrap().to_owned();
+        let path = format!("/v1/kb/articles/{id}");
+        let help = format!("/v1/help/{TENANT}/articles/{slug}?locale=en");
+        let agent = app.token(TENANT, "agent-1", "agent", 600);
+
+        // The review's reproduction: an agent rewrote a published article, live at once.
+        let (status, edited) = app.patch(&path, &agent, json!({ "body_markdown": "Refunds take one hour, guaranteed." })).await;
+        assert_eq!(status, 200, "{edited}");
+        assert_eq!(edited["body_markdown"], "Refunds take five business days.", "the live article is unchanged");
+        assert_eq!(edited["pending_revision"]["body_markdown"], "Refunds take one hour, guaranteed.");
+        assert_eq!(edited["pending_revision"]["author"], "agent-1");
+        assert_eq!(edited["pending_revision"]["based_on_version"], live["version"]);
+        let (status, public) = public_get(&app, &help).await;
+        assert_eq!(status, 200);
+        assert_eq!(public["body_markdown"], "Refunds take five business days.");
+        assert!(public["pending_revision"].is_null(), "{public}");
+        let (_, found) = public_get(&app, &format!("/v1/help/{TENANT}/search?q=guaranteed&locale=en")).await;
+        assert_eq!(found["hits"], json!([]), "the proposal is not searchable");
+
+        // An agent cannot publish it; an admin can, as the next version.
+        let publish_path = format!("{path}/revision/publish");
+        assert_eq!(app.post(&publish_path, &agent, json!({})).await.0, 403);
+        let (status, published) = app.post(&publish_path, &key, json!({ "change_note": "faster refunds" })).await;
+        assert_eq!(status, 200, "{published}");
+        assert_eq!(published["body_markdown"], "Refunds take one hour, guaranteed.");
+        assert_eq!(published["version"], live["version"].as_i64().unwrap() + 1);
+        assert!(published["pending_revision"].is_null());
+        assert_eq!(public_get(&app, &help).await.1["body_markdown"], "Refunds take one hour, guaranteed.");
+
+        // Restoring an old version is a proposal too; a proposal the article outran is refused.
+        let (status, restored) = app.post(&format!("{path}/versions/1/restore"), &agent, json!({})).await;
+        assert_eq!(status, 200, "{restored}");
+        assert_eq!(restored["pending_revision"]["body_markdown"], "Refunds take five business days.");
+        let (status, _) = app.patch(&path, &key, json!({ "title": "Refund policy (2027)" })).await;
+        assert_eq!(status, 200);
+        let (status, stale) = app.post(&publish_path, &key, json!({})).await;
+        assert_eq!(status, 409, "{stale}");
+        let (status, discarded) = app.call(reqwest::Method::DELETE, &format!("{path}/revision"), &agent, None).await;
+        assert_eq!(status, 200, "{discarded}");
+        assert!(discarded["pending_revision"].is_null());
+        assert_eq!(app.call(reqwest::Method::DELETE, &format!("{path}/revision"), &agent, None).await.0, 404);
+
+        // An internal article cannot be made public by an agent either.
+        let internal = publish(&app, json!({
+            "locale": "en", "title": "Escalation phone numbers", "visibility": "internal",
+            "body_markdown": "Call the duty manager on 010-0000-0000."
+        })).await;
+        let internal_path = format!("/v1/kb/articles/{}", internal["id"].as_str().unwrap());
+        let (status, _) = app.patch(&internal_path, &agent, json!({ "visibility": "public" })).await;
+        assert_eq!(status, 200);
+        let (status, _) = public_get(&app, &format!("/v1/help/{TENANT}/articles/{}", internal["id"].as_str().unwrap())).await;
+        assert_eq!(status, 404, "still internal");
+
+        // Drafts are not live: agents edit them directly.
+        let (_, draft) = app.post("/v1/kb/articles", &agent, json!({ "locale": "en", "title": "Gift cards" })).await;
+        let (status, edited) = app
+            .patch(&format!("/v1/kb/articles/{}", draft["id"].as_str().unwrap()), &agent, json!({ "body_markdown": "Gift cards never expire." }))
+            .await;
+        assert_eq!((status, edited["body_markdown"].as_str()), (200, Some("Gift cards never expire.")), "{edited}");
+    }
+
+    async fn the_help_center_shows_neither_unpublished_translations_nor_staff_names(app: TestApp) {
+        let key = app.admin_key.clone();
+        let english = publish(&app, json!({ "locale": "en", "title": "Delivery times", "body_markdown": "Two to three days." })).await;
+        let (status, korean) = app
+            .post("/v1/kb/articles", &key, json!({ "locale": "ko", "title": "배송 기간 (작성 중)", "translation_of": english["id"] }))
+            .await;
+        assert_eq!(status, 201, "{korean}");
+        let (status, public) = public_get(&app, &format!("/v1/help/{TENANT}/articles/{}", english["id"].as_str().unwrap())).await;
+        assert_eq!(status, 200);
+        assert_eq!(public["translations"], json!([]), "the Korean draft is not listed: {public}");
+        assert_eq!(public["author"], "", "no staff id in public: {public}");
+        let (_, staff) = app.get(&format!("/v1/kb/articles/{}", english["id"].as_str().unwrap()), &key).await;
+        assert_eq!(staff["translations"].as_array().unwrap().len(), 1, "staff see the draft translation");
+        assert!(staff["author"].as_str().is_some_and(|author| !author.is_empty()));
+    }
+}

@@ -1425,6 +1425,47 @@ pub(crate) struct Article {
     pub(crate) published_at: Option<String>,
     pub(crate) stats: ArticleStats,
     pub(crate) translations: Vec<Translation>,
+    /// Staff only: what an agent proposed for this published article, not yet live.
+    pub(crate) pending_revision: Option<ArticleRevision>,
+}
+
+/// Content an agent proposed for a published article; an admin publishes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ArticleRevision {
+    /// The version it was proposed on; publishing refuses it once the article moved on.
+    pub(crate) based_on_version: i32,
+    pub(crate) title: String,
+    pub(crate) body_markdown: String,
+    pub(crate) body_html: String,
+    pub(crate) category_id: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) visibility: Option<ArticleVisibility>,
+    pub(crate) segments: Vec<String>,
+    pub(crate) questions: Vec<String>,
+    pub(crate) slug: String,
+    pub(crate) author: String,
+    pub(crate) change_note: String,
+    pub(crate) proposed_at: Option<String>,
+}
+
+impl From<knowledge::ArticleRevision> for ArticleRevision {
+    fn from(r: knowledge::ArticleRevision) -> Self {
+        Self {
+            based_on_version: r.based_on_version,
+            title: r.title,
+            body_markdown: r.body_markdown,
+            body_html: r.body_html,
+            category_id: non_empty(r.category_id),
+            tags: r.tags,
+            visibility: ArticleVisibility::from_proto(r.visibility),
+            segments: r.segments,
+            questions: r.questions,
+            slug: r.slug,
+            author: r.author,
+            change_note: r.change_note,
+            proposed_at: format_time(r.proposed_at),
+        }
+    }
 }
 
 impl From<knowledge::Article> for Article {
@@ -1451,6 +1492,7 @@ impl From<knowledge::Article> for Article {
             published_at: format_time(a.published_at),
             stats: a.stats.unwrap_or_default().into(),
             translations: a.translations.into_iter().map(Translation::from).collect(),
+            pending_revision: a.pending_revision.map(ArticleRevision::from),
         }
     }
 }

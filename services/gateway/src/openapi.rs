@@ -33,6 +33,7 @@ use crate::{dto, error, routes};
         routes::knowledge::create_article, routes::knowledge::list_articles, routes::knowledge::get_article,
         routes::knowledge::update_article, routes::knowledge::set_article_status, routes::knowledge::list_versions,
         routes::knowledge::get_version, routes::knowledge::restore_version, routes::knowledge::diff_versions,
+        routes::knowledge::publish_revision, routes::knowledge::discard_revision,
         routes::knowledge::vote, routes::knowledge::list_categories, routes::knowledge::upsert_category,
         routes::knowledge::get_synonyms, routes::knowledge::set_synonyms, routes::knowledge::search,
         routes::knowledge::suggest, routes::knowledge::ticket_suggestions, routes::knowledge::record_click,

@@ -58,7 +58,7 @@ impl KnowledgeService for Api {
         request: Request<proto::UpdateArticleRequest>,
     ) -> Result<Response<proto::Article>, Status> {
         handle_as(request, Needs::Staff, |caller, request| async move {
-            self.0.update_article(&caller.tenant_id, &caller.subject, request).await
+            self.0.update_article(&caller.tenant_id, (&caller.subject, caller.role == Role::Admin), request).await
         })
         .await
     }
@@ -126,7 +126,27 @@ impl KnowledgeService for Api {
         request: Request<proto::RestoreVersionRequest>,
     ) -> Result<Response<proto::Article>, Status> {
         handle_as(request, Needs::Staff, |caller, request| async move {
-            self.0.restore(&caller.tenant_id, &caller.subject, request).await
+            self.0.restore(&caller.tenant_id, (&caller.subject, caller.role == Role::Admin), request).await
+        })
+        .await
+    }
+
+    async fn publish_revision(
+        &self,
+        request: Request<proto::PublishRevisionRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle_as(request, Needs::Admin, |caller, request| async move {
+            self.0.publish_revision(&caller.tenant_id, request).await
+        })
+        .await
+    }
+
+    async fn discard_revision(
+        &self,
+        request: Request<proto::DiscardRevisionRequest>,
+    ) -> Result<Response<proto::Article>, Status> {
+        handle_as(request, Needs::Staff, |caller, request| async move {
+            self.0.discard_revision(&caller.tenant_id, &request.article_id).await
         })
         .await
     }

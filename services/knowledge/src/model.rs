@@ -106,6 +106,55 @@ impl Article {
         self.status == ArticleStatus::Published
     }
 
+    pub(crate) fn to_translation(&self) -> proto::Translation {
+        proto::Translation {
+            article_id: self.id.clone(),
+            locale: self.locale.clone(),
+            slug: self.slug.clone(),
+            title: self.title.clone(),
+            status: self.status as i32,
+        }
+    }
+
+    /// This article's content as a proposal for version `based_on_version` of it.
+    pub(crate) fn to_revision(
+        &self,
+        based_on_version: i32,
+        author: &str,
+        note: &str,
+        at: i64,
+    ) -> proto::ArticleRevision {
+        proto::ArticleRevision {
+            based_on_version,
+            title: self.title.clone(),
+            body_markdown: self.body_markdown.clone(),
+            body_html: self.body_html.clone(),
+            category_id: self.category_id.clone(),
+            tags: self.tags.clone(),
+            visibility: self.visibility as i32,
+            segments: self.segments.clone(),
+            questions: self.questions.clone(),
+            slug: self.slug.clone(),
+            author: author.to_owned(),
+            change_note: note.to_owned(),
+            proposed_at: Some(micros_to_timestamp(at)),
+        }
+    }
+
+    /// Takes the content a revision proposed.
+    pub(crate) fn apply_revision(&mut self, revision: &proto::ArticleRevision) {
+        self.title = revision.title.clone();
+        self.body_markdown = revision.body_markdown.clone();
+        self.body_html = crate::markdown::to_safe_html(&revision.body_markdown);
+        self.category_id = revision.category_id.clone();
+        self.tags = revision.tags.clone();
+        self.visibility = Visibility::try_from(revision.visibility).unwrap_or(self.visibility);
+        self.segments = revision.segments.clone();
+        self.questions = revision.questions.clone();
+        self.slug = revision.slug.clone();
+        self.author = revision.author.clone();
+    }
+
     pub(crate) fn to_proto(&self, translations: Vec<proto::Translation>) -> proto::Article {
         proto::Article {
             id: self.id.clone(),
@@ -129,6 +178,7 @@ impl Article {
             published_at: optional_timestamp(self.published_at),
             stats: Some(self.stats.to_proto()),
             translations,
+            pending_revision: None,
         }
     }
 }

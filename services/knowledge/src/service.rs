@@ -168,11 +168,62 @@ impl Knowledge {
             .map_err(|error| ServiceError::internal(&error))?
     }
 
-    async fn article_view(&self, article: &Article) -> Result<proto::Article, ServiceError> {
+    /// The article as `audience` may see it: staff see every translation, who wrote it and the
+    /// pending revision; everyone else only the translations they may read, and no staff names.
+    async fn article_view(&self, article: &Article, audience: &Audience) -> Result<proto::Article, ServiceError> {
         let mut conn = self.db.reader().acquire().await?;
-        let translations =
-            store::translations(&mut conn, &article.tenant_id, &article.translation_group, &article.id).await?;
-        Ok(article.to_proto(translations))
+        let translations = store::translations(&mut conn, &article.tenant_id, &article.translation_group, &article.id)
+            .await?
+            .iter()
+            .filter(|translation| audience.may_read(translation))
+            .map(Article::to_translation)
+            .collect();
+        let mut view = article.to_proto(translations);
+        if matches!(audience, Audience::Staff) {
+            view.pending_revision = store::revision(&mut conn, &article.tenant_id, &article.id).await?;
+        } else {
+            view.author.clear();
+        }
+        Ok(view)
+    }
+
+    /// Applies `edit` to the live article, as a new version noted `note`. For a published
+    /// article and a caller who may not publish, the edited copy becomes the article's pending
+    /// revision instead, and the live article stays as it was.
+    async fn edit(
+        &self,
+        tenant: &str,
+        id: &str,
+        note: &str,
+        editor: (&str, bool),
+        edit: impl FnOnce(&mut Article) -> Result<(), ServiceError>,
+    ) -> Result<proto::Article, ServiceError> {
+        let (author, may_publish) = editor;
+        check_id("id", id)?;
+        if !may_publish {
+            let mut tx = self.db.writer().begin().await?;
+            let article = store::article_for_update(&mut tx, tenant, id)
+                .await?
+                .ok_or_else(|| ServiceError::not_found("article"))?;
+            if article.status == ArticleStatus::Published {
+                let mut proposed = article.clone();
+                edit(&mut proposed)?;
+                let now = now_micros();
+                let revision = proposed.to_revision(article.version, author, note, now);
+                store::save_revision(&mut tx, tenant, id, &revision, now).await?;
+                tx.commit().await?;
+                return self.article_view(&article, &Audience::Staff).await;
+            }
+        }
+        let article = self
+            .change(tenant, id, Some(note), |article| {
+                if article.status == ArticleStatus::Published && !may_publish {
+                    return Err(ServiceError::conflict("the article was published meanwhile; send the change again"));
+                }
+                edit(article)
+            })
+            .await?;
+        self.article_view(&article, &Audience::Staff).await
     }
 
     pub async fn create_article(
@@ -185,7 +236,7 @@ impl Knowledge {
         let mut tx = self.db.writer().begin().await?;
         insert_new(&mut tx, &mut new).await?;
         tx.commit().await?;
-        self.article_view(&new.article).await
+        self.article_view(&new.article, &Audience::Staff).await
     }
 
     /// Creates many articles in one transaction, published if asked: all or nothing.
@@ -268,9 +319,10 @@ impl Knowledge {
     pub async fn update_article(
         &self,
         tenant: &str,
-        author: &str,
+        editor: (&str, bool),
         request: proto::UpdateArticleRequest,
     ) -> Result<proto::Article, ServiceError> {
+        let author = editor.0;
         let title = request.title.as_deref().map(model::check_title).transpose()?;
         if let Some(body) = &request.body_markdown {
             model::check_body(body)?;
@@ -284,50 +336,48 @@ impl Knowledge {
             Some(slug) => Some(model::slug(slug, "")?),
             None => None,
         };
-        let article = self
-            .change(tenant, &request.id, Some(&request.change_note), |article| {
-                if request.expected_version != 0 && request.expected_version != article.version {
-                    return Err(ServiceError::conflict(format!(
-                        "the article is at version {}, not {}",
-                        article.version, request.expected_version
-                    ))
-                    .with_field("expected_version"));
-                }
-                if article.status == ArticleStatus::Published
-                    && request.body_markdown.as_deref().is_some_and(|body| body.trim().is_empty())
-                {
-                    return Err(ServiceError::invalid_field("body_markdown", "a published article needs a body"));
-                }
-                if let Some(title) = title {
-                    article.title = title;
-                }
-                if let Some(body) = request.body_markdown {
-                    article.body_html = markdown::to_safe_html(&body);
-                    article.body_markdown = body;
-                }
-                if let Some(category) = request.category_id {
-                    article.category_id = category;
-                }
-                if let Some(tags) = tags {
-                    article.tags = tags;
-                }
-                if let Some(segments) = segments {
-                    article.segments = segments;
-                }
-                if let Some(questions) = questions {
-                    article.questions = questions;
-                }
-                if let Some(visibility) = visibility {
-                    article.visibility = visibility;
-                }
-                if let Some(slug) = slug {
-                    article.slug = slug;
-                }
-                article.author = author.to_owned();
-                Ok(())
-            })
-            .await?;
-        self.article_view(&article).await
+        self.edit(tenant, &request.id, &request.change_note, editor, |article| {
+            if request.expected_version != 0 && request.expected_version != article.version {
+                return Err(ServiceError::conflict(format!(
+                    "the article is at version {}, not {}",
+                    article.version, request.expected_version
+                ))
+                .with_field("expected_version"));
+            }
+            if article.status == ArticleStatus::Published
+                && request.body_markdown.as_deref().is_some_and(|body| body.trim().is_empty())
+            {
+                return Err(ServiceError::invalid_field("body_markdown", "a published article needs a body"));
+            }
+            if let Some(title) = title {
+                article.title = title;
+            }
+            if let Some(body) = request.body_markdown {
+                article.body_html = markdown::to_safe_html(&body);
+                article.body_markdown = body;
+            }
+            if let Some(category) = request.category_id {
+                article.category_id = category;
+            }
+            if let Some(tags) = tags {
+                article.tags = tags;
+            }
+            if let Some(segments) = segments {
+                article.segments = segments;
+            }
+            if let Some(questions) = questions {
+                article.questions = questions;
+            }
+            if let Some(visibility) = visibility {
+                article.visibility = visibility;
+            }
+            if let Some(slug) = slug {
+                article.slug = slug;
+            }
+            article.author = author.to_owned();
+            Ok(())
+        })
+        .await
     }
 
     /// An article as the caller may see it: staff see every article, customers and the public
@@ -347,7 +397,7 @@ impl Knowledge {
         if !matches!(audience, Audience::Staff) {
             self.activity.count_view(tenant, &article.id);
         }
-        self.article_view(&article).await
+        self.article_view(&article, audience).await
     }
 
     /// A published public article by id or by locale and slug, for the help center.
@@ -372,7 +422,7 @@ impl Knowledge {
             .filter(|article| Audience::Public.may_read(article))
             .ok_or_else(|| ServiceError::not_found("article"))?;
         self.activity.count_view(tenant, &article.id);
-        self.article_view(&article).await
+        self.article_view(&article, &Audience::Public).await
     }
 
     pub async fn list_articles(
@@ -440,7 +490,7 @@ impl Knowledge {
                 Ok(())
             })
             .await?;
-        self.article_view(&article).await
+        self.article_view(&article, &Audience::Staff).await
     }
 
     pub async fn versions(&self, tenant: &str, article: &str) -> Result<proto::ListVersionsResponse, ServiceError> {
@@ -504,7 +554,7 @@ impl Knowledge {
     pub async fn restore(
         &self,
         tenant: &str,
-        author: &str,
+        editor: (&str, bool),
         request: proto::RestoreVersionRequest,
     ) -> Result<proto::Article, ServiceError> {
         let old = self.version(tenant, &request.article_id, request.version).await?;
@@ -513,22 +563,68 @@ impl Knowledge {
         } else {
             request.change_note
         };
+        self.edit(tenant, &request.article_id, &note, editor, |article| {
+            if article.status == ArticleStatus::Published && old.body_markdown.trim().is_empty() {
+                return Err(ServiceError::invalid_field("version", "a published article needs a body"));
+            }
+            article.title = old.title;
+            article.body_html = markdown::to_safe_html(&old.body_markdown);
+            article.body_markdown = old.body_markdown;
+            article.category_id = old.category_id;
+            article.tags = old.tags;
+            article.questions = old.questions;
+            article.author = editor.0.to_owned();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Puts the article's pending revision live as its next version, if the article has not
+    /// moved since it was proposed.
+    pub async fn publish_revision(
+        &self,
+        tenant: &str,
+        request: proto::PublishRevisionRequest,
+    ) -> Result<proto::Article, ServiceError> {
+        check_id("article_id", &request.article_id)?;
+        let mut conn = self.db.reader().acquire().await?;
+        let revision = store::revision(&mut conn, tenant, &request.article_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("pending revision"))?;
+        drop(conn);
+        let note = if request.change_note.is_empty() { revision.change_note.clone() } else { request.change_note };
         let article = self
             .change(tenant, &request.article_id, Some(&note), |article| {
-                if article.status == ArticleStatus::Published && old.body_markdown.trim().is_empty() {
-                    return Err(ServiceError::invalid_field("version", "a published article needs a body"));
+                if article.version != revision.based_on_version {
+                    return Err(ServiceError::conflict(format!(
+                        "the article moved to version {} after the revision was proposed on {}; discard it and \
+                         propose again",
+                        article.version, revision.based_on_version
+                    )));
                 }
-                article.title = old.title;
-                article.body_html = markdown::to_safe_html(&old.body_markdown);
-                article.body_markdown = old.body_markdown;
-                article.category_id = old.category_id;
-                article.tags = old.tags;
-                article.questions = old.questions;
-                article.author = author.to_owned();
+                if article.status == ArticleStatus::Published && revision.body_markdown.trim().is_empty() {
+                    return Err(ServiceError::invalid_field("body_markdown", "a published article needs a body"));
+                }
+                article.apply_revision(&revision);
                 Ok(())
             })
             .await?;
-        self.article_view(&article).await
+        let mut tx = self.db.writer().begin().await?;
+        store::delete_revision(&mut tx, tenant, &article.id).await?;
+        tx.commit().await?;
+        self.article_view(&article, &Audience::Staff).await
+    }
+
+    pub async fn discard_revision(&self, tenant: &str, article_id: &str) -> Result<proto::Article, ServiceError> {
+        check_id("article_id", article_id)?;
+        let mut conn = self.db.writer().acquire().await?;
+        if !store::delete_revision(&mut conn, tenant, article_id).await? {
+            return Err(ServiceError::not_found("pending revision"));
+        }
+        let article =
+            store::article(&mut conn, tenant, article_id).await?.ok_or_else(|| ServiceError::not_found("article"))?;
+        drop(conn);
+        self.article_view(&article, &Audience::Staff).await
     }
 
     pub async fn upsert_category(

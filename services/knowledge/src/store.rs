@@ -6,6 +6,7 @@ use helpdesk_runtime::{
     ServiceError,
     db::{positional, row_lock},
 };
+use prost::Message;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::model::{Article, Stats};
@@ -222,33 +223,72 @@ pub(crate) async fn version(
     Ok(row.as_ref().map(|row| version_from(row, true)).transpose()?)
 }
 
+/// The other articles of `group`: an article's translations.
 pub(crate) async fn translations(
     conn: &mut AnyConnection,
     tenant: &str,
     group: &str,
     except_id: &str,
-) -> Result<Vec<proto::Translation>, ServiceError> {
-    let rows = sqlx::query(
-        "SELECT id, locale, slug, title, status FROM articles WHERE tenant_id = $1 AND translation_group = $2 \
-         AND id <> $3 ORDER BY locale",
+) -> Result<Vec<Article>, ServiceError> {
+    let sql = format!(
+        "SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND translation_group = $2 AND id <> $3 \
+         ORDER BY locale"
+    );
+    let rows = sqlx::query(&sql).bind(tenant).bind(group).bind(except_id).fetch_all(&mut *conn).await?;
+    Ok(rows.iter().map(article_from).collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// The article's pending revision, if any.
+pub(crate) async fn revision(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    article_id: &str,
+) -> Result<Option<proto::ArticleRevision>, ServiceError> {
+    let row = sqlx::query("SELECT revision FROM article_revisions WHERE tenant_id = $1 AND article_id = $2")
+        .bind(tenant)
+        .bind(article_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let bytes: Vec<u8> = row.try_get("revision")?;
+    proto::ArticleRevision::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|error| ServiceError::internal(&format!("stored revision of {article_id}: {error}")))
+}
+
+/// Stores `revision` as the article's pending one, replacing an earlier proposal.
+pub(crate) async fn save_revision(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    article_id: &str,
+    revision: &proto::ArticleRevision,
+    at: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO article_revisions (tenant_id, article_id, revision, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, article_id) DO UPDATE SET revision = excluded.revision, created_at = excluded.created_at",
     )
     .bind(tenant)
-    .bind(group)
-    .bind(except_id)
-    .fetch_all(&mut *conn)
+    .bind(article_id)
+    .bind(revision.encode_to_vec())
+    .bind(at)
+    .execute(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(proto::Translation {
-                article_id: row.try_get("id")?,
-                locale: row.try_get("locale")?,
-                slug: row.try_get("slug")?,
-                title: row.try_get("title")?,
-                status: row.try_get::<i64, _>("status")? as i32,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    Ok(())
+}
+
+/// Drops the article's pending revision; whether there was one.
+pub(crate) async fn delete_revision(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    article_id: &str,
+) -> Result<bool, ServiceError> {
+    let result = sqlx::query("DELETE FROM article_revisions WHERE tenant_id = $1 AND article_id = $2")
+        .bind(tenant)
+        .bind(article_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 pub(crate) struct ArticleFilter<'a> {

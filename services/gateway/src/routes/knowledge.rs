@@ -133,6 +133,35 @@ pub(crate) async fn restore_version(
     Ok(Json(article.into()))
 }
 
+/// Put the article's pending revision live as its next version. Admins only.
+#[utoipa::path(post, path = "/v1/kb/articles/{id}/revision/publish", tag = "knowledge base",
+    request_body = RestoreVersion,
+    responses((status = 200, body = dto::Article), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn publish_revision(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(article_id): Path<String>,
+    JsonBody(body): JsonBody<RestoreVersion>,
+) -> ApiResult<dto::Article> {
+    let request = proto::PublishRevisionRequest { article_id, change_note: body.change_note };
+    let article = state.knowledge.clone().publish_revision(caller.request(request)).await?.into_inner();
+    Ok(Json(article.into()))
+}
+
+/// Drop the article's pending revision.
+#[utoipa::path(delete, path = "/v1/kb/articles/{id}/revision", tag = "knowledge base",
+    responses((status = 200, body = dto::Article), (status = 404, body = ErrorBody)))]
+pub(crate) async fn discard_revision(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(article_id): Path<String>,
+) -> ApiResult<dto::Article> {
+    let request = proto::DiscardRevisionRequest { article_id };
+    let article = state.knowledge.clone().discard_revision(caller.request(request)).await?.into_inner();
+    Ok(Json(article.into()))
+}
+
 /// Line by line differences between two versions of an article.
 #[utoipa::path(get, path = "/v1/kb/articles/{id}/diff", tag = "knowledge base", params(DiffQuery),
     responses((status = 200, body = dto::VersionDiff), (status = 400, body = ErrorBody),

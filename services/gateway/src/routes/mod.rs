@@ -58,6 +58,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/kb/articles/{id}/versions/{version}", get(knowledge::get_version))
         .route("/v1/kb/articles/{id}/versions/{version}/restore", post(knowledge::restore_version))
         .route("/v1/kb/articles/{id}/diff", get(knowledge::diff_versions))
+        .route("/v1/kb/articles/{id}/revision", delete(knowledge::discard_revision))
+        .route("/v1/kb/articles/{id}/revision/publish", post(knowledge::publish_revision))
         .route("/v1/kb/articles/{id}/votes", post(knowledge::vote))
         .route("/v1/kb/categories", get(knowledge::list_categories))
         .route("/v1/kb/categories/{id}", put(knowledge::upsert_category))
