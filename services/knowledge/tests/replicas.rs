@@ -61,7 +61,7 @@ async fn scenario(config: DatabaseConfig, dir: &std::path::Path) {
         title: Some("Replacing a stolen card".into()),
         ..Default::default()
     };
-    two.update_article(TENANT, "admin", edit).await.unwrap();
+    two.update_article(TENANT, ("admin", true), edit).await.unwrap();
     converges(&one, "stolen card", &["Replacing a stolen card"]).await;
 
     one.set_status(TENANT, true, publish(&article.id, proto::ArticleStatus::Archived)).await.unwrap();
