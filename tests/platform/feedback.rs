@@ -27,25 +27,31 @@ async fn solve(app: &TestApp, id: &str) {
     assert_eq!(status, 200, "{solved}");
 }
 
-/// The survey link posted on the ticket, once delivery has sent it.
-async fn survey_link(app: &TestApp, ticket: &str) -> (String, String) {
-    let messages = eventually(app, &format!("/v1/tickets/{ticket}/messages"), |messages| {
+/// The survey link posted on the ticket, once delivery has sent it, as `customer` reads it;
+/// staff read it redacted.
+async fn survey_link(app: &TestApp, ticket: &str, customer: &str) -> (String, String) {
+    let survey_text = |messages: &Value| {
         messages["messages"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["body_text"].as_str().unwrap().contains("/v1/surveys/"))
-    })
-    .await;
-    let text = messages["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|m| m["body_text"].as_str().filter(|text| text.contains("/v1/surveys/")))
-        .unwrap()
-        .to_owned();
+            .find_map(|m| m["body_text"].as_str().filter(|text| text.contains("/v1/surveys/")))
+            .map(str::to_owned)
+    };
+    let staff =
+        eventually(app, &format!("/v1/tickets/{ticket}/messages"), |messages| survey_text(messages).is_some()).await;
+    let redacted = survey_text(&staff).unwrap();
+    assert!(redacted.contains(".[redacted]"), "staff never see a usable link: {redacted}");
+    let (status, own) = app.get(&format!("/v1/tickets/{ticket}/messages"), &app.customer_token("demo", customer)).await;
+    assert_eq!(status, 200, "{own}");
+    let text = survey_text(&own).expect("the customer's link");
     let at = text.find("/v1/surveys/").unwrap();
     let path = text[at..].split_whitespace().next().unwrap().to_owned();
+    assert!(!path.contains("redacted"));
+    // What staff see answers nothing.
+    let staff_path = redacted[redacted.find("/v1/surveys/").unwrap()..].split_whitespace().next().unwrap().to_owned();
+    let (status, _) = app.public(reqwest::Method::GET, &staff_path, None).await;
+    assert_eq!(status, 400, "a redacted link opens nothing");
     (path, text)
 }
 
@@ -95,7 +101,7 @@ on_both_backends! {
         solve(&app, &ticket).await;
 
         // The link arrives on the ticket in the customer's language and answers without credentials.
-        let (link, text) = survey_link(&app, &ticket).await;
+        let (link, text) = survey_link(&app, &ticket, &customer).await;
         assert!(text.contains("만족"), "{text}");
         let (status, form) = app.public(reqwest::Method::GET, &link, None).await;
         assert_eq!(status, 200, "{form}");
@@ -125,6 +131,8 @@ on_both_backends! {
         assert_eq!(status, 200, "{again}");
         assert_eq!((first["revision"].as_i64(), again["revision"].as_i64()), (Some(1), Some(1)));
         assert_eq!(first["comment"], "<script>alert(1)</script> 너무 느려요");
+        let revision_key = first["revision_key"].as_str().expect("the first submitter's key").to_owned();
+        assert_eq!(again["revision_key"], revision_key.as_str(), "a retried first submission hears it again");
 
         // The low score opens a follow-up for the team lead, with a linked ticket in ticketing.
         let follow_ups = eventually(&app, "/v1/feedback/follow-ups?state=open", |list| {
@@ -140,10 +148,22 @@ on_both_backends! {
         .await;
         assert!(linked["linked_ticket_ids"].as_array().unwrap().iter().any(|id| id == ticket.as_str()), "{linked}");
 
+        // Only the first submitter may revise: whoever else holds the link is refused.
+        let (status, forged) = app.public(reqwest::Method::POST, &link, Some(answer(5, "someone-else"))).await;
+        assert_eq!((status, field(&forged)), (403, "revision_key"), "{forged}");
+        let mut wrong = answer(5, "someone-else");
+        wrong["revision_key"] = json!("00".repeat(32));
+        assert_eq!(app.public(reqwest::Method::POST, &link, Some(wrong)).await.0, 403);
+        let (_, form) = app.public(reqwest::Method::GET, &link, None).await;
+        assert!(form["current"]["revision_key"].is_null(), "the form never shows the key: {form}");
+
         // A revision is a new revision of the same answer, and opens no second follow-up.
-        let (status, revised) = app.public(reqwest::Method::POST, &link, Some(answer(2, "click-2"))).await;
+        let mut revision = answer(2, "click-2");
+        revision["revision_key"] = json!(revision_key);
+        let (status, revised) = app.public(reqwest::Method::POST, &link, Some(revision)).await;
         assert_eq!(status, 200, "{revised}");
         assert_eq!(revised["revision"], 2);
+        assert!(revised["revision_key"].is_null(), "{revised}");
         let (_, form) = app.public(reqwest::Method::GET, &link, None).await;
         assert_eq!(form["current"]["revision"], 2, "{form}");
 
@@ -336,7 +356,7 @@ async fn the_survey_loop_runs_over_nats_jetstream() {
         app.post("/v1/customers", &key, json!({ "name": "Alex", "emails": ["alex@example.com"] })).await;
     let ticket = ticket_for(&app, customer["id"].as_str().unwrap(), "web", json!(["login"])).await;
     solve(&app, &ticket).await;
-    let (link, text) = survey_link(&app, &ticket).await;
+    let (link, text) = survey_link(&app, &ticket, customer["id"].as_str().unwrap()).await;
     assert!(text.starts_with("How did we do?"), "{text}");
     let (status, answer) = app
         .public(reqwest::Method::POST, &link, Some(json!({ "answers": [{ "question_id": "score", "value": 2 }] })))

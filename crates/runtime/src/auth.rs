@@ -79,6 +79,11 @@ impl Principal {
         self.role == Role::Customer
     }
 
+    /// A service acting on its own behalf, with a token signed by the service secret.
+    pub fn is_service(&self) -> bool {
+        self.subject.starts_with(SERVICE_SUBJECT_PREFIX)
+    }
+
     pub fn require_staff(&self) -> Result<(), ServiceError> {
         if self.is_customer() {
             return Err(ServiceError::permission_denied("agents and admins only"));

@@ -102,6 +102,19 @@ async fn ticket(peers: &Peers, tenant: &str, id: &str) -> Result<Option<Ticket>,
     }
 }
 
+/// What a message tells: `text` for everyone, or — when it carries the customer's own
+/// credential — `text` redacted for staff and `customer_text` for the customer.
+struct Notice {
+    text: String,
+    customer_text: String,
+}
+
+impl Notice {
+    fn plain(text: String) -> Self {
+        Self { text, customer_text: String::new() }
+    }
+}
+
 /// Posts a message on a ticket that still takes them.
 async fn post(
     peers: &Peers,
@@ -109,13 +122,14 @@ async fn post(
     ticket: &str,
     key: String,
     visibility: Visibility,
-    text: String,
+    notice: Notice,
 ) -> Result<(), ServiceError> {
     let request = AddMessageRequest {
         ticket_id: ticket.to_owned(),
         idempotency_key: key,
         visibility: visibility as i32,
-        body_text: text,
+        body_text: notice.text,
+        customer_text: notice.customer_text,
         ..AddMessageRequest::default()
     };
     peers
@@ -151,21 +165,26 @@ async fn send_invitation(
         .as_ref()
         .and_then(|at| chrono::DateTime::from_timestamp(at.seconds, 0))
         .map_or_else(String::new, |at| at.format("%Y-%m-%d %H:%M UTC").to_string());
-    let text = invitation_text(&invitation.locale, &feedback.link(tenant, invitation), &expires);
-    tell(peers, tenant, &surveyed, format!("survey-{}", invitation.id), text).await?;
+    // Staff read the ticket too: they see the link without its signature, which answers nothing.
+    let (link, redacted) = feedback.link(tenant, invitation);
+    let notice = Notice {
+        text: invitation_text(&invitation.locale, &redacted, &expires),
+        customer_text: invitation_text(&invitation.locale, &link, &expires),
+    };
+    tell(peers, tenant, &surveyed, format!("survey-{}", invitation.id), notice).await?;
     feedback.mark_sent(tenant, &invitation.id, now_micros()).await
 }
 
-/// Posts `text` publicly on `ticket`; on a closed one, which takes no more messages, as the
-/// description of a new ticket that follows it up (tag [`CARRIER_TAG`]), solved at once.
-async fn tell(peers: &Peers, tenant: &str, ticket: &Ticket, key: String, text: String) -> Result<(), ServiceError> {
+/// Posts `notice` publicly on `ticket`; on a closed one, which takes no more messages, on a new
+/// ticket that follows it up (tag [`CARRIER_TAG`]), solved at once.
+async fn tell(peers: &Peers, tenant: &str, ticket: &Ticket, key: String, notice: Notice) -> Result<(), ServiceError> {
     if ticket.status != Status::Closed as i32 {
-        return post(peers, tenant, &ticket.id, key, Visibility::Public, text).await;
+        return post(peers, tenant, &ticket.id, key, Visibility::Public, notice).await;
     }
     let request = CreateTicketRequest {
-        idempotency_key: key,
+        idempotency_key: key.clone(),
         subject: ticket.subject.clone(),
-        description: text,
+        description: notice.text.clone(),
         requester_id: ticket.requester_id.clone(),
         group: ticket.group.clone(),
         channel: ticket.channel,
@@ -179,6 +198,10 @@ async fn tell(peers: &Peers, tenant: &str, ticket: &Ticket, key: String, text: S
         .await
         .map_err(|status| ServiceError::from_status(&status))?
         .into_inner();
+    // A description is for everyone: what only the customer may read follows as a message.
+    if !notice.customer_text.is_empty() {
+        post(peers, tenant, &created.id, format!("{key}-customer"), Visibility::Public, notice).await?;
+    }
     // Nothing is left to do on it. A retry finds it solved already.
     if created.status != Status::Solved as i32 {
         let solve = UpdateTicketRequest {
@@ -279,7 +302,8 @@ async fn open_follow_up(
         note.push_str("\n\nTheir comment (as typed):\n");
         note.push_str(&response.comment);
     }
-    post(peers, tenant, &linked, format!("follow-up-note-{}", follow_up.id), Visibility::Internal, note).await?;
+    post(peers, tenant, &linked, format!("follow-up-note-{}", follow_up.id), Visibility::Internal, Notice::plain(note))
+        .await?;
     tracing::info!(%tenant, follow_up = %follow_up.id, ticket = %linked, %lead, "follow-up opened in ticketing");
     feedback.mark_linked(tenant, &follow_up.id, &linked, &lead).await
 }
@@ -291,6 +315,6 @@ async fn notify(feedback: &Feedback, peers: &Peers, notification: &Notification)
         return feedback.mark_notification(notification, false).await;
     };
     let key = format!("announcement-{}-{}", notification.announcement, notification.customer);
-    tell(peers, tenant, &answered, key, notification.text.clone()).await?;
+    tell(peers, tenant, &answered, key, Notice::plain(notification.text.clone())).await?;
     feedback.mark_notification(notification, true).await
 }

@@ -300,11 +300,16 @@ impl Feedback {
     }
 
     /// The signed link for an invitation.
-    pub(crate) fn link(&self, tenant: &str, invitation: &Invitation) -> String {
+    /// The invitation's survey link, and the same without its signature: what staff may see.
+    pub(crate) fn link(&self, tenant: &str, invitation: &Invitation) -> (String, String) {
         let expires_at = invitation.expires_at.as_ref().map_or(0, |at| at.seconds);
         let token =
             self.signer.sign(&Claims { tenant: tenant.to_owned(), invitation: invitation.id.clone(), expires_at });
-        format!("{}/v1/surveys/{token}", self.public_url)
+        let unsigned = token.rsplit_once('.').map_or("", |(claims, _)| claims);
+        (
+            format!("{}/v1/surveys/{token}", self.public_url),
+            format!("{}/v1/surveys/{unsigned}.[redacted]", self.public_url),
+        )
     }
 
     pub async fn list_invitations(
@@ -368,7 +373,7 @@ impl Feedback {
             })
             .collect();
         let mut conn = self.db.reader().acquire().await.map_err(db_error)?;
-        let current = load_response(&mut conn, &tenant, &invitation.id, false).await?.map(|(response, _)| response);
+        let current = load_response(&mut conn, &tenant, &invitation.id, false).await?.map(|stored| stored.response);
         Ok(proto::SurveyForm {
             survey_name: survey.name,
             kind: survey.kind,
@@ -388,7 +393,14 @@ impl Feedback {
             return Err(ServiceError::invalid_field("submission_id", "is longer than 100 characters"));
         }
         let fingerprint = fingerprint(&answers, &comment);
-        let checked = Checked { submission_id: request.submission_id, answers, comment, score, fingerprint };
+        let checked = Checked {
+            submission_id: request.submission_id,
+            answers,
+            comment,
+            score,
+            fingerprint,
+            revision_key: request.revision_key,
+        };
         // Two submissions racing for the first answer: the loser retries and becomes a revision.
         let mut attempts = 0;
         loop {
@@ -405,11 +417,19 @@ impl Feedback {
 
     async fn record_answer(&self, opened: &Opened, checked: &Checked) -> Result<SurveyResponse, ServiceError> {
         let Opened { tenant, invitation, survey, context } = opened;
-        let Checked { submission_id, answers, comment, score, fingerprint } = checked;
+        let Checked { submission_id, answers, comment, score, fingerprint, revision_key } = checked;
         let (tenant, score) = (tenant.as_str(), *score);
         let now = now_micros();
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
         let existing = load_response(&mut tx, tenant, &invitation.id, true).await?;
+        // The first submitter, and only they, hear the key that lets them revise.
+        let for_submitter = |stored: &Stored| {
+            let mut response = stored.response.clone();
+            if !submission_id.is_empty() && *submission_id == stored.first_submission {
+                response.revision_key = self.signer.revision_key(&invitation.id, submission_id);
+            }
+            response
+        };
         if !submission_id.is_empty() {
             let seen = sqlx::query(
                 "SELECT 1 FROM submissions WHERE tenant_id = $1 AND invitation_id = $2 AND submission_id = $3",
@@ -420,17 +440,32 @@ impl Feedback {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-            if let (Some(_), Some((response, _))) = (seen, &existing) {
-                return Ok(response.clone());
+            if let (Some(_), Some(stored)) = (seen, &existing) {
+                return Ok(for_submitter(stored));
             }
         }
-        if let Some((response, stored_fingerprint)) = &existing
-            && stored_fingerprint == fingerprint
+        if let Some(stored) = &existing
+            && stored.fingerprint == *fingerprint
         {
             remember_submission(&mut tx, tenant, &invitation.id, submission_id).await?;
             tx.commit().await.map_err(db_error)?;
-            return Ok(response.clone());
+            return Ok(for_submitter(stored));
         }
+        if let Some(stored) = &existing
+            && !self.signer.is_revision_key(&invitation.id, &stored.first_submission, revision_key)
+        {
+            return Err(ServiceError::permission_denied(
+                "only whoever answered first may revise the answer: send the revision_key their answer returned",
+            )
+            .with_field("revision_key"));
+        }
+        // The first answer's submission names the submitter; one without an id gets one here.
+        let first_submission = match &existing {
+            Some(stored) => stored.first_submission.clone(),
+            None if submission_id.is_empty() => uuid::Uuid::new_v4().simple().to_string(),
+            None => submission_id.clone(),
+        };
+        let existing = existing.map(|stored| (stored.response, stored.fingerprint));
         let unhappy = score <= survey.follow_up_at_or_below;
         let previous = existing.as_ref().map(|(response, _)| response);
         let mut response = SurveyResponse {
@@ -453,6 +488,7 @@ impl Feedback {
             updated_at: Some(micros_to_timestamp(now)),
             follow_up_id: previous.map(|previous| previous.follow_up_id.clone()).unwrap_or_default(),
             agent_rating: agent_rating(survey, answers),
+            revision_key: String::new(),
         };
         let mut events = Vec::new();
         let actor = (AuthorKind::Customer, invitation.customer_id.as_str());
@@ -490,7 +526,7 @@ impl Feedback {
              WHERE tenant_id = $1 AND id = $2"
         } else {
             "INSERT INTO responses (tenant_id, id, body, fingerprint, unhappy, updated_at, tags, invitation_id, \
-             ticket_id, survey_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             ticket_id, survey_id, first_submission) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         };
         let mut query = sqlx::query(sql)
             .bind(tenant)
@@ -501,7 +537,7 @@ impl Feedback {
             .bind(now)
             .bind(&tags);
         if previous.is_none() {
-            query = query.bind(&invitation.id).bind(&invitation.ticket_id).bind(&survey.id);
+            query = query.bind(&invitation.id).bind(&invitation.ticket_id).bind(&survey.id).bind(&first_submission);
         }
         // A concurrent first answer that won the unique invitation makes this one a duplicate:
         // the caller retries, as a revision.
@@ -529,6 +565,9 @@ impl Feedback {
         tx.commit().await.map_err(db_error)?;
         self.events_written.notify_one();
         self.delivery_wake.notify_one();
+        if previous.is_none() {
+            response.revision_key = self.signer.revision_key(&invitation.id, &first_submission);
+        }
         Ok(response)
     }
 
@@ -790,6 +829,7 @@ fn for_customer(response: SurveyResponse) -> SurveyResponse {
         revision: response.revision,
         submitted_at: response.submitted_at,
         updated_at: response.updated_at,
+        revision_key: response.revision_key,
         ..SurveyResponse::default()
     }
 }
@@ -813,6 +853,8 @@ struct Opened {
 /// A submission checked against its survey.
 struct Checked {
     submission_id: String,
+    /// What a revision carries to show it comes from the first submitter.
+    revision_key: String,
     /// In survey order.
     answers: Vec<Answer>,
     comment: String,
@@ -862,18 +904,33 @@ async fn load_survey(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result
 }
 
 /// The answer to an invitation and its fingerprint; `lock`ed for a revision.
+/// An invitation's answer so far, with what identifies it: the fingerprint of its answers and
+/// the submission that first gave it.
+struct Stored {
+    response: SurveyResponse,
+    fingerprint: String,
+    first_submission: String,
+}
+
 async fn load_response(
     conn: &mut AnyConnection,
     tenant: &str,
     invitation: &str,
     lock: bool,
-) -> Result<Option<(SurveyResponse, String)>, ServiceError> {
+) -> Result<Option<Stored>, ServiceError> {
     let sql = format!(
-        "SELECT body, fingerprint FROM responses WHERE tenant_id = $1 AND invitation_id = $2{}",
+        "SELECT body, fingerprint, first_submission FROM responses WHERE tenant_id = $1 AND invitation_id = $2{}",
         if lock { row_lock(conn) } else { "" }
     );
     let row = sqlx::query(&sql).bind(tenant).bind(invitation).fetch_optional(&mut *conn).await.map_err(db_error)?;
-    row.map(|row| Ok((decode(&row, "body")?, row.try_get("fingerprint").map_err(db_error)?))).transpose()
+    row.map(|row| {
+        Ok(Stored {
+            response: decode(&row, "body")?,
+            fingerprint: row.try_get("fingerprint").map_err(db_error)?,
+            first_submission: row.try_get("first_submission").map_err(db_error)?,
+        })
+    })
+    .transpose()
 }
 
 async fn remember_submission(

@@ -36,6 +36,18 @@ impl LinkSigner {
         format!("{payload}.{signature}")
     }
 
+    /// The key that lets the submitter of `first_submission` revise their answer to `invitation`.
+    pub(crate) fn revision_key(&self, invitation: &str, first_submission: &str) -> String {
+        hex::encode(self.mac(&format!("revision.{invitation}.{first_submission}")).finalize().into_bytes())
+    }
+
+    /// Whether `key` is [`Self::revision_key`], compared in constant time.
+    pub(crate) fn is_revision_key(&self, invitation: &str, first_submission: &str, key: &str) -> bool {
+        let Ok(key) = hex::decode(key) else { return false };
+        !first_submission.is_empty()
+            && self.mac(&format!("revision.{invitation}.{first_submission}")).verify_slice(&key).is_ok()
+    }
+
     /// The claims of a genuine, unexpired link at `now` (Unix seconds).
     pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, ServiceError> {
         let forged = || ServiceError::invalid_field("token", "is not a valid survey link");
@@ -66,6 +78,17 @@ mod tests {
 
     fn claims() -> Claims {
         Claims { tenant: "acme".into(), invitation: "inv-1".into(), expires_at: 2_000 }
+    }
+
+    #[test]
+    fn a_revision_key_belongs_to_one_invitation_and_first_submission() {
+        let signer = LinkSigner::new(b"secret");
+        let key = signer.revision_key("inv-1", "click-1");
+        assert!(signer.is_revision_key("inv-1", "click-1", &key));
+        assert!(!signer.is_revision_key("inv-2", "click-1", &key));
+        assert!(!signer.is_revision_key("inv-1", "click-2", &key));
+        assert!(!signer.is_revision_key("inv-1", "", &signer.revision_key("inv-1", "")), "answers of old never revise");
+        assert!(!signer.is_revision_key("inv-1", "click-1", "not hex"));
     }
 
     #[test]

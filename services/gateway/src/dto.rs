@@ -2648,6 +2648,10 @@ pub(crate) struct GivenAnswer {
     pub(crate) revision: i32,
     pub(crate) submitted_at: Option<String>,
     pub(crate) updated_at: Option<String>,
+    /// Only in the answer to the first submission (and its repeats): keep it, a revision must
+    /// send it, so nobody else holding the link can change the answer.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) revision_key: String,
 }
 
 impl From<feedback::SurveyResponse> for GivenAnswer {
@@ -2658,6 +2662,7 @@ impl From<feedback::SurveyResponse> for GivenAnswer {
             revision: r.revision,
             submitted_at: format_time(r.submitted_at),
             updated_at: format_time(r.updated_at),
+            revision_key: r.revision_key,
         }
     }
 }
@@ -2673,6 +2678,9 @@ pub(crate) struct SubmitAnswer {
     /// Plain text.
     #[serde(default)]
     pub(crate) comment: String,
+    /// Required to revise an answer: the `revision_key` the first answer returned.
+    #[serde(default)]
+    pub(crate) revision_key: String,
 }
 
 impl SubmitAnswer {
@@ -2682,6 +2690,7 @@ impl SubmitAnswer {
             submission_id: self.submission_id,
             answers: self.answers.into_iter().map(feedback::Answer::from).collect(),
             comment: self.comment,
+            revision_key: self.revision_key,
         }
     }
 }

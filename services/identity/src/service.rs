@@ -8,7 +8,7 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{
     ServiceError,
-    auth::{Principal, Role, SERVICE_SUBJECT_PREFIX, principal},
+    auth::{Principal, Role, principal},
     time::{micros_to_timestamp, now_micros, optional_timestamp},
 };
 use tonic::{Request, Response, Status};
@@ -195,7 +195,7 @@ impl IdentityService for IdentityGrpc {
         request: Request<proto::AuthenticateRequest>,
     ) -> Result<Response<proto::AuthenticateResponse>, Status> {
         let caller = principal(&request)?;
-        if !caller.subject.starts_with(SERVICE_SUBJECT_PREFIX) {
+        if !caller.is_service() {
             return Err(ServiceError::permission_denied("services only").into());
         }
         let resolved = self.store.authenticate(&request.into_inner().credential).await?;

@@ -360,7 +360,21 @@ fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceErr
 }
 
 const SELECT_MESSAGE: &str = "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, \
-    attachments, created_at FROM messages m";
+    attachments, created_at, customer_text FROM messages m";
+
+/// A message as `caller` may read it: its customer gets the customer's text in place of the
+/// redacted one, services get both, and staff only the redacted text.
+pub(crate) fn message_for(caller: &Principal, mut message: proto::Message) -> proto::Message {
+    if caller.is_service() {
+        return message;
+    }
+    let customer_text = std::mem::take(&mut message.customer_text);
+    if caller.is_customer() && !customer_text.is_empty() {
+        message.body_html = String::new();
+        message.body_text = customer_text;
+    }
+    message
+}
 
 async fn insert_message(
     conn: &mut AnyConnection,
@@ -369,7 +383,7 @@ async fn insert_message(
 ) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
-         body_html, attachments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         body_html, attachments, created_at, customer_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(tenant_id)
     .bind(&message.id)
@@ -381,6 +395,7 @@ async fn insert_message(
     .bind(&message.body_html)
     .bind(to_json(&message.attachments)?)
     .bind(message.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default())
+    .bind(&message.customer_text)
     .execute(conn)
     .await?;
     Ok(())
@@ -397,6 +412,7 @@ fn message_from_row(row: &AnyRow) -> Result<proto::Message, ServiceError> {
         body_html: row.try_get("body_html")?,
         attachments: from_json(&row.try_get::<String, _>("attachments")?)?,
         created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
+        customer_text: row.try_get("customer_text")?,
     })
 }
 
@@ -679,6 +695,12 @@ impl Ticketing {
         if caller.is_customer() && visibility == Visibility::Internal {
             return Err(ServiceError::permission_denied("customers cannot write internal notes"));
         }
+        let customer_text = model::optional_text("customer_text", &request.customer_text, model::MAX_BODY)?;
+        let may_write_customer_text = caller.is_service() && visibility == Visibility::Public;
+        if !customer_text.is_empty() && !may_write_customer_text {
+            return Err(ServiceError::permission_denied("only services write customer_text, on public messages")
+                .with_field("customer_text"));
+        }
         let body_html = sanitize(&model::optional_text("body_html", &request.body_html, model::MAX_BODY)?);
         let mut body_text = model::optional_text("body_text", &request.body_text, model::MAX_BODY)?;
         if body_text.trim().is_empty() {
@@ -700,6 +722,7 @@ impl Ticketing {
             body_html,
             attachments: request.attachments,
             created_at: Some(micros_to_timestamp(now)),
+            customer_text,
         };
 
         let mut tx = self.db.writer().begin().await?;
@@ -714,7 +737,7 @@ impl Ticketing {
                 .bind(&existing)
                 .fetch_one(&mut *tx)
                 .await?;
-            return message_from_row(&row);
+            return Ok(message_for(caller, message_from_row(&row)?));
         }
         let before = stored.ticket;
         let from = model::status(before.status, "status")?;
@@ -734,8 +757,10 @@ impl Ticketing {
         set_status(&mut after, to, now);
         after.version += 1;
         after.updated_at = Some(micros_to_timestamp(now));
+        // Every consumer reads events: they carry the redacted text only.
+        let published = proto::Message { customer_text: String::new(), ..message.clone() };
         let mut payloads =
-            vec![Payload::MessageAdded(MessageAdded { ticket_id: after.id.clone(), message: Some(message.clone()) })];
+            vec![Payload::MessageAdded(MessageAdded { ticket_id: after.id.clone(), message: Some(published) })];
         if from != to {
             payloads.push(Payload::TicketStatusChanged(TicketStatusChanged {
                 ticket_id: after.id.clone(),
@@ -760,7 +785,7 @@ impl Ticketing {
         }
         tx.commit().await?;
         self.events_written.notify_one();
-        Ok(message)
+        Ok(message_for(caller, message))
     }
 
     pub(crate) async fn list_messages(
@@ -786,7 +811,10 @@ impl Ticketing {
         let limit = sql.int(page_size + 1);
         sql.push(&format!(" ORDER BY m.created_at, m.id LIMIT {limit}"));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
-        let mut messages = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut messages = rows
+            .iter()
+            .map(|row| message_from_row(row).map(|message| message_for(caller, message)))
+            .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = model::finish_page(&mut messages, page_size, |last| {
             model::created_cursor("m", last.created_at.as_ref(), &last.id)
         });
@@ -912,6 +940,7 @@ impl Ticketing {
             body_html: String::new(),
             attachments: Vec::new(),
             created_at: Some(micros_to_timestamp(now)),
+            customer_text: String::new(),
         };
         insert_message(&mut tx, &caller.tenant_id, &note).await?;
         let mut target_seq = target.event_seq;

@@ -85,6 +85,8 @@ pub(crate) async fn add_message(
         body_text: body.body_text,
         body_html: body.body_html,
         attachments: body.attachments.into_iter().map(proto::Attachment::from).collect(),
+        // Written by services only, over gRPC.
+        customer_text: String::new(),
     };
     let message = state.tickets.clone().add_message(caller.request(request)).await?.into_inner();
     Ok((StatusCode::CREATED, Json(message.into())))
