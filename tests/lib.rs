@@ -44,11 +44,19 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// NATS URL, stream and subject prefix, for a JetStream bus instead of the in-process one.
     pub nats: Option<(String, String, String)>,
+    /// Requests per second (and burst) of one client to the public gRPC services.
+    pub public_grpc_per_second: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { backend: Backend::Sqlite, rate_limit_per_second: 100_000, max_body_bytes: 1024 * 1024, nats: None }
+        Self {
+            backend: Backend::Sqlite,
+            rate_limit_per_second: 100_000,
+            max_body_bytes: 1024 * 1024,
+            nats: None,
+            public_grpc_per_second: 100_000,
+        }
     }
 }
 
@@ -71,6 +79,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), options.rate_limit_per_second.to_string()),
         ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), options.rate_limit_per_second.to_string()),
         ("HELPDESK_GATEWAY__MAX_BODY_BYTES".to_owned(), options.max_body_bytes.to_string()),
+        ("HELPDESK_GRPC__PUBLIC_RATE_LIMIT_PER_SECOND".to_owned(), options.public_grpc_per_second.to_string()),
+        ("HELPDESK_GRPC__PUBLIC_RATE_LIMIT_BURST".to_owned(), options.public_grpc_per_second.to_string()),
     ];
     if options.backend == Backend::Postgres {
         let base = postgres_url().expect("postgres tests need HELPDESK_TEST_POSTGRES_URL");

@@ -116,11 +116,15 @@ on_both_backends! {
         assert_eq!(read["id"], refund_id);
         let (status, _) = public_get(&app, &format!("/v1/help/{TENANT}/articles/{}", internal["id"].as_str().unwrap())).await;
         assert_eq!(status, 404, "internal articles are not public");
+        // The first vote names the visitor with a cookie; voting again with it replaces the vote.
         let vote_path = format!("/v1/help/{TENANT}/articles/{refund_id}/votes");
-        let (status, _) = app.public(reqwest::Method::POST, &vote_path, Some(json!({ "helpful": false }))).await;
-        assert_eq!(status, 200);
-        let (status, stats) = app.public(reqwest::Method::POST, &vote_path, Some(json!({ "helpful": true }))).await;
-        assert_eq!(status, 200, "{stats}");
+        let first = app.http.post(app.url(&vote_path)).json(&json!({ "helpful": false })).send().await.unwrap();
+        assert_eq!(first.status().as_u16(), 200);
+        let cookie = first.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        assert!(cookie.starts_with("hd_visitor="), "{cookie}");
+        let again = app.http.post(app.url(&vote_path)).header("cookie", &cookie).json(&json!({ "helpful": true })).send().await.unwrap();
+        assert!(again.headers().get("set-cookie").is_none(), "the visitor keeps its cookie");
+        let stats: Value = again.json().await.unwrap();
         assert_eq!((stats["helpful_votes"].as_i64(), stats["unhelpful_votes"].as_i64()), (Some(1), Some(0)), "{stats}");
 
         // Contact-form deflection: a confident answer, or nothing.

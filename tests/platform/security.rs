@@ -250,3 +250,114 @@ async fn refused_within_a_second(app: &helpdesk_tests::TestApp, credential: &str
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_pick_its_own_rate_limit_bucket_with_x_forwarded_for() {
+    let app =
+        spawn_app_with(Options { backend: Backend::Sqlite, rate_limit_per_second: 3, ..Options::default() }).await;
+    let mut statuses = Vec::new();
+    for n in 0..10 {
+        let response = app
+            .http
+            .get(app.url("/v1/help/demo/search?q=refund"))
+            .header("x-forwarded-for", format!("203.0.113.{n}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    // No proxy is trusted by default: every request is the peer's, whatever it claims.
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_grpc_services_limit_each_client_and_count_a_callers_votes_once() {
+    use helpdesk_proto::knowledge::v1::{
+        PublicSearchRequest, PublicVoteRequest, help_center_service_client::HelpCenterServiceClient,
+    };
+    let app = spawn_app_with(Options { public_grpc_per_second: 5, ..Options::default() }).await;
+    let (_, article) = app
+        .post(
+            "/v1/kb/articles",
+            &app.admin_key,
+            json!({ "locale": "en", "title": "Refunds", "body_markdown": "Five days." }),
+        )
+        .await;
+    let id = article["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/kb/articles/{id}/status");
+    assert_eq!(app.post(&path, &app.admin_key, json!({ "status": "published" })).await.0, 200);
+    let mut help = HelpCenterServiceClient::new(app.channel().await);
+
+    // The review's finding: a direct caller chose a fresh visitor_id per vote.
+    let vote = |visitor: &str, helpful| PublicVoteRequest {
+        tenant_id: "demo".into(),
+        article_id: id.clone(),
+        helpful,
+        visitor_id: visitor.into(),
+    };
+    help.vote(vote("first-identity", true)).await.expect("vote");
+    let stats = help.vote(vote("second-identity", false)).await.expect("vote").into_inner();
+    assert_eq!((stats.helpful_votes, stats.unhelpful_votes), (0, 1), "one caller, one vote: {stats:?}");
+
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let search = PublicSearchRequest { tenant_id: "demo".into(), query: "refund".into(), ..Default::default() };
+        codes.push(help.search_articles(search).await.map(|_| tonic::Code::Ok).unwrap_or_else(|status| status.code()));
+    }
+    assert!(codes.contains(&tonic::Code::ResourceExhausted), "{codes:?}");
+    // The gateway limits its own clients: its calls are not counted against its address.
+    for _ in 0..10 {
+        assert_eq!(app.public(reqwest::Method::GET, "/v1/help/demo/search?q=refund", None).await.0, 200);
+    }
+    // Credentials that are not a service's are refused on the public services.
+    let search = PublicSearchRequest { tenant_id: "demo".into(), query: "refund".into(), ..Default::default() };
+    let refused = help.search_articles(app.grpc_request(&app.admin_key, search)).await.expect_err("not a service");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_failing_to_authenticate_is_refused_for_a_while() {
+    let app = spawn_app_with(Options::default()).await;
+    for _ in 0..30 {
+        let guess = format!("hdk_guess{:04}_{}", rand_digits(), "0".repeat(40));
+        assert_eq!(app.get("/v1/tickets", &guess).await.0, 401);
+    }
+    let (status, body) = app.get("/v1/tickets", &app.admin_key).await;
+    assert_eq!(status, 429, "even a valid key waits: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("failed authentications"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_address_casts_a_few_help_center_votes_a_minute() {
+    let app = spawn_app_with(Options::default()).await;
+    let (_, article) = app
+        .post(
+            "/v1/kb/articles",
+            &app.admin_key,
+            json!({ "locale": "en", "title": "Refunds", "body_markdown": "Five days." }),
+        )
+        .await;
+    let id = article["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post(&format!("/v1/kb/articles/{id}/status"), &app.admin_key, json!({ "status": "published" })).await.0,
+        200
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        // No cookie: each vote would be a new visitor.
+        let vote = app
+            .public(
+                reqwest::Method::POST,
+                &format!("/v1/help/demo/articles/{id}/votes"),
+                Some(json!({ "helpful": true })),
+            )
+            .await;
+        statuses.push(vote.0);
+    }
+    assert_eq!(&statuses[..10], &[200; 10]);
+    assert!(statuses[10..].iter().all(|status| *status == 429), "{statuses:?}");
+}
+
+fn rand_digits() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32 % 10_000
+}

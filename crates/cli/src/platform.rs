@@ -32,7 +32,7 @@ pub struct Platform {
     routing: helpdesk_routing::Routing,
     knowledge: helpdesk_knowledge::KnowledgeBase,
     feedback: helpdesk_feedback::FeedbackService,
-    reflection: bool,
+    grpc_config: helpdesk_runtime::config::GrpcConfig,
 }
 
 impl Platform {
@@ -90,6 +90,7 @@ impl Platform {
                 routing: channel.clone(),
                 knowledge: channel.clone(),
                 feedback: channel,
+                tokens: Arc::new(ServiceTokens::new("gateway", &service_secret)),
             },
         );
         let databases = vec![
@@ -113,7 +114,7 @@ impl Platform {
             routing,
             knowledge,
             feedback,
-            reflection: config.grpc_reflection,
+            grpc_config: config.grpc.clone(),
         })
     }
 
@@ -158,7 +159,7 @@ impl Platform {
             self.routes,
             self.authenticator,
             self.health,
-            self.reflection,
+            &self.grpc_config,
             shutdown.clone(),
         );
         let listener = axum::serve::ListenerExt::tap_io(self.http_listener, |tcp| {

@@ -232,6 +232,10 @@ impl ServiceTokens {
 /// Subjects of service tokens start with this; no other credential can carry it.
 pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
 
+/// The tenant a service's token names when it acts for no tenant in particular: resolving a
+/// credential, calling a public service. No tenant can have this id.
+pub const PLATFORM_TENANT: &str = "*";
+
 const CACHE_LIMIT: usize = 10_000;
 
 /// What the cache remembers of a credential: its principal, or why it was refused.

@@ -24,9 +24,7 @@ pub struct Config {
     /// Where embedded SQLite databases live when no database URL is given.
     pub data_dir: PathBuf,
     pub grpc_addr: SocketAddr,
-    /// Whether gRPC servers answer reflection (service and message descriptions for grpcurl):
-    /// handy in development, off in production.
-    pub grpc_reflection: bool,
+    pub grpc: GrpcConfig,
     pub http_addr: SocketAddr,
     /// An admin API key for the demo tenant, created at start-up if it does not exist.
     #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
@@ -123,6 +121,20 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Whether gRPC servers answer reflection (service and message descriptions for grpcurl):
+    /// handy in development, off in production.
+    pub reflection: bool,
+    /// Requests per second one client address may make to the public gRPC services (help center,
+    /// survey links) without a service's token; the gateway, which limits its own clients, is
+    /// not counted.
+    pub public_rate_limit_per_second: u32,
+    pub public_rate_limit_burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Sustained requests per second allowed to one credential.
     pub rate_limit_per_second: u32,
@@ -186,8 +198,12 @@ pub struct TelemetryConfig {
 const DEFAULTS: &str = r#"
 data_dir = "./data"
 grpc_addr = "127.0.0.1:50051"
-grpc_reflection = true
 http_addr = "127.0.0.1:8080"
+
+[grpc]
+reflection = true
+public_rate_limit_per_second = 50
+public_rate_limit_burst = 100
 
 [database]
 max_connections = 16
@@ -295,6 +311,9 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.grpc.public_rate_limit_per_second == 0 || self.grpc.public_rate_limit_burst == 0 {
+            return Err(invalid("grpc.public_rate_limit_per_second", "rate limits must be at least 1"));
         }
         if self.gateway.rate_limit_per_second == 0 || self.gateway.rate_limit_burst == 0 {
             return Err(invalid("gateway.rate_limit_per_second", "rate limits must be at least 1"));

@@ -16,16 +16,24 @@ use crate::{
     telemetry,
 };
 
-/// Methods that answer without credentials: probes, reflection, and the public services.
+/// Methods that answer without credentials: probes and reflection.
+const OPEN_PATHS: &[&str] =
+    &["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+
+/// The public services: no credentials needed, each client address rate-limited, unless a
+/// service (the gateway, which limits its own clients) calls with its token.
 const PUBLIC_PATHS: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    // The public help center: published public articles only, rate-limited at the gateway.
+    // The public help center: published public articles only.
     "/helpdesk.knowledge.v1.HelpCenterService/",
-    // Survey links: the signed token in each request is the credential, rate-limited at the gateway.
+    // Survey links: the signed token in each request is the credential.
     "/helpdesk.feedback.v1.SurveyAnswerService/",
 ];
+
+type PublicLimiter = governor::RateLimiter<
+    std::net::IpAddr,
+    governor::state::keyed::DefaultKeyedStateStore<std::net::IpAddr>,
+    governor::clock::DefaultClock,
+>;
 
 /// Runs a unary call for its authenticated caller (placed in the request by [`AuthLayer`]) and
 /// turns the domain's error into a status: the whole of most handlers.
@@ -76,11 +84,16 @@ where
 #[derive(Clone)]
 pub struct AuthLayer {
     authenticator: Arc<Authenticator>,
+    public: Arc<PublicLimiter>,
 }
 
 impl AuthLayer {
-    pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
+    pub fn new(authenticator: Arc<Authenticator>, config: &crate::config::GrpcConfig) -> Self {
+        use std::num::NonZeroU32;
+        let per_second = NonZeroU32::new(config.public_rate_limit_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.public_rate_limit_burst).unwrap_or(per_second);
+        let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+        Self { authenticator, public: Arc::new(governor::RateLimiter::keyed(quota)) }
     }
 }
 
@@ -88,7 +101,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, authenticator: self.authenticator.clone() }
+        AuthService { inner, authenticator: self.authenticator.clone(), public: self.public.clone() }
     }
 }
 
@@ -96,6 +109,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     authenticator: Arc<Authenticator>,
+    public: Arc<PublicLimiter>,
 }
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
@@ -117,14 +131,32 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let path = request.uri().path();
-        if PUBLIC_PATHS.iter().any(|public| path.starts_with(public)) {
+        if OPEN_PATHS.iter().any(|open| path.starts_with(open)) {
             return Box::pin(inner.call(request));
         }
-        let authenticator = self.authenticator.clone();
+        let public = PUBLIC_PATHS.iter().any(|public| path.starts_with(public));
+        let (authenticator, limiter) = (self.authenticator.clone(), self.public.clone());
         Box::pin(async move {
             let header = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
             let client = peer_address(&request);
+            if public && header.is_none() {
+                let client = client.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                if limiter.check_key(&client).is_err() {
+                    let error = crate::ServiceError::new(crate::ErrorKind::TooManyRequests, "too many requests");
+                    return Ok(error.into_status().into_http());
+                }
+                if limiter.len() > 100_000 {
+                    limiter.retain_recent();
+                }
+                return inner.call(request).await;
+            }
             match authenticator.authenticate(header, client).await {
+                // A public service called with credentials: only a service's skip the limit.
+                Ok(principal) if public && !principal.is_service() => {
+                    Ok(crate::ServiceError::permission_denied("call the public services without credentials")
+                        .into_status()
+                        .into_http())
+                }
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
@@ -227,25 +259,25 @@ pub fn reflection() -> (
     }
 }
 
-/// Serves `routes` (plus reflection when `with_reflection`) on `listener`, authenticating every
-/// non-public call, until `shutdown`: then health turns NOT_SERVING and in-flight calls drain
-/// before the server stops.
+/// Serves `routes` (plus reflection, as configured) on `listener`, authenticating every
+/// non-public call and limiting public ones per client, until `shutdown`: then health turns
+/// NOT_SERVING and in-flight calls drain before the server stops.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mut routes: tonic::service::RoutesBuilder,
     authenticator: Arc<Authenticator>,
     health: Health,
-    with_reflection: bool,
+    config: &crate::config::GrpcConfig,
     shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
-    if with_reflection {
+    if config.reflection {
         let (v1, v1alpha) = reflection();
         routes.add_service(v1).add_service(v1alpha);
     }
     health.serving().await;
     tonic::transport::Server::builder()
         .trace_fn(|request| telemetry::server_span(request.uri().path(), request.headers()))
-        .layer(AuthLayer::new(authenticator))
+        .layer(AuthLayer::new(authenticator, config))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.wait().await;
@@ -276,7 +308,7 @@ where
     let shutdown = crate::shutdown::on_os_signal();
     health.watch(databases, shutdown.clone());
     let background = tokio::spawn(background(shutdown.clone()));
-    serve(listener, routes, authenticator, health, config.grpc_reflection, shutdown).await?;
+    serve(listener, routes, authenticator, health, &config.grpc, shutdown).await?;
     background.await?;
     Ok(())
 }

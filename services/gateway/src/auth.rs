@@ -20,8 +20,13 @@ use crate::{AppState, error::ApiError};
 pub(crate) struct Gatekeeper {
     authenticator: Arc<Authenticator>,
     limiter: RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>,
+    /// Votes of the public help center per client address: they weigh in ranking.
+    votes: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
     trusted_proxies: Vec<IpRange>,
 }
+
+/// How many help-center votes one client address may cast a minute.
+const VOTES_PER_MINUTE: u32 = 10;
 
 impl Gatekeeper {
     pub(crate) fn new(authenticator: Arc<Authenticator>, config: &GatewayConfig) -> Self {
@@ -30,8 +35,21 @@ impl Gatekeeper {
         Self {
             authenticator,
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            votes: RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(VOTES_PER_MINUTE).unwrap_or(NonZeroU32::MIN))),
             trusted_proxies: config.trusted_proxy_ranges(),
         }
+    }
+
+    /// Takes one vote from `client`'s budget, or says how long to wait.
+    pub(crate) fn check_vote(&self, client: IpAddr) -> Result<(), ApiError> {
+        let outcome = self.votes.check_key(&client);
+        if self.votes.len() > 100_000 {
+            self.votes.retain_recent();
+        }
+        outcome.map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
+        })
     }
 
     /// The client's address: the peer's, or the one the trusted proxies in front of us saw.

@@ -35,7 +35,11 @@ use helpdesk_proto::{
         saved_reply_service_client::SavedReplyServiceClient, ticket_service_client::TicketServiceClient,
     },
 };
-use helpdesk_runtime::{auth::Authenticator, config::GatewayConfig, telemetry};
+use helpdesk_runtime::{
+    auth::{Authenticator, PLATFORM_TENANT, ServiceTokens},
+    config::GatewayConfig,
+    telemetry,
+};
 use tonic::transport::Channel;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -45,13 +49,15 @@ use tower_http::{
 
 pub use openapi::openapi_json;
 
-/// Where the gateway finds the services it fronts.
+/// Where the gateway finds the services it fronts, and the tokens it presents on public calls
+/// (which the services then do not rate-limit: the gateway limits each of its clients itself).
 pub struct Backends {
     pub ticketing: Channel,
     pub identity: Channel,
     pub routing: Channel,
     pub knowledge: Channel,
     pub feedback: Channel,
+    pub tokens: Arc<ServiceTokens>,
 }
 
 #[derive(Clone)]
@@ -70,6 +76,14 @@ pub(crate) struct AppState {
     pub(crate) insights: InsightsServiceClient<Channel>,
     pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
     pub(crate) auth: Arc<auth::Gatekeeper>,
+    pub(crate) tokens: Arc<ServiceTokens>,
+}
+
+impl AppState {
+    /// A call to a public service on behalf of an anonymous client of the gateway.
+    pub(crate) fn public_request<T>(&self, message: T) -> Result<tonic::Request<T>, error::ApiError> {
+        Ok(helpdesk_runtime::grpc::outgoing(message, Some(&self.tokens.bearer(PLATFORM_TENANT)?)))
+    }
 }
 
 /// The gateway's HTTP application.
@@ -89,6 +103,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         survey_answers: SurveyAnswerServiceClient::new(backends.feedback.clone()),
         insights: InsightsServiceClient::new(backends.feedback),
         auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
+        tokens: backends.tokens,
     };
     let request_id = HeaderName::from_static("x-request-id");
     let api = routes::router()

@@ -1,7 +1,8 @@
 //! The REST gateway on its own, for Kubernetes.
 
+use anyhow::Context;
 use helpdesk_gateway::Backends;
-use helpdesk_runtime::{config::Config, grpc, shutdown, telemetry};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,7 +16,10 @@ async fn main() -> anyhow::Result<()> {
     // The gateway publishes nothing; it follows identity's revocations on the bus.
     let bus = helpdesk_events::connect(&config).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "gateway", &bus)?;
-    let backends = Backends { ticketing, identity, routing, knowledge, feedback };
+    // remote_authenticator has made sure the secret is set.
+    let secret = config.auth.service_secret.as_ref().context("auth.service_secret must be set")?;
+    let tokens = std::sync::Arc::new(ServiceTokens::new("gateway", secret));
+    let backends = Backends { ticketing, identity, routing, knowledge, feedback, tokens };
     let router = helpdesk_gateway::router(&config.gateway, authenticator, backends);
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");

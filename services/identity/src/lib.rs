@@ -7,7 +7,7 @@ mod service;
 mod store;
 pub mod tokens;
 
-pub use resolver::{LocalResolver, PLATFORM_TENANT, RemoteResolver};
+pub use resolver::{LocalResolver, RemoteResolver};
 pub use service::IdentityGrpc;
 pub use store::{IdentityStore, IssuedKey, validate_tenant_id};
 

@@ -1,7 +1,7 @@
 use helpdesk_proto::identity::v1::{AuthenticateRequest, identity_service_client::IdentityServiceClient};
 use helpdesk_runtime::{
     ServiceError,
-    auth::{BoxFuture, CredentialResolver, Principal, Resolved},
+    auth::{BoxFuture, CredentialResolver, PLATFORM_TENANT, Principal, Resolved},
     grpc::ServiceLink,
     time::timestamp_to_micros,
 };
@@ -28,9 +28,6 @@ impl RemoteResolver {
         Self { link }
     }
 }
-
-/// The tenant named by the tokens a service presents to identity: no tenant's data is involved.
-pub const PLATFORM_TENANT: &str = "*";
 
 impl CredentialResolver for RemoteResolver {
     fn resolve<'a>(&'a self, credential: &'a str) -> BoxFuture<'a, Result<Resolved, ServiceError>> {

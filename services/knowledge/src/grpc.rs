@@ -323,12 +323,20 @@ impl HelpCenterService for HelpCenter {
         respond(result.map(|()| proto::RecordClickResponse {}))
     }
 
+    /// A visitor's vote: the one the gateway names (from the cookie it issued) when the gateway
+    /// calls, else the caller's address, so that nobody picks a fresh identity per vote.
     async fn vote(&self, request: Request<proto::PublicVoteRequest>) -> Result<Response<proto::ArticleStats>, Status> {
+        let from_a_service = request.extensions().get::<Principal>().is_some_and(Principal::is_service);
+        let address = request.remote_addr().map(|address| address.ip().to_string()).unwrap_or_default();
         let request = request.into_inner();
-        if request.visitor_id.is_empty() {
-            return Err(ServiceError::invalid_field("visitor_id", "is required").into_status());
-        }
-        let voter = format!("visitor:{}", request.visitor_id);
+        let voter = if from_a_service {
+            if request.visitor_id.is_empty() {
+                return Err(ServiceError::invalid_field("visitor_id", "is required").into_status());
+            }
+            format!("visitor:{}", request.visitor_id)
+        } else {
+            format!("address:{address}")
+        };
         let tenant = tenant(&request.tenant_id)?;
         respond(self.0.vote(tenant, &Audience::Public, &request.article_id, &voter, request.helpful).await)
     }

@@ -13,7 +13,6 @@ use axum::{
     routing::{get, post},
 };
 use helpdesk_proto::knowledge::v1 as proto;
-use helpdesk_runtime::grpc;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -37,22 +36,30 @@ pub(crate) fn router() -> Router<AppState> {
 /// Who a public request comes from.
 #[derive(Clone)]
 pub(crate) struct Visitor {
-    client: String,
+    client: std::net::IpAddr,
 }
 
-impl Visitor {
-    /// An opaque, stable id for the visitor of a tenant, so that a repeated vote replaces the
-    /// earlier one.
-    fn id(&self, tenant: &str, headers: &HeaderMap) -> String {
-        let user_agent = headers.get(header::USER_AGENT).map(|value| value.as_bytes()).unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(tenant.as_bytes());
-        hasher.update(self.client.as_bytes());
-        hasher.update(user_agent);
-        let mut id = hex::encode(hasher.finalize());
-        id.truncate(32);
-        id
-    }
+/// The cookie naming a visitor of the help center, which the gateway issues on a first vote.
+const VISITOR_COOKIE: &str = "hd_visitor";
+
+/// The visitor id the request's cookie names, if it is one the gateway could have issued.
+fn visitor_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().strip_prefix(VISITOR_COOKIE)?.strip_prefix('='))
+        .find(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
+/// What knowledge keeps of a visitor of a tenant: an opaque, stable id, so that a repeated vote
+/// replaces the earlier one.
+fn voter_id(tenant: &str, visitor: &str) -> String {
+    let mut id = hex::encode(Sha256::new().chain_update(tenant.as_bytes()).chain_update(visitor.as_bytes()).finalize());
+    id.truncate(32);
+    id
 }
 
 /// Applies the per-client limit before anything else, and hands the handlers the [`Visitor`].
@@ -68,7 +75,7 @@ pub(crate) async fn rate_limit(
         Err(rejection) => return ApiError::field("path", rejection.body_text()).into_response(),
     };
     let tenant = params.get("tenant").map(String::as_str).unwrap_or_default();
-    let client = state.auth.client_address(&request).to_string();
+    let client = state.auth.client_address(&request);
     if let Err(error) = state.auth.check(&format!("help/{tenant}/{client}")) {
         return error.into_response();
     }
@@ -86,7 +93,7 @@ pub(crate) async fn public_search(
     QueryParams(query): QueryParams<PublicSearchQuery>,
 ) -> ApiResult<dto::SearchResults> {
     let request = query.into_proto(tenant_id)?;
-    let response = state.help_center.clone().search_articles(grpc::outgoing(request, None)).await?.into_inner();
+    let response = state.help_center.clone().search_articles(state.public_request(request)?).await?.into_inner();
     Ok(Json(response.into()))
 }
 
@@ -100,7 +107,7 @@ pub(crate) async fn public_article(
     QueryParams(query): QueryParams<PublicArticleQuery>,
 ) -> ApiResult<dto::Article> {
     let request = proto::PublicGetArticleRequest { tenant_id, id_or_slug, locale: query.locale.unwrap_or_default() };
-    let article = state.help_center.clone().get_article(grpc::outgoing(request, None)).await?.into_inner();
+    let article = state.help_center.clone().get_article(state.public_request(request)?).await?.into_inner();
     Ok(Json(article.into()))
 }
 
@@ -112,7 +119,7 @@ pub(crate) async fn public_categories(
     Path(tenant_id): Path<String>,
 ) -> ApiResult<dto::CategoryList> {
     let request = proto::PublicListCategoriesRequest { tenant_id };
-    let response = state.help_center.clone().list_categories(grpc::outgoing(request, None)).await?.into_inner();
+    let response = state.help_center.clone().list_categories(state.public_request(request)?).await?.into_inner();
     Ok(Json(response.into()))
 }
 
@@ -132,11 +139,13 @@ pub(crate) async fn public_suggest(
         locale: body.locale,
         limit: body.limit,
     };
-    let response = state.help_center.clone().suggest_articles(grpc::outgoing(request, None)).await?.into_inner();
+    let response = state.help_center.clone().suggest_articles(state.public_request(request)?).await?.into_inner();
     Ok(Json(response.into()))
 }
 
-/// "Was this helpful?": a visitor's repeated vote replaces the earlier one.
+/// "Was this helpful?": a visitor's repeated vote replaces the earlier one. The visitor is named
+/// by the `hd_visitor` cookie, which the first vote sets; each client address may vote a few times
+/// a minute.
 #[utoipa::path(post, path = "/v1/help/{tenant}/articles/{id}/votes", tag = "help center", request_body = Vote,
     security(()), responses((status = 200, body = dto::ArticleStats), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
@@ -146,15 +155,27 @@ pub(crate) async fn public_vote(
     Path((tenant_id, article_id)): Path<(String, String)>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Vote>,
-) -> ApiResult<dto::ArticleStats> {
+) -> Result<Response, ApiError> {
+    state.auth.check_vote(visitor.client)?;
+    let (cookie, issued) = match visitor_cookie(&headers) {
+        Some(cookie) => (cookie, false),
+        None => (uuid::Uuid::new_v4().simple().to_string(), true),
+    };
     let request = proto::PublicVoteRequest {
-        visitor_id: visitor.id(&tenant_id, &headers),
+        visitor_id: voter_id(&tenant_id, &cookie),
         tenant_id,
         article_id,
         helpful: body.helpful,
     };
-    let stats = state.help_center.clone().vote(grpc::outgoing(request, None)).await?.into_inner();
-    Ok(Json(stats.into()))
+    let stats = state.help_center.clone().vote(state.public_request(request)?).await?.into_inner();
+    let mut response = Json(dto::ArticleStats::from(stats)).into_response();
+    if issued {
+        let set = format!("{VISITOR_COOKIE}={cookie}; Path=/v1/help; Max-Age=31536000; HttpOnly; SameSite=Lax");
+        if let Ok(value) = header::HeaderValue::from_str(&set) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Record that a search hit or suggestion was opened.
@@ -166,7 +187,7 @@ pub(crate) async fn public_click(
     JsonBody(body): JsonBody<RecordClick>,
 ) -> Result<StatusCode, ApiError> {
     let request = proto::PublicClickRequest { tenant_id, search_id: body.search_id, article_id: body.article_id };
-    state.help_center.clone().record_click(grpc::outgoing(request, None)).await?;
+    state.help_center.clone().record_click(state.public_request(request)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -203,13 +224,15 @@ pub(crate) mod tests {
         ];
         let config = Config::load_from(None, env).expect("valid config");
         let authenticator = Arc::new(Authenticator::new(&config.auth, Arc::new(NoKeys)));
-        let nowhere = grpc::lazy_channel("http://127.0.0.1:1").expect("channel");
+        let nowhere = helpdesk_runtime::grpc::lazy_channel("http://127.0.0.1:1").expect("channel");
+        let secret = "a-test-service-secret-of-32-bytes-or-more".to_owned().into();
         let backends = Backends {
             ticketing: nowhere.clone(),
             identity: nowhere.clone(),
             routing: nowhere.clone(),
             knowledge: nowhere.clone(),
             feedback: nowhere,
+            tokens: Arc::new(helpdesk_runtime::auth::ServiceTokens::new("gateway", &secret)),
         };
         crate::router(&config.gateway, authenticator, backends)
     }
@@ -256,16 +279,19 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn visitor_ids_are_32_hex_characters_and_differ_by_tenant() {
-        let visitor = Visitor { client: "203.0.113.1".to_owned() };
+    fn a_visitor_is_named_by_the_cookie_the_gateway_issued_and_differs_by_tenant() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::USER_AGENT, "Mozilla/5.0".parse().expect("header value"));
+        headers
+            .insert(header::COOKIE, "theme=dark; hd_visitor=0123456789abcdef0123456789abcdef".parse().expect("value"));
+        let visitor = visitor_cookie(&headers).expect("issued cookie");
 
-        let acme = visitor.id("acme", &headers);
+        let acme = voter_id("acme", &visitor);
 
         assert_eq!(acme.len(), 32);
-        assert!(acme.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(acme, visitor.id("acme", &headers));
-        assert_ne!(acme, visitor.id("globex", &headers));
+        assert_eq!(acme, voter_id("acme", &visitor));
+        assert_ne!(acme, voter_id("globex", &visitor));
+        let mut forged = HeaderMap::new();
+        forged.insert(header::COOKIE, "hd_visitor=<script>".parse().expect("value"));
+        assert!(visitor_cookie(&forged).is_none(), "only ids the gateway could have issued");
     }
 }

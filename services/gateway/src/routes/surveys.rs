@@ -9,7 +9,6 @@ use axum::{
     routing::get,
 };
 use helpdesk_proto::feedback::v1 as proto;
-use helpdesk_runtime::grpc;
 
 use crate::{
     AppState,
@@ -40,7 +39,7 @@ pub(crate) async fn survey_form(
     Path(token): Path<String>,
 ) -> ApiResult<dto::SurveyForm> {
     let request = proto::GetSurveyFormRequest { token };
-    let form = state.survey_answers.clone().get_survey_form(grpc::outgoing(request, None)).await?.into_inner();
+    let form = state.survey_answers.clone().get_survey_form(state.public_request(request)?).await?.into_inner();
     Ok(Json(form.into()))
 }
 
@@ -54,7 +53,7 @@ pub(crate) async fn submit_answer(
     Path(token): Path<String>,
     JsonBody(body): JsonBody<SubmitAnswer>,
 ) -> ApiResult<dto::GivenAnswer> {
-    let request = grpc::outgoing(body.into_proto(token), None);
+    let request = state.public_request(body.into_proto(token))?;
     let response = state.survey_answers.clone().submit_answer(request).await?.into_inner();
     Ok(Json(response.into()))
 }
