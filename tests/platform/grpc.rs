@@ -105,3 +105,23 @@ async fn only_services_may_ask_identity_to_resolve_a_credential() {
     assert_eq!(admin.code(), Code::PermissionDenied);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_services_write_what_only_the_customer_reads() {
+    use helpdesk_proto::ticketing::v1::AddMessageRequest;
+    let app = helpdesk_tests::spawn_app(helpdesk_tests::Backend::Sqlite).await;
+    let customer = app.create_customer(&app.admin_key, "Alice", "alice@example.com").await;
+    let ticket =
+        app.create_ticket(&app.admin_key, serde_json::json!({ "subject": "x", "requester_id": customer })).await;
+    let mut tickets = TicketServiceClient::new(app.channel().await);
+    let planted = AddMessageRequest {
+        ticket_id: ticket["id"].as_str().unwrap().into(),
+        body_text: "Rate us".into(),
+        customer_text: "Rate us: https://evil.example/".into(),
+        ..Default::default()
+    };
+    let refused = tickets.add_message(app.grpc_request(&app.admin_key, planted)).await.expect_err("staff");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(refused.get_details_bad_request().unwrap().field_violations[0].field, "customer_text");
+    app.stop().await;
+}

@@ -168,6 +168,41 @@ on_both_backends! {
         assert_eq!(app.get("/v1/signing_keys", &agent).await.0, 403);
     }
 
+    async fn customers_cannot_steer_their_tickets_or_probe_what_they_do_not_see(app: TestApp) {
+        let customer = app.create_customer(&app.admin_key, "Alice", "alice@example.com").await;
+        let token = app.customer_token("demo", &customer);
+        for (field, value) in [
+            ("priority", json!("urgent")),
+            ("channel", json!("phone")),
+            ("custom_fields", json!({ "order_total": "1" })),
+            ("external_refs", json!({ "order_id": "42" })),
+        ] {
+            let mut body = json!({ "subject": "jump the queue" });
+            body[field] = value;
+            let (status, error) = app.post("/v1/tickets", &token, body).await;
+            assert_eq!(status, 403, "{field}: {error}");
+            assert_eq!(error["error"]["fields"][0]["field"], field, "{error}");
+        }
+        for filter in ["tag=vip", "group=billing", "assignee_id=agent-1", "unassigned=true"] {
+            let (status, error) = app.get(&format!("/v1/tickets?{filter}"), &token).await;
+            assert_eq!(status, 403, "{filter}: {error}");
+        }
+        // A customer's suggestions record no uncovered topic for a ticket, theirs or anybody's.
+        let mut knowledge = helpdesk_proto::knowledge::v1::knowledge_service_client::KnowledgeServiceClient::new(app.channel().await);
+        let forged = helpdesk_proto::knowledge::v1::SuggestRequest {
+            subject: "llama grooming appointments".into(),
+            ticket_id: "someone-elses-ticket".into(),
+            ..Default::default()
+        };
+        knowledge.suggest(app.grpc_request(&token, forged)).await.expect("suggestions answer");
+        let (_, gaps) = app.get("/v1/kb/gaps", &app.admin_key).await;
+        assert!(!gaps.to_string().contains("someone-elses-ticket"), "{gaps}");
+        // Searching the help center of a tenant nobody published for keeps nothing.
+        let (status, results) = app.public(reqwest::Method::GET, "/v1/help/no-such-tenant/search?q=refund", None).await;
+        assert_eq!(status, 200, "{results}");
+        assert_eq!(results["search_id"], "", "no search log for a made-up tenant: {results}");
+    }
+
     async fn merging_tickets_of_different_requesters_is_refused(app: TestApp) {
         let key = app.admin_key.clone();
         let alice = app.create_customer(&key, "Alice", "alice@example.com").await;

@@ -35,6 +35,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub services: ServiceUrls,
     pub feedback: FeedbackConfig,
+    pub knowledge: KnowledgeConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -164,6 +165,14 @@ pub struct FeedbackConfig {
     pub public_url: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// Days searches and clicks (what visitors typed) are kept for the content-gap report.
+    pub search_log_retention_days: u32,
+}
+
 /// Where a service finds the others when they run as separate processes.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -236,6 +245,9 @@ knowledge_url = "http://127.0.0.1:50051"
 feedback_url = "http://127.0.0.1:50051"
 
 [feedback]
+
+[knowledge]
+search_log_retention_days = 180
 
 [telemetry]
 log_format = "auto"
@@ -328,6 +340,9 @@ impl Config {
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return Err(invalid("feedback.public_url", "must be an http:// or https:// URL"));
+        }
+        if !(1..=3650).contains(&self.knowledge.search_log_retention_days) {
+            return Err(invalid("knowledge.search_log_retention_days", "must be 1 to 3650"));
         }
         if self.auth.jwt_leeway_seconds > 300 {
             return Err(invalid("auth.jwt_leeway_seconds", "at most 300: clocks that far apart need fixing"));

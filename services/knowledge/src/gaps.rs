@@ -26,11 +26,21 @@ pub(crate) struct Activity {
     pending: Arc<Mutex<Pending>>,
     db: Database,
     flushed: Arc<Notify>,
+    /// Searches and clicks older than this are deleted.
+    retention: std::time::Duration,
 }
+
+/// How often searches and clicks past their retention are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Activity {
     pub(crate) fn new(db: Database) -> Self {
-        Self { pending: Arc::default(), db, flushed: Arc::new(Notify::new()) }
+        Self { pending: Arc::default(), db, flushed: Arc::new(Notify::new()), retention: std::time::Duration::MAX }
+    }
+
+    /// The same pending logs, kept `days` once written.
+    pub(crate) fn with_retention(self, days: u32) -> Self {
+        Self { retention: std::time::Duration::from_secs(u64::from(days) * 86_400), ..self }
     }
 
     /// Logs a search or suggestion; returns its id, for click tracking.
@@ -94,11 +104,24 @@ impl Activity {
         self.flushed.notify_waiters();
     }
 
-    /// Flushes every second until shutdown, then once more.
+    /// Deletes searches and clicks older than the retention.
+    pub(crate) async fn purge(&self) -> Result<u64, helpdesk_runtime::ServiceError> {
+        let before = now_micros() - i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX);
+        store::delete_activity_before(self.db.writer(), before).await
+    }
+
+    /// Flushes every second until shutdown, then once more; purges what is past retention every
+    /// hour, from the start.
     pub(crate) async fn run(self, shutdown: Shutdown) {
+        let mut purge = tokio::time::interval(PURGE_EVERY);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(FLUSH_EVERY) => self.flush().await,
+                _ = purge.tick() => match self.purge().await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "searches and clicks past their retention deleted"),
+                    Err(error) => tracing::warn!(error = %error.message, "old searches not deleted; retrying in an hour"),
+                },
                 _ = shutdown.clone().wait() => break,
             }
         }
@@ -224,5 +247,36 @@ mod tests {
         let topic = topic("환불 요청합니다", "카드 환불은 언제 되나요?");
         assert!(topic.contains("환불"));
         assert!(!topic.contains("니다"));
+    }
+
+    #[tokio::test]
+    async fn searches_and_clicks_past_their_retention_are_deleted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = helpdesk_runtime::config::DatabaseConfig::new(None, 2);
+        let db = Database::connect(&config, dir.path(), "knowledge").await.expect("database");
+        db.migrate(&crate::MIGRATIONS).await.expect("migrations");
+        let day = 86_400_000_000;
+        let log = |id: &str, at: i64| store::SearchLog {
+            tenant_id: "demo".into(),
+            id: id.into(),
+            kind: "search",
+            query: "refund".into(),
+            locale: "en".into(),
+            results: 1,
+            at,
+        };
+        let mut conn = db.writer().acquire().await.expect("connection");
+        store::log_searches(&mut conn, &[log("old", now_micros() - 3 * day), log("new", now_micros())])
+            .await
+            .expect("logs");
+        store::record_click(&mut conn, "demo", "old", "a-1", now_micros() - 3 * day).await.expect("click");
+        drop(conn);
+
+        let deleted = Activity::new(db.clone()).with_retention(2).purge().await.expect("purge");
+
+        assert_eq!(deleted, 2, "the old search and its click");
+        let kept: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM searches").fetch_one(db.reader()).await.expect("count");
+        assert_eq!(kept, 1);
     }
 }

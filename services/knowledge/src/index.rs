@@ -278,6 +278,11 @@ impl Shard {
 }
 
 impl Indexes {
+    /// Whether the tenant has an index: some article of theirs was published.
+    pub(crate) fn knows(&self, tenant: &str) -> bool {
+        crate::model::LOCALES.iter().any(|locale| self.shard(tenant, locale).is_some())
+    }
+
     fn shard(&self, tenant: &str, locale: &str) -> Option<Arc<Shard>> {
         let shards = self.shards.read().ok()?;
         shards.get(&(tenant.to_owned(), locale.to_owned())).cloned()

@@ -96,10 +96,14 @@ pub async fn open(
     customers: Option<helpdesk_runtime::grpc::ServiceLink>,
 ) -> Result<KnowledgeBase, OpenError> {
     let mut base = open_database(&config.database, &config.data_dir).await?;
+    base.activity = base.activity.with_retention(config.knowledge.search_log_retention_days);
     base.tickets = Some(tickets::subscribe(bus).await.map_err(|error| OpenError::Bus(error.to_string()))?);
     base.segments = Arc::new(segments::Segments::new(customers));
     Ok(base)
 }
+
+/// How long tests and benchmarks keep searches and clicks.
+const DEFAULT_RETENTION_DAYS: u32 = 180;
 
 /// [`open`] from the database settings alone: for tests, benchmarks and the evaluation.
 pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result<KnowledgeBase, OpenError> {
@@ -109,7 +113,7 @@ pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result
     let started = std::time::Instant::now();
     let articles = follow::rebuild(&db, &indexes, None).await.map_err(|error| OpenError::Index(error.message))?;
     tracing::info!(articles, seconds = started.elapsed().as_secs_f64(), "knowledge indexes built");
-    let activity = gaps::Activity::new(db.clone());
+    let activity = gaps::Activity::new(db.clone()).with_retention(DEFAULT_RETENTION_DAYS);
     let knowledge = Arc::new(Knowledge::new(db, indexes.clone(), activity.clone()));
     Ok(KnowledgeBase { knowledge, indexes, activity, tickets: None, segments: Arc::default() })
 }

@@ -741,7 +741,7 @@ impl Knowledge {
         .await
         .map_err(|error| ServiceError::internal(&error))??;
         let (result, query) = result;
-        let search_id = self.activity.log_search(tenant, "search", &query, &locale, result.hits.len());
+        let search_id = self.log_search(tenant, "search", &query, &locale, result.hits.len());
         Ok(proto::SearchResponse {
             hits: result
                 .hits
@@ -792,12 +792,15 @@ impl Knowledge {
     ) -> Result<proto::SuggestResponse, ServiceError> {
         let limit = limit(request.limit, 3, 10)?;
         let text = format!("{}\n{}", request.subject.trim(), request.body.trim());
+        let audience_kind = audience.clone();
         let (locale, scored) = self.rank_suggestions(tenant, audience, &text, &request.locale).await?;
         let confidence = scored.first().map_or(0.0, |best| best.confidence);
         let confident: Vec<_> = scored.into_iter().filter(|s| s.confidence >= MIN_CONFIDENCE).take(limit).collect();
         let query = prefix(request.subject.trim(), 200);
-        let search_id = self.activity.log_search(tenant, "suggest", query, &locale, confident.len());
-        if confident.is_empty() && !request.ticket_id.is_empty() {
+        let search_id = self.log_search(tenant, "suggest", query, &locale, confident.len());
+        // Only staff's asking says a ticket is uncovered: a customer could name any ticket and any
+        // text (their own tickets are noted from ticketing's events).
+        if confident.is_empty() && !request.ticket_id.is_empty() && matches!(audience_kind, Audience::Staff) {
             self.record_uncovered(tenant, &request.ticket_id, &request.subject, &request.body, &locale, confidence)
                 .await?;
         }
@@ -845,9 +848,21 @@ impl Knowledge {
         store::record_uncovered(&mut conn, tenant, ticket, locale, &topic, f64::from(confidence), now_micros()).await
     }
 
+    /// Logs a search of a tenant whose knowledge base has published articles, so that anybody's
+    /// made-up tenant names fill nothing; returns its id, for click tracking.
+    fn log_search(&self, tenant: &str, kind: &'static str, query: &str, locale: &str, results: usize) -> String {
+        if !self.indexes.knows(tenant) {
+            return String::new();
+        }
+        self.activity.log_search(tenant, kind, query, locale, results)
+    }
+
     pub async fn record_click(&self, tenant: &str, search_id: &str, article_id: &str) -> Result<(), ServiceError> {
         check_id("search_id", search_id)?;
         check_id("article_id", article_id)?;
+        if !self.indexes.knows(tenant) {
+            return Ok(());
+        }
         let mut conn = self.db.writer().acquire().await?;
         store::record_click(&mut conn, tenant, search_id, article_id, now_micros()).await
     }

@@ -578,6 +578,15 @@ pub(crate) async fn record_click(
     Ok(())
 }
 
+/// Deletes searches and clicks from before `before` (microseconds); returns how many.
+pub(crate) async fn delete_activity_before(pool: &sqlx::AnyPool, before: i64) -> Result<u64, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let clicks = sqlx::query("DELETE FROM clicks WHERE clicked_at < $1").bind(before).execute(&mut *tx).await?;
+    let searches = sqlx::query("DELETE FROM searches WHERE searched_at < $1").bind(before).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(clicks.rows_affected() + searches.rows_affected())
+}
+
 pub(crate) async fn record_uncovered(
     conn: &mut AnyConnection,
     tenant: &str,

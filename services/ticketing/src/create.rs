@@ -74,8 +74,18 @@ impl Ticketing {
             if !request.requester_id.is_empty() && request.requester_id != caller.subject {
                 return Err(ServiceError::permission_denied("customers open tickets only for themselves"));
             }
-            if !request.assignee_id.is_empty() || !request.group.is_empty() || !request.tags.is_empty() {
-                return Err(ServiceError::permission_denied("customers cannot set assignee, group or tags"));
+            // What routes a ticket and promises its SLA is the team's to decide, not the customer's.
+            let staff_only = [
+                ("assignee_id", !request.assignee_id.is_empty()),
+                ("group", !request.group.is_empty()),
+                ("tags", !request.tags.is_empty()),
+                ("priority", request.priority != 0),
+                ("channel", request.channel != 0),
+                ("custom_fields", !request.custom_fields.is_empty()),
+                ("external_refs", !request.external_refs.is_empty()),
+            ];
+            if let Some((field, _)) = staff_only.iter().find(|(_, set)| *set) {
+                return Err(ServiceError::permission_denied(format!("customers cannot set {field}")).with_field(*field));
             }
             caller.subject.clone()
         } else {

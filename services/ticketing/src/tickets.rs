@@ -582,6 +582,18 @@ impl Ticketing {
             if !request.requester_id.is_empty() && request.requester_id != caller.subject {
                 return Err(ServiceError::permission_denied("customers list only their own tickets"));
             }
+            // Filtering on what customers do not see would tell them its values.
+            let hidden = [
+                ("assignee_id", !request.assignee_id.is_empty()),
+                ("group", !request.group.is_empty()),
+                ("tag", !request.tag.is_empty()),
+                ("unassigned", request.unassigned),
+            ];
+            if let Some((field, _)) = hidden.iter().find(|(_, set)| *set) {
+                return Err(
+                    ServiceError::permission_denied(format!("customers cannot filter by {field}")).with_field(*field)
+                );
+            }
             equals(&mut sql, "t.requester_id", &caller.subject);
         } else {
             equals(&mut sql, "t.requester_id", &request.requester_id);
