@@ -8,7 +8,7 @@ mod grpc;
 mod insights;
 mod model;
 mod service;
-mod token;
+pub mod token;
 mod trigger;
 
 use std::{path::Path, sync::Arc};

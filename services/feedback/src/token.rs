@@ -8,19 +8,19 @@ use sha2::Sha256;
 
 /// What a verified link stands for.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Claims {
+pub struct Claims {
     pub tenant: String,
     pub invitation: String,
     /// Unix seconds.
     pub expires_at: i64,
 }
 
-pub(crate) struct LinkSigner {
+pub struct LinkSigner {
     key: Vec<u8>,
 }
 
 impl LinkSigner {
-    pub(crate) fn new(key: &[u8]) -> Self {
+    pub fn new(key: &[u8]) -> Self {
         Self { key: key.to_vec() }
     }
 
@@ -30,26 +30,26 @@ impl LinkSigner {
         mac
     }
 
-    pub(crate) fn sign(&self, claims: &Claims) -> String {
+    pub fn sign(&self, claims: &Claims) -> String {
         let payload = format!("{}.{}.{}", claims.tenant, claims.invitation, claims.expires_at);
         let signature = hex::encode(self.mac(&payload).finalize().into_bytes());
         format!("{payload}.{signature}")
     }
 
     /// The key that lets the submitter of `first_submission` revise their answer to `invitation`.
-    pub(crate) fn revision_key(&self, invitation: &str, first_submission: &str) -> String {
+    pub fn revision_key(&self, invitation: &str, first_submission: &str) -> String {
         hex::encode(self.mac(&format!("revision.{invitation}.{first_submission}")).finalize().into_bytes())
     }
 
     /// Whether `key` is [`Self::revision_key`], compared in constant time.
-    pub(crate) fn is_revision_key(&self, invitation: &str, first_submission: &str, key: &str) -> bool {
+    pub fn is_revision_key(&self, invitation: &str, first_submission: &str, key: &str) -> bool {
         let Ok(key) = hex::decode(key) else { return false };
         !first_submission.is_empty()
             && self.mac(&format!("revision.{invitation}.{first_submission}")).verify_slice(&key).is_ok()
     }
 
     /// The claims of a genuine, unexpired link at `now` (Unix seconds).
-    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, ServiceError> {
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, ServiceError> {
         let forged = || ServiceError::invalid_field("token", "is not a valid survey link");
         if token.len() > 300 {
             return Err(forged());

@@ -443,9 +443,8 @@ pub(crate) struct PageQuery {
 pub(crate) struct TicketChange {
     pub(crate) id: String,
     pub(crate) field: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value: a string, a number, a list, an object, or null.
     pub(crate) old_value: serde_json::Value,
-    #[schema(value_type = Object)]
     pub(crate) new_value: serde_json::Value,
     pub(crate) actor_kind: Option<AuthorKind>,
     pub(crate) actor_id: String,

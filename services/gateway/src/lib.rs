@@ -49,6 +49,31 @@ use tower_http::{
 
 pub use openapi::openapi_json;
 
+/// The query-string parsers, from raw text to the gRPC request, for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::dto;
+
+    /// Parses `raw` as each list and report query; errors are the caller's 400s, and fine.
+    pub fn parse_queries(raw: &str) {
+        if let Ok(query) = serde_urlencoded::from_str::<dto::ListTicketsQuery>(raw) {
+            let _ = query.into_proto();
+        }
+        if let Ok(query) = serde_urlencoded::from_str::<dto::ReportQuery>(raw) {
+            let _ = query.into_proto(dto::ReportKind::Performance);
+        }
+        if let Ok(query) = serde_urlencoded::from_str::<dto::ListArticlesQuery>(raw) {
+            let _ = query.into_proto();
+        }
+        if let Ok(query) = serde_urlencoded::from_str::<dto::PublicSearchQuery>(raw) {
+            let _ = query.into_proto("demo".to_owned());
+        }
+        if let Ok(query) = serde_urlencoded::from_str::<dto::ContentGapsQuery>(raw) {
+            let _ = query.into_proto();
+        }
+    }
+}
+
 /// Where the gateway finds the services it fronts, and the tokens it presents on public calls
 /// (which the services then do not rate-limit: the gateway limits each of its clients itself).
 pub struct Backends {

@@ -52,7 +52,7 @@ use crate::{dto, error, routes};
         dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange,
         dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy,
         dto::SigningAlgorithm)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EveryOperation),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
@@ -66,6 +66,85 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// What every operation has in common, written once: its path parameters, and the error statuses
+/// of the platform's one error table (every one may come from any operation: bad input, missing or
+/// refused credentials, a rate limit, a service away), all with the one error body.
+struct EveryOperation;
+
+impl Modify for EveryOperation {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            Ref, RefOr, ResponseBuilder,
+            path::{ParameterBuilder, ParameterIn},
+        };
+        let errors = [
+            ("400", "Invalid input; the body names the fields"),
+            ("401", "Missing or refused credentials"),
+            ("403", "The caller's role does not allow it"),
+            ("404", "Not found, also for another tenant's data"),
+            ("409", "A stale version or a duplicate"),
+            ("413", "The body is too large"),
+            ("422", "The current state does not allow it"),
+            ("429", "Rate limited; see Retry-After"),
+            ("503", "A service or its database is unavailable"),
+        ];
+        // Handlers of different resources share names (`list`): such ids get their tag in front.
+        let mut uses = std::collections::HashMap::<String, usize>::new();
+        for item in openapi.paths.paths.values() {
+            let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch, &item.head];
+            for id in operations.into_iter().flatten().filter_map(|operation| operation.operation_id.clone()) {
+                *uses.entry(id).or_default() += 1;
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let names: Vec<&str> =
+                path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}')).collect();
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
+            for operation in operations.into_iter().flatten() {
+                if let (Some(id), Some(tag)) =
+                    (&operation.operation_id, operation.tags.as_ref().and_then(|tags| tags.first()))
+                    && uses.get(id).is_some_and(|count| *count > 1)
+                {
+                    operation.operation_id = Some(format!("{}_{id}", tag.replace(' ', "_")));
+                }
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                for name in &names {
+                    let declared = parameters
+                        .iter()
+                        .any(|parameter| parameter.name == *name && parameter.parameter_in == ParameterIn::Path);
+                    if !declared {
+                        let parameter = ParameterBuilder::new()
+                            .name(*name)
+                            .parameter_in(ParameterIn::Path)
+                            .required(utoipa::openapi::Required::True)
+                            .schema(Some(
+                                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String),
+                            ))
+                            .build();
+                        parameters.push(parameter);
+                    }
+                }
+                for (status, description) in errors {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    utoipa::openapi::ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ mod follow;
 mod gaps;
 mod grpc;
 mod index;
-mod markdown;
+pub mod markdown;
 mod model;
 mod segments;
 mod service;

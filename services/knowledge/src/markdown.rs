@@ -9,14 +9,14 @@ fn parser(markdown: &str) -> Parser<'_> {
 
 /// HTML through ammonia's allow-list: no scripts, event handlers or `javascript:` links, whatever
 /// the author (or a compromised account) wrote, raw HTML included.
-pub(crate) fn to_safe_html(markdown: &str) -> String {
+pub fn to_safe_html(markdown: &str) -> String {
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, parser(markdown));
     ammonia::clean(&html)
 }
 
 /// The words a reader sees, one block per line; markup and raw HTML left out.
-pub(crate) fn to_text(markdown: &str) -> String {
+pub fn to_text(markdown: &str) -> String {
     let mut text = String::with_capacity(markdown.len());
     for event in parser(markdown) {
         match event {
