@@ -11,7 +11,7 @@ fuzz_target!(|token: &str| {
         tenant_id: "demo".into(),
         name: "fuzz".into(),
         algorithm: SigningAlgorithm::Hs256,
-        secret: "a-secret-the-fuzzer-never-learns-0123456789".into(),
+        secret: "a-secret-the-fuzzer-never-learns-0123456789".to_owned().into(),
         public_key_pem: String::new(),
         roles: vec![Role::Customer],
         issuer: String::new(),

@@ -266,12 +266,15 @@ async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
                         role.as_str()
                     )
                 })?;
-            let claims = serde_json_claims(&tenant, &subject, role.as_str(), ttl_minutes);
-            let header = jsonwebtoken::Header { kid: Some(signing.id), ..jsonwebtoken::Header::default() };
+            let mut claims = serde_json_claims(&tenant, &subject, role.as_str(), ttl_minutes);
+            // What the key requires, the token carries.
+            claims.iss = Some(signing.issuer.clone()).filter(|issuer| !issuer.is_empty());
+            claims.aud = Some(signing.audience.clone()).filter(|audience| !audience.is_empty());
+            let header = jsonwebtoken::Header { kid: Some(signing.id.clone()), ..jsonwebtoken::Header::default() };
             let token = jsonwebtoken::encode(
                 &header,
                 &claims,
-                &jsonwebtoken::EncodingKey::from_secret(signing.secret.as_bytes()),
+                &jsonwebtoken::EncodingKey::from_secret(signing.secret.expose_secret().as_bytes()),
             )?;
             println!("{token}");
         }
@@ -286,9 +289,13 @@ struct Claims<'a> {
     role: &'a str,
     iat: i64,
     exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
 }
 
 fn serde_json_claims<'a>(tenant: &'a str, subject: &'a str, role: &'a str, ttl_minutes: i64) -> Claims<'a> {
     let now = chrono::Utc::now().timestamp();
-    Claims { sub: subject, tenant_id: tenant, role, iat: now, exp: now + ttl_minutes * 60 }
+    Claims { sub: subject, tenant_id: tenant, role, iat: now, exp: now + ttl_minutes * 60, iss: None, aud: None }
 }

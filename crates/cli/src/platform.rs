@@ -24,6 +24,7 @@ pub struct Platform {
     routes: RoutesBuilder,
     health: Health,
     authenticator: Arc<Authenticator>,
+    gateway_authenticator: Arc<Authenticator>,
     relay: Relay,
     databases: Vec<helpdesk_runtime::db::Database>,
     gateway: axum::Router,
@@ -45,6 +46,9 @@ impl Platform {
         let mut auth = config.auth.clone();
         let service_secret = auth.service_secret.get_or_insert_with(|| ApiKeySecret::generate().secret.into()).clone();
         let authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone()))));
+        // The gateway counts its clients' failed logins apart from gRPC's peers, as it would in a
+        // process of its own: all of its calls reach gRPC from this process's address.
+        let gateway_authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone()))));
         if let Some(key) = &config.bootstrap_api_key {
             identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
             identity.import_api_key(DEMO_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
@@ -64,7 +68,14 @@ impl Platform {
         // Survey links point at this process's gateway unless the address customers use is set.
         let public_url = match &config.feedback.public_url {
             Some(url) => url.clone(),
-            None => format!("http://{}", http_listener.local_addr()?),
+            None => {
+                let mut address = http_listener.local_addr()?;
+                // Bound to every interface, it is reachable on loopback at least.
+                if address.ip().is_unspecified() {
+                    address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{address}")
+            }
         };
         let feedback = helpdesk_feedback::open(config, &public_url, bus.clone(), peers).await?;
 
@@ -83,7 +94,7 @@ impl Platform {
 
         let gateway = helpdesk_gateway::router(
             &config.gateway,
-            authenticator.clone(),
+            gateway_authenticator.clone(),
             Backends {
                 ticketing: channel.clone(),
                 identity: channel.clone(),
@@ -106,6 +117,7 @@ impl Platform {
             routes,
             health,
             authenticator,
+            gateway_authenticator,
             relay,
             databases,
             gateway,
@@ -153,7 +165,9 @@ impl Platform {
         let knowledge = tokio::spawn(self.knowledge.run(shutdown.clone()));
         let feedback = tokio::spawn(self.feedback.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
-        helpdesk_identity::follow_revocations(self.bus.clone(), self.authenticator.clone(), shutdown.clone());
+        for authenticator in [&self.authenticator, &self.gateway_authenticator] {
+            helpdesk_identity::follow_revocations(self.bus.clone(), authenticator.clone(), shutdown.clone());
+        }
         let grpc = grpc::serve(
             self.grpc_listener,
             self.routes,

@@ -13,10 +13,10 @@ pub enum BusError {
 }
 
 /// How a bus settles one delivery: processed, or given up on.
-pub(crate) trait Settle: Send {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>>;
+pub(crate) trait Settle: Send + Sync {
+    fn ack(&self) -> BoxFuture<'_, Result<(), BusError>>;
     /// Keeps `event` as a dead letter of this consumer with `error`, then acknowledges it.
-    fn dead_letter(self: Box<Self>, event: Event, error: String) -> BoxFuture<'static, Result<(), BusError>>;
+    fn dead_letter<'a>(&'a self, event: &'a Event, error: &'a str) -> BoxFuture<'a, Result<(), BusError>>;
 }
 
 /// One delivered event; acknowledge it once handled, or it is delivered again.
@@ -30,8 +30,8 @@ impl Delivery {
         Self { event, settle }
     }
 
-    pub async fn ack(mut self) -> Result<(), BusError> {
-        match self.settle.take() {
+    pub async fn ack(self) -> Result<(), BusError> {
+        match &self.settle {
             Some(settle) => settle.ack().await,
             None => Ok(()),
         }
@@ -39,11 +39,11 @@ impl Delivery {
 
     /// Gives the event up: it is kept as a dead letter of this consumer, with `error`, where an
     /// operator sees it and can send it again (`helpdesk admin dead-letters`), and the consumer
-    /// moves on.
-    pub async fn dead_letter(mut self, error: String) -> Result<(), BusError> {
-        tracing::error!(event = %self.event.id, error = %error, "event dead-lettered");
-        match self.settle.take() {
-            Some(settle) => settle.dead_letter(self.event.clone(), error).await,
+    /// moves on. On failure the delivery is still unsettled: try again.
+    pub async fn dead_letter(&self, error: &str) -> Result<(), BusError> {
+        tracing::error!(event = %self.event.id, error, "event dead-lettered");
+        match &self.settle {
+            Some(settle) => settle.dead_letter(&self.event, error).await,
             None => Ok(()),
         }
     }
@@ -97,17 +97,28 @@ where
             Err(error) => error,
         };
         attempts += 1;
-        let transient = matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Conflict);
-        if !transient && (error.kind != ErrorKind::Internal || attempts >= 5) {
+        if !error.kind.is_transient() && (error.kind != ErrorKind::Internal || attempts >= 5) {
             let reason = format!("{}: {}", error.kind.as_str(), error.message);
-            if let Err(error) = delivery.dead_letter(reason).await {
-                tracing::warn!(%error, "dead letter not stored; the event will be redelivered");
-            }
+            dead_letter(delivery, reason, shutdown).await;
             return;
         }
         tracing::warn!(error = %error.message, event = %delivery.event.id, attempts, "event handling will be retried");
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempts.min(25)))) => {}
+            () = shutdown.clone().wait() => return,
+        }
+    }
+}
+
+/// Keeps `delivery` as a dead letter, trying again while the bus cannot store it: unsettled, it
+/// would hold the consumer's position back.
+async fn dead_letter(delivery: Delivery, reason: String, shutdown: &Shutdown) {
+    let mut attempts = 0u64;
+    while let Err(error) = delivery.dead_letter(&reason).await {
+        attempts += 1;
+        tracing::warn!(%error, event = %delivery.event.id, attempts, "dead letter not stored; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(200 * attempts.min(25))) => {}
             () = shutdown.clone().wait() => return,
         }
     }
@@ -119,7 +130,8 @@ pub trait EventBus: Send + Sync {
 
     /// Events since the durable consumer `name` last acknowledged (all retained events for a new
     /// one), optionally only those matching `filter`, a subject pattern after the prefix such as
-    /// `<tenant>.ticket.>` or `*.customer.*`. Replicas that subscribe with one name share it.
+    /// `<tenant>.ticket.>` or `*.customer.*`. On JetStream, replicas that subscribe with one name
+    /// share its events; the embedded bus, for one process, takes one subscription per name.
     fn subscribe<'a>(&'a self, name: &'a str, filter: Option<&'a str>) -> BoxFuture<'a, Result<EventStream, BusError>>;
 
     /// Events published from now on to this process alone, never replayed and never

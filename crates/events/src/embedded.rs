@@ -4,7 +4,8 @@
 //! below it is processed — is kept in the same database, so a killed or stopped process resumes
 //! each consumer where it was, and the outbox relay may forget an event as soon as it is stored
 //! here. Acknowledgements are made durable every [`FLUSH_INTERVAL`]: after a crash a consumer sees
-//! at most that much again, which its idempotent handlers absorb.
+//! again what it had not acknowledged, and at most that much of what it had, which its idempotent
+//! handlers absorb.
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -52,8 +53,8 @@ struct Inner {
     prefix: String,
     /// Bumped after every commit, to wake idle consumers.
     published: watch::Sender<u64>,
-    /// Every published event, for [`EventBus::tail`].
-    tails: broadcast::Sender<Event>,
+    /// [`EventBus::tail`]s: full subject filters and where their events go.
+    tails: Mutex<Vec<(String, broadcast::Sender<Event>)>>,
     consumers: Mutex<Vec<Arc<Progress>>>,
 }
 
@@ -87,7 +88,7 @@ impl EmbeddedBus {
             db,
             prefix: subject_prefix.to_owned(),
             published: watch::channel(0).0,
-            tails: broadcast::channel(4096).0,
+            tails: Mutex::new(Vec::new()),
             consumers: Mutex::new(Vec::new()),
         });
         tokio::spawn(keep_positions(Arc::downgrade(&inner)));
@@ -153,7 +154,13 @@ impl Inner {
         Ok(())
     }
 
-    async fn store(&self, rows: &[(String, String, Option<&str>, Vec<u8>)]) -> Result<(), sqlx::Error> {
+    /// Stores `rows` (message id, subject, the one consumer they are for, payload) and, in the same
+    /// transaction, deletes `replayed`'s dead letters of that consumer; then wakes the readers.
+    async fn store(
+        &self,
+        rows: &[(String, String, Option<&str>, Vec<u8>)],
+        replayed: Option<(&str, &[String])>,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.writer().begin().await?;
         // Positions must commit in order, or a consumer reading past a gap would skip it.
         serialize_on(&mut tx, "helpdesk-embedded-bus").await?;
@@ -175,9 +182,34 @@ impl Inner {
             }
             query.execute(&mut *tx).await?;
         }
+        if let Some((consumer, event_ids)) = replayed {
+            for event_id in event_ids {
+                sqlx::query("DELETE FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2")
+                    .bind(consumer)
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         self.published.send_modify(|count| *count += 1);
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Hands `events` to the tails whose filters they match; a tail gone away is forgotten.
+    fn tell_tails(&self, events: &[Event]) {
+        let mut tails = self.tails.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tails.retain(|(_, sender)| sender.receiver_count() > 0);
+        for event in events {
+            let subject = crate::subject(&self.prefix, event);
+            for (filter, sender) in tails.iter() {
+                if subject_matches(filter, &subject) {
+                    let _ = sender.send(event.clone());
+                }
+            }
+        }
     }
 }
 
@@ -256,12 +288,12 @@ struct EmbeddedSettle {
 }
 
 impl Settle for EmbeddedSettle {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+    fn ack(&self) -> BoxFuture<'_, Result<(), BusError>> {
         self.progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).unacked.remove(&self.position);
         Box::pin(async { Ok(()) })
     }
 
-    fn dead_letter(self: Box<Self>, event: Event, error: String) -> BoxFuture<'static, Result<(), BusError>> {
+    fn dead_letter<'a>(&'a self, event: &'a Event, error: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             sqlx::query(
                 "INSERT INTO bus_dead_letters (consumer, event_id, subject, payload, error, failed_at) \
@@ -270,9 +302,9 @@ impl Settle for EmbeddedSettle {
             )
             .bind(&self.progress.name)
             .bind(&event.id)
-            .bind(crate::subject(&self.inner.prefix, &event))
+            .bind(crate::subject(&self.inner.prefix, event))
             .bind(event.encode_to_vec())
-            .bind(&error)
+            .bind(error)
             .bind(now_micros())
             .execute(self.inner.db.writer())
             .await?;
@@ -288,11 +320,8 @@ impl EventBus for EmbeddedBus {
                 .iter()
                 .map(|event| (event.id.clone(), crate::subject(&self.inner.prefix, event), None, event.encode_to_vec()))
                 .collect();
-            self.inner.store(&rows).await?;
-            for event in events {
-                // No tail listening is fine.
-                let _ = self.inner.tails.send(event.clone());
-            }
+            self.inner.store(&rows, None).await?;
+            self.inner.tell_tails(events);
             Ok(())
         })
     }
@@ -316,7 +345,15 @@ impl EventBus for EmbeddedBus {
                 name: name.to_owned(),
                 state: Mutex::new(ProgressState { unacked: BTreeSet::new(), read_up_to: position, flushed: position }),
             });
-            self.inner.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(progress.clone());
+            {
+                let mut consumers = self.inner.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Two readers of one position would each advance it past the other's work.
+                consumers.retain(|other| Arc::strong_count(other) > 1);
+                if consumers.iter().any(|other| other.name == name) {
+                    return Err(BusError::Unavailable(format!("consumer {name} is subscribed already")));
+                }
+                consumers.push(progress.clone());
+            }
             let reader = Reader {
                 inner: self.inner.clone(),
                 progress,
@@ -338,17 +375,13 @@ impl EventBus for EmbeddedBus {
 
     fn tail<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<EventStream, BusError>> {
         Box::pin(async move {
+            let (sender, receiver) = broadcast::channel(1024);
             let filter = format!("{}.{filter}", self.inner.prefix);
-            let prefix = self.inner.prefix.clone();
-            let receiver = self.inner.tails.subscribe();
-            let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(move |event| {
-                let next = match event {
-                    Ok(event) => subject_matches(&filter, &crate::subject(&prefix, &event))
-                        .then(|| Ok(Delivery::new(event, None))),
-                    // The tail fell behind: its owner must assume it missed something.
-                    Err(lagged) => Some(Err(BusError::Unavailable(lagged.to_string()))),
-                };
-                futures::future::ready(next)
+            self.inner.tails.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((filter, sender));
+            let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).map(|event| match event {
+                Ok(event) => Ok(Delivery::new(event, None)),
+                // The tail fell behind: its owner must assume it missed something.
+                Err(lagged) => Err(BusError::Unavailable(lagged.to_string())),
             });
             Ok(stream.boxed())
         })
@@ -405,14 +438,8 @@ impl EventBus for EmbeddedBus {
                     )
                 })
                 .collect();
-            self.inner.store(&rows).await?;
-            for letter in &chosen {
-                sqlx::query("DELETE FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2")
-                    .bind(consumer)
-                    .bind(&letter.event.id)
-                    .execute(self.inner.db.writer())
-                    .await?;
-            }
+            let ids: Vec<String> = chosen.iter().map(|letter| letter.event.id.clone()).collect();
+            self.inner.store(&rows, Some((consumer, &ids))).await?;
             Ok(chosen.len())
         })
     }

@@ -146,13 +146,16 @@ struct NatsSettle {
 }
 
 impl Settle for NatsSettle {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+    fn ack(&self) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move { self.message.ack().await.map_err(unavailable) })
     }
 
-    fn dead_letter(self: Box<Self>, event: Event, error: String) -> BoxFuture<'static, Result<(), BusError>> {
+    fn dead_letter<'a>(&'a self, event: &'a Event, error: &'a str) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
-            let mut headers = event_headers(&format!("{}:{}", self.consumer, event.id));
+            // Unique per failure: the same event failing again after a replay is a new letter,
+            // not a duplicate for the stream to drop.
+            let id = format!("{}:{}:{}", self.consumer, event.id, helpdesk_runtime::time::now_micros());
+            let mut headers = event_headers(&id);
             headers.insert(CONSUMER_HEADER, &*self.consumer);
             // Header values are one line.
             headers.insert(ERROR_HEADER, error.replace(['\r', '\n'], " ").as_str());

@@ -134,7 +134,7 @@ async fn a_dead_letter_waits_for_an_operator_and_is_replayed_to_its_consumer_onl
         let mut routing = bus.subscribe("routing", None).await.unwrap();
         let mut knowledge = bus.subscribe("knowledge", None).await.unwrap();
         bus.publish(&[event(1), event(2)]).await.unwrap();
-        next_id(&mut routing).await.dead_letter("invalid_argument: no such queue".into()).await.unwrap();
+        next_id(&mut routing).await.dead_letter("invalid_argument: no such queue").await.unwrap();
         next_id(&mut routing).await.ack().await.unwrap();
         for _ in 1..=2 {
             next_id(&mut knowledge).await.ack().await.unwrap();

@@ -125,7 +125,7 @@ async fn a_dead_letter_on_jetstream_waits_in_its_own_stream_and_is_replayed() {
     let next = async |stream: &mut helpdesk_events::EventStream| {
         tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap()
     };
-    next(&mut routing).await.dead_letter("invalid_argument: no such queue".into()).await.unwrap();
+    next(&mut routing).await.dead_letter("invalid_argument: no such queue").await.unwrap();
 
     let letters = bus.dead_letters(Some("routing"), 10).await.unwrap();
     assert_eq!(letters.len(), 1);

@@ -56,6 +56,9 @@ struct Args {
     /// Only these scenarios (comma list), e.g. grpc_create,rest_create.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// SQLite durability: `normal` or `full` (every commit on disk before it is acknowledged).
+    #[arg(long, default_value = "normal")]
+    sqlite_synchronous: String,
 }
 
 struct Stats {
@@ -163,6 +166,7 @@ fn main() -> anyhow::Result<()> {
         ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), "1000000".to_owned()),
         ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), "1000000".to_owned()),
         ("HELPDESK_TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
+        ("HELPDESK_DATABASE__SQLITE_SYNCHRONOUS".to_owned(), args.sqlite_synchronous.clone()),
     ];
     if let Some(url) = &database_url {
         env.push(("HELPDESK_DATABASE__URL".to_owned(), url.clone()));

@@ -271,12 +271,21 @@ impl Authenticator {
     }
 
     /// Authenticates a request from `client` (its address, when known). A client whose
-    /// credentials failed too often in the last minute is refused before they are looked at.
+    /// credentials failed too often in the last minute is refused before they are looked at;
+    /// services' own tokens, checked first, are never refused so.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<Principal, ServiceError> {
+        let token = bearer(authorization);
+        if let Ok(token) = token
+            && !token.starts_with("hdk_")
+            && let Ok(header) = jsonwebtoken::decode_header(token)
+            && header.kid.as_deref() == Some(SERVICE_KEY_ID)
+        {
+            return self.verify_service_token(token, header.alg);
+        }
         if let Some(client) = client
             && self.failures.exceeded(client)
         {
@@ -285,7 +294,10 @@ impl Authenticator {
                 "too many failed authentications from this address; try again in a minute",
             ));
         }
-        let outcome = self.check(authorization).await;
+        let outcome = match token {
+            Ok(token) => self.check(token).await,
+            Err(error) => Err(error),
+        };
         if let (Err(error), Some(client)) = (&outcome, client)
             && error.kind == crate::ErrorKind::Unauthenticated
         {
@@ -294,24 +306,14 @@ impl Authenticator {
         outcome
     }
 
-    async fn check(&self, authorization: Option<&str>) -> Result<Principal, ServiceError> {
-        let header = authorization.ok_or_else(|| ServiceError::unauthenticated("missing credentials"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ServiceError::unauthenticated("authorization must be `Bearer <token>`"))?;
+    /// An API key or a tenant's JWT, resolved by the identity service and cached.
+    async fn check(&self, token: &str) -> Result<Principal, ServiceError> {
         if token.starts_with("hdk_") {
             if !ApiKeySecret::is_well_formed(token) {
                 return Err(ServiceError::unauthenticated("malformed api key"));
             }
-        } else {
-            let header = jsonwebtoken::decode_header(token)
-                .map_err(|_| ServiceError::unauthenticated("invalid token: malformed"))?;
-            if header.kid.as_deref() == Some(SERVICE_KEY_ID) {
-                return self.verify_service_token(token, header.alg);
-            }
+        } else if jsonwebtoken::decode_header(token).is_err() {
+            return Err(ServiceError::unauthenticated("invalid token: malformed"));
         }
         if let Some(known) = self.cached(token) {
             return known.map_err(ServiceError::unauthenticated);
@@ -371,6 +373,17 @@ impl Authenticator {
         }
         cache.insert(token.to_owned(), Cached { outcome, until: Instant::now() + ttl });
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(authorization: Option<&str>) -> Result<&str, ServiceError> {
+    let header = authorization.ok_or_else(|| ServiceError::unauthenticated("missing credentials"))?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ServiceError::unauthenticated("authorization must be `Bearer <token>`"))
 }
 
 /// Failed authentications per client address in the current minute.
@@ -447,7 +460,13 @@ mod tests {
     #[tokio::test]
     async fn a_client_whose_credentials_keep_failing_is_refused_for_a_minute() {
         let key = ApiKeySecret::generate().token();
-        let authenticator = authenticator(&[("HELPDESK_AUTH__FAILED_ATTEMPTS_PER_MINUTE", "3")], &key);
+        let authenticator = authenticator(
+            &[
+                ("HELPDESK_AUTH__FAILED_ATTEMPTS_PER_MINUTE", "3"),
+                ("HELPDESK_AUTH__SERVICE_SECRET", "0123456789abcdef0123456789abcdef"),
+            ],
+            &key,
+        );
         let (guesser, other) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         for _ in 0..3 {
             let guess = format!("Bearer {}", ApiKeySecret::generate().token());
@@ -456,6 +475,10 @@ mod tests {
         }
         let blocked = authenticator.authenticate(Some(&format!("Bearer {key}")), Some(guesser)).await;
         assert_eq!(blocked.expect_err("over the limit").kind, crate::ErrorKind::TooManyRequests);
+        // Services behind that address keep working.
+        let tokens = ServiceTokens::new("gateway", &"0123456789abcdef0123456789abcdef".to_owned().into());
+        let service = authenticator.authenticate(Some(&tokens.bearer("demo").expect("token")), Some(guesser)).await;
+        assert!(service.expect("service tokens are never locked out").is_service());
         let fine = authenticator.authenticate(Some(&format!("Bearer {key}")), Some(other)).await;
         assert_eq!(fine.expect("another client is not affected").role, Role::Agent);
     }

@@ -24,6 +24,11 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Whether trying again later may succeed: a database or a peer away, a concurrent change.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::Unavailable | Self::Conflict)
+    }
+
     pub fn grpc_code(self) -> Code {
         match self {
             Self::InvalidArgument => Code::InvalidArgument,

@@ -422,14 +422,6 @@ impl Feedback {
         let now = now_micros();
         let mut tx = self.db.writer().begin().await.map_err(db_error)?;
         let existing = load_response(&mut tx, tenant, &invitation.id, true).await?;
-        // The first submitter, and only they, hear the key that lets them revise.
-        let for_submitter = |stored: &Stored| {
-            let mut response = stored.response.clone();
-            if !submission_id.is_empty() && *submission_id == stored.first_submission {
-                response.revision_key = self.signer.revision_key(&invitation.id, submission_id);
-            }
-            response
-        };
         if !submission_id.is_empty() {
             let seen = sqlx::query(
                 "SELECT 1 FROM submissions WHERE tenant_id = $1 AND invitation_id = $2 AND submission_id = $3",
@@ -441,7 +433,7 @@ impl Feedback {
             .await
             .map_err(db_error)?;
             if let (Some(_), Some(stored)) = (seen, &existing) {
-                return Ok(for_submitter(stored));
+                return Ok(stored.response.clone());
             }
         }
         if let Some(stored) = &existing
@@ -449,7 +441,7 @@ impl Feedback {
         {
             remember_submission(&mut tx, tenant, &invitation.id, submission_id).await?;
             tx.commit().await.map_err(db_error)?;
-            return Ok(for_submitter(stored));
+            return Ok(stored.response.clone());
         }
         if let Some(stored) = &existing
             && !self.signer.is_revision_key(&invitation.id, &stored.first_submission, revision_key)
@@ -459,11 +451,11 @@ impl Feedback {
             )
             .with_field("revision_key"));
         }
-        // The first answer's submission names the submitter; one without an id gets one here.
+        // A nonce of the server's names the first submitter: only the answer that made it hears
+        // the key derived from it.
         let first_submission = match &existing {
             Some(stored) => stored.first_submission.clone(),
-            None if submission_id.is_empty() => uuid::Uuid::new_v4().simple().to_string(),
-            None => submission_id.clone(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
         };
         let existing = existing.map(|stored| (stored.response, stored.fingerprint));
         let unhappy = score <= survey.follow_up_at_or_below;

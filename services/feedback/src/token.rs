@@ -38,14 +38,14 @@ impl LinkSigner {
 
     /// The key that lets the submitter of `first_submission` revise their answer to `invitation`.
     pub fn revision_key(&self, invitation: &str, first_submission: &str) -> String {
-        hex::encode(self.mac(&format!("revision.{invitation}.{first_submission}")).finalize().into_bytes())
+        hex::encode(self.mac(&revision_payload(invitation, first_submission)).finalize().into_bytes())
     }
 
     /// Whether `key` is [`Self::revision_key`], compared in constant time.
     pub fn is_revision_key(&self, invitation: &str, first_submission: &str, key: &str) -> bool {
         let Ok(key) = hex::decode(key) else { return false };
         !first_submission.is_empty()
-            && self.mac(&format!("revision.{invitation}.{first_submission}")).verify_slice(&key).is_ok()
+            && self.mac(&revision_payload(invitation, first_submission)).verify_slice(&key).is_ok()
     }
 
     /// The claims of a genuine, unexpired link at `now` (Unix seconds).
@@ -70,6 +70,12 @@ impl LinkSigner {
         }
         Ok(Claims { tenant: tenant.to_owned(), invitation: invitation.to_owned(), expires_at })
     }
+}
+
+/// What a revision key signs. `:` never appears in a link's payload (tenant ids have none), so no
+/// revision key is a link's signature.
+fn revision_payload(invitation: &str, first_submission: &str) -> String {
+    format!("revision:{invitation}:{first_submission}")
 }
 
 #[cfg(test)]

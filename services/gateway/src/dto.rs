@@ -2647,7 +2647,7 @@ pub(crate) struct GivenAnswer {
     pub(crate) revision: i32,
     pub(crate) submitted_at: Option<String>,
     pub(crate) updated_at: Option<String>,
-    /// Only in the answer to the first submission (and its repeats): keep it, a revision must
+    /// Only in the response to the request that made the first answer: keep it, a revision must
     /// send it, so nobody else holding the link can change the answer.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) revision_key: String,

@@ -209,7 +209,7 @@ impl IdentityStore {
             tenant_id: tenant_id.to_owned(),
             name: new.name,
             algorithm: new.algorithm,
-            secret: secret.clone().unwrap_or_default(),
+            secret: secret.clone().unwrap_or_default().into(),
             public_key_pem: new.public_key_pem,
             roles: new.roles,
             issuer: new.issuer,
@@ -226,7 +226,7 @@ impl IdentityStore {
         .bind(&key.id)
         .bind(&key.name)
         .bind(key.algorithm.as_str())
-        .bind(&key.secret)
+        .bind(secrecy::ExposeSecret::expose_secret(&key.secret))
         .bind(&key.public_key_pem)
         .bind(roles.join(","))
         .bind(&key.issuer)
@@ -284,7 +284,7 @@ fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey, ServiceError> {
         name: row.try_get("name")?,
         algorithm: SigningAlgorithm::parse(&algorithm)
             .ok_or_else(|| ServiceError::internal(&format!("stored algorithm {algorithm}")))?,
-        secret: row.try_get("secret")?,
+        secret: row.try_get::<String, _>("secret")?.into(),
         public_key_pem: row.try_get("public_key_pem")?,
         roles: roles.split(',').filter_map(Role::parse).collect(),
         issuer: row.try_get("issuer")?,

@@ -7,6 +7,7 @@ use helpdesk_runtime::{
     auth::{Principal, Resolved, Role},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// How a signing key verifies.
@@ -47,8 +48,8 @@ pub struct SigningKey {
     pub tenant_id: String,
     pub name: String,
     pub algorithm: SigningAlgorithm,
-    /// HS256 only.
-    pub secret: String,
+    /// HS256 only; never printed.
+    pub secret: SecretString,
     /// RS256 only.
     pub public_key_pem: String,
     pub roles: Vec<Role>,
@@ -137,7 +138,7 @@ pub fn verify(
         return Err(invalid("algorithm does not match its signing key"));
     }
     let decoding = match key.algorithm {
-        SigningAlgorithm::Hs256 => DecodingKey::from_secret(key.secret.as_bytes()),
+        SigningAlgorithm::Hs256 => DecodingKey::from_secret(key.secret.expose_secret().as_bytes()),
         SigningAlgorithm::Rs256 => {
             DecodingKey::from_rsa_pem(key.public_key_pem.as_bytes()).map_err(|_| invalid("signing key unusable"))?
         }
@@ -214,7 +215,7 @@ mod tests {
             tenant_id: "demo".into(),
             name: "widget".into(),
             algorithm: SigningAlgorithm::Hs256,
-            secret: SECRET.into(),
+            secret: SECRET.to_owned().into(),
             public_key_pem: String::new(),
             roles: roles.to_vec(),
             issuer: String::new(),

@@ -111,9 +111,9 @@ impl Activity {
     }
 
     /// Flushes every second until shutdown, then once more; purges what is past retention every
-    /// hour, from the start.
+    /// hour (not at start-up, where the writer is busiest).
     pub(crate) async fn run(self, shutdown: Shutdown) {
-        let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut purge = tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(FLUSH_EVERY) => self.flush().await,

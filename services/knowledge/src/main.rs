@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
 
 #[tokio::main]
@@ -10,18 +11,12 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init(&config.telemetry, "helpdesk-knowledge");
     let bus = helpdesk_events::connect(&config).await?;
-    // Customers' segments come from ticketing, with the service secret; without it, restricted
-    // articles are for staff only.
-    let customers = match &config.auth.service_secret {
-        Some(secret) => Some(grpc::ServiceLink::new(
-            grpc::lazy_channel(&config.services.ticketing_url)?,
-            Arc::new(ServiceTokens::new("knowledge", secret)),
-        )),
-        None => {
-            tracing::warn!("auth.service_secret is not set: restricted articles are shown to staff only");
-            None
-        }
-    };
+    // Customers' segments come from ticketing, asked with the service's own token.
+    let secret = config.auth.service_secret.as_ref().context("auth.service_secret must be set")?;
+    let customers = Some(grpc::ServiceLink::new(
+        grpc::lazy_channel(&config.services.ticketing_url)?,
+        Arc::new(ServiceTokens::new("knowledge", secret)),
+    ));
     let knowledge = helpdesk_knowledge::open(&config, bus.as_ref(), customers).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "knowledge", &bus)?;
     let mut routes = tonic::service::RoutesBuilder::default();

@@ -609,16 +609,18 @@ impl Knowledge {
                 Ok(())
             })
             .await?;
-        let mut tx = self.db.writer().begin().await?;
-        store::delete_revision(&mut tx, tenant, &article.id).await?;
-        tx.commit().await?;
+        // The one published: a proposal made since stays pending.
+        let proposed_at = revision.proposed_at.as_ref().map(helpdesk_runtime::time::timestamp_to_micros);
+        let mut conn = self.db.writer().acquire().await?;
+        store::delete_revision(&mut conn, tenant, &article.id, proposed_at).await?;
+        drop(conn);
         self.article_view(&article, &Audience::Staff).await
     }
 
     pub async fn discard_revision(&self, tenant: &str, article_id: &str) -> Result<proto::Article, ServiceError> {
         check_id("article_id", article_id)?;
         let mut conn = self.db.writer().acquire().await?;
-        if !store::delete_revision(&mut conn, tenant, article_id).await? {
+        if !store::delete_revision(&mut conn, tenant, article_id, None).await? {
             return Err(ServiceError::not_found("pending revision"));
         }
         let article =

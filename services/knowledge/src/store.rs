@@ -277,17 +277,22 @@ pub(crate) async fn save_revision(
     Ok(())
 }
 
-/// Drops the article's pending revision; whether there was one.
+/// Drops the article's pending revision — only the one proposed at `proposed_at` (microseconds),
+/// when given, so that a newer proposal survives; whether there was one.
 pub(crate) async fn delete_revision(
     conn: &mut AnyConnection,
     tenant: &str,
     article_id: &str,
+    proposed_at: Option<i64>,
 ) -> Result<bool, ServiceError> {
-    let result = sqlx::query("DELETE FROM article_revisions WHERE tenant_id = $1 AND article_id = $2")
-        .bind(tenant)
-        .bind(article_id)
-        .execute(&mut *conn)
-        .await?;
+    let result = sqlx::query(
+        "DELETE FROM article_revisions WHERE tenant_id = $1 AND article_id = $2 AND ($3 < 0 OR created_at = $3)",
+    )
+    .bind(tenant)
+    .bind(article_id)
+    .bind(proposed_at.unwrap_or(-1))
+    .execute(&mut *conn)
+    .await?;
     Ok(result.rows_affected() > 0)
 }
 

@@ -340,7 +340,7 @@ async fn an_operator_sees_a_dead_letter_and_delivers_it_again() {
     };
     bus.publish(std::slice::from_ref(&event)).await.unwrap();
     let delivery = probe.next().await.unwrap().unwrap();
-    delivery.dead_letter("invalid_argument: no such queue".into()).await.unwrap();
+    delivery.dead_letter("invalid_argument: no such queue").await.unwrap();
     let admin = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
             .arg("admin")

@@ -18,7 +18,7 @@ use helpdesk_proto::{
     ticketing::v1::Ticket,
 };
 use helpdesk_runtime::{
-    ErrorKind, ServiceError,
+    ServiceError,
     db::{Database, classify, positional, serialize_on},
     shutdown::Shutdown,
 };
@@ -286,8 +286,7 @@ pub(crate) async fn run(insights: Arc<Insights>, events: EventStream, shutdown: 
         let mut attempt = 0;
         while let Err(error) = insights.record(&events).await {
             attempt += 1;
-            let transient = matches!(error.kind, ErrorKind::Unavailable | ErrorKind::Conflict);
-            if !transient && attempt >= 5 {
+            if !error.kind.is_transient() && attempt >= 5 {
                 // One event the log refuses must not hold up the rest: record them one by one,
                 // and the one that keeps failing becomes a dead letter.
                 for delivery in deliveries {
