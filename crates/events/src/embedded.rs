@@ -51,11 +51,59 @@ pub struct EmbeddedBus {
 struct Inner {
     db: Database,
     prefix: String,
+    /// Taken while storing, so that events join `recent` in the order their positions commit.
+    storing: tokio::sync::Mutex<()>,
+    /// The events this process stored lately, by position: consumers that keep up read them from
+    /// here instead of the database.
+    recent: Mutex<Recent>,
     /// Bumped after every commit, to wake idle consumers.
     published: watch::Sender<u64>,
     /// [`EventBus::tail`]s: full subject filters and where their events go.
     tails: Mutex<Vec<(String, broadcast::Sender<Event>)>>,
     consumers: Mutex<Vec<Arc<Progress>>>,
+}
+
+/// The newest events by position. Every position after `complete_after` that this process stored
+/// is here; positions another process stored (a replay from the command line) are not, which a
+/// reader notices as a gap and reads from the database instead.
+struct Recent {
+    complete_after: i64,
+    events: VecDeque<BusRow>,
+}
+
+/// An event as the bus keeps it.
+#[derive(Clone)]
+struct BusRow {
+    position: i64,
+    subject: String,
+    only_for: Option<String>,
+    event: Event,
+}
+
+/// How many recent events are kept in memory.
+const RECENT: usize = 8192;
+
+impl Recent {
+    /// The rows after `cursor` (at most `limit`), or `None` when memory cannot tell: a slow
+    /// reader behind the window, or a gap in the positions.
+    fn after(&self, cursor: i64, limit: usize) -> Option<Vec<BusRow>> {
+        if cursor < self.complete_after {
+            return None;
+        }
+        let start = self.events.partition_point(|row| row.position <= cursor);
+        let rows: Vec<BusRow> = self.events.iter().skip(start).take(limit).cloned().collect();
+        let contiguous = rows.iter().enumerate().all(|(i, row)| row.position == cursor + 1 + i as i64);
+        contiguous.then_some(rows)
+    }
+
+    fn push(&mut self, rows: Vec<BusRow>) {
+        self.events.extend(rows);
+        while self.events.len() > RECENT {
+            if let Some(oldest) = self.events.pop_front() {
+                self.complete_after = oldest.position;
+            }
+        }
+    }
 }
 
 /// What one durable consumer has read and processed in this process.
@@ -84,9 +132,15 @@ impl EmbeddedBus {
     pub async fn open(database: &DatabaseConfig, data_dir: &Path, subject_prefix: &str) -> Result<Self, BusError> {
         let db = Database::connect(database, data_dir, DATABASE).await?;
         db.migrate(&MIGRATIONS).await.map_err(|error| BusError::Unavailable(error.to_string()))?;
+        let newest: i64 = sqlx::query("SELECT COALESCE(MAX(position), 0) AS newest FROM bus_events")
+            .fetch_one(db.reader())
+            .await?
+            .try_get("newest")?;
         let inner = Arc::new(Inner {
             db,
             prefix: subject_prefix.to_owned(),
+            storing: tokio::sync::Mutex::new(()),
+            recent: Mutex::new(Recent { complete_after: newest, events: VecDeque::new() }),
             published: watch::channel(0).0,
             tails: Mutex::new(Vec::new()),
             consumers: Mutex::new(Vec::new()),
@@ -154,17 +208,20 @@ impl Inner {
         Ok(())
     }
 
-    /// Stores `rows` (message id, subject, the one consumer they are for, payload) and, in the same
-    /// transaction, deletes `replayed`'s dead letters of that consumer; then wakes the readers.
+    /// Stores `events` (each with the one consumer it is for, if any) and, in the same transaction,
+    /// deletes `replayed`'s dead letters of that consumer; then keeps them in `recent` and wakes
+    /// the readers. The message id is the event id, or `<event id>:replay:<n>` for a replay.
     async fn store(
         &self,
-        rows: &[(String, String, Option<&str>, Vec<u8>)],
+        events: &[(String, &Event, Option<&str>)],
         replayed: Option<(&str, &[String])>,
     ) -> Result<(), sqlx::Error> {
+        let _order = self.storing.lock().await;
         let mut tx = self.db.writer().begin().await?;
         // Positions must commit in order, or a consumer reading past a gap would skip it.
         serialize_on(&mut tx, "helpdesk-embedded-bus").await?;
-        for chunk in rows.chunks(500) {
+        let mut stored = Vec::with_capacity(events.len());
+        for chunk in events.chunks(500) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let placeholders: Vec<String> = (row * 4 + 1..=row * 4 + 4).map(|n| positional(&tx, n)).collect();
@@ -173,14 +230,27 @@ impl Inner {
                 .collect();
             let sql = format!(
                 "INSERT INTO bus_events (message_id, subject, only_for, payload) VALUES {} \
-                 ON CONFLICT (message_id) DO NOTHING",
+                 ON CONFLICT (message_id) DO NOTHING RETURNING message_id, position",
                 values.join(", ")
             );
+            let subjects: Vec<String> = chunk.iter().map(|(_, event, _)| crate::subject(&self.prefix, event)).collect();
             let mut query = sqlx::query(&sql);
-            for (message_id, subject, only_for, payload) in chunk {
-                query = query.bind(message_id).bind(subject).bind(*only_for).bind(payload.as_slice());
+            for ((message_id, event, only_for), subject) in chunk.iter().zip(&subjects) {
+                query = query.bind(message_id).bind(subject).bind(*only_for).bind(event.encode_to_vec());
             }
-            query.execute(&mut *tx).await?;
+            // A batch sent twice stores nothing the second time, and returns nothing for it.
+            let positions: std::collections::HashMap<String, i64> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("message_id")?, row.try_get("position")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            for ((message_id, event, only_for), subject) in chunk.iter().zip(subjects) {
+                if let Some(position) = positions.get(message_id) {
+                    let only_for = only_for.map(str::to_owned);
+                    stored.push(BusRow { position: *position, subject, only_for, event: (*event).clone() });
+                }
+            }
         }
         if let Some((consumer, event_ids)) = replayed {
             for event_id in event_ids {
@@ -192,6 +262,8 @@ impl Inner {
             }
         }
         tx.commit().await?;
+        stored.sort_by_key(|row| row.position);
+        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stored);
         self.published.send_modify(|count| *count += 1);
         Ok(())
     }
@@ -236,14 +308,47 @@ impl Reader {
                 return Ok(delivery);
             }
             self.published.borrow_and_update();
-            if !self.read_batch().await? {
-                let _ = tokio::time::timeout(IDLE_POLL, self.published.changed()).await;
+            if self.read_batch(false).await? {
+                continue;
+            }
+            // Idle: what another process stored (a replay) is in the database only.
+            if tokio::time::timeout(IDLE_POLL, self.published.changed()).await.is_err() {
+                self.read_batch(true).await?;
             }
         }
     }
 
-    /// Reads the next rows; whether there were any.
-    async fn read_batch(&mut self) -> Result<bool, BusError> {
+    /// Reads the next events, from memory when it holds them all, else (or when
+    /// `from_database`) from the database; whether there were any.
+    async fn read_batch(&mut self, from_database: bool) -> Result<bool, BusError> {
+        let remembered = if from_database {
+            None
+        } else {
+            let recent = self.inner.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            recent.after(self.cursor, READ_BATCH as usize)
+        };
+        let rows = match remembered {
+            Some(rows) => rows,
+            None => self.read_database().await?,
+        };
+        let Some(last) = rows.last().map(|row| row.position) else { return Ok(false) };
+        let mut state = self.progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for row in rows {
+            let wanted = row.only_for.as_ref().is_none_or(|consumer| *consumer == self.progress.name)
+                && self.filter.as_deref().is_none_or(|filter| subject_matches(filter, &row.subject));
+            if wanted {
+                state.unacked.insert(row.position);
+                let position = row.position;
+                let settle = EmbeddedSettle { inner: self.inner.clone(), progress: self.progress.clone(), position };
+                self.buffer.push_back(Delivery::new(row.event, Some(Box::new(settle))));
+            }
+        }
+        state.read_up_to = last;
+        self.cursor = last;
+        Ok(true)
+    }
+
+    async fn read_database(&self) -> Result<Vec<BusRow>, BusError> {
         let rows = sqlx::query(
             "SELECT position, subject, only_for, payload FROM bus_events WHERE position > $1 ORDER BY position LIMIT $2",
         )
@@ -251,33 +356,22 @@ impl Reader {
         .bind(READ_BATCH)
         .fetch_all(self.inner.db.reader())
         .await?;
-        let Some(last) = rows.last() else { return Ok(false) };
-        let last: i64 = last.try_get("position")?;
-        let mut state = self.progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for row in &rows {
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
             let position: i64 = row.try_get("position")?;
-            let subject: String = row.try_get("subject")?;
-            let only_for: Option<String> = row.try_get("only_for")?;
-            let wanted = only_for.is_none_or(|consumer| consumer == self.progress.name)
-                && self.filter.as_deref().is_none_or(|filter| subject_matches(filter, &subject));
-            if !wanted {
-                continue;
-            }
             let payload: Vec<u8> = row.try_get("payload")?;
             match Event::decode(payload.as_slice()) {
-                Ok(event) => {
-                    state.unacked.insert(position);
-                    let settle =
-                        EmbeddedSettle { inner: self.inner.clone(), progress: self.progress.clone(), position };
-                    self.buffer.push_back(Delivery::new(event, Some(Box::new(settle))));
-                }
+                Ok(event) => events.push(BusRow {
+                    position,
+                    subject: row.try_get("subject")?,
+                    only_for: row.try_get("only_for")?,
+                    event,
+                }),
                 // Only the relay writes here, so this is a defect: skip the row rather than stall.
                 Err(error) => tracing::error!(position, %error, "undecodable event on the embedded bus skipped"),
             }
         }
-        state.read_up_to = last;
-        self.cursor = last;
-        Ok(true)
+        Ok(events)
     }
 }
 
@@ -316,10 +410,7 @@ impl Settle for EmbeddedSettle {
 impl EventBus for EmbeddedBus {
     fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
-            let rows: Vec<_> = events
-                .iter()
-                .map(|event| (event.id.clone(), crate::subject(&self.inner.prefix, event), None, event.encode_to_vec()))
-                .collect();
+            let rows: Vec<_> = events.iter().map(|event| (event.id.clone(), event, None)).collect();
             self.inner.store(&rows, None).await?;
             self.inner.tell_tails(events);
             Ok(())
@@ -428,15 +519,7 @@ impl EventBus for EmbeddedBus {
             let attempt = now_micros();
             let rows: Vec<_> = chosen
                 .iter()
-                .map(|letter| {
-                    let message_id = format!("{}:replay:{attempt}", letter.event.id);
-                    (
-                        message_id,
-                        crate::subject(&self.inner.prefix, &letter.event),
-                        Some(consumer),
-                        letter.event.encode_to_vec(),
-                    )
-                })
+                .map(|letter| (format!("{}:replay:{attempt}", letter.event.id), &letter.event, Some(consumer)))
                 .collect();
             let ids: Vec<String> = chosen.iter().map(|letter| letter.event.id.clone()).collect();
             self.inner.store(&rows, Some((consumer, &ids))).await?;
