@@ -80,8 +80,8 @@ struct BusRow {
     event: Event,
 }
 
-/// How many recent events are kept in memory.
-const RECENT: usize = 8192;
+/// The most events kept in memory for consumers that lag; beyond it they read the database.
+const RECENT: usize = 65_536;
 
 impl Recent {
     /// The rows after `cursor` (at most `limit`), or `None` when memory cannot tell: a slow
@@ -96,12 +96,15 @@ impl Recent {
         contiguous.then_some(rows)
     }
 
-    fn push(&mut self, rows: Vec<BusRow>) {
+    /// Adds `rows`, and forgets what every consumer has read (everything up to `read_by_all`) or
+    /// what is beyond the window.
+    fn push(&mut self, rows: Vec<BusRow>, read_by_all: i64) {
         self.events.extend(rows);
-        while self.events.len() > RECENT {
-            if let Some(oldest) = self.events.pop_front() {
-                self.complete_after = oldest.position;
-            }
+        while let Some(oldest) = self.events.front()
+            && (oldest.position <= read_by_all || self.events.len() > RECENT)
+        {
+            self.complete_after = oldest.position;
+            self.events.pop_front();
         }
     }
 }
@@ -229,8 +232,7 @@ impl Inner {
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO bus_events (message_id, subject, only_for, payload) VALUES {} \
-                 ON CONFLICT (message_id) DO NOTHING RETURNING message_id, position",
+                "INSERT INTO bus_events (message_id, subject, only_for, payload) VALUES {} RETURNING position",
                 values.join(", ")
             );
             let subjects: Vec<String> = chunk.iter().map(|(_, event, _)| crate::subject(&self.prefix, event)).collect();
@@ -238,18 +240,17 @@ impl Inner {
             for ((message_id, event, only_for), subject) in chunk.iter().zip(&subjects) {
                 query = query.bind(message_id).bind(subject).bind(*only_for).bind(event.encode_to_vec());
             }
-            // A batch sent twice stores nothing the second time, and returns nothing for it.
-            let positions: std::collections::HashMap<String, i64> = query
+            // Rows get positions in the order of the values, which RETURNING need not keep.
+            let mut positions: Vec<i64> = query
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
-                .map(|row| Ok((row.try_get("message_id")?, row.try_get("position")?)))
+                .map(|row| row.try_get("position"))
                 .collect::<Result<_, sqlx::Error>>()?;
-            for ((message_id, event, only_for), subject) in chunk.iter().zip(subjects) {
-                if let Some(position) = positions.get(message_id) {
-                    let only_for = only_for.map(str::to_owned);
-                    stored.push(BusRow { position: *position, subject, only_for, event: (*event).clone() });
-                }
+            positions.sort_unstable();
+            for ((position, (_, event, only_for)), subject) in positions.into_iter().zip(chunk).zip(subjects) {
+                let only_for = only_for.map(str::to_owned);
+                stored.push(BusRow { position, subject, only_for, event: (*event).clone() });
             }
         }
         if let Some((consumer, event_ids)) = replayed {
@@ -262,8 +263,15 @@ impl Inner {
             }
         }
         tx.commit().await?;
-        stored.sort_by_key(|row| row.position);
-        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stored);
+        let read_by_all = self
+            .consumers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|progress| progress.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).read_up_to)
+            .min()
+            .unwrap_or(i64::MAX);
+        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stored, read_by_all);
         self.published.send_modify(|count| *count += 1);
         Ok(())
     }

@@ -2,9 +2,10 @@
 -- the consumers' positions, and the events a consumer gave up on. Kept in step with ../postgres.
 CREATE TABLE bus_events (
     position INTEGER PRIMARY KEY AUTOINCREMENT,
-    -- The event id, or `<event id>:replay:<n>` for a dead letter sent again: a relay that
-    -- publishes a batch twice after a crash stores it once.
-    message_id TEXT NOT NULL UNIQUE,
+    -- The event id, or `<event id>:replay:<n>` for a dead letter sent again. Not unique: a relay
+    -- killed between storing a batch and deleting it from its outbox stores it again, and
+    -- consumers de-duplicate by event id, as on JetStream past its window.
+    message_id TEXT NOT NULL,
     subject TEXT NOT NULL,
     -- Set on a replayed dead letter: only that consumer receives it.
     only_for TEXT,
