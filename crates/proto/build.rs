@@ -1,5 +1,6 @@
 //! Compiles every contract under `proto/` with protox (no system protoc), generates tonic
-//! clients and servers, proto3 JSON (pbjson) impls, and a descriptor set for gRPC reflection.
+//! clients and servers, proto3 JSON (pbjson) impls, and a descriptor set with every option, for
+//! gRPC reflection and for the gateway's REST transcoding.
 
 use std::{
     env, fs, io,
@@ -14,15 +15,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     collect_protos(&proto_root, &mut files)?;
     files.sort();
 
-    let descriptors = protox::compile(&files, [&proto_root])?;
+    let mut compiler = protox::Compiler::new([&proto_root])?;
+    compiler.include_source_info(true).include_imports(true).open_files(&files)?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let descriptor_path = out_dir.join("descriptor.bin");
-    fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
+    // Encoded by protox itself so that custom options (`google.api.http`, the REST options the
+    // gateway reads) survive; prost's own descriptor types would drop them.
+    fs::write(&descriptor_path, compiler.encode_file_descriptor_set())?;
 
     tonic_prost_build::configure()
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(descriptors)?;
+        .compile_fds(compiler.file_descriptor_set())?;
 
     pbjson_build::Builder::new()
         .register_descriptors(&fs::read(&descriptor_path)?)?

@@ -25,8 +25,13 @@ pub fn markdown() -> Result<String, prost::DecodeError> {
          `IdentityService/Authenticate`. Errors use standard status codes; invalid fields are named in \
          `google.rpc.BadRequest` details.\n",
     );
-    let mut files: Vec<&FileDescriptorProto> =
-        set.file.iter().filter(|file| file.package().starts_with("helpdesk.")).collect();
+    let mut files: Vec<&FileDescriptorProto> = set
+        .file
+        .iter()
+        .filter(|file| file.package().starts_with("helpdesk."))
+        // Files of options only (the REST annotations) describe no call.
+        .filter(|file| !(file.service.is_empty() && file.message_type.is_empty() && file.enum_type.is_empty()))
+        .collect();
     files.sort_by_key(|file| file.name().to_owned());
     for file in files {
         let _ = write!(out, "\n## `{}`\n\n_{}_\n", file.package(), file.name());

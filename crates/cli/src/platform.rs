@@ -103,7 +103,7 @@ impl Platform {
                 feedback: channel,
                 tokens: Arc::new(ServiceTokens::new("gateway", &service_secret)),
             },
-        );
+        )?;
         let databases = vec![
             identity.database().clone(),
             ticketing.database().clone(),

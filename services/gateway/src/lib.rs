@@ -8,9 +8,10 @@ mod auth;
 mod dto;
 mod error;
 mod openapi;
+mod rest;
 mod routes;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -25,15 +26,11 @@ use helpdesk_proto::{
         feedback_service_client::FeedbackServiceClient, insights_service_client::InsightsServiceClient,
         survey_answer_service_client::SurveyAnswerServiceClient,
     },
-    identity::v1::identity_service_client::IdentityServiceClient,
     knowledge::v1::{
         help_center_service_client::HelpCenterServiceClient, knowledge_service_client::KnowledgeServiceClient,
     },
     routing::v1::{routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient},
-    ticketing::v1::{
-        custom_field_service_client::CustomFieldServiceClient, customer_service_client::CustomerServiceClient,
-        saved_reply_service_client::SavedReplyServiceClient, ticket_service_client::TicketServiceClient,
-    },
+    ticketing::v1::ticket_service_client::TicketServiceClient,
 };
 use helpdesk_runtime::{
     auth::{Authenticator, PLATFORM_TENANT, ServiceTokens},
@@ -56,9 +53,7 @@ pub mod fuzzing {
 
     /// Parses `raw` as each list and report query; errors are the caller's 400s, and fine.
     pub fn parse_queries(raw: &str) {
-        if let Ok(query) = serde_urlencoded::from_str::<dto::ListTicketsQuery>(raw) {
-            let _ = query.into_proto();
-        }
+        crate::rest::parse_queries(raw);
         if let Ok(query) = serde_urlencoded::from_str::<dto::ReportQuery>(raw) {
             let _ = query.into_proto(dto::ReportKind::Performance);
         }
@@ -88,10 +83,6 @@ pub struct Backends {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) tickets: TicketServiceClient<Channel>,
-    pub(crate) customers: CustomerServiceClient<Channel>,
-    pub(crate) saved_replies: SavedReplyServiceClient<Channel>,
-    pub(crate) custom_fields: CustomFieldServiceClient<Channel>,
-    pub(crate) identity: IdentityServiceClient<Channel>,
     pub(crate) routing: RoutingServiceClient<Channel>,
     pub(crate) sla: SlaServiceClient<Channel>,
     pub(crate) knowledge: KnowledgeServiceClient<Channel>,
@@ -111,15 +102,19 @@ impl AppState {
     }
 }
 
-/// The gateway's HTTP application.
-pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backends: Backends) -> Router {
+/// The gateway's HTTP application; an error means the build's contract is broken.
+pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backends: Backends) -> anyhow::Result<Router> {
+    let channels = HashMap::from([
+        ("ticketing", backends.ticketing.clone()),
+        ("identity", backends.identity.clone()),
+        ("routing", backends.routing.clone()),
+        ("knowledge", backends.knowledge.clone()),
+        ("feedback", backends.feedback.clone()),
+    ]);
+    let derived = rest::router(&channels).map_err(anyhow::Error::msg)?;
     let state = AppState {
         tickets: TicketServiceClient::new(backends.ticketing.clone()),
-        customers: CustomerServiceClient::new(backends.ticketing.clone()),
-        saved_replies: SavedReplyServiceClient::new(backends.ticketing.clone()),
-        custom_fields: CustomFieldServiceClient::new(backends.ticketing.clone()),
         health: tonic_health::pb::health_client::HealthClient::new(backends.ticketing),
-        identity: IdentityServiceClient::new(backends.identity),
         routing: RoutingServiceClient::new(backends.routing.clone()),
         sla: SlaServiceClient::new(backends.routing),
         knowledge: KnowledgeServiceClient::new(backends.knowledge.clone()),
@@ -132,6 +127,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
     };
     let request_id = HeaderName::from_static("x-request-id");
     let api = routes::router()
+        .merge(derived)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     let help_center = routes::help_center::router()
@@ -140,7 +136,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
     let surveys = routes::surveys::router()
         .route_layer(middleware::from_fn_with_state(state.clone(), routes::surveys::rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
-    Router::new()
+    Ok(Router::new()
         .merge(api)
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
@@ -156,7 +152,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
             telemetry::http_span(request.method(), loggable_path(request.uri().path()), id, request.headers())
         }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid)))
 }
 
 /// The path as logs and traces show it: a survey link's token is a credential, so it is left out.

@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let secret = config.auth.service_secret.as_ref().context("auth.service_secret must be set")?;
     let tokens = std::sync::Arc::new(ServiceTokens::new("gateway", secret));
     let backends = Backends { ticketing, identity, routing, knowledge, feedback, tokens };
-    let router = helpdesk_gateway::router(&config.gateway, authenticator, backends);
+    let router = helpdesk_gateway::router(&config.gateway, authenticator, backends)?;
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

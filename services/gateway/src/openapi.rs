@@ -16,15 +16,6 @@ use crate::{dto, error, routes};
         need no credentials and are rate-limited per client address. \
         Errors share one body: `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
     paths(
-        routes::tickets::create, routes::tickets::get, routes::tickets::update, routes::tickets::list,
-        routes::tickets::add_message, routes::tickets::list_messages, routes::tickets::history,
-        routes::tickets::merge, routes::tickets::link,
-        routes::customers::create, routes::customers::get, routes::customers::update, routes::customers::list,
-        routes::customers::set_flag, routes::customers::clear_flag, routes::customers::tickets,
-        routes::admin::create_saved_reply, routes::admin::list_saved_replies, routes::admin::delete_saved_reply,
-        routes::admin::render_saved_reply, routes::admin::define_custom_field, routes::admin::list_custom_fields,
-        routes::admin::create_api_key, routes::admin::list_api_keys, routes::admin::revoke_api_key,
-        routes::admin::create_signing_key, routes::admin::list_signing_keys, routes::admin::retire_signing_key,
         routes::routing::ticket_routing, routes::routing::list_escalations, routes::routing::escalate,
         routes::routing::assign, routes::routing::unassign, routes::routing::transfer,
         routes::routing::list_agents, routes::routing::upsert_agent, routes::routing::set_presence,
@@ -52,10 +43,22 @@ use crate::{dto, error, routes};
         dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange,
         dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy,
         dto::SigningAlgorithm)),
-    modifiers(&BearerAuth, &EveryOperation),
+    modifiers(&FromContract, &BearerAuth, &EveryOperation),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
+
+/// The operations and schemas derived from the contracts' HTTP bindings.
+struct FromContract;
+
+impl Modify for FromContract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        match crate::rest::contract() {
+            Ok(contract) => crate::rest::openapi::document(contract, openapi),
+            Err(error) => tracing::error!(%error, "the contract did not load"),
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -234,7 +234,7 @@ pub(crate) mod tests {
             feedback: nowhere,
             tokens: Arc::new(helpdesk_runtime::auth::ServiceTokens::new("gateway", &secret)),
         };
-        crate::router(&config.gateway, authenticator, backends)
+        crate::router(&config.gateway, authenticator, backends).expect("the contract loads")
     }
 
     pub(crate) async fn get(gateway: &Router, uri: &str, forwarded_for: &str) -> (StatusCode, serde_json::Value) {

@@ -1,48 +1,26 @@
 //! REST routes under `/v1`: the authenticated API here, the public help center in
 //! [`help_center`] and survey links in [`surveys`].
 
-pub(crate) mod admin;
-pub(crate) mod customers;
 pub(crate) mod feedback;
 pub(crate) mod help_center;
 pub(crate) mod insights;
 pub(crate) mod knowledge;
 pub(crate) mod routing;
 pub(crate) mod surveys;
-pub(crate) mod tickets;
 
 use axum::{
     Router,
-    http::HeaderMap,
     routing::{delete, get, post, put},
 };
 
-use crate::{AppState, error::ApiError};
+use crate::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/tickets", post(tickets::create).get(tickets::list))
-        .route("/v1/tickets/{id}", get(tickets::get).patch(tickets::update))
-        .route("/v1/tickets/{id}/messages", post(tickets::add_message).get(tickets::list_messages))
-        .route("/v1/tickets/{id}/history", get(tickets::history))
-        .route("/v1/tickets/{id}/merge", post(tickets::merge))
-        .route("/v1/tickets/{id}/links", post(tickets::link))
         .route("/v1/tickets/{id}/routing", get(routing::ticket_routing))
         .route("/v1/tickets/{id}/escalations", get(routing::list_escalations).post(routing::escalate))
         .route("/v1/tickets/{id}/assignment", post(routing::assign).delete(routing::unassign))
         .route("/v1/tickets/{id}/transfer", post(routing::transfer))
-        .route("/v1/customers", post(customers::create).get(customers::list))
-        .route("/v1/customers/{id}", get(customers::get).patch(customers::update))
-        .route("/v1/customers/{id}/flag", put(customers::set_flag).delete(customers::clear_flag))
-        .route("/v1/customers/{id}/tickets", get(customers::tickets))
-        .route("/v1/saved_replies", post(admin::create_saved_reply).get(admin::list_saved_replies))
-        .route("/v1/saved_replies/{id}", delete(admin::delete_saved_reply))
-        .route("/v1/saved_replies/{id}/render", post(admin::render_saved_reply))
-        .route("/v1/custom_fields", post(admin::define_custom_field).get(admin::list_custom_fields))
-        .route("/v1/api_keys", post(admin::create_api_key).get(admin::list_api_keys))
-        .route("/v1/api_keys/{id}", delete(admin::revoke_api_key))
-        .route("/v1/signing_keys", post(admin::create_signing_key).get(admin::list_signing_keys))
-        .route("/v1/signing_keys/{id}/retire", post(admin::retire_signing_key))
         .route("/v1/agents", get(routing::list_agents))
         .route("/v1/agents/{id}", put(routing::upsert_agent))
         .route("/v1/agents/{id}/presence", post(routing::set_presence))
@@ -79,18 +57,4 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/feedback/announcements", post(feedback::announce_change))
         .route("/v1/insights/reports/{kind}", get(insights::report))
         .route("/v1/insights/rebuild", post(insights::rebuild_projections))
-}
-
-/// The `Idempotency-Key` header, or empty.
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(String::new()),
-        Some(value) => {
-            value.to_str().map(str::to_owned).map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII"))
-        }
-    }
-}
-
-pub(crate) fn non_empty(token: String) -> Option<String> {
-    (!token.is_empty()).then_some(token)
 }

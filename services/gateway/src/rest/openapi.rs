@@ -1,0 +1,376 @@
+//! The OpenAPI paths and schemas of the derived routes, from the same descriptors that drive
+//! them: one schema per message and enum (named as in the protos), descriptions from the protos'
+//! comments, responses with every field present.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::http::{Method, StatusCode};
+use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use utoipa::openapi::{
+    ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder,
+    path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn},
+    request_body::RequestBodyBuilder,
+    schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type},
+};
+
+use super::contract::{Binding, Body, Contract, WellKnown, well_known};
+
+/// Adds every binding's operation and the schemas they use to `openapi`.
+pub(crate) fn document(contract: &Contract, openapi: &mut OpenApi) {
+    let mut schemas = Schemas { contract, names: short_names(contract), wanted: Vec::new(), done: BTreeMap::new() };
+    for binding in &contract.bindings {
+        let operation = schemas.operation(binding);
+        openapi.paths.add_path_operation(&binding.path, vec![http_method(&binding.http_method)], operation);
+    }
+    schemas.complete();
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.schemas.extend(schemas.done);
+}
+
+fn http_method(method: &Method) -> HttpMethod {
+    match *method {
+        Method::POST => HttpMethod::Post,
+        Method::PUT => HttpMethod::Put,
+        Method::DELETE => HttpMethod::Delete,
+        Method::PATCH => HttpMethod::Patch,
+        _ => HttpMethod::Get,
+    }
+}
+
+enum Wanted {
+    Message(MessageDescriptor),
+    Enum(EnumDescriptor),
+}
+
+struct Schemas<'a> {
+    contract: &'a Contract,
+    /// Schema names: a type's own name, or with its package in front where two packages share it.
+    names: HashMap<String, String>,
+    wanted: Vec<Wanted>,
+    done: BTreeMap<String, RefOr<Schema>>,
+}
+
+impl Schemas<'_> {
+    fn operation(&mut self, binding: &Binding) -> utoipa::openapi::path::Operation {
+        let method = &binding.method;
+        let input = method.input();
+        let (summary, description) =
+            split_comment(comment(method.parent_pool(), method.parent_file().name(), method.path()));
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(binding.operation_id.clone()))
+            .tag(binding.tag.clone())
+            .summary(summary)
+            .description(description);
+        for name in &binding.path_fields {
+            let field = input.get_field_by_name(name);
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description(field.as_ref().and_then(|field| self.field_comment(field)))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        let shape = self.contract.shape(&input);
+        for field in &shape.fields {
+            if let Some(header) = &field.header {
+                operation = operation.parameter(
+                    ParameterBuilder::new()
+                        .name(header)
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::False)
+                        .description(self.field_comment(&field.field))
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                );
+            }
+        }
+        let in_path = |field: &FieldDescriptor| binding.path_fields.iter().any(|name| name == field.name());
+        let body_field = match &binding.body {
+            Body::Field(name) => Some(name.as_str()),
+            _ => None,
+        };
+        if !matches!(binding.body, Body::All) {
+            for field in shape.fields.iter().filter(|field| !field.services_only && field.header.is_none()) {
+                if in_path(&field.field) || Some(field.field.name()) == body_field || field.field.is_map() {
+                    continue;
+                }
+                let schema = self.value_schema(&field.field, false);
+                operation = operation.parameter(
+                    ParameterBuilder::new()
+                        .name(&field.name)
+                        .parameter_in(ParameterIn::Query)
+                        .required(Required::False)
+                        .description(self.field_comment(&field.field))
+                        .schema(Some(schema)),
+                );
+            }
+        }
+        let body_schema = match &binding.body {
+            Body::None => None,
+            Body::All => Some(self.request_schema(&input, &binding.path_fields)),
+            Body::Field(name) => input.get_field_by_name(name).map(|field| match field.kind() {
+                Kind::Message(message) => self.request_schema(&message, &[]),
+                _ => self.value_schema(&field, false),
+            }),
+        };
+        if let Some(schema) = body_schema {
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+                    .build(),
+            ));
+        }
+        let mut response = ResponseBuilder::new().description(binding.success.canonical_reason().unwrap_or("OK"));
+        if binding.success != StatusCode::NO_CONTENT {
+            let schema = self.reference_message(&method.output());
+            response = response.content("application/json", ContentBuilder::new().schema(Some(schema)).build());
+        }
+        let response = response.build();
+        operation.response(binding.success.as_u16().to_string(), response).build()
+    }
+
+    /// A request body: the message's fields but those filled from the path or headers, all
+    /// optional, nothing else allowed.
+    fn request_schema(&mut self, message: &MessageDescriptor, excluded: &[String]) -> RefOr<Schema> {
+        let shape = self.contract.shape(message);
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(comment(message.parent_pool(), message.parent_file().name(), message.path()))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for field in &shape.fields {
+            if field.services_only || field.header.is_some() || excluded.iter().any(|name| name == field.field.name()) {
+                continue;
+            }
+            let schema = with_description(self.value_schema(&field.field, false), self.field_comment(&field.field));
+            object = object.property(&field.name, schema);
+        }
+        RefOr::T(Schema::Object(object.build()))
+    }
+
+    fn reference_message(&mut self, message: &MessageDescriptor) -> RefOr<Schema> {
+        if let Some(kind) = well_known(message) {
+            return well_known_schema(kind);
+        }
+        let shape = self.contract.shape(message);
+        if shape.unwrap
+            && let Some(only) = shape.fields.first()
+        {
+            return self.value_schema(&only.field.clone(), false);
+        }
+        self.wanted.push(Wanted::Message(message.clone()));
+        RefOr::Ref(Ref::from_schema_name(self.name(message.full_name())))
+    }
+
+    fn reference_enum(&mut self, descriptor: &EnumDescriptor) -> RefOr<Schema> {
+        self.wanted.push(Wanted::Enum(descriptor.clone()));
+        RefOr::Ref(Ref::from_schema_name(self.name(descriptor.full_name())))
+    }
+
+    fn name(&self, full_name: &str) -> String {
+        self.names.get(full_name).cloned().unwrap_or_else(|| full_name.replace('.', "_"))
+    }
+
+    /// The schema of a field's value; in responses an unset message, enum or optional is null.
+    fn value_schema(&mut self, field: &FieldDescriptor, response: bool) -> RefOr<Schema> {
+        if field.is_map() {
+            let Kind::Message(entry) = field.kind() else { return RefOr::T(Schema::default()) };
+            let value = self.single_schema(&entry.map_entry_value_field().kind());
+            return RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(AdditionalProperties::RefOr(value)))
+                    .build(),
+            ));
+        }
+        let single = self.single_schema(&field.kind());
+        if field.is_list() {
+            return RefOr::T(Schema::Array(ArrayBuilder::new().items(single).build()));
+        }
+        let nullable = field.supports_presence() || matches!(field.kind(), Kind::Enum(_) | Kind::String);
+        if response && matches!(field.kind(), Kind::String) {
+            let schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+            return RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(schema_type).build()));
+        }
+        if response && nullable && !is_free_form(&field.kind()) {
+            return RefOr::T(Schema::OneOf(
+                OneOfBuilder::new().item(single).item(ObjectBuilder::new().schema_type(Type::Null)).build(),
+            ));
+        }
+        single
+    }
+
+    fn single_schema(&mut self, kind: &Kind) -> RefOr<Schema> {
+        let scalar = |schema_type: Type, format: Option<SchemaFormat>| {
+            RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(schema_type).format(format).build()))
+        };
+        use utoipa::openapi::schema::KnownFormat;
+        match kind {
+            Kind::Message(message) => self.reference_message(message),
+            Kind::Enum(descriptor) => self.reference_enum(descriptor),
+            Kind::String | Kind::Bytes => scalar(Type::String, None),
+            Kind::Bool => scalar(Type::Boolean, None),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 | Kind::Uint32 | Kind::Fixed32 => {
+                scalar(Type::Integer, Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            }
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64 => {
+                scalar(Type::Integer, Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            }
+            Kind::Double | Kind::Float => scalar(Type::Number, Some(SchemaFormat::KnownFormat(KnownFormat::Double))),
+        }
+    }
+
+    fn field_comment(&self, field: &FieldDescriptor) -> Option<String> {
+        comment(field.parent_pool(), field.parent_file().name(), field.path())
+    }
+
+    /// Builds the schema of every type referenced so far, and of those they reference.
+    fn complete(&mut self) {
+        while let Some(wanted) = self.wanted.pop() {
+            match wanted {
+                Wanted::Message(message) => {
+                    let name = self.name(message.full_name());
+                    if self.done.contains_key(&name) {
+                        continue;
+                    }
+                    self.done.insert(name.clone(), RefOr::T(Schema::default()));
+                    let schema = self.response_schema(&message);
+                    self.done.insert(name, schema);
+                }
+                Wanted::Enum(descriptor) => {
+                    let name = self.name(descriptor.full_name());
+                    if self.done.contains_key(&name) {
+                        continue;
+                    }
+                    let words = self.contract.enum_words(&descriptor);
+                    let values: Vec<String> = words
+                        .map(|words| words.words.iter().map(|(_, word)| word.clone()).collect())
+                        .unwrap_or_default();
+                    let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).description(
+                        comment(descriptor.parent_pool(), descriptor.parent_file().name(), descriptor.path()),
+                    );
+                    self.done.insert(name, RefOr::T(Schema::Object(schema.build())));
+                }
+            }
+        }
+    }
+
+    /// A response message: every field present (unset ones null).
+    fn response_schema(&mut self, message: &MessageDescriptor) -> RefOr<Schema> {
+        let shape = self.contract.shape(message);
+        let mut object = ObjectBuilder::new().schema_type(Type::Object).description(comment(
+            message.parent_pool(),
+            message.parent_file().name(),
+            message.path(),
+        ));
+        for field in shape.fields.iter().filter(|field| !field.services_only) {
+            let schema = with_description(self.value_schema(&field.field, true), self.field_comment(&field.field));
+            object = object.property(&field.name, schema).required(&field.name);
+        }
+        RefOr::T(Schema::Object(object.build()))
+    }
+}
+
+fn is_free_form(kind: &Kind) -> bool {
+    matches!(kind, Kind::Message(message) if well_known(message) == Some(WellKnown::Value))
+}
+
+fn well_known_schema(kind: WellKnown) -> RefOr<Schema> {
+    use utoipa::openapi::schema::KnownFormat;
+    let schema = match kind {
+        WellKnown::Timestamp => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339, such as 2026-11-22T09:00:00+09:00"))
+            .build(),
+        WellKnown::Value => ObjectBuilder::new().schema_type(SchemaType::AnyValue).build(),
+        WellKnown::Struct => ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .build(),
+        WellKnown::List => {
+            return RefOr::T(Schema::Array(
+                ArrayBuilder::new().items(ObjectBuilder::new().schema_type(SchemaType::AnyValue)).build(),
+            ));
+        }
+    };
+    RefOr::T(Schema::Object(schema))
+}
+
+fn with_description(schema: RefOr<Schema>, description: Option<String>) -> RefOr<Schema> {
+    match (schema, description) {
+        (RefOr::T(Schema::Object(mut object)), Some(description)) => {
+            object.description = Some(description);
+            RefOr::T(Schema::Object(object))
+        }
+        (RefOr::T(Schema::Array(mut array)), Some(description)) => {
+            array.description = Some(description);
+            RefOr::T(Schema::Array(array))
+        }
+        (RefOr::T(Schema::OneOf(mut one_of)), Some(description)) => {
+            one_of.description = Some(description);
+            RefOr::T(Schema::OneOf(one_of))
+        }
+        (RefOr::Ref(mut reference), Some(description)) => {
+            reference.description = description;
+            RefOr::Ref(reference)
+        }
+        (schema, _) => schema,
+    }
+}
+
+/// Schema names for every helpdesk message and enum: the type's name (nested ones prefixed with
+/// their parent's), or with its package's name in front when two packages use the same one.
+fn short_names(contract: &Contract) -> HashMap<String, String> {
+    let pool = contract.pool();
+    let full_names: Vec<String> = pool
+        .all_messages()
+        .map(|message| message.full_name().to_owned())
+        .chain(pool.all_enums().map(|descriptor| descriptor.full_name().to_owned()))
+        .filter(|name| name.starts_with("helpdesk."))
+        .collect();
+    let short = |full: &str| -> (String, String) {
+        let mut parts = full.split('.').skip(1);
+        let package = parts.next().unwrap_or_default().to_owned();
+        let rest: String = parts.skip(1).map(capitalized).collect();
+        (package, rest)
+    };
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for full in &full_names {
+        *uses.entry(short(full).1).or_default() += 1;
+    }
+    full_names
+        .iter()
+        .map(|full| {
+            let (package, name) = short(full);
+            let name =
+                if uses.get(&name).copied().unwrap_or_default() > 1 { capitalized(&package) + &name } else { name };
+            (full.clone(), name)
+        })
+        .collect()
+}
+
+fn capitalized(word: &str) -> String {
+    let mut characters = word.chars();
+    characters.next().map(|first| first.to_uppercase().chain(characters).collect()).unwrap_or_default()
+}
+
+/// The leading comment the protos give the element at `path` in `file`, as one paragraph.
+fn comment(pool: &DescriptorPool, file: &str, path: &[i32]) -> Option<String> {
+    let file = pool.get_file_by_name(file)?;
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let location = info.location.iter().find(|location| location.path == path)?;
+    let text = location.leading_comments.as_deref()?;
+    let joined = text.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(" ");
+    (!joined.is_empty()).then_some(joined)
+}
+
+/// A method's comment as the operation's summary (its first sentence) and description (the rest).
+fn split_comment(comment: Option<String>) -> (Option<String>, Option<String>) {
+    let Some(comment) = comment else { return (None, None) };
+    match comment.split_once(". ") {
+        Some((first, rest)) => (Some(format!("{first}.")), Some(rest.to_owned())),
+        None => (Some(comment), None),
+    }
+}
