@@ -35,7 +35,8 @@ impl Contract {
 
     fn field_to_json(&self, message: &DynamicMessage, field: &FieldDescriptor) -> Json {
         let absent = !message.has_field(field);
-        if absent && (field.supports_presence() || matches!(field.kind(), Kind::Message(_))) && !field.is_list() {
+        let singular = !field.is_list() && !field.is_map();
+        if absent && singular && (field.supports_presence() || matches!(field.kind(), Kind::Message(_))) {
             return Json::Null;
         }
         let value = message.get_field(field);
@@ -385,6 +386,7 @@ mod tests {
         assert_eq!(json["status"], Json::Null);
         assert_eq!(json["created_at"], "2025-11-24T16:00:00.000005Z");
         assert_eq!(json["tags"], json!([]));
+        assert_eq!(json["custom_fields"], json!({}), "an empty map is an empty object");
         assert_eq!(json["requester_flag"], Json::Null);
         assert_eq!(json["version"], 0);
         assert_eq!(json["assignee_id"], Json::Null, "an empty string is null");
