@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use helpdesk_proto::{
-    common::v1 as common, feedback::v1 as feedback, identity::v1 as identity, knowledge::v1 as knowledge,
-    routing::v1 as routing, ticketing::v1 as ticketing,
+    common::v1 as common, feedback::v1 as feedback, knowledge::v1 as knowledge, routing::v1 as routing,
+    ticketing::v1 as ticketing,
 };
 use helpdesk_runtime::time::{micros_to_timestamp, now_micros, timestamp_to_micros};
 use pbjson_types::Timestamp;
@@ -57,13 +57,6 @@ macro_rules! rest_enum {
 
 rest_enum!(Priority => common::Priority { Low, Normal, High, Urgent });
 rest_enum!(Channel => common::Channel { Email, Chat, Phone, Social, Web, Api, InPerson });
-rest_enum!(AuthorKind => common::AuthorKind { Customer, Agent, System });
-rest_enum!(Role => common::Role { Customer, Agent, Admin });
-rest_enum!(Status => ticketing::Status { New, Open, Pending, OnHold, Solved, Closed });
-rest_enum!(Visibility => ticketing::Visibility { Public, Internal });
-rest_enum!(FlagKind => ticketing::FlagKind { Abusive, LegalThreat, Fraud, Other });
-rest_enum!(CustomFieldType => ticketing::CustomFieldType { Text, Number, Boolean, Date, Dropdown });
-rest_enum!(TicketOrder => ticketing::TicketOrder { CreatedDesc, CreatedAsc, UpdatedDesc, UpdatedAsc, PriorityDesc });
 rest_enum!(WorkState => routing::WorkState { Unrouted, Waiting, Offered, Assigned, Done });
 rest_enum!(Presence => routing::Presence { Online, Away, Offline });
 rest_enum!(Strategy => routing::Strategy { RoundRobin, LeastLoaded, BestSkill });
@@ -136,8 +129,6 @@ impl From<ticketing::Attachment> for Attachment {
         }
     }
 }
-
-rest_enum!(SigningAlgorithm => identity::SigningAlgorithm { Hs256, Rs256 });
 
 /// A ticket as routing sees it.
 #[derive(Debug, Serialize, ToSchema)]

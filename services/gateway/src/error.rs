@@ -4,7 +4,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request, rejection::BytesRejection},
-    http::{HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use helpdesk_runtime::{ErrorKind, ServiceError, error::FieldViolation};
@@ -106,28 +106,39 @@ pub(crate) struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/json"));
-        if !is_json {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !declares_json(request.headers()) {
             return Err(ApiError::field("content-type", "must be application/json"));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(ErrorKind::PayloadTooLarge, "request body is too large")
-            }
-            other => ApiError::field("body", other.body_text()),
-        })?;
-        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(deserializer).map(JsonBody).map_err(|error| {
-            let path = error.path().to_string();
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::field(field, error.into_inner().to_string())
-        })
+        parse_json(&body_bytes(request).await?).map(JsonBody)
     }
+}
+
+pub(crate) fn declares_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
+/// The body's bytes; one over the configured limit is a 413.
+pub(crate) async fn body_bytes(request: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, &()).await.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorKind::PayloadTooLarge, "request body is too large")
+        }
+        other => ApiError::field("body", other.body_text()),
+    })
+}
+
+/// Strict JSON: a failure names the path of the offending field.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::field(field, error.into_inner().to_string())
+    })
 }
 
 /// Query parameters with the same error body as every other failure.

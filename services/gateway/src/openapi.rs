@@ -38,11 +38,9 @@ use crate::{dto, error, routes};
         routes::insights::report, routes::insights::rebuild_projections,
         routes::surveys::survey_form, routes::surveys::submit_answer,
     ),
-    components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::Status, dto::Visibility, dto::FlagKind,
-        dto::AuthorKind, dto::Role, dto::CustomFieldType, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
+    components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
         dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange,
-        dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy,
-        dto::SigningAlgorithm)),
+        dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy)),
     modifiers(&FromContract, &BearerAuth, &EveryOperation),
     security(("bearer" = [])),
 )]

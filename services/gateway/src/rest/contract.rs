@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, uri::PathAndQuery};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, EnumDescriptor, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
     MethodDescriptor,
@@ -21,6 +21,8 @@ pub(crate) struct Contract {
 /// One HTTP binding of a unary method.
 pub(crate) struct Binding {
     pub(crate) method: MethodDescriptor,
+    /// `/package.Service/Method`, the gRPC call it makes.
+    pub(crate) grpc_path: PathAndQuery,
     pub(crate) http_method: Method,
     /// The path template, `{field}` variables in axum's syntax too.
     pub(crate) path: String,
@@ -215,7 +217,7 @@ fn screaming_snake(name: &str) -> String {
 }
 
 /// `CreateTicket` → `create_ticket`.
-pub(crate) fn snake(name: &str) -> String {
+fn snake(name: &str) -> String {
     let mut out = String::new();
     for (index, character) in name.chars().enumerate() {
         if character.is_ascii_uppercase() && index > 0 {
@@ -271,8 +273,12 @@ fn binding(
             Body::Field(body)
         }
     };
+    let grpc_path = format!("/{}/{}", method.parent_service().full_name(), method.name())
+        .parse()
+        .map_err(|error| format!("{}: {error}", method.full_name()))?;
     Ok(Binding {
         method: method.clone(),
+        grpc_path,
         http_method,
         path,
         path_fields,

@@ -4,12 +4,15 @@
 //! enum or optional field, and an empty string, is `null`); requests may omit any, and unknown fields, wrong types and
 //! unknown words are refused with the path of the field.
 
-use chrono::{DateTime, SecondsFormat};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value};
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Number, Value as Json};
 
 use super::contract::{Contract, WellKnown, well_known};
-use crate::error::ApiError;
+use crate::{
+    dto::{format_time, parse_time},
+    error::ApiError,
+};
 
 impl Contract {
     /// The JSON of a response message.
@@ -136,12 +139,10 @@ impl Contract {
                     Kind::String => MapKey::String(key),
                     _ => return Err(ApiError::field(item_path, "unsupported map key")),
                 };
-                let value = if value.is_null() && !is_json_value(&value_field.kind()) {
+                if value.is_null() && !is_json_value(&value_field.kind()) {
                     return Err(ApiError::field(item_path, "must not be null"));
-                } else {
-                    self.value_from_json(&value_field.kind(), value, &item_path)?
-                };
-                map.insert(key, value);
+                }
+                map.insert(key, self.value_from_json(&value_field.kind(), value, &item_path)?);
             }
             return Ok(Value::Map(map));
         }
@@ -265,33 +266,26 @@ fn body_path(path: &str) -> &str {
 fn well_known_to_json(kind: WellKnown, message: &DynamicMessage) -> Json {
     match kind {
         WellKnown::Timestamp => {
-            let seconds = message.get_field_by_name("seconds").and_then(|value| value.as_i64()).unwrap_or_default();
-            let nanos = message.get_field_by_name("nanos").and_then(|value| value.as_i32()).unwrap_or_default();
-            DateTime::from_timestamp(seconds, nanos.clamp(0, 999_999_999) as u32)
-                .map_or(Json::Null, |time| Json::String(time.to_rfc3339_opts(SecondsFormat::Micros, true)))
+            message.transcode_to().ok().and_then(|time| format_time(Some(time))).map_or(Json::Null, Json::String)
         }
-        WellKnown::Value | WellKnown::Struct | WellKnown::List => message
-            .transcode_to::<pbjson_types::Value>()
-            .ok()
-            .and_then(|value| serde_json::to_value(wrap(kind, message, value)).ok())
-            .unwrap_or(Json::Null),
+        WellKnown::Value => to_serde_json::<pbjson_types::Value>(message),
+        WellKnown::Struct => to_serde_json::<pbjson_types::Struct>(message),
+        WellKnown::List => to_serde_json::<pbjson_types::ListValue>(message),
     }
 }
 
-/// Struct and ListValue transcode through Value, the one type that holds either.
-fn wrap(kind: WellKnown, message: &DynamicMessage, value: pbjson_types::Value) -> pbjson_types::Value {
-    use pbjson_types::value::Kind as ValueKind;
-    match kind {
-        WellKnown::Struct => message
-            .transcode_to::<pbjson_types::Struct>()
-            .map(|object| pbjson_types::Value { kind: Some(ValueKind::StructValue(object)) })
-            .unwrap_or(value),
-        WellKnown::List => message
-            .transcode_to::<pbjson_types::ListValue>()
-            .map(|list| pbjson_types::Value { kind: Some(ValueKind::ListValue(list)) })
-            .unwrap_or(value),
-        _ => value,
-    }
+/// A well-known type through its pbjson twin, whose serde impl is proto3 JSON.
+fn to_serde_json<T: prost::Message + Default + Serialize>(message: &DynamicMessage) -> Json {
+    message.transcode_to::<T>().ok().and_then(|value| serde_json::to_value(value).ok()).unwrap_or(Json::Null)
+}
+
+fn from_serde_json<T: prost::Message + DeserializeOwned>(
+    message: &mut DynamicMessage,
+    json: Json,
+    path: &str,
+) -> Result<(), ApiError> {
+    let value: T = serde_json::from_value(json).map_err(|error| ApiError::field(path, error.to_string()))?;
+    message.transcode_from(&value).map_err(|error| ApiError::field(path, error.to_string()))
 }
 
 fn well_known_from_json(
@@ -301,33 +295,16 @@ fn well_known_from_json(
     path: &str,
 ) -> Result<DynamicMessage, ApiError> {
     let mut message = DynamicMessage::new(descriptor.clone());
-    let transcoded = match kind {
+    match kind {
         WellKnown::Timestamp => {
             let text = json.as_str().ok_or_else(|| ApiError::field(path, "must be an RFC 3339 time"))?;
-            let time = DateTime::parse_from_rfc3339(text.trim())
-                .map_err(|_| ApiError::field(path, "an RFC 3339 time such as 2026-11-22T09:00:00+09:00"))?;
-            message.transcode_from(&pbjson_types::Timestamp {
-                seconds: time.timestamp(),
-                nanos: time.timestamp_subsec_nanos() as i32,
-            })
+            let time = parse_time(path, text.trim())?;
+            message.transcode_from(&time).map_err(|error| ApiError::field(path, error.to_string()))?;
         }
-        WellKnown::Value => {
-            let value: pbjson_types::Value =
-                serde_json::from_value(json).map_err(|error| ApiError::field(path, error.to_string()))?;
-            message.transcode_from(&value)
-        }
-        WellKnown::Struct => {
-            let value: pbjson_types::Struct =
-                serde_json::from_value(json).map_err(|error| ApiError::field(path, error.to_string()))?;
-            message.transcode_from(&value)
-        }
-        WellKnown::List => {
-            let value: pbjson_types::ListValue =
-                serde_json::from_value(json).map_err(|error| ApiError::field(path, error.to_string()))?;
-            message.transcode_from(&value)
-        }
-    };
-    transcoded.map_err(|error| ApiError::field(path, error.to_string()))?;
+        WellKnown::Value => from_serde_json::<pbjson_types::Value>(&mut message, json, path)?,
+        WellKnown::Struct => from_serde_json::<pbjson_types::Struct>(&mut message, json, path)?,
+        WellKnown::List => from_serde_json::<pbjson_types::ListValue>(&mut message, json, path)?,
+    }
     Ok(message)
 }
 
@@ -341,15 +318,14 @@ mod tests {
         Contract::load(helpdesk_proto::FILE_DESCRIPTOR_SET).expect("the contract loads")
     }
 
-    fn message(name: &str) -> DynamicMessage {
-        let pool = prost_reflect::DescriptorPool::decode(helpdesk_proto::FILE_DESCRIPTOR_SET).expect("pool");
-        DynamicMessage::new(pool.get_message_by_name(name).expect("message"))
+    fn message(contract: &Contract, name: &str) -> DynamicMessage {
+        DynamicMessage::new(contract.pool().get_message_by_name(name).expect("message"))
     }
 
     #[test]
     fn a_request_reads_words_times_values_and_refuses_the_unknown() {
         let contract = contract();
-        let mut request = message("helpdesk.ticketing.v1.CreateTicketRequest");
+        let mut request = message(&contract, "helpdesk.ticketing.v1.CreateTicketRequest");
         let body = json!({"subject": "환불", "priority": "high", "tags": ["a"], "custom_fields": {"n": 3, "x": null}});
         contract.merge_json(&mut request, body, "", &[]).expect("valid");
         let typed: helpdesk_proto::ticketing::v1::CreateTicketRequest = request.transcode_to().expect("typed");
@@ -364,7 +340,7 @@ mod tests {
             (json!({"custom_fields": []}), "custom_fields"),
             (json!({"idempotency_key": "k"}), "idempotency_key"),
         ] {
-            let mut request = message("helpdesk.ticketing.v1.CreateTicketRequest");
+            let mut request = message(&contract, "helpdesk.ticketing.v1.CreateTicketRequest");
             let error = contract.merge_json(&mut request, body, "", &[]).expect_err("refused");
             assert!(format!("{error:?}").contains(field), "{field}: {error:?}");
         }
@@ -379,7 +355,7 @@ mod tests {
             created_at: Some(pbjson_types::Timestamp { seconds: 1_764_000_000, nanos: 5_000 }),
             ..Default::default()
         };
-        let mut message = message("helpdesk.ticketing.v1.Ticket");
+        let mut message = message(&contract, "helpdesk.ticketing.v1.Ticket");
         message.transcode_from(&ticket).expect("transcode");
         let json = contract.to_json(&message);
         assert_eq!(json["priority"], "urgent");

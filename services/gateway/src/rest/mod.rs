@@ -7,13 +7,12 @@ mod contract;
 mod json;
 pub(crate) mod openapi;
 
-use std::{collections::HashMap, str::FromStr, sync::LazyLock};
+use std::{collections::HashMap, sync::LazyLock};
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{FromRequest, FromRequestParts, RawPathParams, Request},
-    http::{StatusCode, header, request::Parts, uri::PathAndQuery},
+    extract::{FromRequestParts, RawPathParams, Request},
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
     routing::MethodFilter,
 };
@@ -29,7 +28,11 @@ use tonic::{
 pub(crate) use contract::Contract;
 use contract::{Binding, Body};
 
-use crate::{AppState, auth::Caller, error::ApiError};
+use crate::{
+    AppState,
+    auth::Caller,
+    error::{ApiError, body_bytes, declares_json, parse_json},
+};
 
 static CONTRACT: LazyLock<Result<Contract, String>> =
     LazyLock::new(|| Contract::load(helpdesk_proto::FILE_DESCRIPTOR_SET));
@@ -76,33 +79,32 @@ async fn transcode(
     fill_from_path(contract, binding, &mut parts, &mut message).await?;
     fill_from_headers(contract, &parts, &mut message)?;
     let body_field = match &binding.body {
-        Body::None => None,
+        Body::Field(name) => Some(name.as_str()),
+        Body::None | Body::All => None,
+    };
+    fill_from_query(contract, binding, parts.uri.query(), body_field, &mut message)?;
+    match &binding.body {
+        Body::None => {}
         Body::All => {
-            let json = read_json(&parts, body).await?;
+            let json = read_json(parts, body).await?;
             let path_fields: Vec<&str> = binding.path_fields.iter().map(String::as_str).collect();
             contract.merge_json(&mut message, json, "", &path_fields)?;
-            None
         }
         Body::Field(name) => {
             let field = input.get_field_by_name(name).ok_or_else(|| ApiError::field(name.clone(), "unknown field"))?;
-            let json = read_json(&parts, body).await?;
             let prost_reflect::Kind::Message(descriptor) = field.kind() else {
                 return Err(ApiError::field(name.clone(), "the body field must be a message"));
             };
             let mut value = DynamicMessage::new(descriptor);
-            contract.merge_json(&mut value, json, "", &[])?;
+            contract.merge_json(&mut value, read_json(parts, body).await?, "", &[])?;
             message.set_field(&field, prost_reflect::Value::Message(value));
-            Some(name.as_str())
         }
-    };
-    fill_from_query(contract, binding, parts.uri.query(), body_field, &mut message)?;
+    }
 
-    let output = binding.method.output();
-    let path = format!("/{}/{}", binding.method.parent_service().full_name(), binding.method.name());
-    let path = PathAndQuery::from_str(&path).map_err(|error| ApiError::new(ErrorKind::Internal, error.to_string()))?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
-    let response = grpc.unary(caller.request(message), path, DynamicCodec(output)).await?.into_inner();
+    let codec = DynamicCodec(binding.method.output());
+    let response = grpc.unary(caller.request(message), binding.grpc_path.clone(), codec).await?.into_inner();
     if binding.success == StatusCode::NO_CONTENT {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -151,14 +153,20 @@ fn fill_from_query(
         serde_urlencoded::from_str(query).map_err(|error| ApiError::field("query", error.to_string()))?;
     let descriptor = message.descriptor();
     let shape = contract.shape(&descriptor);
+    // With `body: "*"` every field but the path's is in the body: the query string has none.
+    let queryable = |field: &&contract::FieldShape| {
+        !matches!(binding.body, Body::All)
+            && !field.services_only
+            && field.header.is_none()
+            && !binding.path_fields.iter().any(|name| name == field.field.name())
+            && Some(field.field.name()) != body_field
+    };
     for (key, value) in pairs {
         let field = shape
             .fields
             .iter()
-            .filter(|_| !matches!(binding.body, Body::All))
-            .find(|field| field.name == key && !field.services_only && field.header.is_none())
-            .filter(|field| !binding.path_fields.iter().any(|name| name == field.field.name()))
-            .filter(|field| Some(field.field.name()) != body_field)
+            .filter(queryable)
+            .find(|field| field.name == key)
             .ok_or_else(|| ApiError::field(key.clone(), "unknown query parameter"))?;
         contract.set_text(message, &field.field, &value, &key)?;
     }
@@ -176,32 +184,16 @@ pub(crate) fn parse_queries(raw: &str) {
 }
 
 /// The JSON body: an empty one is `{}`, anything else must be declared and parse as JSON.
-async fn read_json(parts: &Parts, body: axum::body::Body) -> Result<serde_json::Value, ApiError> {
-    let request = Request::from_parts(parts.clone(), body);
-    let bytes = Bytes::from_request(request, &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorKind::PayloadTooLarge, "request body is too large")
-        } else {
-            ApiError::field("body", rejection.body_text())
-        }
-    })?;
+async fn read_json(parts: Parts, body: axum::body::Body) -> Result<serde_json::Value, ApiError> {
+    let declared = declares_json(&parts.headers);
+    let bytes = body_bytes(Request::from_parts(parts, body)).await?;
     if bytes.is_empty() {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !is_json {
+    if !declared {
         return Err(ApiError::field("content-type", "must be application/json"));
     }
-    let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::field(field, error.into_inner().to_string())
-    })
+    parse_json(&bytes)
 }
 
 /// Encodes and decodes messages known only by their descriptor.

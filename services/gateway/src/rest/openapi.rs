@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::http::{Method, StatusCode};
-use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 use utoipa::openapi::{
     ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder,
     path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn},
@@ -54,8 +54,7 @@ impl Schemas<'_> {
     fn operation(&mut self, binding: &Binding) -> utoipa::openapi::path::Operation {
         let method = &binding.method;
         let input = method.input();
-        let (summary, description) =
-            split_comment(comment(method.parent_pool(), method.parent_file().name(), method.path()));
+        let (summary, description) = split_comment(comment(&method.parent_file(), method.path()));
         let mut operation = OperationBuilder::new()
             .operation_id(Some(binding.operation_id.clone()))
             .tag(binding.tag.clone())
@@ -137,7 +136,7 @@ impl Schemas<'_> {
         let shape = self.contract.shape(message);
         let mut object = ObjectBuilder::new()
             .schema_type(Type::Object)
-            .description(comment(message.parent_pool(), message.parent_file().name(), message.path()))
+            .description(comment(&message.parent_file(), message.path()))
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         for field in &shape.fields {
             if field.services_only || field.header.is_some() || excluded.iter().any(|name| name == field.field.name()) {
@@ -222,7 +221,7 @@ impl Schemas<'_> {
     }
 
     fn field_comment(&self, field: &FieldDescriptor) -> Option<String> {
-        comment(field.parent_pool(), field.parent_file().name(), field.path())
+        comment(&field.parent_file(), field.path())
     }
 
     /// Builds the schema of every type referenced so far, and of those they reference.
@@ -247,9 +246,10 @@ impl Schemas<'_> {
                     let values: Vec<String> = words
                         .map(|words| words.words.iter().map(|(_, word)| word.clone()).collect())
                         .unwrap_or_default();
-                    let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).description(
-                        comment(descriptor.parent_pool(), descriptor.parent_file().name(), descriptor.path()),
-                    );
+                    let schema = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(values))
+                        .description(comment(&descriptor.parent_file(), descriptor.path()));
                     self.done.insert(name, RefOr::T(Schema::Object(schema.build())));
                 }
             }
@@ -259,11 +259,8 @@ impl Schemas<'_> {
     /// A response message: every field present (unset ones null).
     fn response_schema(&mut self, message: &MessageDescriptor) -> RefOr<Schema> {
         let shape = self.contract.shape(message);
-        let mut object = ObjectBuilder::new().schema_type(Type::Object).description(comment(
-            message.parent_pool(),
-            message.parent_file().name(),
-            message.path(),
-        ));
+        let mut object =
+            ObjectBuilder::new().schema_type(Type::Object).description(comment(&message.parent_file(), message.path()));
         for field in shape.fields.iter().filter(|field| !field.services_only) {
             let schema = with_description(self.value_schema(&field.field, true), self.field_comment(&field.field));
             object = object.property(&field.name, schema).required(&field.name);
@@ -357,8 +354,7 @@ fn capitalized(word: &str) -> String {
 }
 
 /// The leading comment the protos give the element at `path` in `file`, as one paragraph.
-fn comment(pool: &DescriptorPool, file: &str, path: &[i32]) -> Option<String> {
-    let file = pool.get_file_by_name(file)?;
+fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
     let info = file.file_descriptor_proto().source_code_info.as_ref()?;
     let location = info.location.iter().find(|location| location.path == path)?;
     let text = location.leading_comments.as_deref()?;
