@@ -171,6 +171,21 @@ impl TestApp {
         self.call(reqwest::Method::PATCH, path, key, Some(body)).await
     }
 
+    /// Changes a ticket as a client should under optimistic concurrency: with the version it just
+    /// read, reading again when a consumer (routing's write-back) changed the ticket in between.
+    pub async fn update_ticket(&self, key: &str, id: &str, mut changes: Value) -> (u16, Value) {
+        let path = format!("/v1/tickets/{id}");
+        for _ in 0..5 {
+            let (_, current) = self.get(&path, key).await;
+            changes["expected_version"] = current["version"].clone();
+            let (status, body) = self.patch(&path, key, changes.clone()).await;
+            if status != 409 {
+                return (status, body);
+            }
+        }
+        self.patch(&path, key, changes).await
+    }
+
     pub async fn create_customer(&self, key: &str, name: &str, email: &str) -> String {
         let (status, body) = self.post("/v1/customers", key, json!({ "name": name, "emails": [email] })).await;
         assert_eq!(status, 201, "{body}");

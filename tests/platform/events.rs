@@ -14,14 +14,7 @@ async fn ticket_story(app: &TestApp) -> String {
         .await;
     let id = ticket["id"].as_str().unwrap().to_owned();
     app.post(&format!("/v1/tickets/{id}/messages"), &key, json!({ "body_text": "on it" })).await;
-    let (_, current) = app.get(&format!("/v1/tickets/{id}"), &key).await;
-    let (status, _) = app
-        .patch(
-            &format!("/v1/tickets/{id}"),
-            &key,
-            json!({ "expected_version": current["version"], "status": "solved" }),
-        )
-        .await;
+    let (status, _) = app.update_ticket(&key, &id, json!({ "status": "solved" })).await;
     assert_eq!(status, 200);
     id
 }
