@@ -23,10 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // gateway reads) survive; prost's own descriptor types would drop them.
     fs::write(&descriptor_path, compiler.encode_file_descriptor_set())?;
 
+    // Type names let the gateway find a message's descriptor from its Rust type.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
 
     pbjson_build::Builder::new()
         .register_descriptors(&fs::read(&descriptor_path)?)?

@@ -23,13 +23,11 @@ use axum::{
 };
 use helpdesk_proto::{
     feedback::v1::{
-        feedback_service_client::FeedbackServiceClient, insights_service_client::InsightsServiceClient,
-        survey_answer_service_client::SurveyAnswerServiceClient,
+        insights_service_client::InsightsServiceClient, survey_answer_service_client::SurveyAnswerServiceClient,
     },
     knowledge::v1::{
         help_center_service_client::HelpCenterServiceClient, knowledge_service_client::KnowledgeServiceClient,
     },
-    routing::v1::{routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient},
     ticketing::v1::ticket_service_client::TicketServiceClient,
 };
 use helpdesk_runtime::{
@@ -57,14 +55,8 @@ pub mod fuzzing {
         if let Ok(query) = serde_urlencoded::from_str::<dto::ReportQuery>(raw) {
             let _ = query.into_proto(dto::ReportKind::Performance);
         }
-        if let Ok(query) = serde_urlencoded::from_str::<dto::ListArticlesQuery>(raw) {
-            let _ = query.into_proto();
-        }
         if let Ok(query) = serde_urlencoded::from_str::<dto::PublicSearchQuery>(raw) {
             let _ = query.into_proto("demo".to_owned());
-        }
-        if let Ok(query) = serde_urlencoded::from_str::<dto::ContentGapsQuery>(raw) {
-            let _ = query.into_proto();
         }
     }
 }
@@ -83,11 +75,8 @@ pub struct Backends {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) tickets: TicketServiceClient<Channel>,
-    pub(crate) routing: RoutingServiceClient<Channel>,
-    pub(crate) sla: SlaServiceClient<Channel>,
     pub(crate) knowledge: KnowledgeServiceClient<Channel>,
     pub(crate) help_center: HelpCenterServiceClient<Channel>,
-    pub(crate) feedback: FeedbackServiceClient<Channel>,
     pub(crate) survey_answers: SurveyAnswerServiceClient<Channel>,
     pub(crate) insights: InsightsServiceClient<Channel>,
     pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
@@ -115,25 +104,23 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
     let state = AppState {
         tickets: TicketServiceClient::new(backends.ticketing.clone()),
         health: tonic_health::pb::health_client::HealthClient::new(backends.ticketing),
-        routing: RoutingServiceClient::new(backends.routing.clone()),
-        sla: SlaServiceClient::new(backends.routing),
         knowledge: KnowledgeServiceClient::new(backends.knowledge.clone()),
         help_center: HelpCenterServiceClient::new(backends.knowledge),
-        feedback: FeedbackServiceClient::new(backends.feedback.clone()),
         survey_answers: SurveyAnswerServiceClient::new(backends.feedback.clone()),
         insights: InsightsServiceClient::new(backends.feedback),
         auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
         tokens: backends.tokens,
     };
     let request_id = HeaderName::from_static("x-request-id");
-    let api = routes::router()
+    let hand_written = routes::hand_written();
+    let api = Router::from(hand_written.api)
         .merge(derived)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
-    let help_center = routes::help_center::router()
+    let help_center = Router::from(hand_written.help_center)
         .route_layer(middleware::from_fn_with_state(state.clone(), routes::help_center::rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
-    let surveys = routes::surveys::router()
+    let surveys = Router::from(hand_written.surveys)
         .route_layer(middleware::from_fn_with_state(state.clone(), routes::surveys::rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     Ok(Router::new()

@@ -1,4 +1,7 @@
-//! The OpenAPI 3 document, generated from the route and schema definitions.
+//! The OpenAPI 3 document: the operations derived from the contracts, those of the hand-written
+//! routes, and what every operation shares.
+
+use std::sync::LazyLock;
 
 use axum::{Json, response::IntoResponse};
 use utoipa::{
@@ -6,7 +9,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{dto, error, routes};
+use crate::{error, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,33 +18,7 @@ use crate::{dto, error, routes};
         on the public help center under `/v1/help/{tenant}` and on survey links under `/v1/surveys/{token}`, which \
         need no credentials and are rate-limited per client address. \
         Errors share one body: `{\"error\": {\"code\", \"message\", \"fields\"}}`."),
-    paths(
-        routes::routing::ticket_routing, routes::routing::list_escalations, routes::routing::escalate,
-        routes::routing::assign, routes::routing::unassign, routes::routing::transfer,
-        routes::routing::list_agents, routes::routing::upsert_agent, routes::routing::set_presence,
-        routes::routing::list_queues, routes::routing::upsert_queue, routes::routing::queue_stats,
-        routes::routing::forecast_staffing,
-        routes::knowledge::create_article, routes::knowledge::list_articles, routes::knowledge::get_article,
-        routes::knowledge::update_article, routes::knowledge::set_article_status, routes::knowledge::list_versions,
-        routes::knowledge::get_version, routes::knowledge::restore_version, routes::knowledge::diff_versions,
-        routes::knowledge::publish_revision, routes::knowledge::discard_revision,
-        routes::knowledge::vote, routes::knowledge::list_categories, routes::knowledge::upsert_category,
-        routes::knowledge::get_synonyms, routes::knowledge::set_synonyms, routes::knowledge::search,
-        routes::knowledge::suggest, routes::knowledge::ticket_suggestions, routes::knowledge::record_click,
-        routes::knowledge::content_gaps, routes::knowledge::reindex,
-        routes::help_center::public_search, routes::help_center::public_article, routes::help_center::public_categories,
-        routes::help_center::public_suggest, routes::help_center::public_vote, routes::help_center::public_click,
-        routes::feedback::create_survey, routes::feedback::upsert_survey, routes::feedback::list_surveys,
-        routes::feedback::get_settings, routes::feedback::set_settings, routes::feedback::list_invitations,
-        routes::feedback::list_responses, routes::feedback::list_follow_ups, routes::feedback::close_follow_up,
-        routes::feedback::announce_change,
-        routes::insights::report, routes::insights::rebuild_projections,
-        routes::surveys::survey_form, routes::surveys::submit_answer,
-    ),
-    components(schemas(error::ErrorBody, dto::Priority, dto::Channel, dto::WorkState, dto::Presence, dto::Strategy, dto::SlaKind,
-        dto::TargetState, dto::Trigger, dto::ArticleStatus, dto::ArticleVisibility, dto::DiffChange,
-        dto::SurveyKind, dto::QuestionKind, dto::InvitationState, dto::FollowUpState, dto::ReportKind, dto::GroupBy)),
-    modifiers(&FromContract, &BearerAuth, &EveryOperation),
+    components(schemas(error::ErrorBody)),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
@@ -149,13 +126,24 @@ impl Modify for EveryOperation {
     }
 }
 
+fn document() -> utoipa::openapi::OpenApi {
+    let mut openapi = ApiDoc::openapi();
+    openapi.merge(routes::hand_written().into_openapi());
+    for modifier in [&FromContract as &dyn Modify, &BearerAuth, &EveryOperation] {
+        modifier.modify(&mut openapi);
+    }
+    openapi
+}
+
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(document);
+
 /// The document as JSON, for `/openapi.json` and for generating the API reference.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    DOCUMENT.to_pretty_json().unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
 }
 
 pub(crate) async fn serve() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(&*DOCUMENT)
 }
 
 #[cfg(test)]

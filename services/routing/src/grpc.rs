@@ -182,6 +182,16 @@ impl RoutingService for Api {
         .await
     }
 
+    async fn get_ticket_routing(
+        &self,
+        request: Request<proto::GetTicketRoutingRequest>,
+    ) -> Result<Response<proto::TicketRouting>, Status> {
+        handle_as(request, Needs::Staff, |caller, request| async move {
+            self.0.ticket_routing(&caller.tenant_id, &request.ticket_id).await
+        })
+        .await
+    }
+
     async fn estimate_wait(
         &self,
         request: Request<proto::EstimateWaitRequest>,

@@ -184,20 +184,32 @@ impl Router {
     }
 
     pub async fn ticket_sla(&self, tenant: &str, ticket: &str) -> Result<proto::TicketSla, ServiceError> {
-        let (_, sla) = self.item(tenant, ticket).await?;
-        Ok(sla.unwrap_or_else(|| proto::TicketSla { ticket_id: ticket.to_owned(), ..Default::default() }))
+        Ok(self.ticket_routing(tenant, ticket).await?.sla.unwrap_or_default())
     }
 
     pub async fn estimate_wait(&self, tenant: &str, ticket: &str) -> Result<WaitEstimate, ServiceError> {
         let (item, _) = self.item(tenant, ticket).await?;
+        Ok(self.wait(tenant, &item))
+    }
+
+    /// The work item, its SLA clocks and its expected wait, read once.
+    pub async fn ticket_routing(&self, tenant: &str, ticket: &str) -> Result<proto::TicketRouting, ServiceError> {
+        let (item, sla) = self.item(tenant, ticket).await?;
+        let wait = self.wait(tenant, &item);
+        let sla = sla.unwrap_or_else(|| proto::TicketSla { ticket_id: ticket.to_owned(), ..Default::default() });
+        Ok(proto::TicketRouting { work_item: Some(item), sla: Some(sla), wait: Some(wait) })
+    }
+
+    fn wait(&self, tenant: &str, item: &WorkItem) -> WaitEstimate {
+        let ticket = item.ticket_id.as_str();
         let (position, seconds) = self.read(tenant, |t| t.position(ticket)).unwrap_or((0, 0.0));
-        Ok(WaitEstimate {
+        WaitEstimate {
             ticket_id: ticket.to_owned(),
-            queue_id: item.queue_id,
+            queue_id: item.queue_id.clone(),
             position: position as i32,
             expected_wait_seconds: seconds,
             expected_wait_text: if position == 0 { String::new() } else { wait_text(seconds, &item.language) },
-        })
+        }
     }
 
     pub async fn assign(&self, tenant: &str, ticket: &str, agent: &str) -> Result<WorkItem, ServiceError> {

@@ -24,8 +24,10 @@ pub(crate) struct Binding {
     /// `/package.Service/Method`, the gRPC call it makes.
     pub(crate) grpc_path: PathAndQuery,
     pub(crate) http_method: Method,
-    /// The path template, `{field}` variables in axum's syntax too.
+    /// The path template, as routes and the OpenAPI document write it: a nested variable's dots
+    /// are underscores (`{agent_id}` fills `agent.id`).
     pub(crate) path: String,
+    /// The fields the path's variables fill, in order, each a dotted path from the request.
     pub(crate) path_fields: Vec<String>,
     pub(crate) body: Body,
     pub(crate) success: StatusCode,
@@ -56,7 +58,20 @@ pub(crate) struct FieldShape {
     /// The JSON and query-string name.
     pub(crate) name: String,
     pub(crate) services_only: bool,
+    /// Shown in responses, refused in requests.
+    pub(crate) output_only: bool,
+    /// A message whose fields the parent's JSON shows in its place (responses only).
+    pub(crate) flatten: bool,
+    /// A request must give it.
+    pub(crate) required: bool,
     pub(crate) header: Option<String>,
+}
+
+impl FieldShape {
+    /// Whether a request may set it by name, in a JSON body or the query string.
+    pub(crate) fn settable(&self) -> bool {
+        !self.services_only && !self.output_only && self.header.is_none()
+    }
 }
 
 /// An enum's values as REST words: `PRIORITY_HIGH` is `high`; the zero value has no word.
@@ -85,7 +100,11 @@ struct Options {
     rest_name: ExtensionDescriptor,
     services_only: ExtensionDescriptor,
     from_header: ExtensionDescriptor,
+    output_only: ExtensionDescriptor,
+    flatten: ExtensionDescriptor,
+    required: ExtensionDescriptor,
     success_status: ExtensionDescriptor,
+    operation_tag: ExtensionDescriptor,
     rest_tag: ExtensionDescriptor,
     unwrap: ExtensionDescriptor,
 }
@@ -99,7 +118,11 @@ impl Options {
             rest_name: get("helpdesk.api.v1.rest_name")?,
             services_only: get("helpdesk.api.v1.services_only")?,
             from_header: get("helpdesk.api.v1.from_header")?,
+            output_only: get("helpdesk.api.v1.output_only")?,
+            flatten: get("helpdesk.api.v1.flatten")?,
+            required: get("helpdesk.api.v1.required")?,
             success_status: get("helpdesk.api.v1.success_status")?,
+            operation_tag: get("helpdesk.api.v1.operation_tag")?,
             rest_tag: get("helpdesk.api.v1.rest_tag")?,
             unwrap: get("helpdesk.api.v1.unwrap")?,
         })
@@ -153,14 +176,15 @@ impl Contract {
                     .flatten()
                     .map_or(Ok(StatusCode::OK), |code| StatusCode::from_u16(code as u16))
                     .map_err(|error| format!("{}: {error}", method.full_name()))?;
+                let tag = string_option(&method_options, &options.operation_tag).unwrap_or_else(|| tag.clone());
                 let extra = rule.get_field_by_name("additional_bindings");
                 let extra = extra.as_deref().and_then(prost_reflect::Value::as_list).unwrap_or_default();
                 let rules = std::iter::once(rule).chain(extra.iter().filter_map(prost_reflect::Value::as_message));
                 for (index, rule) in rules.enumerate() {
-                    let mut operation_id = snake(method.name());
-                    if index > 0 {
-                        operation_id = format!("{operation_id}_{}", index + 1);
-                    }
+                    let (operation_id, success) = match index {
+                        0 => (snake(method.name()), success),
+                        _ => (format!("{}_{}", snake(method.name()), index + 1), StatusCode::OK),
+                    };
                     bindings.push(binding(&method, rule, success, &tag, operation_id)?);
                 }
             }
@@ -190,6 +214,9 @@ fn shape(message: &MessageDescriptor, options: &Options) -> Shape {
             FieldShape {
                 name: string_option(&field_options, &options.rest_name).unwrap_or_else(|| field.name().to_owned()),
                 services_only: bool_option(&field_options, &options.services_only),
+                output_only: bool_option(&field_options, &options.output_only),
+                flatten: bool_option(&field_options, &options.flatten),
+                required: bool_option(&field_options, &options.required),
                 header: string_option(&field_options, &options.from_header),
                 field,
             }
@@ -255,15 +282,20 @@ fn binding(
     let mut path_fields = Vec::new();
     for segment in path.split('/') {
         if let Some(name) = segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
-            let field = input
-                .get_field_by_name(name)
+            let field = field_at(&input, name)
                 .ok_or_else(|| format!("{}: the path names {name}, not a field", method.full_name()))?;
-            if !matches!(field.kind(), Kind::String) || field.is_list() {
-                return Err(format!("{}: path field {name} must be a string", method.full_name()));
+            let scalar = matches!(field.kind(), Kind::String | Kind::Int32 | Kind::Int64 | Kind::Uint32 | Kind::Uint64);
+            if !scalar || field.is_list() {
+                return Err(format!("{}: path field {name} must be a string or an integer", method.full_name()));
             }
             path_fields.push(name.to_owned());
         }
     }
+    let route = path
+        .split('/')
+        .map(|segment| if segment.starts_with('{') { segment.replace('.', "_") } else { segment.to_owned() })
+        .collect::<Vec<_>>()
+        .join("/");
     let body = match rule.get_field_by_name("body").and_then(|value| value.as_str().map(str::to_owned)) {
         None => Body::None,
         Some(body) if body.is_empty() => Body::None,
@@ -280,13 +312,27 @@ fn binding(
         method: method.clone(),
         grpc_path,
         http_method,
-        path,
+        path: route,
         path_fields,
         body,
         success,
         tag: tag.to_owned(),
         operation_id,
     })
+}
+
+/// The field a dotted path (`agent.id`) names, through singular message fields.
+pub(crate) fn field_at(message: &MessageDescriptor, path: &str) -> Option<FieldDescriptor> {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    let field = message.get_field_by_name(head)?;
+    match (rest, field.kind()) {
+        (None, _) => Some(field),
+        (Some(rest), Kind::Message(inner)) if !field.is_list() && !field.is_map() => field_at(&inner, rest),
+        _ => None,
+    }
 }
 
 /// The value of a proto3 JSON well-known type, or None for any other message.

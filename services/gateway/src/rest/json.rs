@@ -27,12 +27,15 @@ impl Contract {
         {
             return self.field_to_json(message, &only.field);
         }
-        let object = shape
-            .fields
-            .iter()
-            .filter(|field| !field.services_only)
-            .map(|field| (field.name.clone(), self.field_to_json(message, &field.field)))
-            .collect();
+        let mut object = serde_json::Map::new();
+        for field in shape.fields.iter().filter(|field| !field.services_only) {
+            match self.field_to_json(message, &field.field) {
+                Json::Object(inner) if field.flatten => object.extend(inner),
+                value => {
+                    object.insert(field.name.clone(), value);
+                }
+            }
+        }
         Json::Object(object)
     }
 
@@ -109,6 +112,11 @@ impl Contract {
         let Json::Object(object) = json else {
             return Err(ApiError::field(body_path(path), "must be a JSON object"));
         };
+        for field in shape.fields.iter().filter(|field| field.required && !excluded.contains(&field.field.name())) {
+            if !object.get(&field.name).is_some_and(given) {
+                return Err(ApiError::field(join(path, &field.name), "is required"));
+            }
+        }
         for (key, value) in object {
             let field_path = join(path, &key);
             let field = shape
@@ -117,6 +125,9 @@ impl Contract {
                 .find(|field| field.name == key && !field.services_only && field.header.is_none())
                 .filter(|field| !excluded.contains(&field.field.name()))
                 .ok_or_else(|| ApiError::field(field_path.clone(), "unknown field"))?;
+            if field.output_only {
+                return Err(ApiError::field(field_path, "is set by the service"));
+            }
             if value.is_null() {
                 continue;
             }
@@ -232,6 +243,15 @@ impl Contract {
     }
 }
 
+/// Whether a required value is there: not null, and a string not blank.
+pub(crate) fn given(value: &Json) -> bool {
+    match value {
+        Json::Null => false,
+        Json::String(text) => !text.trim().is_empty(),
+        _ => true,
+    }
+}
+
 fn scalar_name(kind: &Kind) -> &'static str {
     match kind {
         Kind::Bool => "true or false",
@@ -344,6 +364,39 @@ mod tests {
             let error = contract.merge_json(&mut request, body, "", &[]).expect_err("refused");
             assert!(format!("{error:?}").contains(field), "{field}: {error:?}");
         }
+    }
+
+    #[test]
+    fn output_only_fields_are_refused_and_required_ones_must_be_given() {
+        let contract = contract();
+        let mut agent = message(&contract, "helpdesk.routing.v1.Agent");
+        let error = contract.merge_json(&mut agent, json!({"presence": "online"}), "", &[]).expect_err("refused");
+        assert!(format!("{error:?}").contains("presence"), "{error:?}");
+
+        for body in [json!({}), json!({"helpful": null})] {
+            let mut vote = message(&contract, "helpdesk.knowledge.v1.VoteRequest");
+            let error = contract.merge_json(&mut vote, body, "", &["article_id"]).expect_err("required");
+            assert!(format!("{error:?}").contains("helpful"), "{error:?}");
+        }
+        let mut vote = message(&contract, "helpdesk.knowledge.v1.VoteRequest");
+        contract.merge_json(&mut vote, json!({"helpful": false}), "", &["article_id"]).expect("false is given");
+    }
+
+    #[test]
+    fn a_flattened_field_shows_its_fields_in_its_place() {
+        let contract = contract();
+        let routing = helpdesk_proto::routing::v1::TicketRouting {
+            work_item: Some(helpdesk_proto::routing::v1::WorkItem { ticket_id: "t1".into(), ..Default::default() }),
+            sla: Some(Default::default()),
+            wait: None,
+        };
+        let mut message = message(&contract, "helpdesk.routing.v1.TicketRouting");
+        message.transcode_from(&routing).expect("transcode");
+        let json = contract.to_json(&message);
+        assert_eq!(json["ticket_id"], "t1");
+        assert!(json.get("work_item").is_none(), "{json}");
+        assert_eq!(json["wait"], Json::Null);
+        assert_eq!(json["sla"]["targets"], json!([]));
     }
 
     #[test]

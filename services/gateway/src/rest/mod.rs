@@ -91,13 +91,16 @@ async fn transcode(
             contract.merge_json(&mut message, json, "", &path_fields)?;
         }
         Body::Field(name) => {
-            let field = input.get_field_by_name(name).ok_or_else(|| ApiError::field(name.clone(), "unknown field"))?;
-            let prost_reflect::Kind::Message(descriptor) = field.kind() else {
-                return Err(ApiError::field(name.clone(), "the body field must be a message"));
-            };
-            let mut value = DynamicMessage::new(descriptor);
-            contract.merge_json(&mut value, read_json(parts, body).await?, "", &[])?;
-            message.set_field(&field, prost_reflect::Value::Message(value));
+            let json = read_json(parts, body).await?;
+            // The path may already have filled some of its fields (`{agent.id}`).
+            let prefix = format!("{name}.");
+            let from_path: Vec<&str> =
+                binding.path_fields.iter().filter_map(|path| path.strip_prefix(&prefix)).collect();
+            let value = message
+                .get_field_by_name_mut(name)
+                .and_then(prost_reflect::Value::as_message_mut)
+                .ok_or_else(|| ApiError::field(name.clone(), "the body field must be a message"))?;
+            contract.merge_json(value, json, "", &from_path)?;
         }
     }
 
@@ -120,10 +123,23 @@ async fn fill_from_path(
     let params = RawPathParams::from_request_parts(parts, &())
         .await
         .map_err(|rejection| ApiError::field("path", rejection.body_text()))?;
-    let input = binding.method.input();
-    for (name, value) in &params {
-        if let Some(field) = input.get_field_by_name(name) {
-            contract.set_text(message, &field, value, name)?;
+    // Axum names the variables after the route; they come in the template's order.
+    for ((_, value), path) in params.iter().zip(&binding.path_fields) {
+        let mut target = &mut *message;
+        let mut names = path.split('.').peekable();
+        while let Some(name) = names.next() {
+            let field = target
+                .descriptor()
+                .get_field_by_name(name)
+                .ok_or_else(|| ApiError::field(path.clone(), "unknown field"))?;
+            if names.peek().is_none() {
+                contract.set_text(target, &field, value, path)?;
+                break;
+            }
+            target = target
+                .get_field_mut(&field)
+                .as_message_mut()
+                .ok_or_else(|| ApiError::field(path.clone(), "must name a message field"))?;
         }
     }
     Ok(())
@@ -148,19 +164,27 @@ fn fill_from_query(
     body_field: Option<&str>,
     message: &mut DynamicMessage,
 ) -> Result<(), ApiError> {
-    let Some(query) = query.filter(|query| !query.is_empty()) else { return Ok(()) };
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|error| ApiError::field("query", error.to_string()))?;
+    let pairs: Vec<(String, String)> = match query.filter(|query| !query.is_empty()) {
+        Some(query) => {
+            serde_urlencoded::from_str(query).map_err(|error| ApiError::field("query", error.to_string()))?
+        }
+        None => Vec::new(),
+    };
     let descriptor = message.descriptor();
     let shape = contract.shape(&descriptor);
     // With `body: "*"` every field but the path's is in the body: the query string has none.
     let queryable = |field: &&contract::FieldShape| {
         !matches!(binding.body, Body::All)
-            && !field.services_only
-            && field.header.is_none()
+            && field.settable()
             && !binding.path_fields.iter().any(|name| name == field.field.name())
             && Some(field.field.name()) != body_field
     };
+    for field in shape.fields.iter().filter(queryable).filter(|field| field.required) {
+        if !pairs.iter().any(|(key, value)| *key == field.name && json::given(&serde_json::Value::from(value.as_str())))
+        {
+            return Err(ApiError::field(field.name.clone(), "is required"));
+        }
+    }
     for (key, value) in pairs {
         let field = shape
             .fields
@@ -171,6 +195,19 @@ fn fill_from_query(
         contract.set_text(message, &field.field, &value, &key)?;
     }
     Ok(())
+}
+
+/// A response as the derived routes write it, for the hand-written routes that answer with a
+/// service's message unchanged.
+pub(crate) fn json_of<M: prost::Name>(message: &M) -> Result<Json<serde_json::Value>, ApiError> {
+    let contract = contract().map_err(|error| ApiError::new(ErrorKind::Internal, error))?;
+    let descriptor = contract
+        .pool()
+        .get_message_by_name(&M::full_name())
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, format!("no descriptor for {}", M::full_name())))?;
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .map_err(|error| ApiError::new(ErrorKind::Internal, error.to_string()))?;
+    Ok(Json(contract.to_json(&dynamic)))
 }
 
 /// Parses `raw` as the query string of every binding that reads one; errors are the caller's

@@ -10,7 +10,10 @@ use utoipa::openapi::{
     ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder,
     path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn},
     request_body::RequestBodyBuilder,
-    schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type},
+    schema::{
+        AdditionalProperties, AllOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
+        SchemaType, Type,
+    },
 };
 
 use super::contract::{Binding, Body, Contract, WellKnown, well_known};
@@ -38,7 +41,8 @@ fn http_method(method: &Method) -> HttpMethod {
 }
 
 enum Wanted {
-    Message(MessageDescriptor),
+    /// A message, as a response (true) or as a request gives it.
+    Message(MessageDescriptor, bool),
     Enum(EnumDescriptor),
 }
 
@@ -61,14 +65,17 @@ impl Schemas<'_> {
             .summary(summary)
             .description(description);
         for name in &binding.path_fields {
-            let field = input.get_field_by_name(name);
+            let field = super::contract::field_at(&input, name);
             operation = operation.parameter(
                 ParameterBuilder::new()
-                    .name(name)
+                    .name(name.replace('.', "_"))
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .description(field.as_ref().and_then(|field| self.field_comment(field)))
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                    .description(match name.contains('.') {
+                        true => Some(format!("The request's `{name}`.")),
+                        false => field.as_ref().and_then(|field| self.field_comment(field)),
+                    })
+                    .schema(field.as_ref().map(|field| self.value_schema(field, false))),
             );
         }
         let shape = self.contract.shape(&input);
@@ -90,7 +97,7 @@ impl Schemas<'_> {
             _ => None,
         };
         if !matches!(binding.body, Body::All) {
-            for field in shape.fields.iter().filter(|field| !field.services_only && field.header.is_none()) {
+            for field in shape.fields.iter().filter(|field| field.settable()) {
                 if in_path(&field.field) || Some(field.field.name()) == body_field || field.field.is_map() {
                     continue;
                 }
@@ -99,7 +106,7 @@ impl Schemas<'_> {
                     ParameterBuilder::new()
                         .name(&field.name)
                         .parameter_in(ParameterIn::Query)
-                        .required(Required::False)
+                        .required(if field.required { Required::True } else { Required::False })
                         .description(self.field_comment(&field.field))
                         .schema(Some(schema)),
                 );
@@ -109,7 +116,15 @@ impl Schemas<'_> {
             Body::None => None,
             Body::All => Some(self.request_schema(&input, &binding.path_fields)),
             Body::Field(name) => input.get_field_by_name(name).map(|field| match field.kind() {
-                Kind::Message(message) => self.request_schema(&message, &[]),
+                Kind::Message(message) => {
+                    let prefix = format!("{name}.");
+                    let from_path: Vec<String> = binding
+                        .path_fields
+                        .iter()
+                        .filter_map(|path| path.strip_prefix(&prefix).map(str::to_owned))
+                        .collect();
+                    self.request_schema(&message, &from_path)
+                }
                 _ => self.value_schema(&field, false),
             }),
         };
@@ -123,7 +138,7 @@ impl Schemas<'_> {
         }
         let mut response = ResponseBuilder::new().description(binding.success.canonical_reason().unwrap_or("OK"));
         if binding.success != StatusCode::NO_CONTENT {
-            let schema = self.reference_message(&method.output());
+            let schema = self.reference_message(&method.output(), true);
             response = response.content("application/json", ContentBuilder::new().schema(Some(schema)).build());
         }
         let response = response.build();
@@ -139,16 +154,20 @@ impl Schemas<'_> {
             .description(comment(&message.parent_file(), message.path()))
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         for field in &shape.fields {
-            if field.services_only || field.header.is_some() || excluded.iter().any(|name| name == field.field.name()) {
+            if !field.settable() || excluded.iter().any(|name| name == field.field.name()) {
                 continue;
             }
             let schema = with_description(self.value_schema(&field.field, false), self.field_comment(&field.field));
             object = object.property(&field.name, schema);
+            if field.required {
+                object = object.required(&field.name);
+            }
         }
         RefOr::T(Schema::Object(object.build()))
     }
 
-    fn reference_message(&mut self, message: &MessageDescriptor) -> RefOr<Schema> {
+    /// A message's schema by reference: as responses show it, or (`…Input`) as requests give it.
+    fn reference_message(&mut self, message: &MessageDescriptor, response: bool) -> RefOr<Schema> {
         if let Some(kind) = well_known(message) {
             return well_known_schema(kind);
         }
@@ -156,15 +175,20 @@ impl Schemas<'_> {
         if shape.unwrap
             && let Some(only) = shape.fields.first()
         {
-            return self.value_schema(&only.field.clone(), false);
+            return self.value_schema(&only.field.clone(), response);
         }
-        self.wanted.push(Wanted::Message(message.clone()));
-        RefOr::Ref(Ref::from_schema_name(self.name(message.full_name())))
+        self.wanted.push(Wanted::Message(message.clone(), response));
+        RefOr::Ref(Ref::from_schema_name(self.message_name(message, response)))
     }
 
     fn reference_enum(&mut self, descriptor: &EnumDescriptor) -> RefOr<Schema> {
         self.wanted.push(Wanted::Enum(descriptor.clone()));
         RefOr::Ref(Ref::from_schema_name(self.name(descriptor.full_name())))
+    }
+
+    fn message_name(&self, message: &MessageDescriptor, response: bool) -> String {
+        let name = self.name(message.full_name());
+        if response { name } else { name + "Input" }
     }
 
     fn name(&self, full_name: &str) -> String {
@@ -175,7 +199,7 @@ impl Schemas<'_> {
     fn value_schema(&mut self, field: &FieldDescriptor, response: bool) -> RefOr<Schema> {
         if field.is_map() {
             let Kind::Message(entry) = field.kind() else { return RefOr::T(Schema::default()) };
-            let value = self.single_schema(&entry.map_entry_value_field().kind());
+            let value = self.single_schema(&entry.map_entry_value_field().kind(), response);
             return RefOr::T(Schema::Object(
                 ObjectBuilder::new()
                     .schema_type(Type::Object)
@@ -183,7 +207,7 @@ impl Schemas<'_> {
                     .build(),
             ));
         }
-        let single = self.single_schema(&field.kind());
+        let single = self.single_schema(&field.kind(), response);
         if field.is_list() {
             return RefOr::T(Schema::Array(ArrayBuilder::new().items(single).build()));
         }
@@ -200,13 +224,13 @@ impl Schemas<'_> {
         single
     }
 
-    fn single_schema(&mut self, kind: &Kind) -> RefOr<Schema> {
+    fn single_schema(&mut self, kind: &Kind, response: bool) -> RefOr<Schema> {
         let scalar = |schema_type: Type, format: Option<SchemaFormat>| {
             RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(schema_type).format(format).build()))
         };
         use utoipa::openapi::schema::KnownFormat;
         match kind {
-            Kind::Message(message) => self.reference_message(message),
+            Kind::Message(message) => self.reference_message(message, response),
             Kind::Enum(descriptor) => self.reference_enum(descriptor),
             Kind::String | Kind::Bytes => scalar(Type::String, None),
             Kind::Bool => scalar(Type::Boolean, None),
@@ -228,13 +252,14 @@ impl Schemas<'_> {
     fn complete(&mut self) {
         while let Some(wanted) = self.wanted.pop() {
             match wanted {
-                Wanted::Message(message) => {
-                    let name = self.name(message.full_name());
+                Wanted::Message(message, response) => {
+                    let name = self.message_name(&message, response);
                     if self.done.contains_key(&name) {
                         continue;
                     }
                     self.done.insert(name.clone(), RefOr::T(Schema::default()));
-                    let schema = self.response_schema(&message);
+                    let schema =
+                        if response { self.response_schema(&message) } else { self.request_schema(&message, &[]) };
                     self.done.insert(name, schema);
                 }
                 Wanted::Enum(descriptor) => {
@@ -261,11 +286,22 @@ impl Schemas<'_> {
         let shape = self.contract.shape(message);
         let mut object =
             ObjectBuilder::new().schema_type(Type::Object).description(comment(&message.parent_file(), message.path()));
+        let mut flattened = Vec::new();
         for field in shape.fields.iter().filter(|field| !field.services_only) {
+            if let (true, Kind::Message(inner)) = (field.flatten, field.field.kind()) {
+                flattened.push(self.reference_message(&inner, true));
+                continue;
+            }
             let schema = with_description(self.value_schema(&field.field, true), self.field_comment(&field.field));
             object = object.property(&field.name, schema).required(&field.name);
         }
-        RefOr::T(Schema::Object(object.build()))
+        let object = RefOr::T(Schema::Object(object.build()));
+        if flattened.is_empty() {
+            return object;
+        }
+        // A flattened field's properties sit beside the message's own.
+        let all = flattened.into_iter().chain([object]).fold(AllOfBuilder::new(), AllOfBuilder::item);
+        RefOr::T(Schema::AllOf(all.build()))
     }
 }
 

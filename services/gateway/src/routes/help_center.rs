@@ -5,33 +5,23 @@
 use std::collections::HashMap;
 
 use axum::{
-    Extension, Json, Router,
+    Extension, Json,
     extract::{Path, Request, State, rejection::PathRejection},
     http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use helpdesk_proto::knowledge::v1 as proto;
 use sha2::{Digest, Sha256};
 
 use crate::{
     AppState,
-    dto::{self, PublicArticleQuery, PublicSearchQuery, RecordClick, SuggestArticles, Vote},
+    dto::{PublicArticleQuery, PublicSearchQuery, RecordClick, SuggestArticles, Vote},
     error::{ApiError, ErrorBody, JsonBody, QueryParams},
+    rest::json_of,
 };
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/help/{tenant}/search", get(public_search))
-        .route("/v1/help/{tenant}/articles/{id_or_slug}", get(public_article))
-        .route("/v1/help/{tenant}/categories", get(public_categories))
-        .route("/v1/help/{tenant}/suggestions", post(public_suggest))
-        .route("/v1/help/{tenant}/articles/{id}/votes", post(public_vote))
-        .route("/v1/help/{tenant}/clicks", post(public_click))
-}
 
 /// Who a public request comes from.
 #[derive(Clone)]
@@ -85,53 +75,53 @@ pub(crate) async fn rate_limit(
 
 /// Search the tenant's published public articles, Korean or English, best first.
 #[utoipa::path(get, path = "/v1/help/{tenant}/search", tag = "help center", params(PublicSearchQuery),
-    security(()), responses((status = 200, body = dto::SearchResults), (status = 400, body = ErrorBody),
+    security(()), responses((status = 200, body = ref("#/components/schemas/SearchResponse")), (status = 400, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub(crate) async fn public_search(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
     QueryParams(query): QueryParams<PublicSearchQuery>,
-) -> ApiResult<dto::SearchResults> {
+) -> ApiResult<serde_json::Value> {
     let request = query.into_proto(tenant_id)?;
     let response = state.help_center.clone().search_articles(state.public_request(request)?).await?.into_inner();
-    Ok(Json(response.into()))
+    json_of(&response)
 }
 
 /// A published public article by id, or by slug with `locale`; counts a view.
 #[utoipa::path(get, path = "/v1/help/{tenant}/articles/{id_or_slug}", tag = "help center",
     params(PublicArticleQuery), security(()),
-    responses((status = 200, body = dto::Article), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = ref("#/components/schemas/Article")), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn public_article(
     State(state): State<AppState>,
     Path((tenant_id, id_or_slug)): Path<(String, String)>,
     QueryParams(query): QueryParams<PublicArticleQuery>,
-) -> ApiResult<dto::Article> {
+) -> ApiResult<serde_json::Value> {
     let request = proto::PublicGetArticleRequest { tenant_id, id_or_slug, locale: query.locale.unwrap_or_default() };
     let article = state.help_center.clone().get_article(state.public_request(request)?).await?.into_inner();
-    Ok(Json(article.into()))
+    json_of(&article)
 }
 
 /// The tenant's categories, parents before children, by position.
 #[utoipa::path(get, path = "/v1/help/{tenant}/categories", tag = "help center", security(()),
-    responses((status = 200, body = dto::CategoryList), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = ref("#/components/schemas/ListCategoriesResponse")), (status = 429, body = ErrorBody)))]
 pub(crate) async fn public_categories(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-) -> ApiResult<dto::CategoryList> {
+) -> ApiResult<serde_json::Value> {
     let request = proto::PublicListCategoriesRequest { tenant_id };
     let response = state.help_center.clone().list_categories(state.public_request(request)?).await?.into_inner();
-    Ok(Json(response.into()))
+    json_of(&response)
 }
 
 /// Articles that may answer a contact form before it is sent.
 #[utoipa::path(post, path = "/v1/help/{tenant}/suggestions", tag = "help center", request_body = SuggestArticles,
-    security(()), responses((status = 200, body = dto::Suggestions), (status = 400, body = ErrorBody),
+    security(()), responses((status = 200, body = ref("#/components/schemas/SuggestResponse")), (status = 400, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub(crate) async fn public_suggest(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
     JsonBody(body): JsonBody<SuggestArticles>,
-) -> ApiResult<dto::Suggestions> {
+) -> ApiResult<serde_json::Value> {
     let request = proto::PublicSuggestRequest {
         tenant_id,
         subject: body.subject,
@@ -140,14 +130,14 @@ pub(crate) async fn public_suggest(
         limit: body.limit,
     };
     let response = state.help_center.clone().suggest_articles(state.public_request(request)?).await?.into_inner();
-    Ok(Json(response.into()))
+    json_of(&response)
 }
 
 /// "Was this helpful?": a visitor's repeated vote replaces the earlier one. The visitor is named
 /// by the `hd_visitor` cookie, which the first vote sets; each client address may vote a few times
 /// a minute.
 #[utoipa::path(post, path = "/v1/help/{tenant}/articles/{id}/votes", tag = "help center", request_body = Vote,
-    security(()), responses((status = 200, body = dto::ArticleStats), (status = 404, body = ErrorBody),
+    security(()), responses((status = 200, body = ref("#/components/schemas/ArticleStats")), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub(crate) async fn public_vote(
     State(state): State<AppState>,
@@ -168,7 +158,7 @@ pub(crate) async fn public_vote(
         helpful: body.helpful,
     };
     let stats = state.help_center.clone().vote(state.public_request(request)?).await?.into_inner();
-    let mut response = Json(dto::ArticleStats::from(stats)).into_response();
+    let mut response = json_of(&stats)?.into_response();
     if issued {
         let set = format!("{VISITOR_COOKIE}={cookie}; Path=/v1/help; Max-Age=31536000; HttpOnly; SameSite=Lax");
         if let Ok(value) = header::HeaderValue::from_str(&set) {
@@ -195,7 +185,7 @@ pub(crate) async fn public_click(
 pub(crate) mod tests {
     use std::sync::Arc;
 
-    use axum::{body::Body, http::Request};
+    use axum::{Router, body::Body, http::Request};
     use helpdesk_runtime::{
         ServiceError,
         auth::{Authenticator, BoxFuture, CredentialResolver, Resolved},

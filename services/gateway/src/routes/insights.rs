@@ -1,18 +1,16 @@
 //! Reports over projections of ticketing, routing and feedback events, as JSON or as CSV files.
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    http::{HeaderMap, header},
-    response::{IntoResponse, Response},
-};
-use helpdesk_proto::feedback::v1 as proto;
-
 use crate::{
     AppState,
     auth::Caller,
     dto::{self, ReportKind, ReportQuery},
     error::{ApiError, ErrorBody, QueryParams},
+};
+use axum::{
+    Extension, Json,
+    extract::{Path, State},
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
 };
 
 /// A report over a period, grouped and filtered. `kind` is volume, performance, backlog,
@@ -42,18 +40,6 @@ pub(crate) async fn report(
     Ok((headers, export.content).into_response())
 }
 
-/// Rebuild every projection of the tenant from the recorded event history. Admins only.
-#[utoipa::path(post, path = "/v1/insights/rebuild", tag = "insights",
-    responses((status = 200, body = dto::ProjectionsRebuilt), (status = 403, body = ErrorBody)))]
-pub(crate) async fn rebuild_projections(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<dto::ProjectionsRebuilt>, ApiError> {
-    let request = proto::RebuildProjectionsRequest {};
-    let response = state.insights.clone().rebuild_projections(caller.request(request)).await?.into_inner();
-    Ok(Json(dto::ProjectionsRebuilt { events: response.events, tickets: response.tickets, seconds: response.seconds }))
-}
-
 /// Whether the caller asked for CSV: by `format`, else by `Accept`.
 fn wants_csv(format: Option<String>, headers: &HeaderMap) -> Result<bool, ApiError> {
     match format.as_deref().map(str::trim) {
@@ -78,6 +64,7 @@ fn file_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use axum::{extract::Query, http::StatusCode};
+    use helpdesk_proto::feedback::v1 as proto;
     use helpdesk_runtime::time::timestamp_to_micros;
 
     use super::*;

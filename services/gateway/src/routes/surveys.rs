@@ -2,11 +2,10 @@
 //! path is the credential; each client has its own rate limit.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use helpdesk_proto::feedback::v1 as proto;
 
@@ -17,10 +16,6 @@ use crate::{
 };
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/surveys/{token}", get(survey_form).post(submit_answer))
-}
 
 /// Applies the per-client limit before anything else. Keyed by client, not by token, so that
 /// trying one token after another spends one budget.
@@ -61,6 +56,7 @@ pub(crate) async fn submit_answer(
 #[cfg(test)]
 mod tests {
     use axum::{
+        Router,
         body::Body,
         http::{StatusCode, header},
     };
