@@ -18,6 +18,7 @@ pub enum ErrorKind {
     /// A concurrent change won: retry with the current version.
     Conflict,
     TooManyRequests,
+    /// The gateway's own limit on request bodies; no service sends it.
     PayloadTooLarge,
     Unavailable,
     Internal,
@@ -39,7 +40,8 @@ impl ErrorKind {
             Self::AlreadyExists => Code::AlreadyExists,
             Self::Conflict => Code::Aborted,
             Self::TooManyRequests => Code::ResourceExhausted,
-            Self::PayloadTooLarge => Code::OutOfRange,
+            // Never crosses gRPC; if it did, it is bad input.
+            Self::PayloadTooLarge => Code::InvalidArgument,
             Self::Unavailable => Code::Unavailable,
             Self::Internal => Code::Internal,
         }
@@ -62,7 +64,7 @@ impl ErrorKind {
 
     pub fn from_grpc_code(code: Code) -> Self {
         match code {
-            Code::InvalidArgument => Self::InvalidArgument,
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
             Code::FailedPrecondition => Self::FailedPrecondition,
             Code::Unauthenticated => Self::Unauthenticated,
             Code::PermissionDenied => Self::PermissionDenied,
@@ -70,7 +72,6 @@ impl ErrorKind {
             Code::AlreadyExists => Self::AlreadyExists,
             Code::Aborted => Self::Conflict,
             Code::ResourceExhausted => Self::TooManyRequests,
-            Code::OutOfRange => Self::PayloadTooLarge,
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
             _ => Self::Internal,
         }
@@ -212,7 +213,13 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_maps_back_from_its_own_grpc_code() {
+    fn an_out_of_range_from_a_service_is_bad_input_not_a_large_body() {
+        assert_eq!(ErrorKind::from_grpc_code(Code::OutOfRange), ErrorKind::InvalidArgument);
+        assert_eq!(ErrorKind::from_grpc_code(Code::OutOfRange).http_status(), 400);
+    }
+
+    #[test]
+    fn every_kind_but_the_gateways_own_maps_back_from_its_own_grpc_code() {
         use ErrorKind::*;
         for kind in [
             InvalidArgument,
@@ -223,7 +230,6 @@ mod tests {
             AlreadyExists,
             Conflict,
             TooManyRequests,
-            PayloadTooLarge,
             Unavailable,
             Internal,
         ] {

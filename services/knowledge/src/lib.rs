@@ -97,7 +97,7 @@ pub async fn open(
 ) -> Result<KnowledgeBase, OpenError> {
     let mut base = open_database(&config.database, &config.data_dir).await?;
     base.activity = base.activity.with_retention(config.knowledge.search_log_retention_days);
-    base.tickets = Some(tickets::subscribe(bus).await.map_err(|error| OpenError::Bus(error.to_string()))?);
+    base.tickets = Some(tickets::subscribe(bus).await?);
     base.segments = Arc::new(segments::Segments::new(customers));
     Ok(base)
 }
@@ -127,5 +127,5 @@ pub enum OpenError {
     #[error("knowledge indexes could not be built: {0}")]
     Index(String),
     #[error("event bus: {0}")]
-    Bus(String),
+    Bus(#[from] helpdesk_events::BusError),
 }

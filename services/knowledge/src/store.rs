@@ -19,8 +19,11 @@ fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn parse_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A JSON column; unreadable JSON is a corrupt row, an error rather than an empty value.
+fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
+    let text: &str = row.try_get(column)?;
+    serde_json::from_str(text)
+        .map_err(|error| sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(error) })
 }
 
 fn article_from(row: &AnyRow) -> Result<Article, sqlx::Error> {
@@ -34,12 +37,12 @@ fn article_from(row: &AnyRow) -> Result<Article, sqlx::Error> {
         body_markdown: row.try_get("body_markdown")?,
         body_html: row.try_get("body_html")?,
         category_id: row.try_get("category_id")?,
-        tags: parse_list(row.try_get("tags")?),
+        tags: json_column(row, "tags")?,
         visibility: Visibility::try_from(row.try_get::<i64, _>("visibility")? as i32).unwrap_or(Visibility::Internal),
-        segments: parse_list(row.try_get("segments")?),
+        segments: json_column(row, "segments")?,
         status: ArticleStatus::try_from(row.try_get::<i64, _>("status")? as i32).unwrap_or(ArticleStatus::Draft),
         version: row.try_get::<i64, _>("version")? as i32,
-        questions: parse_list(row.try_get("questions")?),
+        questions: json_column(row, "questions")?,
         author: row.try_get("author")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -181,8 +184,8 @@ fn version_from(row: &AnyRow, with_body: bool) -> Result<proto::ArticleVersion, 
         title: row.try_get("title")?,
         body_markdown: if with_body { row.try_get("body_markdown")? } else { String::new() },
         category_id: row.try_get("category_id")?,
-        tags: parse_list(row.try_get("tags")?),
-        questions: if with_body { parse_list(row.try_get("questions")?) } else { Vec::new() },
+        tags: json_column(row, "tags")?,
+        questions: if with_body { json_column(row, "questions")? } else { Vec::new() },
         author: row.try_get("author")?,
         change_note: row.try_get("change_note")?,
         created_at: Some(helpdesk_runtime::time::micros_to_timestamp(row.try_get("created_at")?)),
@@ -404,7 +407,7 @@ pub(crate) async fn categories(conn: &mut AnyConnection, tenant: &str) -> Result
             Ok(proto::Category {
                 id: row.try_get("id")?,
                 parent_id: row.try_get("parent_id")?,
-                names: serde_json::from_str(row.try_get("names")?).unwrap_or_default(),
+                names: json_column(row, "names")?,
                 position: row.try_get::<i64, _>("position")? as i32,
             })
         })
@@ -445,7 +448,7 @@ pub(crate) async fn synonyms(
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(Vec::new()) };
-    Ok(serde_json::from_str(row.try_get("groups")?).unwrap_or_default())
+    Ok(json_column(&row, "groups")?)
 }
 
 pub(crate) struct SynonymRow {
@@ -465,7 +468,7 @@ pub(crate) async fn synonyms_since(conn: &mut AnyConnection, since: i64) -> Resu
             Ok(SynonymRow {
                 tenant_id: row.try_get("tenant_id")?,
                 locale: row.try_get("locale")?,
-                groups: serde_json::from_str(row.try_get("groups")?).unwrap_or_default(),
+                groups: json_column(row, "groups")?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

@@ -95,7 +95,7 @@ impl Routing {
 pub async fn open(config: &Config, bus: Arc<dyn EventBus>, ticketing: ServiceLink) -> Result<Routing, OpenError> {
     let router = open_router(&config.database, &config.data_dir, RouterSettings::default()).await?;
     let relay = Relay::new(router.database().clone(), bus.clone(), router.events_written.clone(), RELAY_LOCK_KEY);
-    let events = consumer::subscribe(bus.as_ref()).await.map_err(|error| OpenError::Bus(error.to_string()))?;
+    let events = consumer::subscribe(bus.as_ref()).await?;
     Ok(Routing { router, relay, events, ticketing })
 }
 
@@ -122,5 +122,5 @@ pub enum OpenError {
     #[error("routing state could not be loaded: {0}")]
     Load(String),
     #[error("event bus: {0}")]
-    Bus(String),
+    Bus(#[from] helpdesk_events::BusError),
 }
