@@ -31,11 +31,12 @@ on_both_backends! {
         let key = app.admin_key.clone();
         let (status, queue) = put(&app, "/v1/queues/general", json!({
             "name": "General", "channels": ["email"], "required_skills": [{"name": "billing", "level": 3}],
-            "strategy": "least_loaded"
+            "strategy": "least_loaded", "description": " 배송·환불 문의 (orders and refunds) "
         }))
         .await;
         assert_eq!(status, 200, "{queue}");
         assert_eq!(queue["strategy"], "least_loaded");
+        assert_eq!(queue["description"], "배송·환불 문의 (orders and refunds)");
         assert_eq!(queue["channels"], json!(["email"]));
         let (status, agent) = put(&app, "/v1/agents/agent-1", json!({
             "name": "Jiyoon", "skills": [{"name": "billing", "level": 5}], "languages": ["en", "ko"],
@@ -102,6 +103,9 @@ on_both_backends! {
         let (_, queues) = app.get("/v1/queues", &key).await;
         let x = queues["queues"].as_array().unwrap().iter().find(|queue| queue["id"] == "x").cloned().unwrap();
         assert!(x["overflow_queue_id"].is_null(), "the refused change was not kept: {x}");
+        let (status, error) = put(&app, "/v1/queues/x", json!({ "description": "긴".repeat(501) })).await;
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(fields(&error), ["queue.description"], "{error}");
 
         let customer = app.create_customer(&key, "Emily", "emily@example.com").await;
         let ticket = app.create_ticket(&key, json!({ "subject": "Cannot log in", "requester_id": customer })).await;

@@ -87,6 +87,10 @@ pub(crate) fn queue(queue: &mut Queue, tenant: &Tenant) -> Result<(), ServiceErr
     if queue.name.trim().is_empty() {
         queue.name = queue.id.clone();
     }
+    queue.description = queue.description.trim().to_owned();
+    if queue.description.chars().count() > 500 {
+        return Err(invalid("queue.description", "at most 500 characters"));
+    }
     for (index, value) in queue.channels.iter().enumerate() {
         channel(&format!("queue.channels[{index}]"), *value)?;
     }
