@@ -17,10 +17,7 @@ use helpdesk_proto::{
 use helpdesk_runtime::{ServiceError, error::ErrorKind, shutdown::Shutdown, time::now_micros};
 use tonic::Code;
 
-use crate::{
-    Peers,
-    service::{Feedback, Notification, kind_name},
-};
+use crate::{Feedback, Peers, follow_ups::kind_name, store::Notification};
 
 const BATCH: i64 = 100;
 

@@ -14,17 +14,18 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{
     ServiceError,
+    auth::{Principal, Role},
     grpc::{Needs, handle_as},
     time::micros_to_timestamp,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
+    Feedback,
     insights::{
         Insights,
         reports::{self, Cell, Scope, Table},
     },
-    service::Feedback,
 };
 
 pub(crate) fn add_routes(
@@ -39,6 +40,14 @@ pub(crate) fn add_routes(
 }
 
 struct Api(Arc<Feedback>);
+
+/// A follow-up is closed by its assignee (the team lead) or an admin.
+fn may_close(caller: &Principal, follow_up: &proto::FollowUp) -> Result<(), ServiceError> {
+    if caller.role != Role::Admin && follow_up.assignee_id != caller.subject {
+        return Err(ServiceError::permission_denied("only the follow-up's assignee or an admin may close it"));
+    }
+    Ok(())
+}
 
 #[tonic::async_trait]
 impl FeedbackService for Api {
@@ -115,11 +124,12 @@ impl FeedbackService for Api {
         &self,
         request: Request<proto::CloseFollowUpRequest>,
     ) -> Result<Response<proto::FollowUp>, Status> {
-        handle_as(
-            request,
-            Needs::Staff,
-            |caller, request| async move { self.0.close_follow_up(&caller, request).await },
-        )
+        handle_as(request, Needs::Staff, |caller, request| async move {
+            // Checked on the follow-up as it stands when it is closed, locked.
+            self.0
+                .close_follow_up(&caller.tenant_id, &caller.subject, |follow_up| may_close(&caller, follow_up), request)
+                .await
+        })
         .await
     }
 

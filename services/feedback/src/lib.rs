@@ -3,11 +3,16 @@
 //! ticketing; "you said, we did" announcements; and reports over projections of ticketing's,
 //! routing's and feedback's events.
 
+mod announcements;
 mod delivery;
+mod follow_ups;
 mod grpc;
 mod insights;
+mod invitations;
 mod model;
-mod service;
+mod responses;
+mod store;
+mod surveys;
 pub mod token;
 mod trigger;
 
@@ -25,15 +30,16 @@ use helpdesk_runtime::{
     grpc::ServiceLink,
     shutdown::Shutdown,
 };
-use sqlx::Row;
+use tokio::sync::Notify;
 use tonic::transport::Channel;
+
+use crate::{store::Store, token::LinkSigner};
 
 pub use delivery::{CARRIER_TAG, FOLLOW_UP_TAG};
 pub use insights::{
     Insights, Rebuilt,
     reports::{Cell, Scope, Table},
 };
-pub use service::Feedback;
 
 /// Maps and sets keyed by ids and names, looked up for every event: foldhash, not SipHash.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -56,6 +62,34 @@ pub const GRPC_SERVICES: &[&str] = &[
     "helpdesk.feedback.v1.SurveyAnswerService",
     "helpdesk.feedback.v1.InsightsService",
 ];
+
+/// Surveys, invitations, answers, follow-ups and announcements, one module each over the store:
+/// every write is one transaction with the events it causes, so an accepted answer and its
+/// follow-up are never lost or doubled.
+pub struct Feedback {
+    store: Store,
+    signer: LinkSigner,
+    /// Where customers reach the gateway, for survey links.
+    public_url: String,
+    pub(crate) events_written: Arc<Notify>,
+    pub(crate) delivery_wake: Arc<Notify>,
+}
+
+impl Feedback {
+    pub(crate) fn new(store: Store, signing_key: &[u8], public_url: &str) -> Self {
+        Self {
+            store,
+            signer: LinkSigner::new(signing_key),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            events_written: Arc::new(Notify::new()),
+            delivery_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        self.store.database()
+    }
+}
 
 /// How feedback reaches ticketing (tickets, messages, follow-ups) and routing (supervisors), on
 /// its own behalf.
@@ -153,11 +187,10 @@ pub async fn open(
     peers: Peers,
 ) -> Result<FeedbackService, OpenError> {
     let mut service = open_database(&config.database, &config.data_dir, public_url, bus.clone()).await?;
-    let bus_error = |error: helpdesk_events::BusError| OpenError::Bus(error.to_string());
     service.wiring = Some(Wiring {
         peers,
-        solved: trigger::subscribe(bus.as_ref()).await.map_err(bus_error)?,
-        all_events: insights::subscribe(bus.as_ref()).await.map_err(bus_error)?,
+        solved: trigger::subscribe(bus.as_ref()).await?,
+        all_events: insights::subscribe(bus.as_ref()).await?,
     });
     Ok(service)
 }
@@ -171,8 +204,10 @@ pub async fn open_database(
 ) -> Result<FeedbackService, OpenError> {
     let db = Database::connect(database, data_dir, DATABASE).await?;
     db.migrate(&MIGRATIONS).await?;
-    let key = signing_key(&db).await?;
-    let feedback = Arc::new(Feedback::new(db.clone(), key.as_bytes(), public_url));
+    let store = Store::new(db.clone());
+    let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let key = store.signing_key(&fresh).await?;
+    let feedback = Arc::new(Feedback::new(store, key.as_bytes(), public_url));
     let insights = Arc::new(Insights::new(db.clone()));
     let loaded = insights.rebuild_all().await.map_err(|error| OpenError::Load(error.message))?;
     tracing::info!(
@@ -185,18 +220,6 @@ pub async fn open_database(
     Ok(FeedbackService { feedback, insights, relay, wiring: None })
 }
 
-/// The key survey links are signed with: made by the first replica to start, kept in the
-/// database so links survive restarts and every replica verifies them alike.
-async fn signing_key(db: &Database) -> Result<String, sqlx::Error> {
-    let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    sqlx::query("INSERT INTO secrets (name, value) VALUES ('survey_links', $1) ON CONFLICT (name) DO NOTHING")
-        .bind(&fresh)
-        .execute(db.writer())
-        .await?;
-    let row = sqlx::query("SELECT value FROM secrets WHERE name = 'survey_links'").fetch_one(db.writer()).await?;
-    row.try_get("value")
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("feedback database unavailable: {0}")]
@@ -206,5 +229,5 @@ pub enum OpenError {
     #[error("insight projections could not be loaded: {0}")]
     Load(String),
     #[error("event bus: {0}")]
-    Bus(String),
+    Bus(#[from] helpdesk_events::BusError),
 }

@@ -1,8 +1,13 @@
 //! Surveys as admins define them: templates fill in the score question, validation names the
-//! field at fault, and the score decides whether an answer needs a follow-up.
+//! field at fault, and the score decides whether an answer needs a follow-up. Also what every
+//! resource shares: list sizes and the envelope of feedback's events.
 
-use helpdesk_proto::feedback::v1::{LocalizedText, Question, QuestionKind, Survey, SurveyKind, TriggerRule};
-use helpdesk_runtime::ServiceError;
+use helpdesk_proto::{
+    common::v1::AuthorKind,
+    events::v1::{Event, event::Payload},
+    feedback::v1::{LocalizedText, Question, QuestionKind, Survey, SurveyKind, TriggerRule},
+};
+use helpdesk_runtime::{ServiceError, time::micros_to_timestamp};
 
 pub(crate) const MAX_QUESTIONS: usize = 20;
 pub(crate) const MAX_TEXT_CHARS: usize = 500;
@@ -10,6 +15,8 @@ pub(crate) const MAX_TEXT_CHARS: usize = 500;
 pub(crate) const MAX_COMMENT_CHARS: usize = 5_000;
 const DEFAULT_LINK_TTL_HOURS: i32 = 14 * 24;
 const MAX_LINK_TTL_HOURS: i32 = 90 * 24;
+const DEFAULT_LIST: i64 = 50;
+const MAX_LIST: i64 = 500;
 
 /// The score question's id in the templates.
 pub(crate) const SCORE_QUESTION: &str = "score";
@@ -200,6 +207,34 @@ pub(crate) fn sampled(ticket_id: &str, percent: i32) -> bool {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(ticket_id.as_bytes());
     i32::from(u16::from_be_bytes([digest[0], digest[1]]) % 100) < percent
+}
+
+/// The rows a list request gets: `requested`, at most [`MAX_LIST`]; [`DEFAULT_LIST`] when it asks
+/// for none.
+pub(crate) fn list_limit(requested: i32) -> i64 {
+    if requested <= 0 { DEFAULT_LIST } else { i64::from(requested).min(MAX_LIST) }
+}
+
+/// An event of feedback's: `actor` (kind, id) changed `aggregate` (type, id) at `at`.
+pub(crate) fn service_event(
+    tenant: &str,
+    actor: (AuthorKind, &str),
+    aggregate: (&str, &str),
+    sequence: i64,
+    at: i64,
+    payload: Payload,
+) -> Event {
+    Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.to_owned(),
+        aggregate_type: aggregate.0.to_owned(),
+        aggregate_id: aggregate.1.to_owned(),
+        sequence,
+        occurred_at: Some(micros_to_timestamp(at)),
+        actor_kind: actor.0 as i32,
+        actor_id: actor.1.to_owned(),
+        payload: Some(payload),
+    }
 }
 
 #[cfg(test)]

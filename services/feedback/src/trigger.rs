@@ -11,10 +11,7 @@ use helpdesk_proto::{
 };
 use helpdesk_runtime::{ServiceError, shutdown::Shutdown};
 
-use crate::{
-    Peers,
-    service::{Feedback, SolvedTicket},
-};
+use crate::{Feedback, Peers, invitations::SolvedTicket};
 
 /// Status changes of tickets, on a durable consumer the replicas share.
 pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusError> {
