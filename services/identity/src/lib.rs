@@ -2,13 +2,13 @@
 //! their JWTs. Other services resolve a presented credential through [`LocalResolver`] (same
 //! process) or [`RemoteResolver`] (over gRPC).
 
+mod grpc;
 mod resolver;
-mod service;
 mod store;
 pub mod tokens;
 
+pub use grpc::IdentityGrpc;
 pub use resolver::{LocalResolver, RemoteResolver};
-pub use service::IdentityGrpc;
 pub use store::{IdentityStore, IssuedKey, validate_tenant_id};
 
 use helpdesk_runtime::db::Migrations;

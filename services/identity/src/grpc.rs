@@ -1,3 +1,6 @@
+//! The identity service over gRPC: the adapter that authenticates, checks the role of every call
+//! (admins manage keys), and announces revocations so that every process forgets them at once.
+
 use std::sync::Arc;
 
 use helpdesk_events::EventBus;
