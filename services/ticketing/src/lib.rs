@@ -5,6 +5,7 @@ mod create;
 mod customers;
 mod fields;
 mod grpc;
+mod messages;
 mod model;
 mod query;
 mod replies;

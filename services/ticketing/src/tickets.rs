@@ -1,6 +1,6 @@
-//! Tickets: create, read, update with optimistic concurrency, list and search, merge, link,
-//! messages and history. Every write commits its history rows and outbox events in the same
-//! transaction.
+//! Tickets: read, update with optimistic concurrency, list and search, merge, link, and their
+//! history (creation is in `create`, messages in `messages`). Every write commits its history rows
+//! and outbox events in the same transaction.
 
 use std::collections::HashMap;
 
@@ -19,6 +19,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::{
     Ticketing,
+    messages::insert_message,
     model::{self, from_json, new_id, to_json},
     query::{Param, Sql, after_cursor, insert_many},
     search::{self, Document},
@@ -31,13 +32,11 @@ const SELECT_TICKET: &str = "SELECT t.id, t.tenant_id, t.subject, t.description,
     FROM tickets t LEFT JOIN customers c ON c.tenant_id = t.tenant_id AND c.id = t.requester_id";
 
 const MAX_QUERY_TERMS: usize = 32;
-const MAX_ATTACHMENTS: usize = 20;
-const MAX_ATTACHMENT_BYTES: i64 = 100 * 1024 * 1024;
 
 /// A ticket as stored, with the sequence number of its last event.
 pub(crate) struct Stored {
     pub(crate) ticket: proto::Ticket,
-    event_seq: i64,
+    pub(crate) event_seq: i64,
 }
 
 fn ticket_from_row(row: &AnyRow) -> Result<Stored, ServiceError> {
@@ -76,7 +75,11 @@ pub(crate) async fn load(conn: &mut AnyConnection, tenant_id: &str, id: &str) ->
 /// [`load`] within a write transaction: on PostgreSQL the row stays locked until commit, so a
 /// concurrent change (routing assigning the ticket while the customer replies) waits instead of
 /// failing the request with a conflict. SQLite has one writer, which serializes them already.
-async fn load_for_update(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> Result<Option<Stored>, ServiceError> {
+pub(crate) async fn load_for_update(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Stored>, ServiceError> {
     let lock = match helpdesk_runtime::db::backend_of(conn) {
         helpdesk_runtime::db::Backend::Postgres => " FOR UPDATE OF t",
         helpdesk_runtime::db::Backend::Sqlite => "",
@@ -138,7 +141,7 @@ pub(crate) fn visible_to(caller: &Principal, mut ticket: proto::Ticket) -> Optio
     Some(ticket)
 }
 
-fn not_found() -> ServiceError {
+pub(crate) fn not_found() -> ServiceError {
     ServiceError::not_found("ticket")
 }
 
@@ -208,14 +211,14 @@ async fn replace_tags(
 }
 
 /// One field change for the history.
-struct Change {
+pub(crate) struct Change {
     field: &'static str,
     old: String,
     new: String,
 }
 
 impl Change {
-    fn of<T: serde::Serialize + PartialEq>(
+    pub(crate) fn of<T: serde::Serialize + PartialEq>(
         field: &'static str,
         old: &T,
         new: &T,
@@ -227,7 +230,7 @@ impl Change {
     }
 }
 
-async fn record_changes(
+pub(crate) async fn record_changes(
     conn: &mut AnyConnection,
     caller: &Principal,
     actor_kind: AuthorKind,
@@ -257,7 +260,7 @@ async fn record_changes(
 }
 
 /// Writes the ticket's new state if nobody changed it since `seen_version`.
-async fn save(
+pub(crate) async fn save(
     conn: &mut AnyConnection,
     ticket: &proto::Ticket,
     seen_version: i64,
@@ -293,7 +296,7 @@ async fn save(
 }
 
 /// Moves `ticket` to `to`, keeping the solved and closed timestamps in step.
-fn set_status(ticket: &mut proto::Ticket, to: Status, at: i64) {
+pub(crate) fn set_status(ticket: &mut proto::Ticket, to: Status, at: i64) {
     ticket.status = to as i32;
     match to {
         Status::Solved => ticket.solved_at = Some(micros_to_timestamp(at)),
@@ -304,7 +307,7 @@ fn set_status(ticket: &mut proto::Ticket, to: Status, at: i64) {
 }
 
 /// Sequences events after `event_seq` and appends them to the outbox.
-async fn emit(
+pub(crate) async fn emit(
     conn: &mut AnyConnection,
     caller: &Principal,
     ticket_id: &str,
@@ -318,102 +321,6 @@ async fn emit(
         outbox::append(conn, &event).await?;
     }
     Ok(())
-}
-
-/// Safe HTML: ammonia's allow-list, without images, whose remote URLs would let a sender track
-/// when an agent opens the ticket (attachments carry images instead).
-fn sanitize(html: &str) -> String {
-    let mut builder = ammonia::Builder::default();
-    builder.rm_tags(["img"]);
-    builder.clean(html).to_string()
-}
-
-fn html_to_text(html: &str) -> String {
-    let stripped = ammonia::Builder::empty().clean(html).to_string();
-    stripped
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&nbsp;", " ")
-        .replace("&amp;", "&")
-}
-
-fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceError> {
-    if attachments.len() > MAX_ATTACHMENTS {
-        return Err(ServiceError::invalid_field("attachments", format!("at most {MAX_ATTACHMENTS}")));
-    }
-    for (index, attachment) in attachments.iter().enumerate() {
-        let field = |name: &str| format!("attachments[{index}].{name}");
-        model::required_text(&field("name"), &attachment.name, 255)?;
-        model::required_text(&field("storage_key"), &attachment.storage_key, 1024)?;
-        model::optional_text(&field("content_type"), &attachment.content_type, 255)?;
-        if !(0..=MAX_ATTACHMENT_BYTES).contains(&attachment.size_bytes) {
-            return Err(ServiceError::invalid_field(field("size_bytes"), "must be 0 to 100 MiB"));
-        }
-        let sha_ok = attachment.sha256.len() == 64 && attachment.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-        if !sha_ok {
-            return Err(ServiceError::invalid_field(field("sha256"), "must be 64 hex digits"));
-        }
-    }
-    Ok(())
-}
-
-const SELECT_MESSAGE: &str = "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, \
-    attachments, created_at, customer_text FROM messages m";
-
-/// A message as `caller` may read it: its customer gets the customer's text in place of the
-/// redacted one, services get both, and staff only the redacted text.
-pub(crate) fn message_for(caller: &Principal, mut message: proto::Message) -> proto::Message {
-    if caller.is_service() {
-        return message;
-    }
-    let customer_text = std::mem::take(&mut message.customer_text);
-    if caller.is_customer() && !customer_text.is_empty() {
-        message.body_html = String::new();
-        message.body_text = customer_text;
-    }
-    message
-}
-
-async fn insert_message(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    message: &proto::Message,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
-         body_html, attachments, created_at, customer_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(tenant_id)
-    .bind(&message.id)
-    .bind(&message.ticket_id)
-    .bind(i64::from(message.author_kind))
-    .bind(&message.author_id)
-    .bind(i64::from(message.visibility))
-    .bind(&message.body_text)
-    .bind(&message.body_html)
-    .bind(to_json(&message.attachments)?)
-    .bind(message.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default())
-    .bind(&message.customer_text)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-fn message_from_row(row: &AnyRow) -> Result<proto::Message, ServiceError> {
-    Ok(proto::Message {
-        id: row.try_get("id")?,
-        ticket_id: row.try_get("ticket_id")?,
-        author_kind: row.try_get::<i64, _>("author_kind")? as i32,
-        author_id: row.try_get("author_id")?,
-        visibility: row.try_get::<i64, _>("visibility")? as i32,
-        body_text: row.try_get("body_text")?,
-        body_html: row.try_get("body_html")?,
-        attachments: from_json(&row.try_get::<String, _>("attachments")?)?,
-        created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
-        customer_text: row.try_get("customer_text")?,
-    })
 }
 
 fn cursor_values(ticket: &proto::Ticket, order: TicketOrder) -> Vec<String> {
@@ -690,147 +597,6 @@ impl Ticketing {
             })
             .collect();
         Ok(proto::ListTicketsResponse { tickets, next_page_token })
-    }
-
-    pub(crate) async fn add_message(
-        &self,
-        caller: &Principal,
-        request: proto::AddMessageRequest,
-    ) -> Result<proto::Message, ServiceError> {
-        let key = model::idempotency_key(caller, &request.idempotency_key)?;
-        let fingerprint = model::fingerprint(&request);
-        let visibility = match Visibility::try_from(request.visibility) {
-            Ok(Visibility::Unspecified) => Visibility::Public,
-            Ok(visibility) => visibility,
-            Err(_) => return Err(ServiceError::invalid_field("visibility", "must be public or internal")),
-        };
-        if caller.is_customer() && visibility == Visibility::Internal {
-            return Err(ServiceError::permission_denied("customers cannot write internal notes"));
-        }
-        let customer_text = model::optional_text("customer_text", &request.customer_text, model::MAX_BODY)?;
-        let may_write_customer_text = caller.is_service() && visibility == Visibility::Public;
-        if !customer_text.is_empty() && !may_write_customer_text {
-            return Err(ServiceError::permission_denied("only services write customer_text, on public messages")
-                .with_field("customer_text"));
-        }
-        let body_html = sanitize(&model::optional_text("body_html", &request.body_html, model::MAX_BODY)?);
-        let mut body_text = model::optional_text("body_text", &request.body_text, model::MAX_BODY)?;
-        if body_text.trim().is_empty() {
-            body_text = html_to_text(&body_html).trim().to_owned();
-        }
-        if body_text.is_empty() && request.attachments.is_empty() {
-            return Err(ServiceError::invalid_field("body_text", "a message needs text, HTML or attachments"));
-        }
-        check_attachments(&request.attachments)?;
-        let now = now_micros();
-        let author_kind = model::author_kind(caller);
-        let message = proto::Message {
-            id: new_id(),
-            ticket_id: request.ticket_id.clone(),
-            author_kind: author_kind as i32,
-            author_id: caller.subject.clone(),
-            visibility: visibility as i32,
-            body_text,
-            body_html,
-            attachments: request.attachments,
-            created_at: Some(micros_to_timestamp(now)),
-            customer_text,
-        };
-
-        let mut tx = self.db.writer().begin().await?;
-        let stored = load_for_update(&mut tx, &caller.tenant_id, &request.ticket_id).await?;
-        let stored =
-            stored.filter(|stored| visible_to(caller, stored.ticket.clone()).is_some()).ok_or_else(not_found)?;
-        if let Some(key) = &key
-            && let Some(existing) = replay(&mut tx, &caller.tenant_id, "message", key, &fingerprint).await?
-        {
-            let row = sqlx::query(&format!("{SELECT_MESSAGE} WHERE tenant_id = $1 AND id = $2"))
-                .bind(&caller.tenant_id)
-                .bind(&existing)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Ok(message_for(caller, message_from_row(&row)?));
-        }
-        let before = stored.ticket;
-        let from = model::status(before.status, "status")?;
-        if from == Status::Closed {
-            return Err(ServiceError::failed_precondition(
-                "ticket is closed; create a follow-up ticket with follow_up_of_id",
-            ));
-        }
-        // A customer's reply brings a solved or pending ticket back to the team; an agent's first
-        // public reply opens a new one.
-        let to = match (author_kind, visibility, from) {
-            (AuthorKind::Customer, _, Status::Solved | Status::Pending) => Status::Open,
-            (AuthorKind::Agent, Visibility::Public, Status::New) => Status::Open,
-            _ => from,
-        };
-        let mut after = before.clone();
-        set_status(&mut after, to, now);
-        after.version += 1;
-        after.updated_at = Some(micros_to_timestamp(now));
-        // Every consumer reads events: they carry the redacted text only.
-        let published = proto::Message { customer_text: String::new(), ..message.clone() };
-        let mut payloads =
-            vec![Payload::MessageAdded(MessageAdded { ticket_id: after.id.clone(), message: Some(published) })];
-        if from != to {
-            payloads.push(Payload::TicketStatusChanged(TicketStatusChanged {
-                ticket_id: after.id.clone(),
-                from: from as i32,
-                to: to as i32,
-            }));
-        }
-        let mut event_seq = stored.event_seq;
-        emit(&mut tx, caller, &after.id, &mut event_seq, now, payloads).await?;
-        if !save(&mut tx, &after, before.version, event_seq).await? {
-            return Err(ServiceError::conflict("ticket changed concurrently; retry"));
-        }
-        insert_message(&mut tx, &caller.tenant_id, &message).await?;
-        let internal = visibility == Visibility::Internal;
-        search::add(&mut tx, &[Document::new(&caller.tenant_id, &after.id, &message.body_text, internal)]).await?;
-        if from != to {
-            let change = Change::of("status", &model::status_name(from), &model::status_name(to))?;
-            record_changes(&mut tx, caller, author_kind, &after, &change.into_iter().collect::<Vec<_>>(), now).await?;
-        }
-        if let Some(key) = &key {
-            remember(&mut tx, &caller.tenant_id, "message", key, &fingerprint, &message.id).await?;
-        }
-        tx.commit().await?;
-        self.events_written.notify_one();
-        Ok(message_for(caller, message))
-    }
-
-    pub(crate) async fn list_messages(
-        &self,
-        caller: &Principal,
-        request: proto::ListMessagesRequest,
-    ) -> Result<proto::ListMessagesResponse, ServiceError> {
-        let page_size = model::page_size(request.page_size)?;
-        self.get_ticket(caller, &request.ticket_id).await?;
-        let mut sql = Sql::new(&format!("{SELECT_MESSAGE} WHERE tenant_id = "));
-        let tenant = sql.text(caller.tenant_id.as_str());
-        let ticket = sql.text(request.ticket_id.as_str());
-        sql.push(&format!("{tenant} AND ticket_id = {ticket}"));
-        if caller.is_customer() {
-            let public = sql.int(Visibility::Public as i64);
-            sql.push(&format!(" AND visibility = {public}"));
-        }
-        let columns: &[(&str, bool)] = &[("m.created_at", true), ("m.id", false)];
-        if !request.page_token.is_empty() {
-            let values = model::parse_page_token(&request.page_token, "m", 2)?;
-            after_cursor(&mut sql, columns, &values, false)?;
-        }
-        let limit = sql.int(page_size + 1);
-        sql.push(&format!(" ORDER BY m.created_at, m.id LIMIT {limit}"));
-        let rows = sql.query().fetch_all(self.db.reader()).await?;
-        let mut messages = rows
-            .iter()
-            .map(|row| message_from_row(row).map(|message| message_for(caller, message)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = model::finish_page(&mut messages, page_size, |last| {
-            model::created_cursor("m", last.created_at.as_ref(), &last.id)
-        });
-        Ok(proto::ListMessagesResponse { messages, next_page_token })
     }
 
     pub(crate) async fn list_history(
