@@ -2,17 +2,20 @@
 //! capacity for them; SLA targets run in business hours; agreed escalation paths fire on time.
 //! It consumes ticketing's events and writes assignments back to ticketing over gRPC.
 
+mod agents;
 mod consumer;
 mod engine;
 mod escalation;
 mod grpc;
+mod queues;
 mod router;
-mod service;
+mod service_levels;
 mod sla;
 mod store;
 mod sync;
 mod time;
 mod validate;
+mod work_items;
 
 use std::{path::Path, sync::Arc};
 

@@ -6,7 +6,7 @@ use helpdesk_proto::{
     common::v1::{Channel, Priority},
     routing::v1::{Agent, BusinessCalendar, EscalationRule, Queue, SlaPolicy, Strategy, Trigger},
 };
-use helpdesk_runtime::error::ServiceError;
+use helpdesk_runtime::error::{ErrorKind, ServiceError};
 
 use crate::engine::Tenant;
 
@@ -15,6 +15,11 @@ const MAX_LIST: usize = 100;
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ServiceError {
     ServiceError::invalid_field(field, reason)
+}
+
+/// A reference to something the tenant does not have, naming the field that made it.
+pub(crate) fn unknown(field: &str, what: &str) -> ServiceError {
+    ServiceError::new(ErrorKind::NotFound, format!("{what} not found")).with_field(field)
 }
 
 pub(crate) fn id(field: &str, value: &str) -> Result<(), ServiceError> {

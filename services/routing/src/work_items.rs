@@ -1,120 +1,19 @@
-//! The operations of the routing API, within one tenant, after the caller's role is checked.
+//! Work items: a ticket's place in routing. Routing it, assigning, transferring or putting it
+//! back, and the wait a customer can expect, in their language.
 
-use helpdesk_proto::common::v1::Priority;
-use helpdesk_proto::routing::v1::{
-    self as proto, Agent, BusinessCalendar, Escalation, EscalationRule, Presence, Queue, SlaPolicy, Trigger,
-    WaitEstimate, WorkItem, WorkState,
+use helpdesk_proto::{
+    common::v1::Priority,
+    routing::v1::{self as proto, Trigger, WaitEstimate, WorkItem, WorkState},
 };
-use helpdesk_runtime::error::{ErrorKind, ServiceError};
-use prost::Message;
+use helpdesk_runtime::error::ServiceError;
 
 use crate::{
     escalation::{self, Occurrence},
     router::Router,
-    store, validate,
+    validate::{self, unknown},
 };
 
-/// Korean when the text has Hangul, English otherwise.
-pub(crate) fn detect_language(text: &str) -> &'static str {
-    if helpdesk_text::has_hangul(text) { "ko" } else { "en" }
-}
-
-fn unknown(field: &str, what: &str) -> ServiceError {
-    ServiceError::new(ErrorKind::NotFound, format!("{what} not found")).with_field(field)
-}
-
 impl Router {
-    pub async fn upsert_agent(&self, tenant: &str, mut agent: Agent) -> Result<Agent, ServiceError> {
-        validate::agent(&mut agent)?;
-        let id = agent.id.clone();
-        self.apply(tenant, |t, now, changes| {
-            changes.settings.push((store::AGENT, agent.id.clone(), agent.encode_to_vec()));
-            t.upsert_agent(agent, now, changes);
-            Ok(t.agents.get(&id).map(|state| state.view()).unwrap_or_default())
-        })
-        .await
-    }
-
-    pub fn agent(&self, tenant: &str, id: &str) -> Result<Agent, ServiceError> {
-        self.read(tenant, |t| t.agents.get(id).map(|agent| agent.view())).ok_or_else(|| unknown("id", "agent"))
-    }
-
-    pub fn agents(&self, tenant: &str, presence: i32) -> Vec<Agent> {
-        let mut agents = self.read(tenant, |t| {
-            t.agents
-                .values()
-                .filter(|agent| presence == 0 || agent.presence as i32 == presence)
-                .map(|agent| agent.view())
-                .collect::<Vec<_>>()
-        });
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
-        agents
-    }
-
-    pub async fn set_presence(&self, tenant: &str, agent: &str, presence: i32) -> Result<Agent, ServiceError> {
-        let presence = match Presence::try_from(presence) {
-            Ok(Presence::Unspecified) | Err(_) => {
-                return Err(ServiceError::invalid_field("presence", "must be online, away or offline"));
-            }
-            Ok(presence) => presence,
-        };
-        self.apply(tenant, |t, now, changes| {
-            if !t.agents.contains_key(agent) {
-                return Err(unknown("agent_id", "agent"));
-            }
-            t.set_presence(agent, presence, now, changes);
-            Ok(t.agents.get(agent).map(|state| state.view()).unwrap_or_default())
-        })
-        .await
-    }
-
-    /// Activity by the agent, which keeps them from turning away.
-    pub(crate) async fn touch(&self, tenant: &str, agent: &str) -> Result<(), ServiceError> {
-        self.apply(tenant, |t, now, changes| {
-            t.touch(agent, now, changes);
-            Ok(())
-        })
-        .await
-    }
-
-    pub async fn reply_to_offer(
-        &self,
-        tenant: &str,
-        ticket: &str,
-        agent: &str,
-        accept: bool,
-    ) -> Result<WorkItem, ServiceError> {
-        self.apply(tenant, |t, now, changes| {
-            let outcome =
-                if accept { t.accept(ticket, agent, now, changes) } else { t.decline(ticket, agent, now, changes) };
-            outcome.map_err(ServiceError::failed_precondition)?;
-            Ok(t.items.get(ticket).cloned().unwrap_or_default())
-        })
-        .await
-    }
-
-    pub async fn upsert_queue(&self, tenant: &str, mut queue: Queue) -> Result<Queue, ServiceError> {
-        // Validated under the lock, so two concurrent changes cannot close an overflow loop.
-        self.apply(tenant, |t, now, changes| {
-            validate::queue(&mut queue, t)?;
-            changes.settings.push((store::QUEUE, queue.id.clone(), queue.encode_to_vec()));
-            let saved = queue.clone();
-            t.upsert_queue(queue, now, changes);
-            Ok(saved)
-        })
-        .await
-    }
-
-    pub fn queues(&self, tenant: &str) -> Vec<Queue> {
-        let mut queues = self.read(tenant, |t| t.queues.values().map(|queue| queue.spec.clone()).collect::<Vec<_>>());
-        queues.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
-        queues
-    }
-
-    pub fn queue_stats(&self, tenant: &str, queue: &str) -> Result<proto::QueueStats, ServiceError> {
-        self.read(tenant, |t| t.queue_stats(queue)).ok_or_else(|| unknown("queue_id", "queue"))
-    }
-
     /// Enqueues a ticket (idempotent) and starts its SLA clocks.
     pub async fn route_ticket(
         &self,
@@ -273,94 +172,14 @@ impl Router {
         })
         .await
     }
-
-    pub async fn upsert_calendar(
-        &self,
-        tenant: &str,
-        calendar: BusinessCalendar,
-    ) -> Result<BusinessCalendar, ServiceError> {
-        let parsed = validate::calendar(&calendar)?;
-        self.apply(tenant, |t, _, changes| {
-            changes.settings.push((store::CALENDAR, calendar.id.clone(), calendar.encode_to_vec()));
-            t.sla.config.calendars.insert(calendar.id.clone(), (calendar.clone(), parsed));
-            Ok(calendar)
-        })
-        .await
-    }
-
-    pub fn calendars(&self, tenant: &str) -> Vec<BusinessCalendar> {
-        let mut calendars =
-            self.read(tenant, |t| t.sla.config.calendars.values().map(|(spec, _)| spec.clone()).collect::<Vec<_>>());
-        calendars.sort_by(|a, b| a.id.cmp(&b.id));
-        calendars
-    }
-
-    pub async fn upsert_policy(&self, tenant: &str, policy: SlaPolicy) -> Result<SlaPolicy, ServiceError> {
-        self.apply(tenant, |t, _, changes| {
-            validate::policy(&policy, t)?;
-            changes.settings.push((store::POLICY, policy.id.clone(), policy.encode_to_vec()));
-            t.sla.config.policies.insert(policy.id.clone(), policy.clone());
-            Ok(policy)
-        })
-        .await
-    }
-
-    pub fn policies(&self, tenant: &str) -> Vec<SlaPolicy> {
-        let mut policies = self.read(tenant, |t| t.sla.config.policies.values().cloned().collect::<Vec<_>>());
-        policies.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
-        policies
-    }
-
-    pub async fn upsert_rule(&self, tenant: &str, rule: EscalationRule) -> Result<EscalationRule, ServiceError> {
-        self.apply(tenant, |t, _, changes| {
-            validate::rule(&rule, t)?;
-            changes.settings.push((store::RULE, rule.id.clone(), rule.encode_to_vec()));
-            t.escalation.rules.insert(rule.id.clone(), rule.clone());
-            Ok(rule)
-        })
-        .await
-    }
-
-    pub fn rules(&self, tenant: &str) -> Vec<EscalationRule> {
-        let mut rules = self.read(tenant, |t| t.escalation.rules.values().cloned().collect::<Vec<_>>());
-        rules.sort_by(|a, b| a.id.cmp(&b.id));
-        rules
-    }
-
-    /// A manual escalation by `who`, recorded even when no rule matches it.
-    pub async fn escalate_manually(
-        &self,
-        tenant: &str,
-        ticket: &str,
-        reason: &str,
-        who: &str,
-    ) -> Result<Escalation, ServiceError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 2_000 {
-            return Err(ServiceError::invalid_field("reason", "give a reason of 1 to 2000 characters"));
-        }
-        let key = format!("manual:{}", uuid::Uuid::now_v7());
-        self.apply(tenant, |t, now, changes| {
-            open_item(t, ticket)?;
-            let occurrence = Occurrence {
-                trigger: Trigger::Manual,
-                sla_kind: None,
-                key: &key,
-                reason: reason.to_owned(),
-                triggered_by: format!("agent:{who}"),
-            };
-            escalation::escalate(t, ticket, &occurrence, now, changes)
-                .ok_or_else(|| ServiceError::failed_precondition("the ticket is not open"))
-        })
-        .await
-    }
-
-    pub async fn escalations(&self, tenant: &str, ticket: &str) -> Result<Vec<Escalation>, ServiceError> {
-        store::escalations(self.database(), tenant, ticket).await.map_err(helpdesk_runtime::db::classify)
-    }
 }
 
-fn open_item(t: &crate::engine::Tenant, ticket: &str) -> Result<(), ServiceError> {
+/// Korean when the text has Hangul, English otherwise.
+pub(crate) fn detect_language(text: &str) -> &'static str {
+    if helpdesk_text::has_hangul(text) { "ko" } else { "en" }
+}
+
+pub(crate) fn open_item(t: &crate::engine::Tenant, ticket: &str) -> Result<(), ServiceError> {
     match t.items.get(ticket) {
         Some(item) if item.state != WorkState::Done as i32 => Ok(()),
         _ => Err(unknown("ticket_id", "open work item")),
