@@ -83,7 +83,8 @@ impl Router {
     }
 
     pub async fn ticket_sla(&self, tenant: &str, ticket: &str) -> Result<proto::TicketSla, ServiceError> {
-        Ok(self.ticket_routing(tenant, ticket).await?.sla.unwrap_or_default())
+        let (_, sla) = self.item(tenant, ticket).await?;
+        Ok(sla_or_none(ticket, sla))
     }
 
     pub async fn estimate_wait(&self, tenant: &str, ticket: &str) -> Result<WaitEstimate, ServiceError> {
@@ -95,8 +96,7 @@ impl Router {
     pub async fn ticket_routing(&self, tenant: &str, ticket: &str) -> Result<proto::TicketRouting, ServiceError> {
         let (item, sla) = self.item(tenant, ticket).await?;
         let wait = self.wait(tenant, &item);
-        let sla = sla.unwrap_or_else(|| proto::TicketSla { ticket_id: ticket.to_owned(), ..Default::default() });
-        Ok(proto::TicketRouting { work_item: Some(item), sla: Some(sla), wait: Some(wait) })
+        Ok(proto::TicketRouting { work_item: Some(item), sla: Some(sla_or_none(ticket, sla)), wait: Some(wait) })
     }
 
     fn wait(&self, tenant: &str, item: &WorkItem) -> WaitEstimate {
@@ -172,6 +172,11 @@ impl Router {
         })
         .await
     }
+}
+
+/// The ticket's SLA clocks; no targets where no policy applies.
+fn sla_or_none(ticket: &str, sla: Option<proto::TicketSla>) -> proto::TicketSla {
+    sla.unwrap_or_else(|| proto::TicketSla { ticket_id: ticket.to_owned(), ..Default::default() })
 }
 
 /// Korean when the text has Hangul, English otherwise.

@@ -42,8 +42,27 @@ pub(crate) enum Body {
     None,
     /// A JSON object of every remaining field.
     All,
-    /// A JSON body that is this one field; the rest come from the query string.
-    Field(String),
+    /// A JSON body that is this one message field; the rest come from the query string.
+    Field {
+        name: String,
+        /// Its fields the path fills (`id` of the `agent` body for `{agent.id}`), not the body.
+        from_path: Vec<String>,
+    },
+}
+
+impl Body {
+    /// The one field a `Field` body fills.
+    pub(crate) fn field(&self) -> Option<&str> {
+        match self {
+            Self::Field { name, .. } => Some(name),
+            Self::None | Self::All => None,
+        }
+    }
+}
+
+/// A path variable's name in routes and in the OpenAPI document: `agent.id` is `agent_id`.
+pub(crate) fn route_variable(field_path: &str) -> String {
+    field_path.replace('.', "_")
 }
 
 /// How one message appears in JSON.
@@ -293,16 +312,27 @@ fn binding(
     }
     let route = path
         .split('/')
-        .map(|segment| if segment.starts_with('{') { segment.replace('.', "_") } else { segment.to_owned() })
+        .map(|segment| match segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')) {
+            Some(name) => format!("{{{}}}", route_variable(name)),
+            None => segment.to_owned(),
+        })
         .collect::<Vec<_>>()
         .join("/");
     let body = match rule.get_field_by_name("body").and_then(|value| value.as_str().map(str::to_owned)) {
         None => Body::None,
         Some(body) if body.is_empty() => Body::None,
         Some(body) if body == "*" => Body::All,
-        Some(body) => {
-            input.get_field_by_name(&body).ok_or_else(|| format!("{}: the body names {body}", method.full_name()))?;
-            Body::Field(body)
+        Some(name) => {
+            let field = input
+                .get_field_by_name(&name)
+                .ok_or_else(|| format!("{}: the body names {name}", method.full_name()))?;
+            if !matches!(field.kind(), Kind::Message(_)) || field.is_list() {
+                return Err(format!("{}: the body field {name} must be a message", method.full_name()));
+            }
+            let prefix = format!("{name}.");
+            let from_path =
+                path_fields.iter().filter_map(|path| path.strip_prefix(&prefix).map(str::to_owned)).collect();
+            Body::Field { name, from_path }
         }
     };
     let grpc_path = format!("/{}/{}", method.parent_service().full_name(), method.name())

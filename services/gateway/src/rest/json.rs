@@ -94,7 +94,7 @@ impl Contract {
         message: &mut DynamicMessage,
         json: Json,
         path: &str,
-        excluded: &[&str],
+        excluded: &[String],
     ) -> Result<(), ApiError> {
         let descriptor = message.descriptor();
         if let Some(kind) = well_known(&descriptor) {
@@ -112,7 +112,11 @@ impl Contract {
         let Json::Object(object) = json else {
             return Err(ApiError::field(body_path(path), "must be a JSON object"));
         };
-        for field in shape.fields.iter().filter(|field| field.required && !excluded.contains(&field.field.name())) {
+        for field in shape
+            .fields
+            .iter()
+            .filter(|field| field.required && !excluded.iter().any(|name| name == field.field.name()))
+        {
             if !object.get(&field.name).is_some_and(given) {
                 return Err(ApiError::field(join(path, &field.name), "is required"));
             }
@@ -123,7 +127,7 @@ impl Contract {
                 .fields
                 .iter()
                 .find(|field| field.name == key && !field.services_only && field.header.is_none())
-                .filter(|field| !excluded.contains(&field.field.name()))
+                .filter(|field| !excluded.iter().any(|name| name == field.field.name()))
                 .ok_or_else(|| ApiError::field(field_path.clone(), "unknown field"))?;
             if field.output_only {
                 return Err(ApiError::field(field_path, "is set by the service"));
@@ -244,7 +248,7 @@ impl Contract {
 }
 
 /// Whether a required value is there: not null, and a string not blank.
-pub(crate) fn given(value: &Json) -> bool {
+fn given(value: &Json) -> bool {
     match value {
         Json::Null => false,
         Json::String(text) => !text.trim().is_empty(),
@@ -375,11 +379,13 @@ mod tests {
 
         for body in [json!({}), json!({"helpful": null})] {
             let mut vote = message(&contract, "helpdesk.knowledge.v1.VoteRequest");
-            let error = contract.merge_json(&mut vote, body, "", &["article_id"]).expect_err("required");
+            let error = contract.merge_json(&mut vote, body, "", &["article_id".to_owned()]).expect_err("required");
             assert!(format!("{error:?}").contains("helpful"), "{error:?}");
         }
         let mut vote = message(&contract, "helpdesk.knowledge.v1.VoteRequest");
-        contract.merge_json(&mut vote, json!({"helpful": false}), "", &["article_id"]).expect("false is given");
+        contract
+            .merge_json(&mut vote, json!({"helpful": false}), "", &["article_id".to_owned()])
+            .expect("false is given");
     }
 
     #[test]

@@ -78,29 +78,21 @@ async fn transcode(
     let mut message = DynamicMessage::new(input.clone());
     fill_from_path(contract, binding, &mut parts, &mut message).await?;
     fill_from_headers(contract, &parts, &mut message)?;
-    let body_field = match &binding.body {
-        Body::Field(name) => Some(name.as_str()),
-        Body::None | Body::All => None,
-    };
-    fill_from_query(contract, binding, parts.uri.query(), body_field, &mut message)?;
+    fill_from_query(contract, binding, parts.uri.query(), &mut message)?;
     match &binding.body {
         Body::None => {}
         Body::All => {
             let json = read_json(parts, body).await?;
-            let path_fields: Vec<&str> = binding.path_fields.iter().map(String::as_str).collect();
-            contract.merge_json(&mut message, json, "", &path_fields)?;
+            contract.merge_json(&mut message, json, "", &binding.path_fields)?;
         }
-        Body::Field(name) => {
+        Body::Field { name, from_path } => {
             let json = read_json(parts, body).await?;
-            // The path may already have filled some of its fields (`{agent.id}`).
-            let prefix = format!("{name}.");
-            let from_path: Vec<&str> =
-                binding.path_fields.iter().filter_map(|path| path.strip_prefix(&prefix)).collect();
+            // Merged into the field the path may already have filled in part (`{agent.id}`).
             let value = message
                 .get_field_by_name_mut(name)
                 .and_then(prost_reflect::Value::as_message_mut)
                 .ok_or_else(|| ApiError::field(name.clone(), "the body field must be a message"))?;
-            contract.merge_json(value, json, "", &from_path)?;
+            contract.merge_json(value, json, "", from_path)?;
         }
     }
 
@@ -161,7 +153,6 @@ fn fill_from_query(
     contract: &Contract,
     binding: &Binding,
     query: Option<&str>,
-    body_field: Option<&str>,
     message: &mut DynamicMessage,
 ) -> Result<(), ApiError> {
     let pairs: Vec<(String, String)> = match query.filter(|query| !query.is_empty()) {
@@ -177,11 +168,10 @@ fn fill_from_query(
         !matches!(binding.body, Body::All)
             && field.settable()
             && !binding.path_fields.iter().any(|name| name == field.field.name())
-            && Some(field.field.name()) != body_field
+            && Some(field.field.name()) != binding.body.field()
     };
     for field in shape.fields.iter().filter(queryable).filter(|field| field.required) {
-        if !pairs.iter().any(|(key, value)| *key == field.name && json::given(&serde_json::Value::from(value.as_str())))
-        {
+        if !pairs.iter().any(|(key, value)| *key == field.name && !value.trim().is_empty()) {
             return Err(ApiError::field(field.name.clone(), "is required"));
         }
     }
@@ -205,8 +195,8 @@ pub(crate) fn json_of<M: prost::Name>(message: &M) -> Result<Json<serde_json::Va
         .pool()
         .get_message_by_name(&M::full_name())
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, format!("no descriptor for {}", M::full_name())))?;
-    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-        .map_err(|error| ApiError::new(ErrorKind::Internal, error.to_string()))?;
+    let mut dynamic = DynamicMessage::new(descriptor);
+    dynamic.transcode_from(message).map_err(|error| ApiError::new(ErrorKind::Internal, error.to_string()))?;
     Ok(Json(contract.to_json(&dynamic)))
 }
 
@@ -216,7 +206,7 @@ pub(crate) fn parse_queries(raw: &str) {
     let Ok(contract) = contract() else { return };
     for binding in contract.bindings.iter().filter(|binding| !matches!(binding.body, Body::All)) {
         let mut message = DynamicMessage::new(binding.method.input());
-        let _ = fill_from_query(contract, binding, Some(raw), None, &mut message);
+        let _ = fill_from_query(contract, binding, Some(raw), &mut message);
     }
 }
 

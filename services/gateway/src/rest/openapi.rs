@@ -16,7 +16,7 @@ use utoipa::openapi::{
     },
 };
 
-use super::contract::{Binding, Body, Contract, WellKnown, well_known};
+use super::contract::{Binding, Body, Contract, WellKnown, field_at, route_variable, well_known};
 
 /// Adds every binding's operation and the schemas they use to `openapi`.
 pub(crate) fn document(contract: &Contract, openapi: &mut OpenApi) {
@@ -65,10 +65,10 @@ impl Schemas<'_> {
             .summary(summary)
             .description(description);
         for name in &binding.path_fields {
-            let field = super::contract::field_at(&input, name);
+            let field = field_at(&input, name);
             operation = operation.parameter(
                 ParameterBuilder::new()
-                    .name(name.replace('.', "_"))
+                    .name(route_variable(name))
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .description(match name.contains('.') {
@@ -92,10 +92,7 @@ impl Schemas<'_> {
             }
         }
         let in_path = |field: &FieldDescriptor| binding.path_fields.iter().any(|name| name == field.name());
-        let body_field = match &binding.body {
-            Body::Field(name) => Some(name.as_str()),
-            _ => None,
-        };
+        let body_field = binding.body.field();
         if !matches!(binding.body, Body::All) {
             for field in shape.fields.iter().filter(|field| field.settable()) {
                 if in_path(&field.field) || Some(field.field.name()) == body_field || field.field.is_map() {
@@ -115,16 +112,8 @@ impl Schemas<'_> {
         let body_schema = match &binding.body {
             Body::None => None,
             Body::All => Some(self.request_schema(&input, &binding.path_fields)),
-            Body::Field(name) => input.get_field_by_name(name).map(|field| match field.kind() {
-                Kind::Message(message) => {
-                    let prefix = format!("{name}.");
-                    let from_path: Vec<String> = binding
-                        .path_fields
-                        .iter()
-                        .filter_map(|path| path.strip_prefix(&prefix).map(str::to_owned))
-                        .collect();
-                    self.request_schema(&message, &from_path)
-                }
+            Body::Field { name, from_path } => input.get_field_by_name(name).map(|field| match field.kind() {
+                Kind::Message(message) => self.request_schema(&message, from_path),
                 _ => self.value_schema(&field, false),
             }),
         };
