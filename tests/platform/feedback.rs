@@ -21,9 +21,7 @@ async fn eventually(app: &TestApp, path: &str, ready: impl Fn(&Value) -> bool) -
 }
 
 async fn solve(app: &TestApp, id: &str) {
-    let (_, ticket) = app.get(&format!("/v1/tickets/{id}"), &app.admin_key).await;
-    let body = json!({ "expected_version": ticket["version"], "status": "solved" });
-    let (status, solved) = app.patch(&format!("/v1/tickets/{id}"), &app.admin_key, body).await;
+    let (status, solved) = app.update_ticket(&app.admin_key, id, json!({ "status": "solved" })).await;
     assert_eq!(status, 200, "{solved}");
 }
 
@@ -232,10 +230,7 @@ on_both_backends! {
         .await;
         // Once the ticket is closed, the next announcement comes on a solved ticket that follows it
         // up; it is neither surveyed nor counted as a request.
-        let (_, current) = app.get(&format!("/v1/tickets/{ticket}"), &key).await;
-        let (status, closed) = app
-            .patch(&format!("/v1/tickets/{ticket}"), &key, json!({ "expected_version": current["version"], "status": "closed" }))
-            .await;
+        let (status, closed) = app.update_ticket(&key, &ticket, json!({ "status": "closed" })).await;
         assert_eq!(status, 200, "{closed}");
         let (status, _) = app.post("/v1/feedback/announcements", &key, json!({
             "theme": "refund", "message": { "en": "Refunds are now instant.", "ko": "이제 환불이 바로 처리됩니다." }
@@ -262,10 +257,7 @@ on_both_backends! {
         })
         .await;
         assert_eq!(invitations["invitations"][0]["state"], "scheduled", "{invitations}");
-        let (_, current) = app.get(&format!("/v1/tickets/{chat}"), &key).await;
-        let (status, _) = app
-            .patch(&format!("/v1/tickets/{chat}"), &key, json!({ "expected_version": current["version"], "status": "open" }))
-            .await;
+        let (status, _) = app.update_ticket(&key, &chat, json!({ "status": "open" })).await;
         assert_eq!(status, 200);
         eventually(&app, &format!("/v1/feedback/invitations?ticket_id={chat}"), |list| {
             list["invitations"][0]["state"] == "cancelled"
