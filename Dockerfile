@@ -7,6 +7,7 @@
 #   helpdesk-routing          routing gRPC service (queues, assignment, SLAs)
 #   helpdesk-knowledge        knowledge gRPC service (articles, search, suggestions, help center)
 #   helpdesk-feedback         feedback gRPC service (surveys, follow-ups, insights reports)
+#   helpdesk-email            email gRPC service (mailboxes, inbound mail) with its SMTP listener
 #   helpdesk-gateway          REST gateway
 #   helpdesk admin ...        admin commands against the configured database
 #
@@ -34,7 +35,7 @@ RUN find . -type f ! -name Cargo.toml ! -name Cargo.lock ! -path './.cargo/*' ! 
 # and ring.
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
 WORKDIR /src
-ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-feedback --package helpdesk-gateway"
+ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-feedback --package helpdesk-email --package helpdesk-gateway"
 
 COPY --from=skeleton /src/ ./
 RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
@@ -55,6 +56,7 @@ RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/regist
        target/release/helpdesk-routing \
        target/release/helpdesk-knowledge \
        target/release/helpdesk-feedback \
+       target/release/helpdesk-email \
        target/release/helpdesk-gateway \
        /out/
 
@@ -72,10 +74,12 @@ RUN apt-get update \
 
 COPY --from=builder /out/ /usr/local/bin/
 
-# Containers listen on every interface; SQLite files (all-in-one without a database URL) go to
-# /var/lib/helpdesk, which a volume should back.
+# Containers listen on every interface (SMTP too: helpdesk-email and `serve`); SQLite files
+# (all-in-one without a database URL) and the mailbox-credentials key file (when
+# HELPDESK_EMAIL__SECRETS_KEY is unset) go to /var/lib/helpdesk, which a volume should back.
 ENV HELPDESK_GRPC_ADDR=0.0.0.0:50051 \
     HELPDESK_HTTP_ADDR=0.0.0.0:8080 \
+    HELPDESK_EMAIL__SMTP_ADDR=0.0.0.0:2525 \
     HELPDESK_DATA_DIR=/var/lib/helpdesk
 
 LABEL org.opencontainers.image.title="helpdesk" \
@@ -84,7 +88,7 @@ LABEL org.opencontainers.image.title="helpdesk" \
 
 USER 10001:10001
 WORKDIR /var/lib/helpdesk
-EXPOSE 8080 50051
+EXPOSE 8080 50051 2525
 # The binaries handle SIGTERM themselves: health goes NOT_SERVING and in-flight requests drain.
 STOPSIGNAL SIGTERM
 CMD ["helpdesk", "serve"]

@@ -24,6 +24,8 @@ pub enum Backend {
 pub struct TestApp {
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// The email service's SMTP listener.
+    pub smtp_addr: SocketAddr,
     /// An admin key of the `demo` tenant.
     pub admin_key: String,
     pub http: reqwest::Client,
@@ -81,6 +83,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("HELPDESK_GATEWAY__MAX_BODY_BYTES".to_owned(), options.max_body_bytes.to_string()),
         ("HELPDESK_GRPC__PUBLIC_RATE_LIMIT_PER_SECOND".to_owned(), options.public_grpc_per_second.to_string()),
         ("HELPDESK_GRPC__PUBLIC_RATE_LIMIT_BURST".to_owned(), options.public_grpc_per_second.to_string()),
+        ("HELPDESK_EMAIL__SMTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
     ];
     if options.backend == Backend::Postgres {
         let base = postgres_url().expect("postgres tests need HELPDESK_TEST_POSTGRES_URL");
@@ -105,11 +108,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         std::sync::Mutex::new([(DEMO_TENANT.to_owned(), staff_signing_key(&identity, DEMO_TENANT).await)].into());
     let (http_addr, grpc_addr, bus, router) =
         (platform.http_addr(), platform.grpc_addr(), platform.bus(), platform.router());
+    let smtp_addr = platform.smtp_addr().expect("the test platform takes SMTP");
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(platform.run(shutdown));
     TestApp {
         http_addr,
         grpc_addr,
+        smtp_addr,
         admin_key,
         http: reqwest::Client::new(),
         bus,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod email;
 mod events;
 mod feedback;
 mod grpc;

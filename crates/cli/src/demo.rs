@@ -108,6 +108,27 @@ const TICKETS: &[DemoTicket] = &[
     },
 ];
 
+/// The demo's support address: mail to it over the built-in SMTP listener becomes tickets.
+pub const DEMO_MAILBOX_ADDRESS: &str = "support@demo.helpdesk.test";
+
+/// A mailbox for the demo, replaced on every start (the same settings each time).
+async fn seed_mailbox(channel: GrpcChannel, auth: Option<&str>) -> Result<(), tonic::Status> {
+    use helpdesk_proto::email::v1::{Mailbox, UpsertMailboxRequest, email_service_client::EmailServiceClient};
+    let mailbox = Mailbox {
+        id: "support".into(),
+        address: DEMO_MAILBOX_ADDRESS.into(),
+        display_name: "Demo 고객센터".into(),
+        default_language: "ko".into(),
+        group: "support".into(),
+        enabled: true,
+        acknowledge: true,
+        ..Mailbox::default()
+    };
+    let request = UpsertMailboxRequest { mailbox: Some(mailbox), secrets: None };
+    EmailServiceClient::new(channel).upsert_mailbox(outgoing(request, auth)).await?;
+    Ok(())
+}
+
 /// Creates the demo data in the tenant of `admin_key`.
 pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::Status> {
     let auth = format!("Bearer {admin_key}");
@@ -115,6 +136,7 @@ pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::St
     seed_routing(channel.clone(), auth).await?;
     crate::demo_knowledge::seed(channel.clone(), auth).await?;
     crate::demo_feedback::seed(channel.clone(), auth).await?;
+    seed_mailbox(channel.clone(), auth).await?;
     let mut customers = CustomerServiceClient::new(channel.clone());
     // Serving the same data directory again: the tenant has its customers and tickets already.
     let existing = customers

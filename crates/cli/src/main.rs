@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let platform = Platform::build(&config).await?;
-    let (grpc_addr, http_addr) = (platform.grpc_addr(), platform.http_addr());
+    let (grpc_addr, http_addr, smtp_addr) = (platform.grpc_addr(), platform.http_addr(), platform.smtp_addr());
     let demo_key = if demo {
         let identity = platform.identity();
         identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
@@ -177,6 +177,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         println!("  REST:  curl -H 'Authorization: Bearer {key}' http://{http_addr}/v1/tickets");
         println!("  gRPC:  grpcurl -plaintext -H 'authorization: Bearer {key}' {grpc_addr} list");
         println!("  a customer's token: helpdesk admin issue-token --tenant demo --subject <customer id>");
+        if let Some(smtp) = smtp_addr {
+            println!("  mail:  swaks --server {smtp} --to {} --from you@example.com", demo::DEMO_MAILBOX_ADDRESS);
+        }
     }
     tokio::select! {
         () = shutdown::os_signal() => {
@@ -193,12 +196,12 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
 async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
     match admin {
         Admin::CreateTenant { id, name } => {
-            let identity = helpdesk_identity::open(&config).await?;
+            let identity = helpdesk_identity::open_store(&config).await?;
             let created = identity.ensure_tenant(&id, &name).await?;
             println!("{}", if created { "tenant created" } else { "tenant already exists" });
         }
         Admin::CreateApiKey { tenant, name, role } => {
-            let identity = helpdesk_identity::open(&config).await?;
+            let identity = helpdesk_identity::open_store(&config).await?;
             let role = match role {
                 KeyRole::Agent => Role::Agent,
                 KeyRole::Admin => Role::Admin,
@@ -207,7 +210,7 @@ async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
             println!("{}", issued.token);
         }
         Admin::CreateSigningKey { tenant, name, roles, rs256_public_key, issuer, audience } => {
-            let identity = helpdesk_identity::open(&config).await?;
+            let identity = helpdesk_identity::open_store(&config).await?;
             let (algorithm, public_key_pem) = match rs256_public_key {
                 Some(path) => (
                     SigningAlgorithm::Rs256,
@@ -246,7 +249,7 @@ async fn administer(config: Config, admin: Admin) -> anyhow::Result<()> {
             println!("{replayed} dead letter(s) of {consumer} delivered again");
         }
         Admin::IssueToken { tenant, subject, role, ttl_minutes, key } => {
-            let identity = helpdesk_identity::open(&config).await?;
+            let identity = helpdesk_identity::open_store(&config).await?;
             let role = role.role();
             let now = chrono::Utc::now().timestamp_micros();
             let signing = identity

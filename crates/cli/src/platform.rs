@@ -1,13 +1,14 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use helpdesk_events::{EventBus, relay::Relay};
+use helpdesk_events::EventBus;
 use helpdesk_gateway::Backends;
-use helpdesk_identity::{IdentityGrpc, IdentityStore, LocalResolver};
+use helpdesk_identity::{IdentityStore, LocalResolver};
 use helpdesk_runtime::{
     auth::{ApiKeySecret, Authenticator, Role, ServiceTokens},
     config::Config,
     grpc::{self, Health, ServiceLink},
+    service::Service,
     shutdown::Shutdown,
 };
 use secrecy::ExposeSecret;
@@ -25,33 +26,35 @@ pub struct Platform {
     health: Health,
     authenticator: Arc<Authenticator>,
     gateway_authenticator: Arc<Authenticator>,
-    relay: Relay,
+    ticketing: helpdesk_ticketing::TicketingService,
     databases: Vec<helpdesk_runtime::db::Database>,
     gateway: axum::Router,
-    identity: IdentityStore,
+    identity: helpdesk_identity::IdentityService,
     bus: Arc<dyn EventBus>,
-    routing: helpdesk_routing::Routing,
-    knowledge: helpdesk_knowledge::KnowledgeBase,
+    routing: helpdesk_routing::RoutingService,
+    knowledge: helpdesk_knowledge::KnowledgeService,
     feedback: helpdesk_feedback::FeedbackService,
+    email: helpdesk_email::EmailService,
     grpc_config: helpdesk_runtime::config::GrpcConfig,
 }
 
 impl Platform {
     /// Opens the databases, runs migrations and binds both listeners (port 0 picks free ports).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let identity = helpdesk_identity::open(config).await?;
         let bus = helpdesk_events::connect(config).await.context("event bus")?;
-        let (ticketing, relay) = helpdesk_ticketing::open(config, bus.clone()).await?;
+        let identity = helpdesk_identity::open(config, bus.clone()).await?;
+        let store = identity.store();
+        let ticketing = helpdesk_ticketing::open(config, bus.clone()).await?;
         // Services in one process trust each other through a secret made up for this run.
         let mut auth = config.auth.clone();
         let service_secret = auth.service_secret.get_or_insert_with(|| ApiKeySecret::generate().secret.into()).clone();
-        let authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone()))));
+        let authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(store.clone()))));
         // The gateway counts its clients' failed logins apart from gRPC's peers, as it would in a
         // process of its own: all of its calls reach gRPC from this process's address.
-        let gateway_authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(identity.clone()))));
+        let gateway_authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(store.clone()))));
         if let Some(key) = &config.bootstrap_api_key {
-            identity.ensure_tenant(DEMO_TENANT, "Demo").await?;
-            identity.import_api_key(DEMO_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
+            store.ensure_tenant(DEMO_TENANT, "Demo").await?;
+            store.import_api_key(DEMO_TENANT, "bootstrap admin", Role::Admin, key.expose_secret()).await?;
         }
 
         let grpc_listener =
@@ -78,19 +81,24 @@ impl Platform {
             }
         };
         let feedback = helpdesk_feedback::open(config, &public_url, bus.clone(), peers).await?;
+        let email_link = link("email");
+        let email_peers = helpdesk_email::Peers { ticketing: email_link.clone(), routing: email_link };
+        let email = helpdesk_email::open(config, bus.as_ref(), email_peers).await?;
 
         let mut routes = RoutesBuilder::default();
-        let mut services = vec!["helpdesk.identity.v1.IdentityService"];
-        services.extend(helpdesk_ticketing::GRPC_SERVICES);
-        services.extend(helpdesk_routing::GRPC_SERVICES);
-        services.extend(helpdesk_knowledge::GRPC_SERVICES);
-        services.extend(helpdesk_feedback::GRPC_SERVICES);
+        let mut services = helpdesk_identity::IdentityService::GRPC_SERVICES.to_vec();
+        services.extend(helpdesk_ticketing::TicketingService::GRPC_SERVICES);
+        services.extend(helpdesk_routing::RoutingService::GRPC_SERVICES);
+        services.extend(helpdesk_knowledge::KnowledgeService::GRPC_SERVICES);
+        services.extend(helpdesk_feedback::FeedbackService::GRPC_SERVICES);
+        services.extend(helpdesk_email::EmailService::GRPC_SERVICES);
         let health = Health::new(services, &mut routes).await;
-        routes.add_service(IdentityGrpc::new(identity.clone(), bus.clone()).into_server());
+        identity.add_routes(&mut routes);
         ticketing.add_routes(&mut routes);
         routing.add_routes(&mut routes);
         knowledge.add_routes(&mut routes);
         feedback.add_routes(&mut routes);
+        email.add_routes(&mut routes);
 
         let gateway = helpdesk_gateway::router(
             &config.gateway,
@@ -100,7 +108,8 @@ impl Platform {
                 identity: channel.clone(),
                 routing: channel.clone(),
                 knowledge: channel.clone(),
-                feedback: channel,
+                feedback: channel.clone(),
+                email: channel,
                 tokens: Arc::new(ServiceTokens::new("gateway", &service_secret)),
             },
         )?;
@@ -110,6 +119,7 @@ impl Platform {
             routing.database().clone(),
             knowledge.database().clone(),
             feedback.database().clone(),
+            email.database().clone(),
         ];
         Ok(Self {
             grpc_listener,
@@ -118,7 +128,7 @@ impl Platform {
             health,
             authenticator,
             gateway_authenticator,
-            relay,
+            ticketing,
             databases,
             gateway,
             identity,
@@ -126,6 +136,7 @@ impl Platform {
             routing,
             knowledge,
             feedback,
+            email,
             grpc_config: config.grpc.clone(),
         })
     }
@@ -140,7 +151,7 @@ impl Platform {
 
     /// The tenants and API keys, for admin commands and tests.
     pub fn identity(&self) -> &IdentityStore {
-        &self.identity
+        self.identity.store()
     }
 
     /// The routing service's core, for tests that move its clock.
@@ -153,6 +164,11 @@ impl Platform {
         self.feedback.feedback().clone()
     }
 
+    /// Where the email service's SMTP listener took mail, if it runs.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.email.smtp_addr()
+    }
+
     /// The bus the platform publishes its events to.
     pub fn bus(&self) -> Arc<dyn EventBus> {
         self.bus.clone()
@@ -160,10 +176,11 @@ impl Platform {
 
     /// Serves until `shutdown`, then drains in-flight requests and the event outbox.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let ticketing = tokio::spawn(self.ticketing.run(shutdown.clone()));
         let routing = tokio::spawn(self.routing.run(shutdown.clone()));
         let knowledge = tokio::spawn(self.knowledge.run(shutdown.clone()));
         let feedback = tokio::spawn(self.feedback.run(shutdown.clone()));
+        let email = tokio::spawn(self.email.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
         for authenticator in [&self.authenticator, &self.gateway_authenticator] {
             helpdesk_identity::follow_revocations(self.bus.clone(), authenticator.clone(), shutdown.clone());
@@ -185,10 +202,11 @@ impl Platform {
         let (grpc, http) = tokio::join!(grpc, http);
         grpc.context("grpc server")?;
         http.context("http server")?;
-        relay.await.context("event relay")?;
+        ticketing.await.context("ticketing")?;
         routing.await.context("routing")?;
         knowledge.await.context("knowledge")?;
         feedback.await.context("feedback")?;
+        email.await.context("email")?;
         self.bus.close().await;
         Ok(())
     }

@@ -23,14 +23,14 @@ use helpdesk_runtime::{
     time::now_micros,
 };
 use prost::Message;
-use sqlx::Row;
 use tokio::sync::{broadcast, watch};
 
 use crate::{BusError, DeadLetter, Delivery, EventBus, EventStream, bus::Settle, bus::subject_matches};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+static MIGRATIONS: Migrations =
+    Migrations { portable: &Migrations::NONE, sqlite: &SQLITE, postgres: &POSTGRES, shared: &[], rebaselined: &[] };
 
 /// The embedded bus's database (SQLite file or PostgreSQL schema).
 const DATABASE: &str = "events";
@@ -135,10 +135,8 @@ impl EmbeddedBus {
     pub async fn open(database: &DatabaseConfig, data_dir: &Path, subject_prefix: &str) -> Result<Self, BusError> {
         let db = Database::connect(database, data_dir, DATABASE).await?;
         db.migrate(&MIGRATIONS).await.map_err(|error| BusError::Unavailable(error.to_string()))?;
-        let newest: i64 = sqlx::query("SELECT COALESCE(MAX(position), 0) AS newest FROM bus_events")
-            .fetch_one(db.reader())
-            .await?
-            .try_get("newest")?;
+        let newest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM bus_events").fetch_one(db.reader()).await?;
         let inner = Arc::new(Inner {
             db,
             prefix: subject_prefix.to_owned(),
@@ -236,17 +234,12 @@ impl Inner {
                 values.join(", ")
             );
             let subjects: Vec<String> = chunk.iter().map(|(_, event, _)| crate::subject(&self.prefix, event)).collect();
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query_scalar(&sql);
             for ((message_id, event, only_for), subject) in chunk.iter().zip(&subjects) {
                 query = query.bind(message_id).bind(subject).bind(*only_for).bind(event.encode_to_vec());
             }
             // Rows get positions in the order of the values, which RETURNING need not keep.
-            let mut positions: Vec<i64> = query
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|row| row.try_get("position"))
-                .collect::<Result<_, sqlx::Error>>()?;
+            let mut positions: Vec<i64> = query.fetch_all(&mut *tx).await?;
             positions.sort_unstable();
             for ((position, (_, event, only_for)), subject) in positions.into_iter().zip(chunk).zip(subjects) {
                 let only_for = only_for.map(str::to_owned);
@@ -357,7 +350,7 @@ impl Reader {
     }
 
     async fn read_database(&self) -> Result<Vec<BusRow>, BusError> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = sqlx::query_as(
             "SELECT position, subject, only_for, payload FROM bus_events WHERE position > $1 ORDER BY position LIMIT $2",
         )
         .bind(self.cursor)
@@ -365,16 +358,9 @@ impl Reader {
         .fetch_all(self.inner.db.reader())
         .await?;
         let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            let position: i64 = row.try_get("position")?;
-            let payload: Vec<u8> = row.try_get("payload")?;
+        for (position, subject, only_for, payload) in rows {
             match Event::decode(payload.as_slice()) {
-                Ok(event) => events.push(BusRow {
-                    position,
-                    subject: row.try_get("subject")?,
-                    only_for: row.try_get("only_for")?,
-                    event,
-                }),
+                Ok(event) => events.push(BusRow { position, subject, only_for, event }),
                 // Only the relay writes here, so this is a defect: skip the row rather than stall.
                 Err(error) => tracing::error!(position, %error, "undecodable event on the embedded bus skipped"),
             }
@@ -435,11 +421,10 @@ impl EventBus for EmbeddedBus {
             .bind(now_micros())
             .execute(writer)
             .await?;
-            let position: i64 = sqlx::query("SELECT position FROM bus_consumers WHERE name = $1")
+            let position: i64 = sqlx::query_scalar("SELECT position FROM bus_consumers WHERE name = $1")
                 .bind(name)
                 .fetch_one(writer)
-                .await?
-                .try_get("position")?;
+                .await?;
             let progress = Arc::new(Progress {
                 name: name.to_owned(),
                 state: Mutex::new(ProgressState { unacked: BTreeSet::new(), read_up_to: position, flushed: position }),
@@ -492,7 +477,7 @@ impl EventBus for EmbeddedBus {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<DeadLetter>, BusError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            let rows: Vec<(String, Vec<u8>, String, i64)> = sqlx::query_as(
                 "SELECT consumer, payload, error, failed_at FROM bus_dead_letters \
                  WHERE $1 = '' OR consumer = $1 ORDER BY failed_at, consumer, event_id LIMIT $2",
             )
@@ -500,15 +485,9 @@ impl EventBus for EmbeddedBus {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.inner.db.reader())
             .await?;
-            rows.iter()
-                .map(|row| {
-                    let payload: Vec<u8> = row.try_get("payload")?;
-                    Ok(DeadLetter {
-                        consumer: row.try_get("consumer")?,
-                        event: Event::decode(payload.as_slice())?,
-                        error: row.try_get("error")?,
-                        failed_at: row.try_get("failed_at")?,
-                    })
+            rows.into_iter()
+                .map(|(consumer, payload, error, failed_at)| {
+                    Ok(DeadLetter { consumer, event: Event::decode(payload.as_slice())?, error, failed_at })
                 })
                 .collect()
         })

@@ -1,12 +1,19 @@
-//! The outbox table lives in the owning service's database (its migrations create `outbox`);
-//! this module is the only code that reads or writes it.
+//! The outbox table lives in the owning service's database, created by [`MIGRATIONS`], which the
+//! service lists among its own as shared; this module is the only code that reads or writes it.
 
 use std::borrow::Borrow;
 
 use helpdesk_proto::events::v1::Event;
-use helpdesk_runtime::db::positional;
+use helpdesk_runtime::db::{Migrations, positional};
 use prost::Message;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./outbox/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./outbox/postgres");
+
+/// The outbox table, version 0 of a publishing service's schema.
+pub static MIGRATIONS: Migrations =
+    Migrations { portable: &Migrations::NONE, sqlite: &SQLITE, postgres: &POSTGRES, shared: &[], rebaselined: &[] };
 
 /// An event as stored in the outbox, encoded as protobuf.
 #[derive(Debug, Clone)]
@@ -54,15 +61,13 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[impl Borrow<Event>])
 /// The oldest committed events by position (per aggregate, that is commit order), and the
 /// positions of rows that cannot be decoded.
 pub(crate) async fn oldest(pool: &sqlx::AnyPool, limit: i64) -> Result<(Vec<StoredEvent>, Vec<i64>), sqlx::Error> {
-    let rows = sqlx::query("SELECT position, payload FROM outbox ORDER BY position LIMIT $1")
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT position, payload FROM outbox ORDER BY position LIMIT $1")
         .bind(limit)
         .fetch_all(pool)
         .await?;
     let mut events = Vec::with_capacity(rows.len());
     let mut undecodable = Vec::new();
-    for row in rows {
-        let position: i64 = row.try_get("position")?;
-        let payload: Vec<u8> = row.try_get("payload")?;
+    for (position, payload) in rows {
         match Event::decode(payload.as_slice()) {
             Ok(event) => events.push(StoredEvent { position, event }),
             // Only this crate writes the outbox, so this is a defect: log it, drop the row, and

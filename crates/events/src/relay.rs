@@ -7,7 +7,6 @@ use helpdesk_runtime::{
     db::{Backend, Database},
     shutdown::Shutdown,
 };
-use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::{EventBus, outbox};
@@ -97,11 +96,8 @@ impl Relay {
             return Ok(Some(None));
         }
         let mut conn = self.db.writer().acquire().await?;
-        let locked: bool = sqlx::query("SELECT pg_try_advisory_lock($1) AS locked")
-            .bind(self.lock_key)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("locked")?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(self.lock_key).fetch_one(&mut *conn).await?;
         Ok(locked.then_some(Some(conn)))
     }
 }

@@ -1,7 +1,8 @@
 //! Measures the running platform on loopback — ticket create over gRPC and REST, get by id, list —
 //! at several concurrencies, and in the same run two baselines: a bare tonic echo service and a
 //! bare single-row insert into the same kind of database. Prints throughput, p50 and p99, and our
-//! throughput as a ratio of each baseline.
+//! throughput as a ratio of each baseline; and the email channel's ingest over SMTP beside a bare parse
+//! of the same mail.
 //!
 //! Every scenario is bounded by time (`--seconds`) and count (`--max-requests`), and all traffic
 //! goes to 127.0.0.1.
@@ -14,6 +15,8 @@ use std::{
     },
     time::{Duration, Instant},
 };
+
+mod mail;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -56,6 +59,9 @@ struct Args {
     /// Only these scenarios (comma list), e.g. grpc_create,rest_create.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Messages delivered per concurrency in the mail ingest scenario.
+    #[arg(long, default_value_t = 5_000)]
+    mail_count: usize,
     /// SQLite durability: `normal` or `full` (every commit on disk before it is acknowledged).
     #[arg(long, default_value = "normal")]
     sqlite_synchronous: String,
@@ -162,6 +168,7 @@ fn main() -> anyhow::Result<()> {
     let mut env = vec![
         ("HELPDESK_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("HELPDESK_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("HELPDESK_EMAIL__SMTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("HELPDESK_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
         ("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND".to_owned(), "1000000".to_owned()),
         ("HELPDESK_GATEWAY__RATE_LIMIT_BURST".to_owned(), "1000000".to_owned()),
@@ -177,7 +184,7 @@ fn main() -> anyhow::Result<()> {
         let platform = Platform::build(&config).await?;
         platform.identity().ensure_tenant(DEMO_TENANT, "Demo").await?;
         let key = platform.identity().create_api_key(DEMO_TENANT, "loadgen", Role::Admin).await?.token;
-        let addrs = (platform.grpc_addr(), platform.http_addr());
+        let addrs = (platform.grpc_addr(), platform.http_addr(), platform.smtp_addr());
         let (_trigger, shutdown) = helpdesk_runtime::shutdown::channel();
         tokio::spawn(async move {
             let _keep_running = _trigger;
@@ -198,10 +205,11 @@ fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::Ok((addrs, key, echo_addr, bare_db))
     })?;
-    let (grpc_addr, http_addr) = platform_addrs;
+    let (grpc_addr, http_addr, smtp_addr) = platform_addrs;
     let backend = if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
     println!("# helpdesk load test: {backend}, {} s per scenario, machine: {}", args.seconds, machine());
-    let results = load_runtime.block_on(run_all(&args, grpc_addr, http_addr, echo_addr, key, bare_db))?;
+    let addrs = Addrs { grpc: grpc_addr, http: http_addr, echo: echo_addr, smtp: smtp_addr };
+    let results = load_runtime.block_on(run_all(&args, addrs, key, bare_db))?;
     report(&results);
     if let (Some(base), Some(url)) = (&args.postgres, &database_url) {
         load_runtime.block_on(db::drop_scratch_database(base, url))?;
@@ -219,14 +227,16 @@ async fn channels(addr: std::net::SocketAddr, count: usize) -> anyhow::Result<Ve
     Ok(channels)
 }
 
-async fn run_all(
-    args: &Args,
-    grpc_addr: std::net::SocketAddr,
-    http_addr: std::net::SocketAddr,
-    echo_addr: std::net::SocketAddr,
-    key: String,
-    bare_db: Database,
-) -> anyhow::Result<Vec<Stats>> {
+/// Where the platform and the baselines listen.
+struct Addrs {
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    echo: std::net::SocketAddr,
+    smtp: Option<std::net::SocketAddr>,
+}
+
+async fn run_all(args: &Args, addrs: Addrs, key: String, bare_db: Database) -> anyhow::Result<Vec<Stats>> {
+    let Addrs { grpc: grpc_addr, http: http_addr, echo: echo_addr, smtp: smtp_addr } = addrs;
     let auth = Arc::new(format!("Bearer {key}"));
     let grpc = Arc::new(channels(grpc_addr, 4).await?);
     let echo = Arc::new(channels(echo_addr, 4).await?);
@@ -365,6 +375,16 @@ async fn run_all(
                 .await,
             );
         }
+        if wanted("mail_ingest")
+            && let Some(smtp) = smtp_addr
+        {
+            if concurrency == args.concurrency[0] {
+                mail::mailbox(grpc[0].clone(), &auth).await?;
+            }
+            let corpus = Arc::new(mail::corpus(args.mail_count, concurrency));
+            results.push(mail::bare_parse(&corpus));
+            results.push(mail::ingest(smtp, grpc[0].clone(), &auth, corpus, concurrency).await?);
+        }
         // Last, so that its disk activity does not weigh on the platform's scenarios.
         if wanted("db_insert") {
             let db = bare_db.clone();
@@ -421,6 +441,11 @@ fn report(results: &[Stats]) {
         all
     };
     for concurrency in concurrencies {
+        if let (Some(a), Some(b)) =
+            (find("mail ingest (SMTP until threaded)", concurrency), find("parse mail (bare mail-parser)", concurrency))
+        {
+            println!("ratio at concurrency {concurrency}: mail ingest / bare parse = {:.3}", a / b);
+        }
         for ours in ["create ticket (gRPC)", "create ticket (REST)"] {
             for baseline in ["echo (bare tonic)", "insert (bare db row)"] {
                 if let (Some(a), Some(b)) = (find(ours, concurrency), find(baseline, concurrency)) {

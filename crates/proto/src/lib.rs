@@ -20,6 +20,13 @@ pub mod common {
     }
 }
 
+pub mod email {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.email.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/helpdesk.email.v1.serde.rs"));
+    }
+}
+
 pub mod feedback {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/helpdesk.feedback.v1.rs"));

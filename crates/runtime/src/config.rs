@@ -36,6 +36,7 @@ pub struct Config {
     pub services: ServiceUrls,
     pub feedback: FeedbackConfig,
     pub knowledge: KnowledgeConfig,
+    pub email: EmailConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -173,6 +174,22 @@ pub struct KnowledgeConfig {
     pub search_log_retention_days: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Where the built-in SMTP listener takes mail (as the MX, or forwarded); unset, no listener.
+    pub smtp_addr: Option<SocketAddr>,
+    /// The name the listener greets with and writes into the Message-IDs it makes.
+    pub hostname: String,
+    /// 64 hex digits (32 bytes) that encrypt mailbox credentials at rest. Unset, a key file is
+    /// made in `data_dir` and used: fine on one machine, not for replicas.
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
+    pub secrets_key: Option<SecretString>,
+    /// The largest message taken over SMTP or the webhook, in bytes.
+    pub max_message_bytes: u64,
+}
+
 /// Where a service finds the others when they run as separate processes.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -183,6 +200,7 @@ pub struct ServiceUrls {
     pub routing_url: String,
     pub knowledge_url: String,
     pub feedback_url: String,
+    pub email_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -243,11 +261,17 @@ ticketing_url = "http://127.0.0.1:50051"
 routing_url = "http://127.0.0.1:50051"
 knowledge_url = "http://127.0.0.1:50051"
 feedback_url = "http://127.0.0.1:50051"
+email_url = "http://127.0.0.1:50051"
 
 [feedback]
 
 [knowledge]
 search_log_retention_days = 180
+
+[email]
+smtp_addr = "127.0.0.1:2525"
+hostname = "localhost"
+max_message_bytes = 26214400
 
 [telemetry]
 log_format = "auto"
@@ -340,6 +364,16 @@ impl Config {
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return Err(invalid("feedback.public_url", "must be an http:// or https:// URL"));
+        }
+        if let Some(key) = &self.email.secrets_key {
+            use secrecy::ExposeSecret;
+            let key = key.expose_secret();
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid("email.secrets_key", "must be 64 hex digits (32 bytes)"));
+            }
+        }
+        if !(1024..=52_428_800).contains(&self.email.max_message_bytes) {
+            return Err(invalid("email.max_message_bytes", "must be 1024 to 52428800 (50 MiB)"));
         }
         if !(1..=3650).contains(&self.knowledge.search_log_retention_days) {
             return Err(invalid("knowledge.search_log_retention_days", "must be 1 to 3650"));
@@ -440,6 +474,7 @@ mod tests {
             "events.nats_nkey_seed" => json!("SUAsampleseed"),
             "events.nats_credentials_file" => json!("/etc/helpdesk/nats.creds"),
             "feedback.public_url" => json!("https://support.example.com"),
+            "email.secrets_key" => json!("ab".repeat(32)),
             "events.bus" => json!("nats"),
             "telemetry.log_format" => json!("json"),
             "database.sqlite_synchronous" => json!("full"),

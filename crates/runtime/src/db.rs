@@ -22,10 +22,72 @@ pub enum Backend {
     Postgres,
 }
 
-/// A service's embedded migrations, one set per backend.
+/// A service's embedded schema, merged by version when it runs: the files whose SQL is the same on
+/// both backends, the pairs whose types differ (`BLOB` / `BYTEA`), and the tables that a shared
+/// crate owns and the service keeps beside its own (the outbox).
 pub struct Migrations {
+    pub portable: &'static Migrator,
     pub sqlite: &'static Migrator,
     pub postgres: &'static Migrator,
+    pub shared: &'static [&'static Migrations],
+    /// Released migrations whose SQL was since moved elsewhere without changing the schema.
+    pub rebaselined: &'static [Rebaselined],
+}
+
+/// A checksum, in hex, that a database may hold for `version` from before the migration's SQL
+/// moved (the outbox into `helpdesk-events`): accepted and rewritten to the current checksum, as
+/// the tables it made are the same.
+pub struct Rebaselined {
+    pub version: i64,
+    pub checksum: &'static str,
+}
+
+impl Migrations {
+    /// No migrations: for a service whose schema is all portable, as its missing backend sets.
+    pub const NONE: Migrator = Migrator::DEFAULT;
+
+    /// Every migration for `backend`, in version order; a version defined twice is an error.
+    fn resolve(&self, backend: Backend) -> Result<Migrator, MigrateError> {
+        let mut migrations = Vec::new();
+        self.collect(backend, &mut migrations);
+        migrations.sort_by_key(|migration| migration.version);
+        if let Some(pair) = migrations.windows(2).find(|pair| pair[0].version == pair[1].version) {
+            return Err(MigrateError::Source(format!("migration {} is defined twice", pair[0].version).into()));
+        }
+        Ok(Migrator { migrations: migrations.into(), ..Migrator::DEFAULT })
+    }
+
+    fn collect(&self, backend: Backend, into: &mut Vec<sqlx::migrate::Migration>) {
+        for shared in self.shared {
+            shared.collect(backend, into);
+        }
+        let own = match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        };
+        into.extend(self.portable.iter().chain(own.iter()).cloned());
+    }
+
+    /// Points the applied migrations that were rebaselined at their current checksum.
+    async fn rebaseline(&self, db: &AnyPool, current: &Migrator) -> Result<(), MigrateError> {
+        use sqlx::migrate::Migrate;
+        let mut conn = db.acquire().await?;
+        conn.ensure_migrations_table().await?;
+        for old in self.rebaselined {
+            let (Some(migration), Ok(checksum)) =
+                (current.iter().find(|migration| migration.version == old.version), hex::decode(old.checksum))
+            else {
+                continue;
+            };
+            sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3")
+                .bind(migration.checksum.to_vec())
+                .bind(old.version)
+                .bind(checksum)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -104,10 +166,10 @@ impl Database {
     }
 
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), MigrateError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => migrations.sqlite,
-            Backend::Postgres => migrations.postgres,
-        };
+        let migrator = migrations.resolve(self.backend)?;
+        if !migrations.rebaselined.is_empty() {
+            migrations.rebaseline(&self.writer, &migrator).await?;
+        }
         migrator.run(&self.writer).await
     }
 

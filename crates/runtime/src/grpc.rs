@@ -57,6 +57,8 @@ pub enum Needs {
     Staff,
     /// Admins only.
     Admin,
+    /// Other services of the platform, on their own behalf.
+    Service,
 }
 
 /// [`handle`] for callers with the role a method `needs`.
@@ -73,6 +75,10 @@ where
             Needs::Anyone => {}
             Needs::Staff => caller.require_staff()?,
             Needs::Admin => caller.require_admin()?,
+            Needs::Service if !caller.is_service() => {
+                return Err(crate::ServiceError::permission_denied("services of the platform only"));
+            }
+            Needs::Service => {}
         }
         call(caller, request).await
     })
@@ -284,33 +290,6 @@ pub async fn serve(
             health.not_serving().await;
         })
         .await
-}
-
-/// What a standalone service's `main` does once its state is open: health for `services`
-/// (following `databases`), its `routes` (plus reflection, as configured) on the configured gRPC
-/// address, and its `background` work until a signal; then health turns NOT_SERVING, calls drain
-/// and the background work ends.
-pub async fn run_standalone<Background>(
-    name: &'static str,
-    config: &crate::config::Config,
-    authenticator: Arc<Authenticator>,
-    services: Vec<&'static str>,
-    databases: Vec<Database>,
-    mut routes: tonic::service::RoutesBuilder,
-    background: impl FnOnce(Shutdown) -> Background,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-where
-    Background: std::future::Future<Output = ()> + Send + 'static,
-{
-    let health = Health::new(services, &mut routes).await;
-    let listener = tokio::net::TcpListener::bind(config.grpc_addr).await?;
-    tracing::info!(service = name, grpc_addr = %listener.local_addr()?, "serving");
-    let shutdown = crate::shutdown::on_os_signal();
-    health.watch(databases, shutdown.clone());
-    let background = tokio::spawn(background(shutdown.clone()));
-    serve(listener, routes, authenticator, health, &config.grpc, shutdown).await?;
-    background.await?;
-    Ok(())
 }
 
 /// Accepted connections with Nagle's algorithm off: the server's own `tcp_nodelay` setting does

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod net;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

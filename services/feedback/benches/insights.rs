@@ -23,7 +23,7 @@ use helpdesk_proto::{
     routing::v1::WorkItem,
     ticketing::v1::{Message, Status, Ticket, Visibility},
 };
-use helpdesk_runtime::config::DatabaseConfig;
+use helpdesk_runtime::{config::DatabaseConfig, service::Service};
 
 const TENANT: &str = "bench";
 const DAY: i64 = 86_400;

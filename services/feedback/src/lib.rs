@@ -26,7 +26,7 @@ use helpdesk_proto::{
 use helpdesk_runtime::{
     ServiceError,
     config::{Config, DatabaseConfig},
-    db::{Database, Migrations},
+    db::{Database, Migrations, Rebaselined},
     grpc::ServiceLink,
     shutdown::Shutdown,
 };
@@ -45,23 +45,33 @@ pub use insights::{
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
+static PORTABLE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+pub static MIGRATIONS: Migrations = Migrations {
+    portable: &PORTABLE,
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+    shared: &[&helpdesk_events::outbox::MIGRATIONS],
+    // 0001 with the outbox in it, on SQLite and PostgreSQL.
+    rebaselined: &[
+        Rebaselined {
+            version: 1,
+            checksum: "854b08156f330ed672b698de954e1c62c3b4927dbf6c4c95fbdb8e92b02d207056b71e188fe95dd30baf7133b3dfdd40",
+        },
+        Rebaselined {
+            version: 1,
+            checksum: "9599f030601e21084628b2c0b2e176aa7e35262571f7cb2f64ed626c8dcb28bd8346adcc0e3b5fe154c1f0c9fe5f4c63",
+        },
+    ],
+};
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "feedback";
 
 /// Names this service's outbox relay lock on PostgreSQL.
 pub const RELAY_LOCK_KEY: i64 = 0x6665_6564_6261;
-
-/// The gRPC services this crate serves, for health reporting.
-pub const GRPC_SERVICES: &[&str] = &[
-    "helpdesk.feedback.v1.FeedbackService",
-    "helpdesk.feedback.v1.SurveyAnswerService",
-    "helpdesk.feedback.v1.InsightsService",
-];
 
 /// Surveys, invitations, answers, follow-ups and announcements, one module each over the store:
 /// every write is one transaction with the events it causes, so an accepted answer and its
@@ -134,10 +144,6 @@ struct Wiring {
 }
 
 impl FeedbackService {
-    pub fn database(&self) -> &Database {
-        self.feedback.database()
-    }
-
     pub fn feedback(&self) -> &Arc<Feedback> {
         &self.feedback
     }
@@ -145,15 +151,27 @@ impl FeedbackService {
     pub fn insights(&self) -> &Arc<Insights> {
         &self.insights
     }
+}
 
-    /// Adds the feedback gRPC services to `routes`.
-    pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+impl helpdesk_runtime::service::Service for FeedbackService {
+    const NAME: &'static str = "feedback";
+    const GRPC_SERVICES: &'static [&'static str] = &[
+        "helpdesk.feedback.v1.FeedbackService",
+        "helpdesk.feedback.v1.SurveyAnswerService",
+        "helpdesk.feedback.v1.InsightsService",
+    ];
+
+    fn database(&self) -> &Database {
+        self.feedback.database()
+    }
+
+    fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
         grpc::add_routes(&self.feedback, &self.insights, routes);
     }
 
     /// Runs the survey trigger, delivery to ticketing, event recording and the outbox relay
     /// until shutdown.
-    pub async fn run(self, shutdown: Shutdown) {
+    async fn run(self, shutdown: Shutdown) {
         let mut tasks = vec![("relay", tokio::spawn(self.relay.run(shutdown.clone())))];
         if let Some(wiring) = self.wiring {
             tasks.push((

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use helpdesk_feedback::Peers;
-use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, service, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,18 +29,5 @@ async fn main() -> anyhow::Result<()> {
         .context("feedback.public_url must be set: the gateway's address as customers reach it")?;
     let feedback = helpdesk_feedback::open(&config, public_url, bus.clone(), peers).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "feedback", &bus)?;
-    let databases = vec![feedback.database().clone()];
-    let mut routes = tonic::service::RoutesBuilder::default();
-    feedback.add_routes(&mut routes);
-    grpc::run_standalone(
-        "feedback",
-        &config,
-        authenticator,
-        helpdesk_feedback::GRPC_SERVICES.to_vec(),
-        databases,
-        routes,
-        |shutdown| feedback.run(shutdown),
-    )
-    .await
-    .map_err(anyhow::Error::from_boxed)
+    service::run_alone(&config, authenticator, feedback).await.map_err(anyhow::Error::from_boxed)
 }

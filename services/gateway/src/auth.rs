@@ -42,14 +42,7 @@ impl Gatekeeper {
 
     /// Takes one vote from `client`'s budget, or says how long to wait.
     pub(crate) fn check_vote(&self, client: IpAddr) -> Result<(), ApiError> {
-        let outcome = self.votes.check_key(&client);
-        if self.votes.len() > 100_000 {
-            self.votes.retain_recent();
-        }
-        outcome.map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
-        })
+        take(&self.votes, client)
     }
 
     /// The client's address: the peer's, or the one the trusted proxies in front of us saw.
@@ -64,15 +57,32 @@ impl Gatekeeper {
 
     /// Takes one request from `key`'s budget, or says how long to wait.
     pub(crate) fn check(&self, key: &str) -> Result<(), ApiError> {
-        let outcome = self.limiter.check_key(&key.to_owned());
-        if self.limiter.len() > 100_000 {
-            self.limiter.retain_recent();
-        }
-        outcome.map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
-        })
+        take(&self.limiter, key.to_owned())
     }
+
+    /// Takes one request from the budget of the client of `request` within `scope` (the help
+    /// center of a tenant, survey links), before anything else; returns the client.
+    pub(crate) fn check_client(&self, scope: &str, request: &Request) -> Result<IpAddr, ApiError> {
+        let client = self.client_address(request);
+        self.check(&format!("{scope}/{client}"))?;
+        Ok(client)
+    }
+}
+
+/// Takes one from `key`'s budget in `limiter`, or says how long to wait; forgets idle keys once
+/// there are many, so that a flood of addresses cannot grow the table without bound.
+fn take<K: Clone + Eq + std::hash::Hash>(
+    limiter: &RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>,
+    key: K,
+) -> Result<(), ApiError> {
+    let outcome = limiter.check_key(&key);
+    if limiter.len() > 100_000 {
+        limiter.retain_recent();
+    }
+    outcome.map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
+    })
 }
 
 /// The authenticated caller of a REST request, with the credential to forward to the services.

@@ -22,6 +22,7 @@ use axum::{
     routing::get,
 };
 use helpdesk_proto::{
+    email::v1::mail_intake_service_client::MailIntakeServiceClient,
     feedback::v1::{
         insights_service_client::InsightsServiceClient, survey_answer_service_client::SurveyAnswerServiceClient,
     },
@@ -69,6 +70,7 @@ pub struct Backends {
     pub routing: Channel,
     pub knowledge: Channel,
     pub feedback: Channel,
+    pub email: Channel,
     pub tokens: Arc<ServiceTokens>,
 }
 
@@ -79,6 +81,7 @@ pub(crate) struct AppState {
     pub(crate) help_center: HelpCenterServiceClient<Channel>,
     pub(crate) survey_answers: SurveyAnswerServiceClient<Channel>,
     pub(crate) insights: InsightsServiceClient<Channel>,
+    pub(crate) mail_intake: MailIntakeServiceClient<Channel>,
     pub(crate) health: tonic_health::pb::health_client::HealthClient<Channel>,
     pub(crate) auth: Arc<auth::Gatekeeper>,
     pub(crate) tokens: Arc<ServiceTokens>,
@@ -98,6 +101,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         ("identity", backends.identity.clone()),
         ("routing", backends.routing.clone()),
         ("knowledge", backends.knowledge.clone()),
+        ("email", backends.email.clone()),
         ("feedback", backends.feedback.clone()),
     ]);
     let derived = rest::router(&channels).map_err(anyhow::Error::msg)?;
@@ -108,6 +112,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         help_center: HelpCenterServiceClient::new(backends.knowledge),
         survey_answers: SurveyAnswerServiceClient::new(backends.feedback.clone()),
         insights: InsightsServiceClient::new(backends.feedback),
+        mail_intake: MailIntakeServiceClient::new(backends.email.clone()),
         auth: Arc::new(auth::Gatekeeper::new(authenticator, config)),
         tokens: backends.tokens,
     };
@@ -123,6 +128,9 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
     let surveys = Router::from(hand_written.surveys)
         .route_layer(middleware::from_fn_with_state(state.clone(), routes::surveys::rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let inbound_mail = Router::from(hand_written.inbound_mail)
+        .route_layer(middleware::from_fn_with_state(state.clone(), routes::inbound_mail::rate_limit))
+        .layer(DefaultBodyLimit::max(routes::inbound_mail::MAX_MAIL_BYTES));
     Ok(Router::new()
         .merge(api)
         .route("/openapi.json", get(openapi::serve))
@@ -130,6 +138,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         .route("/readyz", get(ready))
         .merge(help_center)
         .merge(surveys)
+        .merge(inbound_mail)
         .fallback(|| async { error::ApiError::new(helpdesk_runtime::ErrorKind::NotFound, "no such endpoint") })
         .with_state(state)
         .layer(middleware::from_fn(record_duration))

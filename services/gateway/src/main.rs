@@ -13,13 +13,14 @@ async fn main() -> anyhow::Result<()> {
     let routing = grpc::lazy_channel(&config.services.routing_url)?;
     let knowledge = grpc::lazy_channel(&config.services.knowledge_url)?;
     let feedback = grpc::lazy_channel(&config.services.feedback_url)?;
+    let email = grpc::lazy_channel(&config.services.email_url)?;
     // The gateway publishes nothing; it follows identity's revocations on the bus.
     let bus = helpdesk_events::connect(&config).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "gateway", &bus)?;
     // remote_authenticator has made sure the secret is set.
     let secret = config.auth.service_secret.as_ref().context("auth.service_secret must be set")?;
     let tokens = std::sync::Arc::new(ServiceTokens::new("gateway", secret));
-    let backends = Backends { ticketing, identity, routing, knowledge, feedback, tokens };
+    let backends = Backends { ticketing, identity, routing, knowledge, feedback, email, tokens };
     let router = helpdesk_gateway::router(&config.gateway, authenticator, backends)?;
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "gateway serving");

@@ -22,14 +22,14 @@ use crate::{
     tokens::{NewSigningKey, SigningAlgorithm, SigningKey},
 };
 
-pub struct IdentityGrpc {
+pub(crate) struct IdentityGrpc {
     store: IdentityStore,
     bus: Arc<dyn EventBus>,
 }
 
 impl IdentityGrpc {
     /// Revocations are announced on `bus`, so every process forgets them at once.
-    pub fn new(store: IdentityStore, bus: Arc<dyn EventBus>) -> Self {
+    pub(crate) fn new(store: IdentityStore, bus: Arc<dyn EventBus>) -> Self {
         Self { store, bus }
     }
 
@@ -55,7 +55,7 @@ impl IdentityGrpc {
         }
     }
 
-    pub fn into_server(self) -> proto::identity_service_server::IdentityServiceServer<Self> {
+    pub(crate) fn into_server(self) -> proto::identity_service_server::IdentityServiceServer<Self> {
         proto::identity_service_server::IdentityServiceServer::new(self)
     }
 }

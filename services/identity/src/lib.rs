@@ -7,16 +7,27 @@ mod resolver;
 mod store;
 pub mod tokens;
 
-pub use grpc::IdentityGrpc;
 pub use resolver::{LocalResolver, RemoteResolver};
 pub use store::{IdentityStore, IssuedKey, validate_tenant_id};
 
-use helpdesk_runtime::db::Migrations;
+use std::sync::Arc;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+use helpdesk_events::EventBus;
+use helpdesk_runtime::{
+    db::{Database, Migrations},
+    shutdown::Shutdown,
+};
+
+static PORTABLE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The schema is portable, so both backends run the same migrations.
-pub static MIGRATIONS: Migrations = Migrations { sqlite: &MIGRATOR, postgres: &MIGRATOR };
+pub static MIGRATIONS: Migrations = Migrations {
+    portable: &PORTABLE,
+    sqlite: &Migrations::NONE,
+    postgres: &Migrations::NONE,
+    shared: &[],
+    rebaselined: &[],
+};
 
 /// The tenant that `HELPDESK_BOOTSTRAP_API_KEY` (and the demo) set up.
 pub const BOOTSTRAP_TENANT: &str = "demo";
@@ -24,8 +35,46 @@ pub const BOOTSTRAP_TENANT: &str = "demo";
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "identity";
 
-/// Connects the identity database and brings its schema up to date.
-pub async fn open(config: &helpdesk_runtime::config::Config) -> Result<IdentityStore, OpenError> {
+/// The service: tenants and keys on the database, revocations announced on the bus so that
+/// every authenticator forgets them at once.
+pub struct IdentityService {
+    store: IdentityStore,
+    bus: Arc<dyn EventBus>,
+}
+
+impl IdentityService {
+    pub fn store(&self) -> &IdentityStore {
+        &self.store
+    }
+}
+
+impl helpdesk_runtime::service::Service for IdentityService {
+    const NAME: &'static str = "identity";
+    const GRPC_SERVICES: &'static [&'static str] = &["helpdesk.identity.v1.IdentityService"];
+
+    fn database(&self) -> &Database {
+        self.store.database()
+    }
+
+    fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+        routes.add_service(grpc::IdentityGrpc::new(self.store.clone(), self.bus.clone()).into_server());
+    }
+
+    /// Nothing runs in the background: every change is a call.
+    async fn run(self, _shutdown: Shutdown) {}
+}
+
+/// Opens the store and announces revocations on `bus`.
+pub async fn open(
+    config: &helpdesk_runtime::config::Config,
+    bus: Arc<dyn EventBus>,
+) -> Result<IdentityService, OpenError> {
+    Ok(IdentityService { store: open_store(config).await?, bus })
+}
+
+/// Connects the identity database and brings its schema up to date: the store alone, for admin
+/// commands and the first step of [`open`].
+pub async fn open_store(config: &helpdesk_runtime::config::Config) -> Result<IdentityStore, OpenError> {
     let db = helpdesk_runtime::db::Database::connect(&config.database, &config.data_dir, DATABASE).await?;
     db.migrate(&MIGRATIONS).await?;
     Ok(IdentityStore::new(db, config.auth.jwt_leeway_seconds))

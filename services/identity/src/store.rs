@@ -5,7 +5,6 @@ use helpdesk_runtime::{
     time::now_micros,
 };
 use rand::{Rng, distr::Alphanumeric};
-use sqlx::Row;
 
 use crate::tokens::{self, NewSigningKey, SigningAlgorithm, SigningKey};
 
@@ -133,18 +132,18 @@ impl IdentityStore {
     }
 
     pub async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRecord>, ServiceError> {
-        let rows = sqlx::query(
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(
             "SELECT id, tenant_id, name, role, created_at, revoked_at FROM api_keys \
              WHERE tenant_id = $1 ORDER BY created_at, id",
         )
         .bind(tenant_id)
         .fetch_all(self.db.reader())
         .await?;
-        rows.iter().map(record).collect()
+        rows.into_iter().map(ApiKeyRecord::try_from).collect()
     }
 
     pub async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<ApiKeyRecord, ServiceError> {
-        let row = sqlx::query(
+        let row: ApiKeyRow = sqlx::query_as(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2 \
              RETURNING id, tenant_id, name, role, created_at, revoked_at",
         )
@@ -154,7 +153,7 @@ impl IdentityStore {
         .fetch_optional(self.db.writer())
         .await?
         .ok_or_else(|| ServiceError::not_found("api key"))?;
-        record(&row)
+        row.try_into()
     }
 
     /// The principal of a bearer credential: an API key, or a JWT signed by a tenant's key.
@@ -176,17 +175,15 @@ impl IdentityStore {
 
     /// The principal of a live key whose secret matches, or `None`.
     pub async fn resolve(&self, key: &ApiKeySecret) -> Result<Option<Principal>, ServiceError> {
-        let row = sqlx::query("SELECT tenant_id, role, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
-            .bind(&key.id)
-            .fetch_optional(self.db.reader())
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let stored: String = row.try_get("secret_hash")?;
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT tenant_id, role, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&key.id)
+                .fetch_optional(self.db.reader())
+                .await?;
+        let Some((tenant_id, role, stored)) = row else { return Ok(None) };
         if !constant_time_eq(stored.as_bytes(), key.hash().as_bytes()) {
             return Ok(None);
         }
-        let role: String = row.try_get("role")?;
-        let tenant_id: String = row.try_get("tenant_id")?;
         Ok(Role::parse(&role).map(|role| Principal { tenant_id, subject: format!("apikey:{}", key.id), role }))
     }
 }
@@ -238,18 +235,18 @@ impl IdentityStore {
     }
 
     pub async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKey>, ServiceError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<SigningKeyRow> = sqlx::query_as(&format!(
             "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at, id"
         ))
         .bind(tenant_id)
         .fetch_all(self.db.reader())
         .await?;
-        rows.iter().map(signing_key).collect()
+        rows.into_iter().map(SigningKey::try_from).collect()
     }
 
     /// Retires the key at `at` (microseconds), or earlier if it was retiring sooner already.
     pub async fn retire_signing_key(&self, tenant_id: &str, id: &str, at: i64) -> Result<SigningKey, ServiceError> {
-        let row = sqlx::query(&format!(
+        let row: SigningKeyRow = sqlx::query_as(&format!(
             "UPDATE signing_keys SET retires_at = CASE WHEN retires_at IS NULL OR retires_at > $3 THEN $3 \
              ELSE retires_at END WHERE tenant_id = $1 AND id = $2 RETURNING {SIGNING_KEY_COLUMNS}"
         ))
@@ -259,51 +256,84 @@ impl IdentityStore {
         .fetch_optional(self.db.writer())
         .await?
         .ok_or_else(|| ServiceError::not_found("signing key"))?;
-        signing_key(&row)
+        row.try_into()
     }
 
     /// The key a token's `kid` names, whatever its tenant: the key decides the tenant.
     pub async fn signing_key(&self, id: &str) -> Result<Option<SigningKey>, ServiceError> {
-        let row = sqlx::query(&format!("SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await?;
-        row.as_ref().map(signing_key).transpose()
+        let row: Option<SigningKeyRow> =
+            sqlx::query_as(&format!("SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.db.reader())
+                .await?;
+        row.map(SigningKey::try_from).transpose()
     }
 }
 
 const SIGNING_KEY_COLUMNS: &str =
     "tenant_id, id, name, algorithm, secret, public_key_pem, roles, issuer, audience, created_at, retires_at";
 
-fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey, ServiceError> {
-    let algorithm: String = row.try_get("algorithm")?;
-    let roles: String = row.try_get("roles")?;
-    Ok(SigningKey {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        name: row.try_get("name")?,
-        algorithm: SigningAlgorithm::parse(&algorithm)
-            .ok_or_else(|| ServiceError::internal(&format!("stored algorithm {algorithm}")))?,
-        secret: row.try_get::<String, _>("secret")?.into(),
-        public_key_pem: row.try_get("public_key_pem")?,
-        roles: roles.split(',').filter_map(Role::parse).collect(),
-        issuer: row.try_get("issuer")?,
-        audience: row.try_get("audience")?,
-        created_at: row.try_get("created_at")?,
-        retires_at: row.try_get("retires_at")?,
-    })
+/// A `signing_keys` row: the algorithm and roles as the words they are stored as.
+#[derive(sqlx::FromRow)]
+struct SigningKeyRow {
+    id: String,
+    tenant_id: String,
+    name: String,
+    algorithm: String,
+    secret: String,
+    public_key_pem: String,
+    roles: String,
+    issuer: String,
+    audience: String,
+    created_at: i64,
+    retires_at: Option<i64>,
 }
 
-fn record(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, ServiceError> {
-    let role: String = row.try_get("role")?;
-    Ok(ApiKeyRecord {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or_else(|| ServiceError::internal(&format!("stored role {role}")))?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+impl TryFrom<SigningKeyRow> for SigningKey {
+    type Error = ServiceError;
+
+    fn try_from(row: SigningKeyRow) -> Result<Self, ServiceError> {
+        Ok(SigningKey {
+            algorithm: SigningAlgorithm::parse(&row.algorithm)
+                .ok_or_else(|| ServiceError::internal(&format!("stored algorithm {}", row.algorithm)))?,
+            roles: row.roles.split(',').filter_map(Role::parse).collect(),
+            id: row.id,
+            tenant_id: row.tenant_id,
+            name: row.name,
+            secret: row.secret.into(),
+            public_key_pem: row.public_key_pem,
+            issuer: row.issuer,
+            audience: row.audience,
+            created_at: row.created_at,
+            retires_at: row.retires_at,
+        })
+    }
+}
+
+/// An `api_keys` row without its secret's hash.
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    id: String,
+    tenant_id: String,
+    name: String,
+    role: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+    type Error = ServiceError;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self, ServiceError> {
+        Ok(ApiKeyRecord {
+            role: Role::parse(&row.role).ok_or_else(|| ServiceError::internal(&format!("stored role {}", row.role)))?,
+            id: row.id,
+            tenant_id: row.tenant_id,
+            name: row.name,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
 }
 
 /// Tenant ids appear in event subjects and URLs: keep them to a safe alphabet.

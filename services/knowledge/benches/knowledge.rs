@@ -18,7 +18,7 @@ use std::{
 use hdrhistogram::Histogram;
 use helpdesk_knowledge::{Audience, Knowledge};
 use helpdesk_proto::knowledge::v1 as proto;
-use helpdesk_runtime::config::DatabaseConfig;
+use helpdesk_runtime::{config::DatabaseConfig, service::Service};
 use tokio::sync::Mutex;
 
 const TENANT: &str = "bench";
@@ -162,7 +162,7 @@ async fn import(knowledge: &Knowledge, words: &Words, random: &mut Random, count
         let batch = (count - done).min(1_000);
         let articles = (0..batch).map(|_| article(words, random, korean)).collect();
         let request = proto::ImportArticlesRequest { articles, publish: true };
-        knowledge.import_articles(TENANT, "bench", true, request).await.expect("import");
+        knowledge.import_articles(TENANT, "bench", request).await.expect("import");
         done += batch;
     }
     count as f64 / started.elapsed().as_secs_f64()

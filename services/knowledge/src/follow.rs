@@ -5,11 +5,13 @@
 
 use std::{sync::Arc, time::Duration};
 
+use helpdesk_proto::knowledge::v1 as proto;
 use helpdesk_runtime::{ServiceError, db::Database, shutdown::Shutdown, time::now_micros};
 
 use crate::{
     index::{Indexes, Synonyms},
     model::Article,
+    service::Knowledge,
     store,
 };
 
@@ -62,12 +64,12 @@ pub(crate) async fn rebuild(
 /// `changed_at` seen.
 async fn catch_up(db: &Database, indexes: &Arc<Indexes>, since: i64) -> Result<i64, ServiceError> {
     let mut conn = db.reader().acquire().await?;
-    let marks = store::changes_since(&mut conn, since).await?;
-    let newest = marks.iter().map(|mark| mark.3).max().unwrap_or(since);
+    let changes = store::changes_since(&mut conn, since).await?;
+    let newest = changes.iter().map(|change| change.changed_at).max().unwrap_or(since);
     let mut articles = Vec::new();
-    for (tenant, locale, id, changed_at) in marks {
-        if indexes.is_behind(&tenant, &locale, &id, changed_at)
-            && let Some(article) = store::article(&mut conn, &tenant, &id).await?
+    for change in changes {
+        if indexes.is_behind(&change.tenant_id, &change.locale, &change.id, change.changed_at)
+            && let Some(article) = store::article(&mut conn, &change.tenant_id, &change.id).await?
         {
             articles.push(article);
         }
@@ -83,6 +85,16 @@ async fn catch_up(db: &Database, indexes: &Arc<Indexes>, since: i64) -> Result<i
             .map_err(|error| ServiceError::internal(&error))??;
     }
     Ok(newest)
+}
+
+impl Knowledge {
+    /// Rebuilds the tenant's indexes from the database and swaps them in; search keeps using the
+    /// old ones meanwhile.
+    pub async fn reindex(&self, tenant: &str) -> Result<proto::ReindexResponse, ServiceError> {
+        let started = std::time::Instant::now();
+        let articles = rebuild(&self.db, &self.indexes, Some(tenant)).await?;
+        Ok(proto::ReindexResponse { articles: articles as i64, seconds: started.elapsed().as_secs_f64() })
+    }
 }
 
 /// Polls for changes until shutdown.

@@ -1,13 +1,22 @@
 //! The learning loop: searches, suggestions and views are counted in memory and written in
 //! batches (analytics may lose the last second on a crash; articles and votes never are), and
-//! tickets no article answered are grouped into topics worth writing about.
+//! tickets no article answered are grouped into topics worth writing about. The content-gap
+//! report ([`Knowledge::content_gaps`]) names the queries that found nothing or were seldom
+//! opened, and those topics.
 
 use std::sync::{Arc, Mutex};
 
-use helpdesk_runtime::{db::Database, shutdown::Shutdown, time::now_micros};
+use helpdesk_proto::knowledge::v1 as proto;
+use helpdesk_runtime::{ServiceError, db::Database, shutdown::Shutdown, time::now_micros};
 use tokio::sync::Notify;
 
-use crate::{Map, analysis, store};
+use crate::{
+    Map, analysis,
+    model::{self, Audience},
+    service::{Knowledge, limit},
+    store,
+    suggest::MIN_CONFIDENCE,
+};
 
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Logs kept while the database is slow; beyond this, new ones are dropped (and counted).
@@ -95,7 +104,7 @@ impl Activity {
             let views: Vec<_> = views.into_iter().collect();
             store::add_views(&mut tx, &views, now_micros()).await?;
             tx.commit().await?;
-            Ok::<_, helpdesk_runtime::ServiceError>(())
+            Ok::<_, ServiceError>(())
         }
         .await;
         if let Err(error) = result {
@@ -105,7 +114,7 @@ impl Activity {
     }
 
     /// Deletes searches and clicks older than the retention.
-    pub(crate) async fn purge(&self) -> Result<u64, helpdesk_runtime::ServiceError> {
+    pub(crate) async fn purge(&self) -> Result<u64, ServiceError> {
         let before = now_micros() - i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX);
         store::delete_activity_before(self.db.writer(), before).await
     }
@@ -161,10 +170,7 @@ pub(crate) fn topic(subject: &str, body: &str) -> String {
 /// Groups uncovered tickets by the term most of them share, paired with the term that most often
 /// comes with it; each ticket counts once, under its most common term (its first, when none is
 /// shared).
-pub(crate) fn group_topics(
-    tickets: &[store::Uncovered],
-    limit: usize,
-) -> Vec<helpdesk_proto::knowledge::v1::TopicStat> {
+pub(crate) fn group_topics(tickets: &[store::Uncovered], limit: usize) -> Vec<proto::TopicStat> {
     let mut frequency: Map<(&str, &str), usize> = Map::default();
     for ticket in tickets {
         for term in ticket.topic.split(' ').filter(|term| !term.is_empty()) {
@@ -204,7 +210,7 @@ pub(crate) fn group_topics(
                 .filter(|(_, count)| *count * 2 >= members.len() && members.len() > 1)
                 .max_by_key(|(other, count)| (*count, std::cmp::Reverse(*other)))
                 .map(|(other, _)| other);
-            helpdesk_proto::knowledge::v1::TopicStat {
+            proto::TopicStat {
                 topic: companion.map_or_else(|| term.to_owned(), |other| format!("{term} {other}")),
                 locale: locale.to_owned(),
                 tickets: members.len() as i64,
@@ -215,6 +221,71 @@ pub(crate) fn group_topics(
     topics.sort_by(|a, b| b.tickets.cmp(&a.tickets).then_with(|| a.topic.cmp(&b.topic)));
     topics.truncate(limit);
     topics
+}
+
+impl Knowledge {
+    /// Checks a new ticket against the articles and records it as uncovered when none answers
+    /// it confidently.
+    pub async fn note_ticket(&self, tenant: &str, ticket: &str, subject: &str, body: &str) -> Result<(), ServiceError> {
+        let text = format!("{}\n{}", subject.trim(), body.trim());
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let (locale, scored) = self.rank_suggestions(tenant, Audience::Staff, &text, "").await?;
+        let confidence = scored.first().map_or(0.0, |best| best.confidence);
+        if confidence < MIN_CONFIDENCE {
+            self.record_uncovered(tenant, ticket, subject, body, &locale, confidence).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn record_uncovered(
+        &self,
+        tenant: &str,
+        ticket: &str,
+        subject: &str,
+        body: &str,
+        locale: &str,
+        confidence: f32,
+    ) -> Result<(), ServiceError> {
+        let topic = topic(subject, body);
+        let mut conn = self.db.writer().acquire().await?;
+        store::record_uncovered(&mut conn, tenant, ticket, locale, &topic, f64::from(confidence), now_micros()).await
+    }
+
+    pub async fn content_gaps(
+        &self,
+        tenant: &str,
+        request: proto::ContentGapsRequest,
+    ) -> Result<proto::ContentGapsResponse, ServiceError> {
+        if !request.locale.is_empty() {
+            model::check_locale("locale", &request.locale)?;
+        }
+        let until = request.until.as_ref().map_or_else(now_micros, helpdesk_runtime::time::timestamp_to_micros);
+        let since =
+            request.since.as_ref().map_or(until - 30 * 86_400_000_000, helpdesk_runtime::time::timestamp_to_micros);
+        if since >= until {
+            return Err(ServiceError::invalid_field("since", "must be before until"));
+        }
+        if until - since > 400 * 86_400_000_000 {
+            return Err(ServiceError::invalid_field("since", "the period may span at most 400 days"));
+        }
+        let limit = limit(request.limit, 20, 200)? as i64;
+        self.activity.flush().await;
+        let mut conn = self.db.reader().acquire().await?;
+        let period = (since, until);
+        let zero_result_queries = store::query_stats(&mut conn, tenant, &request.locale, period, true, limit).await?;
+        let mut low_click_queries =
+            store::query_stats(&mut conn, tenant, &request.locale, period, false, limit).await?;
+        // Low click-through: searched more than once, opened at most a quarter of the time.
+        low_click_queries.retain(|stat| stat.searches >= 2 && stat.clicks * 4 <= stat.searches);
+        let tickets = store::uncovered(&mut conn, tenant, &request.locale, period).await?;
+        Ok(proto::ContentGapsResponse {
+            zero_result_queries,
+            low_click_queries,
+            uncovered_topics: group_topics(&tickets, limit as usize),
+        })
+    }
 }
 
 #[cfg(test)]

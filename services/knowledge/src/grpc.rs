@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use helpdesk_proto::knowledge::v1::{
-    self as proto,
+    self as proto, ArticleStatus,
     help_center_service_server::{HelpCenterService, HelpCenterServiceServer},
     knowledge_service_server::{KnowledgeService, KnowledgeServiceServer},
 };
@@ -28,6 +28,23 @@ pub(crate) fn add_routes(
 }
 
 struct Api(Arc<Knowledge>, Arc<Segments>);
+
+/// Agents write drafts and send them for review; only admins put articles live or take them down.
+fn may_set_status(caller: &Principal, status: i32) -> Result<(), ServiceError> {
+    let publishes = status == ArticleStatus::Published as i32 || status == ArticleStatus::Archived as i32;
+    if publishes && caller.role != Role::Admin {
+        return Err(ServiceError::permission_denied("only admins publish and archive articles"));
+    }
+    Ok(())
+}
+
+/// Anyone on staff imports drafts; only admins import articles published at once.
+fn may_import(caller: &Principal, request: &proto::ImportArticlesRequest) -> Result<(), ServiceError> {
+    if request.publish && caller.role != Role::Admin {
+        return Err(ServiceError::permission_denied("only admins publish articles"));
+    }
+    Ok(())
+}
 
 impl Api {
     /// Staff see every article; customers the published ones meant for them: public ones, and
@@ -88,7 +105,8 @@ impl KnowledgeService for Api {
         request: Request<proto::SetArticleStatusRequest>,
     ) -> Result<Response<proto::Article>, Status> {
         handle_as(request, Needs::Staff, |caller, request| async move {
-            self.0.set_status(&caller.tenant_id, caller.role == Role::Admin, request).await
+            may_set_status(&caller, request.status)?;
+            self.0.set_status(&caller.tenant_id, request).await
         })
         .await
     }
@@ -241,7 +259,8 @@ impl KnowledgeService for Api {
         request: Request<proto::ImportArticlesRequest>,
     ) -> Result<Response<proto::ImportArticlesResponse>, Status> {
         handle_as(request, Needs::Staff, |caller, request| async move {
-            self.0.import_articles(&caller.tenant_id, &caller.subject, caller.role == Role::Admin, request).await
+            may_import(&caller, &request)?;
+            self.0.import_articles(&caller.tenant_id, &caller.subject, request).await
         })
         .await
     }
@@ -339,5 +358,27 @@ impl HelpCenterService for HelpCenter {
         };
         let tenant = tenant(&request.tenant_id)?;
         respond(self.0.vote(tenant, &Audience::Public, &request.article_id, &voter, request.helpful).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role) -> Principal {
+        Principal { tenant_id: "acme".into(), subject: "someone".into(), role }
+    }
+
+    #[test]
+    fn only_admins_publish_and_archive() {
+        let (agent, admin) = (caller(Role::Agent), caller(Role::Admin));
+        assert!(may_set_status(&agent, ArticleStatus::InReview as i32).is_ok());
+        assert!(may_set_status(&agent, ArticleStatus::Published as i32).is_err());
+        assert!(may_set_status(&agent, ArticleStatus::Archived as i32).is_err());
+        assert!(may_set_status(&admin, ArticleStatus::Published as i32).is_ok());
+        let import = |publish| proto::ImportArticlesRequest { articles: Vec::new(), publish };
+        assert!(may_import(&agent, &import(false)).is_ok());
+        assert!(may_import(&agent, &import(true)).is_err());
+        assert!(may_import(&admin, &import(true)).is_ok());
     }
 }

@@ -4,17 +4,23 @@
 //! reports what customers look for and do not find.
 
 mod analysis;
+mod articles;
+mod categories;
 mod follow;
 mod gaps;
 mod grpc;
 mod index;
 pub mod markdown;
 mod model;
+mod revisions;
+mod search;
 mod segments;
 mod service;
 mod store;
 mod suggest;
+mod synonyms;
 mod tickets;
+mod votes;
 
 use std::{path::Path, sync::Arc};
 
@@ -35,17 +41,14 @@ pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::Rand
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+pub static MIGRATIONS: Migrations =
+    Migrations { portable: &Migrations::NONE, sqlite: &SQLITE, postgres: &POSTGRES, shared: &[], rebaselined: &[] };
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "knowledge";
 
-/// The gRPC services this crate serves, for health reporting.
-pub const GRPC_SERVICES: &[&str] =
-    &["helpdesk.knowledge.v1.KnowledgeService", "helpdesk.knowledge.v1.HelpCenterService"];
-
 /// The service, with its indexes built from the database, ready to serve.
-pub struct KnowledgeBase {
+pub struct KnowledgeService {
     knowledge: Arc<Knowledge>,
     indexes: Arc<index::Indexes>,
     activity: gaps::Activity,
@@ -54,23 +57,28 @@ pub struct KnowledgeBase {
     segments: Arc<segments::Segments>,
 }
 
-impl KnowledgeBase {
-    pub fn database(&self) -> &Database {
-        self.knowledge.database()
-    }
-
+impl KnowledgeService {
     pub fn knowledge(&self) -> &Arc<Knowledge> {
         &self.knowledge
     }
+}
 
-    /// Adds the knowledge gRPC services to `routes`.
-    pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+impl helpdesk_runtime::service::Service for KnowledgeService {
+    const NAME: &'static str = "knowledge";
+    const GRPC_SERVICES: &'static [&'static str] =
+        &["helpdesk.knowledge.v1.KnowledgeService", "helpdesk.knowledge.v1.HelpCenterService"];
+
+    fn database(&self) -> &Database {
+        self.knowledge.database()
+    }
+
+    fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
         grpc::add_routes(&self.knowledge, &self.segments, routes);
     }
 
     /// Follows other replicas' changes, writes search logs and checks new tickets until
     /// shutdown.
-    pub async fn run(self, shutdown: Shutdown) {
+    async fn run(self, shutdown: Shutdown) {
         let follow = tokio::spawn(follow::run(self.knowledge.database().clone(), self.indexes, shutdown.clone()));
         let activity = tokio::spawn(self.activity.run(shutdown.clone()));
         let tickets = tokio::spawn(async move {
@@ -94,7 +102,7 @@ pub async fn open(
     config: &Config,
     bus: &dyn EventBus,
     customers: Option<helpdesk_runtime::grpc::ServiceLink>,
-) -> Result<KnowledgeBase, OpenError> {
+) -> Result<KnowledgeService, OpenError> {
     let mut base = open_database(&config.database, &config.data_dir).await?;
     base.activity = base.activity.with_retention(config.knowledge.search_log_retention_days);
     base.tickets = Some(tickets::subscribe(bus).await?);
@@ -106,7 +114,7 @@ pub async fn open(
 const DEFAULT_RETENTION_DAYS: u32 = 180;
 
 /// [`open`] from the database settings alone: for tests, benchmarks and the evaluation.
-pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result<KnowledgeBase, OpenError> {
+pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result<KnowledgeService, OpenError> {
     let db = Database::connect(database, data_dir, DATABASE).await?;
     db.migrate(&MIGRATIONS).await?;
     let indexes = Arc::new(index::Indexes::default());
@@ -115,7 +123,7 @@ pub async fn open_database(database: &DatabaseConfig, data_dir: &Path) -> Result
     tracing::info!(articles, seconds = started.elapsed().as_secs_f64(), "knowledge indexes built");
     let activity = gaps::Activity::new(db.clone()).with_retention(DEFAULT_RETENTION_DAYS);
     let knowledge = Arc::new(Knowledge::new(db, indexes.clone(), activity.clone()));
-    Ok(KnowledgeBase { knowledge, indexes, activity, tickets: None, segments: Arc::default() })
+    Ok(KnowledgeService { knowledge, indexes, activity, tickets: None, segments: Arc::default() })
 }
 
 #[derive(Debug, thiserror::Error)]

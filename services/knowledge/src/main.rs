@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, service, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,18 +19,5 @@ async fn main() -> anyhow::Result<()> {
     ));
     let knowledge = helpdesk_knowledge::open(&config, bus.as_ref(), customers).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "knowledge", &bus)?;
-    let mut routes = tonic::service::RoutesBuilder::default();
-    knowledge.add_routes(&mut routes);
-    let databases = vec![knowledge.database().clone()];
-    grpc::run_standalone(
-        "knowledge",
-        &config,
-        authenticator,
-        helpdesk_knowledge::GRPC_SERVICES.to_vec(),
-        databases,
-        routes,
-        |shutdown| knowledge.run(shutdown),
-    )
-    .await
-    .map_err(anyhow::Error::from_boxed)
+    service::run_alone(&config, authenticator, knowledge).await.map_err(anyhow::Error::from_boxed)
 }

@@ -5,9 +5,11 @@ use helpdesk_proto::knowledge::v1::{self as proto, ArticleStatus, Visibility};
 use helpdesk_runtime::{
     ServiceError,
     db::{positional, row_lock},
+    time::micros_to_timestamp,
 };
 use prost::Message;
-use sqlx::{AnyConnection, Row, any::AnyRow};
+use serde::de::DeserializeOwned;
+use sqlx::AnyConnection;
 
 use crate::model::{Article, Stats};
 
@@ -19,41 +21,73 @@ fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// A JSON column; unreadable JSON is a corrupt row, an error rather than an empty value.
-fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
-    let text: &str = row.try_get(column)?;
+/// A JSON column's value; unreadable JSON is a corrupt row, an error rather than an empty value.
+fn json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text)
         .map_err(|error| sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(error) })
 }
 
-fn article_from(row: &AnyRow) -> Result<Article, sqlx::Error> {
-    Ok(Article {
-        tenant_id: row.try_get("tenant_id")?,
-        id: row.try_get("id")?,
-        translation_group: row.try_get("translation_group")?,
-        locale: row.try_get("locale")?,
-        slug: row.try_get("slug")?,
-        title: row.try_get("title")?,
-        body_markdown: row.try_get("body_markdown")?,
-        body_html: row.try_get("body_html")?,
-        category_id: row.try_get("category_id")?,
-        tags: json_column(row, "tags")?,
-        visibility: Visibility::try_from(row.try_get::<i64, _>("visibility")? as i32).unwrap_or(Visibility::Internal),
-        segments: json_column(row, "segments")?,
-        status: ArticleStatus::try_from(row.try_get::<i64, _>("status")? as i32).unwrap_or(ArticleStatus::Draft),
-        version: row.try_get::<i64, _>("version")? as i32,
-        questions: json_column(row, "questions")?,
-        author: row.try_get("author")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        published_at: row.try_get("published_at")?,
-        stats: Stats {
-            views: row.try_get("views")?,
-            helpful: row.try_get("helpful_votes")?,
-            unhelpful: row.try_get("unhelpful_votes")?,
-        },
-        changed_at: row.try_get("changed_at")?,
-    })
+/// An `articles` row as stored: lists as JSON text, enums as integers. Integers are `BIGINT` on
+/// PostgreSQL, so every one is read as `i64`.
+#[derive(sqlx::FromRow)]
+struct ArticleRow {
+    tenant_id: String,
+    id: String,
+    translation_group: String,
+    locale: String,
+    slug: String,
+    title: String,
+    body_markdown: String,
+    body_html: String,
+    category_id: String,
+    tags: String,
+    visibility: i64,
+    segments: String,
+    status: i64,
+    version: i64,
+    questions: String,
+    author: String,
+    created_at: i64,
+    updated_at: i64,
+    published_at: Option<i64>,
+    views: i64,
+    helpful_votes: i64,
+    unhelpful_votes: i64,
+    changed_at: i64,
+}
+
+impl TryFrom<ArticleRow> for Article {
+    type Error = sqlx::Error;
+
+    fn try_from(row: ArticleRow) -> Result<Self, sqlx::Error> {
+        Ok(Article {
+            tags: json("tags", &row.tags)?,
+            visibility: Visibility::try_from(row.visibility as i32).unwrap_or(Visibility::Internal),
+            segments: json("segments", &row.segments)?,
+            status: ArticleStatus::try_from(row.status as i32).unwrap_or(ArticleStatus::Draft),
+            version: row.version as i32,
+            questions: json("questions", &row.questions)?,
+            stats: Stats { views: row.views, helpful: row.helpful_votes, unhelpful: row.unhelpful_votes },
+            tenant_id: row.tenant_id,
+            id: row.id,
+            translation_group: row.translation_group,
+            locale: row.locale,
+            slug: row.slug,
+            title: row.title,
+            body_markdown: row.body_markdown,
+            body_html: row.body_html,
+            category_id: row.category_id,
+            author: row.author,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            published_at: row.published_at,
+            changed_at: row.changed_at,
+        })
+    }
+}
+
+fn articles(rows: Vec<ArticleRow>) -> Result<Vec<Article>, ServiceError> {
+    Ok(rows.into_iter().map(Article::try_from).collect::<Result<_, _>>()?)
 }
 
 /// The article, locked for the rest of the transaction on PostgreSQL (SQLite's writer lock
@@ -64,14 +98,14 @@ pub(crate) async fn article_for_update(
     id: &str,
 ) -> Result<Option<Article>, ServiceError> {
     let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND id = $2{}", row_lock(conn));
-    let row = sqlx::query(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
-    Ok(row.as_ref().map(article_from).transpose()?)
+    let row: Option<ArticleRow> = sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
+    Ok(row.map(Article::try_from).transpose()?)
 }
 
 pub(crate) async fn article(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<Article>, ServiceError> {
     let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND id = $2");
-    let row = sqlx::query(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
-    Ok(row.as_ref().map(article_from).transpose()?)
+    let row: Option<ArticleRow> = sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut *conn).await?;
+    Ok(row.map(Article::try_from).transpose()?)
 }
 
 pub(crate) async fn article_by_slug(
@@ -81,8 +115,9 @@ pub(crate) async fn article_by_slug(
     slug: &str,
 ) -> Result<Option<Article>, ServiceError> {
     let sql = format!("SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND locale = $2 AND slug = $3");
-    let row = sqlx::query(&sql).bind(tenant).bind(locale).bind(slug).fetch_optional(&mut *conn).await?;
-    Ok(row.as_ref().map(article_from).transpose()?)
+    let row: Option<ArticleRow> =
+        sqlx::query_as(&sql).bind(tenant).bind(locale).bind(slug).fetch_optional(&mut *conn).await?;
+    Ok(row.map(Article::try_from).transpose()?)
 }
 
 pub(crate) async fn slug_taken(
@@ -177,19 +212,58 @@ pub(crate) async fn insert_version(
     Ok(())
 }
 
-fn version_from(row: &AnyRow, with_body: bool) -> Result<proto::ArticleVersion, sqlx::Error> {
-    Ok(proto::ArticleVersion {
-        article_id: row.try_get("article_id")?,
-        version: row.try_get::<i64, _>("version")? as i32,
-        title: row.try_get("title")?,
-        body_markdown: if with_body { row.try_get("body_markdown")? } else { String::new() },
-        category_id: row.try_get("category_id")?,
-        tags: json_column(row, "tags")?,
-        questions: if with_body { json_column(row, "questions")? } else { Vec::new() },
-        author: row.try_get("author")?,
-        change_note: row.try_get("change_note")?,
-        created_at: Some(helpdesk_runtime::time::micros_to_timestamp(row.try_get("created_at")?)),
-    })
+/// An `article_versions` row without the content, as lists of versions read it.
+#[derive(sqlx::FromRow)]
+struct VersionSummaryRow {
+    article_id: String,
+    version: i64,
+    title: String,
+    category_id: String,
+    tags: String,
+    author: String,
+    change_note: String,
+    created_at: i64,
+}
+
+/// A whole `article_versions` row.
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    #[sqlx(flatten)]
+    summary: VersionSummaryRow,
+    body_markdown: String,
+    questions: String,
+}
+
+impl TryFrom<VersionSummaryRow> for proto::ArticleVersion {
+    type Error = sqlx::Error;
+
+    fn try_from(row: VersionSummaryRow) -> Result<Self, sqlx::Error> {
+        Ok(proto::ArticleVersion {
+            article_id: row.article_id,
+            version: row.version as i32,
+            title: row.title,
+            body_markdown: String::new(),
+            category_id: row.category_id,
+            tags: json("tags", &row.tags)?,
+            questions: Vec::new(),
+            author: row.author,
+            change_note: row.change_note,
+            created_at: Some(micros_to_timestamp(row.created_at)),
+        })
+    }
+}
+
+impl TryFrom<VersionRow> for proto::ArticleVersion {
+    type Error = sqlx::Error;
+
+    fn try_from(row: VersionRow) -> Result<Self, sqlx::Error> {
+        let summary = proto::ArticleVersion::try_from(row.summary)?;
+        Ok(proto::ArticleVersion {
+            body_markdown: row.body_markdown,
+            questions: json("questions", &row.questions)?,
+            ..summary
+        })
+    }
 }
 
 pub(crate) async fn versions(
@@ -197,7 +271,7 @@ pub(crate) async fn versions(
     tenant: &str,
     article: &str,
 ) -> Result<Vec<proto::ArticleVersion>, ServiceError> {
-    let rows = sqlx::query(
+    let rows: Vec<VersionSummaryRow> = sqlx::query_as(
         "SELECT article_id, version, title, category_id, tags, author, change_note, created_at FROM article_versions \
          WHERE tenant_id = $1 AND article_id = $2 ORDER BY version DESC",
     )
@@ -205,7 +279,7 @@ pub(crate) async fn versions(
     .bind(article)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.iter().map(|row| version_from(row, false)).collect::<Result<_, _>>()?)
+    Ok(rows.into_iter().map(proto::ArticleVersion::try_from).collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn version(
@@ -214,7 +288,7 @@ pub(crate) async fn version(
     article: &str,
     version: i32,
 ) -> Result<Option<proto::ArticleVersion>, ServiceError> {
-    let row = sqlx::query(
+    let row: Option<VersionRow> = sqlx::query_as(
         "SELECT article_id, version, title, body_markdown, category_id, tags, questions, author, change_note, \
          created_at FROM article_versions WHERE tenant_id = $1 AND article_id = $2 AND version = $3",
     )
@@ -223,7 +297,7 @@ pub(crate) async fn version(
     .bind(i64::from(version))
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(|row| version_from(row, true)).transpose()?)
+    Ok(row.map(proto::ArticleVersion::try_from).transpose()?)
 }
 
 /// The other articles of `group`: an article's translations.
@@ -237,8 +311,9 @@ pub(crate) async fn translations(
         "SELECT {ARTICLE_COLUMNS} FROM articles WHERE tenant_id = $1 AND translation_group = $2 AND id <> $3 \
          ORDER BY locale"
     );
-    let rows = sqlx::query(&sql).bind(tenant).bind(group).bind(except_id).fetch_all(&mut *conn).await?;
-    Ok(rows.iter().map(article_from).collect::<Result<_, sqlx::Error>>()?)
+    let rows: Vec<ArticleRow> =
+        sqlx::query_as(&sql).bind(tenant).bind(group).bind(except_id).fetch_all(&mut *conn).await?;
+    articles(rows)
 }
 
 /// The article's pending revision, if any.
@@ -247,13 +322,13 @@ pub(crate) async fn revision(
     tenant: &str,
     article_id: &str,
 ) -> Result<Option<proto::ArticleRevision>, ServiceError> {
-    let row = sqlx::query("SELECT revision FROM article_revisions WHERE tenant_id = $1 AND article_id = $2")
-        .bind(tenant)
-        .bind(article_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let bytes: Vec<u8> = row.try_get("revision")?;
+    let bytes: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT revision FROM article_revisions WHERE tenant_id = $1 AND article_id = $2")
+            .bind(tenant)
+            .bind(article_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(bytes) = bytes else { return Ok(None) };
     proto::ArticleRevision::decode(bytes.as_slice())
         .map(Some)
         .map_err(|error| ServiceError::internal(&format!("stored revision of {article_id}: {error}")))
@@ -322,7 +397,7 @@ pub(crate) async fn list_articles(
     );
     let tag =
         if filter.tag.is_empty() { String::new() } else { format!("%\"{}\"%", filter.tag.replace(['%', '_'], "")) };
-    let rows = sqlx::query(&sql)
+    let rows: Vec<ArticleRow> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(filter.locale)
         .bind(filter.status.map_or(-1, |status| status as i64))
@@ -332,25 +407,25 @@ pub(crate) async fn list_articles(
         .bind(filter.limit)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.iter().map(article_from).collect::<Result<_, _>>()?)
+    articles(rows)
 }
 
-/// Which articles of every tenant changed at or after `since`: (tenant, locale, id, changed_at),
-/// how search indexes follow the database without reading whole rows they already have.
-pub(crate) async fn changes_since(
-    conn: &mut AnyConnection,
-    since: i64,
-) -> Result<Vec<(String, String, String, i64)>, ServiceError> {
-    let rows = sqlx::query("SELECT tenant_id, locale, id, changed_at FROM articles WHERE changed_at >= $1")
+/// That an article changed, and when: how search indexes follow the database without reading
+/// whole rows they already have.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ArticleChange {
+    pub(crate) tenant_id: String,
+    pub(crate) locale: String,
+    pub(crate) id: String,
+    pub(crate) changed_at: i64,
+}
+
+/// Which articles of every tenant changed at or after `since`.
+pub(crate) async fn changes_since(conn: &mut AnyConnection, since: i64) -> Result<Vec<ArticleChange>, ServiceError> {
+    Ok(sqlx::query_as("SELECT tenant_id, locale, id, changed_at FROM articles WHERE changed_at >= $1")
         .bind(since)
         .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((row.try_get("tenant_id")?, row.try_get("locale")?, row.try_get("id")?, row.try_get("changed_at")?))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+        .await?)
 }
 
 /// One page of a tenant's published articles in id order, for a full rebuild.
@@ -364,7 +439,7 @@ pub(crate) async fn published_page(
         "SELECT {ARTICLE_COLUMNS} FROM articles WHERE status = $1 AND ($2 = '' OR tenant_id = $2) \
          AND (tenant_id > $3 OR (tenant_id = $3 AND id > $4)) ORDER BY tenant_id, id LIMIT $5"
     );
-    let rows = sqlx::query(&sql)
+    let rows: Vec<ArticleRow> = sqlx::query_as(&sql)
         .bind(ArticleStatus::Published as i64)
         .bind(tenant.unwrap_or(""))
         .bind(after.0)
@@ -372,7 +447,7 @@ pub(crate) async fn published_page(
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.iter().map(article_from).collect::<Result<_, _>>()?)
+    articles(rows)
 }
 
 pub(crate) async fn upsert_category(
@@ -395,24 +470,37 @@ pub(crate) async fn upsert_category(
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct CategoryRow {
+    id: String,
+    parent_id: String,
+    /// Locale to name, as a JSON object.
+    names: String,
+    position: i64,
+}
+
+impl TryFrom<CategoryRow> for proto::Category {
+    type Error = sqlx::Error;
+
+    fn try_from(row: CategoryRow) -> Result<Self, sqlx::Error> {
+        Ok(proto::Category {
+            names: json("names", &row.names)?,
+            id: row.id,
+            parent_id: row.parent_id,
+            position: row.position as i32,
+        })
+    }
+}
+
 /// The tenant's categories, by position.
 pub(crate) async fn categories(conn: &mut AnyConnection, tenant: &str) -> Result<Vec<proto::Category>, ServiceError> {
-    let rows =
-        sqlx::query("SELECT id, parent_id, names, position FROM categories WHERE tenant_id = $1 ORDER BY position, id")
-            .bind(tenant)
-            .fetch_all(&mut *conn)
-            .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(proto::Category {
-                id: row.try_get("id")?,
-                parent_id: row.try_get("parent_id")?,
-                names: json_column(row, "names")?,
-                position: row.try_get::<i64, _>("position")? as i32,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    let rows: Vec<CategoryRow> = sqlx::query_as(
+        "SELECT id, parent_id, names, position FROM categories WHERE tenant_id = $1 ORDER BY position, id",
+    )
+    .bind(tenant)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(proto::Category::try_from).collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn set_synonyms(
@@ -442,37 +530,45 @@ pub(crate) async fn synonyms(
     tenant: &str,
     locale: &str,
 ) -> Result<Vec<Vec<String>>, ServiceError> {
-    let row = sqlx::query("SELECT groups FROM synonyms WHERE tenant_id = $1 AND locale = $2")
+    let groups: Option<String> = sqlx::query_scalar("SELECT groups FROM synonyms WHERE tenant_id = $1 AND locale = $2")
         .bind(tenant)
         .bind(locale)
         .fetch_optional(&mut *conn)
         .await?;
-    let Some(row) = row else { return Ok(Vec::new()) };
-    Ok(json_column(&row, "groups")?)
+    let Some(groups) = groups else { return Ok(Vec::new()) };
+    Ok(json("groups", &groups)?)
 }
 
-pub(crate) struct SynonymRow {
+/// A tenant's synonym groups for one locale.
+pub(crate) struct SynonymSet {
     pub(crate) tenant_id: String,
     pub(crate) locale: String,
     pub(crate) groups: Vec<Vec<String>>,
 }
 
+/// A `synonyms` row as stored: the groups as JSON text.
+#[derive(sqlx::FromRow)]
+struct SynonymRow {
+    tenant_id: String,
+    locale: String,
+    groups: String,
+}
+
+impl TryFrom<SynonymRow> for SynonymSet {
+    type Error = sqlx::Error;
+
+    fn try_from(row: SynonymRow) -> Result<Self, sqlx::Error> {
+        Ok(SynonymSet { groups: json("groups", &row.groups)?, tenant_id: row.tenant_id, locale: row.locale })
+    }
+}
+
 /// Synonym sets changed at or after `since` (all of them from 0).
-pub(crate) async fn synonyms_since(conn: &mut AnyConnection, since: i64) -> Result<Vec<SynonymRow>, ServiceError> {
-    let rows = sqlx::query("SELECT tenant_id, locale, groups FROM synonyms WHERE changed_at >= $1")
+pub(crate) async fn synonyms_since(conn: &mut AnyConnection, since: i64) -> Result<Vec<SynonymSet>, ServiceError> {
+    let rows: Vec<SynonymRow> = sqlx::query_as("SELECT tenant_id, locale, groups FROM synonyms WHERE changed_at >= $1")
         .bind(since)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(SynonymRow {
-                tenant_id: row.try_get("tenant_id")?,
-                locale: row.try_get("locale")?,
-                groups: json_column(row, "groups")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    Ok(rows.into_iter().map(SynonymSet::try_from).collect::<Result<_, _>>()?)
 }
 
 /// Records a voter's vote (replacing their earlier one) and recounts the article's votes.
@@ -619,6 +715,27 @@ pub(crate) async fn record_uncovered(
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct QueryStatRow {
+    query: String,
+    locale: String,
+    searches: i64,
+    clicks: i64,
+    average_results: f64,
+}
+
+impl From<QueryStatRow> for proto::QueryStat {
+    fn from(row: QueryStatRow) -> Self {
+        proto::QueryStat {
+            query: row.query,
+            locale: row.locale,
+            searches: row.searches,
+            clicks: row.clicks,
+            average_results: row.average_results,
+        }
+    }
+}
+
 /// Queries of a period by how often they were searched: results and clicks per normalized query.
 pub(crate) async fn query_stats(
     conn: &mut AnyConnection,
@@ -639,7 +756,7 @@ pub(crate) async fn query_stats(
          GROUP BY s.query, s.locale HAVING {having} \
          ORDER BY COUNT(*) * 1.0 - 3.0 * SUM(CASE WHEN c.search_id IS NULL THEN 0 ELSE 1 END) DESC, s.query LIMIT $5"
     );
-    let rows = sqlx::query(&sql)
+    let rows: Vec<QueryStatRow> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(locale)
         .bind(period.0)
@@ -647,21 +764,11 @@ pub(crate) async fn query_stats(
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(proto::QueryStat {
-                query: row.try_get("query")?,
-                locale: row.try_get("locale")?,
-                searches: row.try_get("searches")?,
-                clicks: row.try_get("clicks")?,
-                average_results: row.try_get("average_results")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    Ok(rows.into_iter().map(proto::QueryStat::from).collect())
 }
 
 /// A ticket that no article answered, with the terms that name its topic.
+#[derive(sqlx::FromRow)]
 pub(crate) struct Uncovered {
     pub(crate) ticket_id: String,
     pub(crate) locale: String,
@@ -675,7 +782,7 @@ pub(crate) async fn uncovered(
     locale: &str,
     period: (i64, i64),
 ) -> Result<Vec<Uncovered>, ServiceError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT ticket_id, locale, topic FROM uncovered_tickets WHERE tenant_id = $1 AND ($2 = '' OR locale = $2) \
          AND created_at >= $3 AND created_at < $4 ORDER BY created_at DESC LIMIT 20000",
     )
@@ -684,15 +791,5 @@ pub(crate) async fn uncovered(
     .bind(period.0)
     .bind(period.1)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Uncovered {
-                ticket_id: row.try_get("ticket_id")?,
-                locale: row.try_get("locale")?,
-                topic: row.try_get("topic")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    .await?)
 }

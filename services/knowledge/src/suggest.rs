@@ -13,10 +13,21 @@
 //! The score is `0.5·B/max B + 0.5·(H − max H) + γ·K/max K`; the confidence comes from the best
 //! H, which separates answerable from out-of-scope queries best (AUC 0.96 on clinc150).
 //! Korean terms are syllables and syllable pairs, with BM25 at k1 0.5, b 0.3.
+//!
+//! [`Knowledge::suggest`] serves the confident suggestions to tickets and contact forms;
+//! [`Knowledge::rank_suggestions`] gives every candidate, for the evaluation.
 
 use std::sync::Arc;
 
-use crate::{Map, analysis, model::Article};
+use helpdesk_proto::knowledge::v1 as proto;
+use helpdesk_runtime::ServiceError;
+
+use crate::{
+    Map, analysis,
+    model::{self, Article, Audience},
+    service::{Knowledge, limit},
+    store,
+};
 
 /// A suggested article with its score and a confidence between 0 and 1.
 #[derive(Clone, Debug)]
@@ -50,6 +61,8 @@ const BODY_EXAMPLE_CHARS: usize = 160;
 const CANDIDATES: usize = 10;
 /// Candidates that common terms are looked up for.
 const SHORTLIST: usize = 200;
+/// Suggestions read the start of a ticket: its subject and first paragraphs say what it is about.
+const MAX_SUGGEST_CHARS: usize = 2_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Language {
@@ -647,6 +660,78 @@ fn train(
             (*feature, averaged)
         })
         .collect()
+}
+
+/// Cuts `text` to at most `max` characters.
+fn prefix(text: &str, max: usize) -> &str {
+    text.char_indices().nth(max).map_or(text, |(at, _)| &text[..at])
+}
+
+impl Knowledge {
+    /// Every candidate for `text`, best first, with scores and confidences, before the
+    /// confidence cut: what [`Knowledge::suggest`] chooses from, and what evaluations measure.
+    pub async fn rank_suggestions(
+        &self,
+        tenant: &str,
+        audience: Audience,
+        text: &str,
+        locale: &str,
+    ) -> Result<(String, Vec<Scored>), ServiceError> {
+        let text = prefix(text.trim(), MAX_SUGGEST_CHARS).to_owned();
+        if text.is_empty() {
+            return Err(ServiceError::invalid_field("subject", "subject or body is required"));
+        }
+        let locale = model::locale_for("locale", locale, &text)?;
+        let (indexes, tenant, shard_locale) = (self.indexes.clone(), tenant.to_owned(), locale.clone());
+        let scored = tokio::task::spawn_blocking(move || indexes.suggest(&tenant, &shard_locale, &text, &audience))
+            .await
+            .map_err(|error| ServiceError::internal(&error))??;
+        Ok((locale, scored))
+    }
+
+    pub async fn suggest(
+        &self,
+        tenant: &str,
+        audience: Audience,
+        request: proto::SuggestRequest,
+    ) -> Result<proto::SuggestResponse, ServiceError> {
+        let limit = limit(request.limit, 3, 10)?;
+        let text = format!("{}\n{}", request.subject.trim(), request.body.trim());
+        let audience_kind = audience.clone();
+        let (locale, scored) = self.rank_suggestions(tenant, audience, &text, &request.locale).await?;
+        let confidence = scored.first().map_or(0.0, |best| best.confidence);
+        let confident: Vec<_> = scored.into_iter().filter(|s| s.confidence >= MIN_CONFIDENCE).take(limit).collect();
+        let query = prefix(request.subject.trim(), 200);
+        let search_id = self.log_search(tenant, "suggest", query, &locale, confident.len());
+        // Only staff's asking says a ticket is uncovered: a customer could name any ticket and any
+        // text (their own tickets are noted from ticketing's events).
+        if confident.is_empty() && !request.ticket_id.is_empty() && matches!(audience_kind, Audience::Staff) {
+            self.record_uncovered(tenant, &request.ticket_id, &request.subject, &request.body, &locale, confidence)
+                .await?;
+        }
+        let mut suggestions = Vec::with_capacity(confident.len());
+        let mut conn = self.db.reader().acquire().await?;
+        for scored in confident {
+            let Some(article) = store::article(&mut conn, tenant, &scored.article_id).await? else { continue };
+            suggestions.push(proto::Suggestion {
+                url_path: article.url_path(),
+                article_id: article.id,
+                title: article.title,
+                score: f64::from(scored.score),
+                confidence: f64::from(scored.confidence),
+            });
+        }
+        Ok(proto::SuggestResponse { suggestions, locale, confidence: f64::from(confidence), search_id })
+    }
+
+    /// Brings the tenant's suggestion models up to date now, rather than in the background
+    /// after the next suggestion: after a bulk import, before measuring.
+    pub async fn train_suggestions(&self, tenant: &str) -> Result<(), ServiceError> {
+        let (indexes, tenant) = (self.indexes.clone(), tenant.to_owned());
+        tokio::task::spawn_blocking(move || indexes.train(&tenant))
+            .await
+            .map_err(|error| ServiceError::internal(&error))?
+    }
 }
 
 #[cfg(test)]

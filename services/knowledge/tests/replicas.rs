@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use helpdesk_knowledge::{Audience, Knowledge, KnowledgeBase};
+use helpdesk_knowledge::{Audience, Knowledge, KnowledgeService};
 use helpdesk_proto::knowledge::v1 as proto;
-use helpdesk_runtime::{config::DatabaseConfig, shutdown};
+use helpdesk_runtime::{config::DatabaseConfig, service::Service, shutdown};
 
 const TENANT: &str = "replicas";
 
@@ -33,8 +33,8 @@ async fn converges(replica: &Knowledge, query: &str, expected: &[&str]) {
 }
 
 async fn scenario(config: DatabaseConfig, dir: &std::path::Path) {
-    let first: KnowledgeBase = helpdesk_knowledge::open_database(&config, dir).await.unwrap();
-    let second: KnowledgeBase = helpdesk_knowledge::open_database(&config, dir).await.unwrap();
+    let first: KnowledgeService = helpdesk_knowledge::open_database(&config, dir).await.unwrap();
+    let second: KnowledgeService = helpdesk_knowledge::open_database(&config, dir).await.unwrap();
     let (one, two) = (first.knowledge().clone(), second.knowledge().clone());
     let (trigger, stop) = shutdown::channel();
     let tasks = [tokio::spawn(first.run(stop.clone())), tokio::spawn(second.run(stop))];
@@ -52,7 +52,7 @@ async fn scenario(config: DatabaseConfig, dir: &std::path::Path) {
         status: status as i32,
         note: String::new(),
     };
-    one.set_status(TENANT, true, publish(&article.id, proto::ArticleStatus::Published)).await.unwrap();
+    one.set_status(TENANT, publish(&article.id, proto::ArticleStatus::Published)).await.unwrap();
     assert_eq!(hits(&one, "lost card").await, ["Replacing a lost card"], "the writer sees its change at once");
     converges(&two, "lost card", &["Replacing a lost card"]).await;
 
@@ -64,7 +64,7 @@ async fn scenario(config: DatabaseConfig, dir: &std::path::Path) {
     two.update_article(TENANT, ("admin", true), edit).await.unwrap();
     converges(&one, "stolen card", &["Replacing a stolen card"]).await;
 
-    one.set_status(TENANT, true, publish(&article.id, proto::ArticleStatus::Archived)).await.unwrap();
+    one.set_status(TENANT, publish(&article.id, proto::ArticleStatus::Archived)).await.unwrap();
     converges(&two, "stolen card", &[]).await;
 
     trigger.trigger();

@@ -106,11 +106,11 @@ async fn handle(router: &Router, link: &ServiceLink, event: &Event) -> Result<()
         }
         Some(Payload::MessageAdded(added)) => {
             let Some(message) = &added.message else { return Ok(()) };
-            if message.visibility == Visibility::Internal as i32 {
+            if message.visibility() == Visibility::Internal {
                 return Ok(());
             }
             let ticket = added.ticket_id.as_str();
-            let customer = message.author_kind == AuthorKind::Customer as i32;
+            let customer = message.author_kind() == AuthorKind::Customer;
             let text = format!("{} {}", message.body_text, message.body_html);
             let key = format!("message:{}", message.id);
             router
@@ -130,7 +130,7 @@ async fn handle(router: &Router, link: &ServiceLink, event: &Event) -> Result<()
                             };
                             escalation::escalate(t, ticket, &occurrence, now, changes);
                         }
-                    } else if message.author_kind == AuthorKind::Agent as i32 {
+                    } else if message.author_kind() == AuthorKind::Agent {
                         t.sla.agent_replied(ticket, now);
                     }
                     changes.items.insert(ticket.to_owned());
@@ -140,18 +140,18 @@ async fn handle(router: &Router, link: &ServiceLink, event: &Event) -> Result<()
         }
         Some(Payload::TicketStatusChanged(changed)) => {
             let ticket = changed.ticket_id.as_str();
-            let (from, to) = (changed.from, changed.to);
+            let (from, to) = (changed.from(), changed.to());
             router
                 .apply(tenant, |t, now, changes| {
                     if !t.items.contains_key(ticket) {
                         return Ok(());
                     }
-                    if to == Status::Pending as i32 {
+                    if to == Status::Pending {
                         t.sla.pause(ticket, now);
-                    } else if to == Status::Solved as i32 || to == Status::Closed as i32 {
+                    } else if matches!(to, Status::Solved | Status::Closed) {
                         t.sla.finish(ticket, now);
                         t.complete(ticket, now, changes);
-                    } else if from == Status::Pending as i32 {
+                    } else if from == Status::Pending {
                         t.sla.resume(ticket, now);
                     }
                     changes.items.insert(ticket.to_owned());
@@ -205,7 +205,7 @@ async fn handle(router: &Router, link: &ServiceLink, event: &Event) -> Result<()
         }
         Some(Payload::CustomerFlagged(flagged)) => {
             let Some(flag) = &flagged.flag else { return Ok(()) };
-            if !serious(flag.kind) {
+            if !serious(flag.kind()) {
                 return Ok(());
             }
             let customer = flagged.customer_id.as_str();
@@ -235,8 +235,8 @@ fn flag_key(flag: &helpdesk_proto::ticketing::v1::CustomerFlag) -> String {
     format!("flag:{}", flag.flagged_at.as_ref().map_or(0, |at| at.seconds))
 }
 
-fn serious(kind: i32) -> bool {
-    kind == FlagKind::Abusive as i32 || kind == FlagKind::LegalThreat as i32
+fn serious(kind: FlagKind) -> bool {
+    matches!(kind, FlagKind::Abusive | FlagKind::LegalThreat)
 }
 
 fn flag_occurrence<'a>(key: &'a str, reason: &str) -> Occurrence<'a> {
@@ -251,7 +251,7 @@ fn flag_occurrence<'a>(key: &'a str, reason: &str) -> Occurrence<'a> {
 
 /// Queues a new ticket with what the requester's profile says about language, tier and VIP.
 async fn route(router: &Router, link: &ServiceLink, tenant: &str, ticket: &Ticket) -> Result<(), ServiceError> {
-    if ticket.status != Status::New as i32 && ticket.status != Status::Open as i32 {
+    if ticket.status() != Status::New && ticket.status() != Status::Open {
         return Ok(());
     }
     let customer = match ticket.requester_id.is_empty() {
@@ -290,7 +290,7 @@ async fn route(router: &Router, link: &ServiceLink, tenant: &str, ticket: &Ticke
         .requester_flag
         .as_ref()
         .or(customer.as_ref().and_then(|customer| customer.flag.as_ref()))
-        .filter(|flag| serious(flag.kind));
+        .filter(|flag| serious(flag.kind()));
     if !ticket.assignee_id.is_empty() || flag.is_some() {
         let (id, assignee) = (ticket.id.as_str(), ticket.assignee_id.as_str());
         router

@@ -26,7 +26,7 @@ const HANDLE_TIME_WEIGHT: f64 = 0.1;
 
 /// Chat and phone are offered and handed back when the agent leaves; the rest is assigned.
 pub(crate) fn is_live(channel: i32) -> bool {
-    channel == Channel::Chat as i32 || channel == Channel::Phone as i32
+    matches!(Channel::try_from(channel), Ok(Channel::Chat | Channel::Phone))
 }
 
 /// Queue order: higher priority, then earlier SLA due time, then older.
@@ -335,7 +335,7 @@ impl Tenant {
         let unrouted: Vec<String> = self
             .items
             .values()
-            .filter(|item| item.state == WorkState::Unrouted as i32)
+            .filter(|item| item.state() == WorkState::Unrouted)
             .map(|item| item.ticket_id.clone())
             .collect();
         for ticket in unrouted {
@@ -343,7 +343,7 @@ impl Tenant {
                 if let Some(queue) = self.pick_queue(&item) {
                     item.queue_id = queue;
                     item.queued_at = Some(timestamp(now));
-                    item.state = WorkState::Waiting as i32;
+                    item.set_state(WorkState::Waiting);
                     changes.items.insert(ticket.clone());
                 }
                 self.items.insert(ticket.clone(), item);
@@ -373,7 +373,7 @@ impl Tenant {
         if item.queue_id.is_empty() || !self.queues.contains_key(&item.queue_id) {
             item.queue_id = self.pick_queue(&item).unwrap_or_default();
         }
-        item.state = if item.queue_id.is_empty() { WorkState::Unrouted } else { WorkState::Waiting } as i32;
+        item.set_state(if item.queue_id.is_empty() { WorkState::Unrouted } else { WorkState::Waiting });
         item.enqueued_at = Some(timestamp(now));
         item.queued_at = Some(timestamp(now));
         let ticket = item.ticket_id.clone();
@@ -390,7 +390,7 @@ impl Tenant {
     /// A waiting item goes to the best free agent, or waits in its queue.
     fn place(&mut self, ticket: &str, now: Millis, changes: &mut Changes) {
         let Some(item) = self.items.get(ticket) else { return };
-        if item.state != WorkState::Waiting as i32 {
+        if item.state() != WorkState::Waiting {
             return;
         }
         let blocked = (item.channel, item.language.clone());
@@ -478,7 +478,7 @@ impl Tenant {
                 .map(|queue| i64::from(queue.spec.offer_timeout_seconds))
                 .filter(|seconds| *seconds > 0)
                 .unwrap_or(DEFAULT_OFFER_SECONDS);
-            item.state = WorkState::Offered as i32;
+            item.set_state(WorkState::Offered);
             item.offered_to = agent_id.to_owned();
             item.offer_expires_at = Some(timestamp(now + timeout * 1000));
             changes.notify(agent_id, NoticeKind::Offered, item);
@@ -493,7 +493,7 @@ impl Tenant {
         if !item.assignee_id.is_empty() && item.assignee_id != agent {
             item.reassignments += 1;
         }
-        item.state = WorkState::Assigned as i32;
+        item.set_state(WorkState::Assigned);
         item.assignee_id = agent.to_owned();
         item.offered_to.clear();
         item.offer_expires_at = None;
@@ -528,7 +528,7 @@ impl Tenant {
     /// Files a waiting item in its queue under its current key.
     fn file(&mut self, ticket: &str) {
         let Some(item) = self.items.get(ticket) else { return };
-        if item.state != WorkState::Waiting as i32 {
+        if item.state() != WorkState::Waiting {
             return;
         }
         let key = self.key(item);
@@ -568,7 +568,7 @@ impl Tenant {
                         && self
                             .items
                             .get(&key.ticket)
-                            .is_some_and(|item| item.state == WorkState::Waiting as i32 && Self::eligible(agent, item))
+                            .is_some_and(|item| item.state() == WorkState::Waiting && Self::eligible(agent, item))
                 });
                 if let Some(key) = fits {
                     best = Some(key.clone());
@@ -582,7 +582,7 @@ impl Tenant {
 
     fn offered(&self, ticket: &str, agent: &str) -> Result<(), &'static str> {
         let item = self.items.get(ticket).ok_or("no open work for this ticket")?;
-        if item.state != WorkState::Offered as i32 || item.offered_to != agent {
+        if item.state() != WorkState::Offered || item.offered_to != agent {
             return Err("the ticket is not offered to this agent");
         }
         Ok(())
@@ -617,7 +617,7 @@ impl Tenant {
             item.declined_by.push(agent.to_owned());
             item.offered_to.clear();
             item.offer_expires_at = None;
-            item.state = WorkState::Waiting as i32;
+            item.set_state(WorkState::Waiting);
             changes.notify(agent, NoticeKind::Withdrawn, item);
         }
         changes.items.insert(ticket.to_owned());
@@ -631,7 +631,7 @@ impl Tenant {
         self.items
             .values()
             .filter(|item| {
-                item.state == WorkState::Offered as i32
+                item.state() == WorkState::Offered
                     && item.offer_expires_at.as_ref().is_some_and(|at| crate::time::millis(at) <= now)
             })
             .map(|item| (item.ticket_id.clone(), item.offered_to.clone()))
@@ -682,7 +682,7 @@ impl Tenant {
         item.assignee_id.clear();
         item.offered_to.clear();
         item.offer_expires_at = None;
-        item.state = if item.queue_id.is_empty() { WorkState::Unrouted } else { WorkState::Waiting } as i32;
+        item.set_state(if item.queue_id.is_empty() { WorkState::Unrouted } else { WorkState::Waiting });
         changes.items.insert(ticket.to_owned());
         self.place(ticket, now, changes);
         if !holder.is_empty() {
@@ -705,7 +705,7 @@ impl Tenant {
             });
         }
         if let Some(item) = self.items.get_mut(ticket) {
-            item.state = WorkState::Done as i32;
+            item.set_state(WorkState::Done);
             item.offered_to.clear();
         }
         changes.items.insert(ticket.to_owned());
@@ -769,7 +769,7 @@ impl Tenant {
                 let queued = self
                     .items
                     .get(&key.ticket)
-                    .filter(|item| item.state == WorkState::Waiting as i32)
+                    .filter(|item| item.state() == WorkState::Waiting)
                     .and_then(|item| item.queued_at.as_ref())
                     .map(crate::time::millis);
                 if queued.is_some_and(|queued| queued <= cutoff) {
@@ -783,7 +783,7 @@ impl Tenant {
     /// Position (1 = next) among the waiting items of its queue, and that queue's wait estimate.
     pub(crate) fn position(&self, ticket: &str) -> Option<(usize, f64)> {
         let item = self.items.get(ticket)?;
-        if item.state != WorkState::Waiting as i32 {
+        if item.state() != WorkState::Waiting {
             return Some((0, 0.0));
         }
         let (queue, key) = self.filed.get(ticket)?;
@@ -842,7 +842,7 @@ impl Tenant {
 
     /// Drops a done item from memory once its changes are recorded.
     pub(crate) fn forget_done(&mut self, ticket: &str) {
-        if self.items.get(ticket).is_some_and(|item| item.state == WorkState::Done as i32) {
+        if self.items.get(ticket).is_some_and(|item| item.state() == WorkState::Done) {
             self.unfile(ticket);
             self.items.remove(ticket);
             self.sla.remove(ticket);
@@ -855,7 +855,7 @@ impl Tenant {
         let ticket = item.ticket_id.clone();
         let holder = holder(&item).to_owned();
         if let Some(agent) = self.agents.get_mut(&holder)
-            && (item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32)
+            && (item.state() == WorkState::Assigned || item.state() == WorkState::Offered)
         {
             agent.active.entry(item.channel).or_default().insert(ticket.clone());
             self.sync_slot(&holder);
@@ -892,8 +892,8 @@ fn default_handle_seconds(queue: &Queue) -> f64 {
 }
 
 /// Priority one step up, or `at_least` if higher.
-pub(crate) fn raised(current: i32, at_least: i32) -> i32 {
-    current.max(at_least).clamp(Priority::Low as i32, Priority::Urgent as i32)
+pub(crate) fn raised(current: Priority, at_least: Priority) -> Priority {
+    current.max(at_least).clamp(Priority::Low, Priority::Urgent)
 }
 
 #[cfg(test)]
@@ -978,7 +978,7 @@ mod tests {
         tenant.enqueue(item("urgent", Channel::Email, "en", Priority::Urgent), 3, &mut changes);
         tenant.complete("first", 10_000, &mut changes);
         assert_eq!(tenant.items["urgent"].assignee_id, "a");
-        assert_eq!(tenant.items["normal"].state, WorkState::Waiting as i32);
+        assert_eq!(tenant.items["normal"].state(), WorkState::Waiting);
     }
 
     #[test]
@@ -1037,10 +1037,10 @@ mod tests {
         let second = tenant.items["chat"].offered_to.clone();
         assert!(!second.is_empty() && second != first);
         tenant.accept("chat", &second, 3, &mut changes).expect("offered");
-        assert_eq!(tenant.items["chat"].state, WorkState::Assigned as i32);
+        assert_eq!(tenant.items["chat"].state(), WorkState::Assigned);
         tenant.set_presence(&second, Presence::Offline, 4, &mut changes);
         // The first agent declined it, so it waits for someone else.
-        assert_eq!(tenant.items["chat"].state, WorkState::Waiting as i32);
+        assert_eq!(tenant.items["chat"].state(), WorkState::Waiting);
         assert_eq!(tenant.items["chat"].reassignments, 1);
     }
 }

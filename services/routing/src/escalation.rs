@@ -100,17 +100,17 @@ pub(crate) fn escalate(
     now: Millis,
     changes: &mut Changes,
 ) -> Option<Escalation> {
-    let item = tenant.items.get(ticket).filter(|item| item.state != WorkState::Done as i32)?;
+    let item = tenant.items.get(ticket).filter(|item| item.state() != WorkState::Done)?;
     let reassignments = item.reassignments;
     let mut rules: Vec<EscalationRule> = tenant
         .escalation
         .rules
         .values()
-        .filter(|rule| rule.enabled && rule.trigger == occurrence.trigger as i32)
+        .filter(|rule| rule.enabled && rule.trigger() == occurrence.trigger)
         .filter(|rule| {
             occurrence.sla_kind.is_none_or(|kind| rule.sla_kinds.is_empty() || rule.sla_kinds.contains(&(kind as i32)))
         })
-        .filter(|rule| rule.trigger != Trigger::ReassignmentLimit as i32 || reassignments > rule.reassignment_limit)
+        .filter(|rule| rule.trigger() != Trigger::ReassignmentLimit || reassignments > rule.reassignment_limit)
         .cloned()
         .collect();
     rules.sort_by(|a, b| a.id.cmp(&b.id));
@@ -163,17 +163,16 @@ fn record(
 /// Carries out a rule's actions; returns what was done, for the record.
 fn apply(tenant: &mut Tenant, ticket: &str, rule: &EscalationRule, now: Millis, changes: &mut Changes) -> Vec<String> {
     let mut done = Vec::new();
-    if rule.raise_priority_to > Priority::Unspecified as i32 {
-        let current = tenant.items.get(ticket).map_or(0, |item| item.priority);
-        let target = raised(current, rule.raise_priority_to);
+    if rule.raise_priority_to() != Priority::Unspecified {
+        let current = tenant.items.get(ticket).map_or(Priority::Unspecified, |item| item.priority());
+        let target = raised(current, rule.raise_priority_to());
         if target != current {
             tenant.reorder(ticket, |tenant| {
                 if let Some(item) = tenant.items.get_mut(ticket) {
-                    item.priority = target;
+                    item.set_priority(target);
                 }
             });
-            let name = Priority::try_from(target).map_or("unknown", |p| p.as_str_name());
-            done.push(format!("priority {}", name.trim_start_matches("PRIORITY_").to_lowercase()));
+            done.push(format!("priority {}", target.as_str_name().trim_start_matches("PRIORITY_").to_lowercase()));
         }
     }
     if let Some(queue) = target_queue(tenant, rule) {

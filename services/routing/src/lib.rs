@@ -22,7 +22,7 @@ use std::{path::Path, sync::Arc};
 use helpdesk_events::{EventBus, EventStream, relay::Relay};
 use helpdesk_runtime::{
     config::{Config, DatabaseConfig},
-    db::{Database, Migrations},
+    db::{Database, Migrations, Rebaselined},
     shutdown::Shutdown,
 };
 use tokio::sync::Notify;
@@ -38,7 +38,23 @@ pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomStat
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+pub static MIGRATIONS: Migrations = Migrations {
+    portable: &Migrations::NONE,
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+    shared: &[&helpdesk_events::outbox::MIGRATIONS],
+    // 0001 with the outbox in it, on SQLite and PostgreSQL.
+    rebaselined: &[
+        Rebaselined {
+            version: 1,
+            checksum: "f32e8e6ae8a311a606f4ee979560f98fa812c5e23d27b6e886f4256e9bb5d850f1c725d9d40e2dca3242c75c45c078ad",
+        },
+        Rebaselined {
+            version: 1,
+            checksum: "72250b974bf7ced045e90b0c8c2695ef3859a50fe735d9290b5cdf152be10b601371f8038445fab16f3fcf411d9f0cc2",
+        },
+    ],
+};
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "routing";
@@ -49,34 +65,36 @@ pub const RELAY_LOCK_KEY: i64 = 0x726f_7574_6520;
 /// Who routing's own changes are attributed to, in tickets' history and events.
 pub const SERVICE_SUBJECT: &str = "service:routing";
 
-/// The gRPC services this crate serves, for health reporting.
-pub const GRPC_SERVICES: &[&str] = &["helpdesk.routing.v1.RoutingService", "helpdesk.routing.v1.SlaService"];
-
 /// The service, loaded and subscribed, ready to serve.
-pub struct Routing {
+pub struct RoutingService {
     router: Arc<Router>,
     relay: Relay,
     events: EventStream,
     ticketing: ServiceLink,
 }
 
-impl Routing {
-    pub fn database(&self) -> &Database {
-        self.router.database()
-    }
-
+impl RoutingService {
     pub fn router(&self) -> &Arc<Router> {
         &self.router
     }
+}
 
-    /// Adds the routing gRPC services to `routes`.
-    pub fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+impl helpdesk_runtime::service::Service for RoutingService {
+    const NAME: &'static str = "routing";
+    const GRPC_SERVICES: &'static [&'static str] =
+        &["helpdesk.routing.v1.RoutingService", "helpdesk.routing.v1.SlaService"];
+
+    fn database(&self) -> &Database {
+        self.router.database()
+    }
+
+    fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
         grpc::add_routes(&self.router, routes);
     }
 
     /// Runs the timers, the event consumer, the write-back to ticketing and the outbox relay
     /// until shutdown.
-    pub async fn run(self, shutdown: Shutdown) {
+    async fn run(self, shutdown: Shutdown) {
         let timers = tokio::spawn(self.router.clone().run(shutdown.clone()));
         let consumer =
             tokio::spawn(consumer::run(self.router.clone(), self.ticketing.clone(), self.events, shutdown.clone()));
@@ -95,11 +113,15 @@ impl Routing {
 
 /// Connects the routing database, brings its schema up to date, loads the open work into memory
 /// and subscribes to ticketing's events (before anything is published, for the in-process bus).
-pub async fn open(config: &Config, bus: Arc<dyn EventBus>, ticketing: ServiceLink) -> Result<Routing, OpenError> {
+pub async fn open(
+    config: &Config,
+    bus: Arc<dyn EventBus>,
+    ticketing: ServiceLink,
+) -> Result<RoutingService, OpenError> {
     let router = open_router(&config.database, &config.data_dir, RouterSettings::default()).await?;
     let relay = Relay::new(router.database().clone(), bus.clone(), router.events_written.clone(), RELAY_LOCK_KEY);
     let events = consumer::subscribe(bus.as_ref()).await?;
-    Ok(Routing { router, relay, events, ticketing })
+    Ok(RoutingService { router, relay, events, ticketing })
 }
 
 /// The router alone, on its migrated database with its state loaded: for tests and benchmarks,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, telemetry};
+use helpdesk_runtime::{auth::ServiceTokens, config::Config, grpc, service, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,18 +19,5 @@ async fn main() -> anyhow::Result<()> {
     );
     let routing = helpdesk_routing::open(&config, bus.clone(), ticketing).await?;
     let authenticator = helpdesk_identity::remote_authenticator(&config, "routing", &bus)?;
-    let mut routes = tonic::service::RoutesBuilder::default();
-    routing.add_routes(&mut routes);
-    let databases = vec![routing.database().clone()];
-    grpc::run_standalone(
-        "routing",
-        &config,
-        authenticator,
-        helpdesk_routing::GRPC_SERVICES.to_vec(),
-        databases,
-        routes,
-        |shutdown| routing.run(shutdown),
-    )
-    .await
-    .map_err(anyhow::Error::from_boxed)
+    service::run_alone(&config, authenticator, routing).await.map_err(anyhow::Error::from_boxed)
 }

@@ -271,7 +271,8 @@ impl Router {
             }
         }
         for (tenant, agent, presence, last_active) in presence {
-            let presence = Presence::try_from(presence).unwrap_or(Presence::Offline);
+            let presence =
+                i32::try_from(presence).ok().and_then(|p| Presence::try_from(p).ok()).unwrap_or(Presence::Offline);
             state.tenants.entry(tenant).or_default().restore_presence(&agent, presence, last_active);
         }
         for (tenant, ticket, key) in fired {
@@ -455,7 +456,7 @@ fn reassignment_escalations(tenant: &mut Tenant, now: Millis, changes: &mut Chan
         .escalation
         .rules
         .values()
-        .filter(|rule| rule.enabled && rule.trigger == Trigger::ReassignmentLimit as i32)
+        .filter(|rule| rule.enabled && rule.trigger() == Trigger::ReassignmentLimit)
         .map(|rule| rule.reassignment_limit)
         .collect();
     let Some(lowest) = limits.into_iter().min() else { return };
@@ -480,10 +481,10 @@ fn reassignment_escalations(tenant: &mut Tenant, now: Millis, changes: &mut Chan
 
 /// What ticketing should show for an item: assignee, queue and priority.
 fn desired(item: &WorkItem) -> String {
-    if item.state == WorkState::Done as i32 {
+    if item.state() == WorkState::Done {
         return String::new();
     }
-    let assignee = if item.state == WorkState::Assigned as i32 { item.assignee_id.as_str() } else { "" };
+    let assignee = if item.state() == WorkState::Assigned { item.assignee_id.as_str() } else { "" };
     format!("{assignee}\u{1f}{}\u{1f}{}", item.queue_id, item.priority)
 }
 
@@ -537,8 +538,8 @@ fn collect(
         let Some(item) = tenant.items.get(ticket) else { continue };
         let version = tenant.versions.get(ticket).map_or(now_version, |previous| (previous + 1).max(now_version));
         tenant.versions.insert(ticket.clone(), version);
-        let open = item.state != WorkState::Done as i32;
-        if item.state == WorkState::Assigned as i32 || item.state == WorkState::Offered as i32 {
+        let open = item.state() != WorkState::Done;
+        if item.state() == WorkState::Assigned || item.state() == WorkState::Offered {
             // The earliest running SLA target goes with it, so that reports know the ticket has one.
             let routed =
                 WorkItem { sla_due_at: tenant.sla.next_due(ticket).map(crate::time::timestamp), ..item.clone() };

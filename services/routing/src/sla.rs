@@ -70,7 +70,7 @@ impl SlaBook {
             .get(ticket)
             .into_iter()
             .flat_map(|sla| sla.targets.iter())
-            .filter(|target| target.state == TargetState::Running as i32)
+            .filter(|target| target.state() == TargetState::Running)
     }
 
     pub(crate) fn remove(&mut self, ticket: &str) {
@@ -132,10 +132,10 @@ impl SlaBook {
     /// An agent answered publicly: first and next response are met.
     pub(crate) fn agent_replied(&mut self, ticket: &str, now: Millis) {
         self.update(ticket, |_, _, target| {
-            let response = target.kind == SlaKind::FirstResponse as i32 || target.kind == SlaKind::NextResponse as i32;
-            let open = target.state == TargetState::Running as i32 || target.state == TargetState::Paused as i32;
+            let response = target.kind() == SlaKind::FirstResponse || target.kind() == SlaKind::NextResponse;
+            let open = target.state() == TargetState::Running || target.state() == TargetState::Paused;
             if response && open {
-                target.state = TargetState::Met as i32;
+                target.set_state(TargetState::Met);
                 target.met_at = Some(timestamp(now));
             }
         });
@@ -145,20 +145,16 @@ impl SlaBook {
     pub(crate) fn customer_replied(&mut self, ticket: &str, now: Millis) {
         let Some(policy) = self.policy_of(ticket) else { return };
         let Some(sla) = self.tickets.get(ticket) else { return };
-        let answered = sla
-            .targets
-            .iter()
-            .any(|t| t.kind == SlaKind::FirstResponse as i32 && t.state != TargetState::Running as i32);
-        let waiting = sla
-            .targets
-            .iter()
-            .any(|t| t.kind == SlaKind::NextResponse as i32 && t.state == TargetState::Running as i32);
+        let answered =
+            sla.targets.iter().any(|t| t.kind() == SlaKind::FirstResponse && t.state() != TargetState::Running);
+        let waiting =
+            sla.targets.iter().any(|t| t.kind() == SlaKind::NextResponse && t.state() == TargetState::Running);
         if policy.next_response_minutes <= 0 || !answered || waiting {
             return;
         }
         let target = self.new_target(&policy, SlaKind::NextResponse, i64::from(policy.next_response_minutes), now);
         if let Some(sla) = self.tickets.get_mut(ticket) {
-            sla.targets.retain(|t| t.kind != SlaKind::NextResponse as i32 || t.state == TargetState::Breached as i32);
+            sla.targets.retain(|t| t.kind() != SlaKind::NextResponse || t.state() == TargetState::Breached);
             sla.targets.push(target);
         }
     }
@@ -166,18 +162,18 @@ impl SlaBook {
     /// Waiting on the customer: running clocks stop with their business minutes left.
     pub(crate) fn pause(&mut self, ticket: &str, now: Millis) {
         self.update(ticket, |book, policy, target| {
-            if target.state == TargetState::Running as i32 {
+            if target.state() == TargetState::Running {
                 let due = target.due_at.as_ref().map_or(now, millis);
                 target.remaining_minutes = between(book.config.calendar(policy), now, due);
-                target.state = TargetState::Paused as i32;
+                target.set_state(TargetState::Paused);
             }
         });
     }
 
     pub(crate) fn resume(&mut self, ticket: &str, now: Millis) {
         self.update(ticket, |book, policy, target| {
-            if target.state == TargetState::Paused as i32 {
-                target.state = TargetState::Running as i32;
+            if target.state() == TargetState::Paused {
+                target.set_state(TargetState::Running);
                 book.schedule(policy, target, now);
             }
         });
@@ -186,8 +182,8 @@ impl SlaBook {
     /// Solved: the resolution target is met and nothing runs any more.
     pub(crate) fn finish(&mut self, ticket: &str, now: Millis) {
         self.update(ticket, |_, _, target| {
-            if target.state == TargetState::Running as i32 || target.state == TargetState::Paused as i32 {
-                target.state = TargetState::Met as i32;
+            if target.state() == TargetState::Running || target.state() == TargetState::Paused {
+                target.set_state(TargetState::Met);
                 target.met_at = Some(timestamp(now));
             }
         });
@@ -198,13 +194,13 @@ impl SlaBook {
         let mut alerts = Vec::new();
         let Some(sla) = self.tickets.get_mut(ticket) else { return alerts };
         for target in &mut sla.targets {
-            if target.state != TargetState::Running as i32 {
+            if target.state() != TargetState::Running {
                 continue;
             }
             let due = target.due_at.as_ref().map_or(Millis::MAX, millis);
             let warn = target.warn_at.as_ref().map_or(Millis::MAX, millis);
             if due <= now {
-                target.state = TargetState::Breached as i32;
+                target.set_state(TargetState::Breached);
                 target.breached_at = target.due_at;
                 target.warned = true;
                 alerts.push(Alert { target: *target, breached: true });
@@ -293,7 +289,7 @@ mod tests {
         assert_eq!(book.tickets["t"].targets.len(), 2, "no next response before the first answer");
         book.agent_replied("t", MONDAY_0900_SEOUL + 120_000);
         book.customer_replied("t", MONDAY_0900_SEOUL + 180_000);
-        let next = book.tickets["t"].targets.iter().find(|t| t.kind == SlaKind::NextResponse as i32).expect("next");
+        let next = book.tickets["t"].targets.iter().find(|t| t.kind() == SlaKind::NextResponse).expect("next");
         assert_eq!(millis(next.due_at.as_ref().expect("due")), MONDAY_0900_SEOUL + 180_000 + 3_600_000);
     }
 }

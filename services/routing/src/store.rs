@@ -7,7 +7,6 @@ use std::{collections::HashMap, sync::Arc};
 use helpdesk_proto::{events::v1::Event, routing::v1::Escalation};
 use helpdesk_runtime::db::{Database, positional};
 use prost::Message;
-use sqlx::Row;
 
 use crate::escalation::Recorded;
 
@@ -160,28 +159,22 @@ pub(crate) async fn write(db: &Database, batch: &[Arc<Writes>]) -> Result<(), sq
 /// Every setting, by tenant.
 pub(crate) async fn settings(db: &Database) -> Result<Vec<(String, String, Vec<u8>)>, sqlx::Error> {
     // Calendars before policies and queues before rules, so references resolve while loading.
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT tenant_id, kind, spec FROM settings ORDER BY CASE kind WHEN 'calendar' THEN 0 WHEN 'queue' THEN 1 \
          WHEN 'agent' THEN 2 WHEN 'policy' THEN 3 ELSE 4 END, id",
     )
     .fetch_all(db.reader())
-    .await?;
-    rows.iter().map(|row| Ok((row.try_get("tenant_id")?, row.try_get("kind")?, row.try_get("spec")?))).collect()
+    .await
 }
 
-pub(crate) async fn presence(db: &Database) -> Result<Vec<(String, String, i32, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT tenant_id, agent_id, presence, last_active_at FROM presence")
-        .fetch_all(db.reader())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let presence: i64 = row.try_get("presence")?;
-            Ok((row.try_get("tenant_id")?, row.try_get("agent_id")?, presence as i32, row.try_get("last_active_at")?))
-        })
-        .collect()
+/// Each agent's `(tenant, agent, presence, last active)`.
+pub(crate) async fn presence(db: &Database) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT tenant_id, agent_id, presence, last_active_at FROM presence").fetch_all(db.reader()).await
 }
 
+#[derive(sqlx::FromRow)]
 pub(crate) struct OpenItem {
+    #[sqlx(rename = "tenant_id")]
     pub(crate) tenant: String,
     pub(crate) version: i64,
     pub(crate) item: Vec<u8>,
@@ -189,19 +182,7 @@ pub(crate) struct OpenItem {
 }
 
 pub(crate) async fn open_items(db: &Database) -> Result<Vec<OpenItem>, sqlx::Error> {
-    let rows = sqlx::query("SELECT tenant_id, version, item, sla FROM work_items WHERE open = 1")
-        .fetch_all(db.reader())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(OpenItem {
-                tenant: row.try_get("tenant_id")?,
-                version: row.try_get("version")?,
-                item: row.try_get("item")?,
-                sla: row.try_get("sla")?,
-            })
-        })
-        .collect()
+    sqlx::query_as("SELECT tenant_id, version, item, sla FROM work_items WHERE open = 1").fetch_all(db.reader()).await
 }
 
 /// A stored item (open or done) with its SLA.
@@ -210,56 +191,43 @@ pub(crate) async fn item(
     tenant: &str,
     ticket: &str,
 ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, sqlx::Error> {
-    let row = sqlx::query("SELECT item, sla FROM work_items WHERE tenant_id = $1 AND ticket_id = $2")
+    sqlx::query_as("SELECT item, sla FROM work_items WHERE tenant_id = $1 AND ticket_id = $2")
         .bind(tenant)
         .bind(ticket)
         .fetch_optional(db.reader())
-        .await?;
-    row.map(|row| Ok((row.try_get("item")?, row.try_get("sla")?))).transpose()
+        .await
 }
 
 /// The `(ticket, occurrence key)` of every escalation, so rules do not fire twice after a restart.
 pub(crate) async fn fired(db: &Database) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT tenant_id, ticket_id, occurrence FROM escalations").fetch_all(db.reader()).await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("tenant_id")?, row.try_get("ticket_id")?, row.try_get("occurrence")?)))
-        .collect()
+    sqlx::query_as("SELECT tenant_id, ticket_id, occurrence FROM escalations").fetch_all(db.reader()).await
 }
 
 pub(crate) async fn escalations(db: &Database, tenant: &str, ticket: &str) -> Result<Vec<Escalation>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT spec FROM escalations WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY occurred_at, id")
-            .bind(tenant)
-            .bind(ticket)
-            .fetch_all(db.reader())
-            .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| row.try_get::<Vec<u8>, _>("spec").ok())
-        .filter_map(|spec| Escalation::decode(spec.as_slice()).ok())
-        .collect())
+    let specs: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT spec FROM escalations WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY occurred_at, id",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(specs.iter().filter_map(|spec| Escalation::decode(spec.as_slice()).ok()).collect())
 }
 
+#[derive(sqlx::FromRow)]
 pub(crate) struct Unsynced {
+    #[sqlx(rename = "tenant_id")]
     pub(crate) tenant: String,
+    #[sqlx(rename = "ticket_id")]
     pub(crate) ticket: String,
     pub(crate) desired: String,
 }
 
 pub(crate) async fn unsynced(db: &Database, limit: i64) -> Result<Vec<Unsynced>, sqlx::Error> {
-    let rows = sqlx::query("SELECT tenant_id, ticket_id, desired FROM work_items WHERE desired <> synced LIMIT $1")
+    sqlx::query_as("SELECT tenant_id, ticket_id, desired FROM work_items WHERE desired <> synced LIMIT $1")
         .bind(limit)
         .fetch_all(db.reader())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Unsynced {
-                tenant: row.try_get("tenant_id")?,
-                ticket: row.try_get("ticket_id")?,
-                desired: row.try_get("desired")?,
-            })
-        })
-        .collect()
+        .await
 }
 
 pub(crate) async fn mark_synced(db: &Database, tenant: &str, ticket: &str, desired: &str) -> Result<(), sqlx::Error> {
@@ -273,13 +241,10 @@ pub(crate) async fn mark_synced(db: &Database, tenant: &str, ticket: &str, desir
 }
 
 pub(crate) async fn notes(db: &Database, limit: i64) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, tenant_id, ticket_id, body FROM ticket_notes ORDER BY id LIMIT $1")
+    sqlx::query_as("SELECT id, tenant_id, ticket_id, body FROM ticket_notes ORDER BY id LIMIT $1")
         .bind(limit)
         .fetch_all(db.reader())
-        .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("id")?, row.try_get("tenant_id")?, row.try_get("ticket_id")?, row.try_get("body")?)))
-        .collect()
+        .await
 }
 
 pub(crate) async fn remove_note(db: &Database, id: &str) -> Result<(), sqlx::Error> {

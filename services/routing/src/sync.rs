@@ -84,7 +84,7 @@ async fn sync_item(link: &ServiceLink, tenant: &str, ticket: &str, desired: &str
                 Err(status) if status.code() == Code::NotFound => return Ok(()),
                 Err(status) => return Err(ServiceError::from_status(&status)),
             };
-        let finished = current.status == TicketStatus::Solved as i32 || current.status == TicketStatus::Closed as i32;
+        let finished = current.status() == TicketStatus::Solved || current.status() == TicketStatus::Closed;
         let mut update =
             UpdateTicketRequest { id: ticket.to_owned(), expected_version: current.version, ..Default::default() };
         if current.assignee_id != assignee {

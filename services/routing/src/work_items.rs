@@ -186,7 +186,7 @@ pub(crate) fn detect_language(text: &str) -> &'static str {
 
 pub(crate) fn open_item(t: &crate::engine::Tenant, ticket: &str) -> Result<(), ServiceError> {
     match t.items.get(ticket) {
-        Some(item) if item.state != WorkState::Done as i32 => Ok(()),
+        Some(item) if item.state() != WorkState::Done => Ok(()),
         _ => Err(unknown("ticket_id", "open work item")),
     }
 }

@@ -14,16 +14,15 @@ use helpdesk_proto::{
 use helpdesk_runtime::{
     ServiceError,
     auth::Principal,
-    db::{Backend, Database, backend_of},
+    db::Database,
     time::{micros_to_timestamp, now_micros},
 };
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::{
     Ticketing,
-    model::{self, new_id, to_json},
-    query::{Param, insert_many},
-    search::{self, Document},
+    model::{self, new_id},
+    store::{self, Document, NewTicketRow},
     tickets::{load, visible_to},
 };
 
@@ -159,20 +158,7 @@ async fn requesters(
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let mut found = HashMap::new();
-    for chunk in wanted.chunks(500) {
-        let mut sql = crate::query::Sql::new(
-            "SELECT tenant_id, id, flag_kind, flag_reason, flag_by, flag_at FROM customers WHERE ",
-        );
-        for (index, (tenant, id)) in chunk.iter().enumerate() {
-            let (tenant, id) = (sql.text(*tenant), sql.text(*id));
-            sql.push(&format!("{}(tenant_id = {tenant} AND id = {id})", if index > 0 { " OR " } else { "" }));
-        }
-        for row in sql.query().fetch_all(&mut *conn).await? {
-            found.insert((row.try_get("tenant_id")?, row.try_get("id")?), crate::customers::flag_from_row(&row)?);
-        }
-    }
-    Ok(found)
+    store::customer_flags(conn, &wanted).await
 }
 
 /// Writes `jobs` in one transaction; if that fails, writes each on its own.
@@ -250,142 +236,67 @@ async fn existing_keys(
     conn: &mut AnyConnection,
     jobs: &[NewTicket],
 ) -> Result<HashMap<(String, String), (String, String)>, ServiceError> {
-    let mut found = HashMap::new();
     let keyed: Vec<(&str, &str)> = jobs
         .iter()
         .filter_map(|job| job.idempotency.as_ref().map(|(key, _)| (job.caller.tenant_id.as_str(), key.as_str())))
         .collect();
-    for chunk in keyed.chunks(500) {
-        let mut sql = crate::query::Sql::new(
-            "SELECT tenant_id, idempotency_key, fingerprint, resource_id FROM idempotency_keys WHERE scope = 'ticket' AND (",
-        );
-        for (index, (tenant, key)) in chunk.iter().enumerate() {
-            let (tenant, key) = (sql.text(*tenant), sql.text(*key));
-            sql.push(&format!(
-                "{}(tenant_id = {tenant} AND idempotency_key = {key})",
-                if index > 0 { " OR " } else { "" }
-            ));
-        }
-        sql.push(")");
-        for row in sql.query().fetch_all(&mut *conn).await? {
-            found.insert(
-                (row.try_get("tenant_id")?, row.try_get("idempotency_key")?),
-                (row.try_get("fingerprint")?, row.try_get("resource_id")?),
-            );
-        }
-    }
-    Ok(found)
+    store::ticket_idempotency_keys(conn, &keyed).await
 }
 
 async fn insert(conn: &mut AnyConnection, jobs: &[&NewTicket]) -> Result<(), ServiceError> {
     let now = now_micros();
-    let customers: Vec<Vec<Param>> = jobs
+    let customers: Vec<(&str, &str)> = jobs
         .iter()
         .filter(|job| job.caller.is_customer())
-        .map(|job| crate::customers::provisioned_row(&job.caller.tenant_id, &job.caller.subject, now))
+        .map(|job| (job.caller.tenant_id.as_str(), job.caller.subject.as_str()))
         .collect();
-    crate::customers::insert_provisioned(conn, customers).await?;
+    store::insert_provisioned_customers(conn, &customers, now).await?;
 
-    // PostgreSQL keeps a ticket's search terms on its row; SQLite in a term table.
-    let postgres = backend_of(conn) == Backend::Postgres;
-    let mut rows = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let t = &job.ticket;
-        let created = t.created_at.as_ref().map(helpdesk_runtime::time::timestamp_to_micros).unwrap_or(now);
-        rows.push(vec![
-            Param::from(&t.tenant_id),
-            Param::from(&t.id),
-            Param::from(&t.subject),
-            Param::from(&t.description),
-            Param::from(&t.requester_id),
-            Param::from(&t.assignee_id),
-            Param::from(&t.group),
-            Param::from(i64::from(t.priority)),
-            Param::from(i64::from(t.channel)),
-            Param::from(i64::from(t.status)),
-            Param::from(to_json(&t.tags)?),
-            Param::from(to_json(&t.custom_fields)?),
-            Param::from(to_json(&t.external_refs)?),
-            Param::from(t.version),
-            Param::from(job.events.len() as i64),
-            Param::from(created),
-            Param::from(created),
-            Param::from(&t.follow_up_of_id),
-            Param::from(""),
-        ]);
-        if postgres {
-            let terms = search::joined(&helpdesk_text::distinct_terms(&format!("{}\n{}", t.subject, t.description)));
-            rows.last_mut()
-                .into_iter()
-                .for_each(|row| row.extend([Param::from(terms.clone()), Param::from(terms.clone())]));
-        }
-    }
-    let columns = "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, \
-         priority, channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, updated_at, \
-         follow_up_of_id, merged_into_id";
-    let head = if postgres { format!("{columns}, terms_all, terms_public)") } else { format!("{columns})") };
-    insert_many(conn, &head, "", rows).await?;
+    let rows: Vec<NewTicketRow<'_>> = jobs
+        .iter()
+        .map(|job| {
+            let t = &job.ticket;
+            let text = format!("{}\n{}", t.subject, t.description);
+            NewTicketRow {
+                ticket: t,
+                event_seq: job.events.len() as i64,
+                document: Document::new(&t.tenant_id, &t.id, &text, false),
+            }
+        })
+        .collect();
+    store::insert_tickets(conn, &rows, now).await?;
 
     let events: Vec<Event> = jobs.iter().flat_map(|job| job.events.iter().cloned()).collect();
     outbox::append_all(conn, &events).await?;
 
-    let tags = jobs
+    let tags: Vec<(&str, &str, &str)> = jobs
         .iter()
         .flat_map(|job| {
-            job.ticket
-                .tags
-                .iter()
-                .map(|tag| vec![Param::from(&job.ticket.tenant_id), Param::from(tag), Param::from(&job.ticket.id)])
+            let t = &job.ticket;
+            t.tags.iter().map(|tag| (t.tenant_id.as_str(), t.id.as_str(), tag.as_str()))
         })
         .collect();
-    insert_many(conn, "INSERT INTO ticket_tags (tenant_id, tag, ticket_id)", "", tags).await?;
+    store::insert_ticket_tags(conn, &tags).await?;
 
-    if !postgres {
-        let documents: Vec<Document<'_>> = jobs
-            .iter()
-            .map(|job| {
-                let text = format!("{}\n{}", job.ticket.subject, job.ticket.description);
-                Document::new(&job.ticket.tenant_id, &job.ticket.id, &text, false)
-            })
-            .collect();
-        search::add(conn, &documents).await?;
-    }
+    let documents: Vec<Document<'_>> = rows.into_iter().map(|row| row.document).collect();
+    store::index_new_tickets(conn, &documents).await?;
 
-    let links = jobs
+    let follow_ups: Vec<(&str, &str, &str)> = jobs
         .iter()
-        .filter(|job| !job.ticket.follow_up_of_id.is_empty())
-        .flat_map(|job| {
-            let (tenant, id, other) = (&job.ticket.tenant_id, &job.ticket.id, &job.ticket.follow_up_of_id);
-            [
-                vec![Param::from(tenant), Param::from(id), Param::from(other)],
-                vec![Param::from(tenant), Param::from(other), Param::from(id)],
-            ]
-        })
+        .map(|job| &job.ticket)
+        .filter(|t| !t.follow_up_of_id.is_empty())
+        .map(|t| (t.tenant_id.as_str(), t.id.as_str(), t.follow_up_of_id.as_str()))
         .collect();
-    insert_many(conn, "INSERT INTO ticket_links (tenant_id, ticket_id, other_id)", "ON CONFLICT DO NOTHING", links)
-        .await?;
+    store::insert_ticket_links(conn, &follow_ups).await?;
 
-    let keys = jobs
+    let keys: Vec<(&str, &str, &str, &str)> = jobs
         .iter()
         .filter_map(|job| {
-            job.idempotency.as_ref().map(|(key, fingerprint)| {
-                vec![
-                    Param::from(&job.ticket.tenant_id),
-                    Param::from("ticket"),
-                    Param::from(key),
-                    Param::from(fingerprint),
-                    Param::from(&job.ticket.id),
-                    Param::from(now),
-                ]
-            })
+            let t = &job.ticket;
+            let (key, fingerprint) = job.idempotency.as_ref()?;
+            Some((t.tenant_id.as_str(), key.as_str(), fingerprint.as_str(), t.id.as_str()))
         })
         .collect();
-    insert_many(
-        conn,
-        "INSERT INTO idempotency_keys (tenant_id, scope, idempotency_key, fingerprint, resource_id, created_at)",
-        "",
-        keys,
-    )
-    .await?;
+    store::insert_ticket_idempotency_keys(conn, &keys, now).await?;
     Ok(())
 }

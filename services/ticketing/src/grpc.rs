@@ -1,4 +1,4 @@
-//! Thin gRPC adapters: authenticate, call the domain, map errors.
+//! Thin gRPC adapters: authenticate, check the role each method needs, call the domain, map errors.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use helpdesk_proto::ticketing::v1::{
     saved_reply_service_server::{SavedReplyService, SavedReplyServiceServer},
     ticket_service_server::{TicketService, TicketServiceServer},
 };
-use helpdesk_runtime::grpc::handle;
+use helpdesk_runtime::grpc::{Needs, handle, handle_as};
 use tonic::{Request, Response, Status};
 
 use crate::Ticketing;
@@ -41,7 +41,8 @@ impl TicketService for Api {
         &self,
         request: Request<proto::UpdateTicketRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
-        handle(request, |caller, request| async move { self.0.update_ticket(&caller, request).await }).await
+        handle_as(request, Needs::Staff, |caller, request| async move { self.0.update_ticket(&caller, request).await })
+            .await
     }
 
     async fn list_tickets(
@@ -55,14 +56,16 @@ impl TicketService for Api {
         &self,
         request: Request<proto::MergeTicketsRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
-        handle(request, |caller, request| async move { self.0.merge_tickets(&caller, request).await }).await
+        handle_as(request, Needs::Staff, |caller, request| async move { self.0.merge_tickets(&caller, request).await })
+            .await
     }
 
     async fn link_tickets(
         &self,
         request: Request<proto::LinkTicketsRequest>,
     ) -> Result<Response<proto::Ticket>, Status> {
-        handle(request, |caller, request| async move { self.0.link_tickets(&caller, request).await }).await
+        handle_as(request, Needs::Staff, |caller, request| async move { self.0.link_tickets(&caller, request).await })
+            .await
     }
 
     async fn add_message(
@@ -70,6 +73,13 @@ impl TicketService for Api {
         request: Request<proto::AddMessageRequest>,
     ) -> Result<Response<proto::Message>, Status> {
         handle(request, |caller, request| async move { self.0.add_message(&caller, request).await }).await
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<proto::GetMessageRequest>,
+    ) -> Result<Response<proto::Message>, Status> {
+        handle(request, |caller, request| async move { self.0.get_message(&caller, request).await }).await
     }
 
     async fn list_messages(
@@ -83,7 +93,7 @@ impl TicketService for Api {
         &self,
         request: Request<proto::ListTicketHistoryRequest>,
     ) -> Result<Response<proto::ListTicketHistoryResponse>, Status> {
-        handle(request, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             let changes = self.0.list_history(&caller, &request.ticket_id).await?;
             Ok(proto::ListTicketHistoryResponse { changes })
         })
@@ -97,7 +107,12 @@ impl CustomerService for Api {
         &self,
         request: Request<proto::CreateCustomerRequest>,
     ) -> Result<Response<proto::Customer>, Status> {
-        handle(request, |caller, request| async move { self.0.create_customer(&caller, request).await }).await
+        handle_as(
+            request,
+            Needs::Staff,
+            |caller, request| async move { self.0.create_customer(&caller, request).await },
+        )
+        .await
     }
 
     async fn get_customer(
@@ -111,21 +126,42 @@ impl CustomerService for Api {
         &self,
         request: Request<proto::UpdateCustomerRequest>,
     ) -> Result<Response<proto::Customer>, Status> {
-        handle(request, |caller, request| async move { self.0.update_customer(&caller, request).await }).await
+        handle_as(
+            request,
+            Needs::Staff,
+            |caller, request| async move { self.0.update_customer(&caller, request).await },
+        )
+        .await
     }
 
     async fn list_customers(
         &self,
         request: Request<proto::ListCustomersRequest>,
     ) -> Result<Response<proto::ListCustomersResponse>, Status> {
-        handle(request, |caller, request| async move { self.0.list_customers(&caller, request).await }).await
+        handle_as(request, Needs::Staff, |caller, request| async move { self.0.list_customers(&caller, request).await })
+            .await
     }
 
     async fn set_customer_flag(
         &self,
         request: Request<proto::SetCustomerFlagRequest>,
     ) -> Result<Response<proto::Customer>, Status> {
-        handle(request, |caller, request| async move { self.0.set_customer_flag(&caller, request).await }).await
+        handle_as(
+            request,
+            Needs::Staff,
+            |caller, request| async move { self.0.set_customer_flag(&caller, request).await },
+        )
+        .await
+    }
+
+    async fn find_or_create_customer(
+        &self,
+        request: Request<proto::FindOrCreateCustomerRequest>,
+    ) -> Result<Response<proto::Customer>, Status> {
+        handle_as(request, Needs::Service, |caller, request| async move {
+            self.0.find_or_create_customer(&caller, request).await
+        })
+        .await
     }
 }
 
@@ -135,14 +171,19 @@ impl SavedReplyService for Api {
         &self,
         request: Request<proto::CreateSavedReplyRequest>,
     ) -> Result<Response<proto::SavedReply>, Status> {
-        handle(request, |caller, request| async move { self.0.create_saved_reply(&caller, request).await }).await
+        handle_as(
+            request,
+            Needs::Staff,
+            |caller, request| async move { self.0.create_saved_reply(&caller, request).await },
+        )
+        .await
     }
 
     async fn list_saved_replies(
         &self,
         request: Request<proto::ListSavedRepliesRequest>,
     ) -> Result<Response<proto::ListSavedRepliesResponse>, Status> {
-        handle(request, |caller, _| async move {
+        handle_as(request, Needs::Staff, |caller, _| async move {
             let saved_replies = self.0.list_saved_replies(&caller).await?;
             Ok(proto::ListSavedRepliesResponse { saved_replies })
         })
@@ -153,7 +194,7 @@ impl SavedReplyService for Api {
         &self,
         request: Request<proto::DeleteSavedReplyRequest>,
     ) -> Result<Response<proto::DeleteSavedReplyResponse>, Status> {
-        handle(request, |caller, request| async move {
+        handle_as(request, Needs::Staff, |caller, request| async move {
             self.0.delete_saved_reply(&caller, &request.id).await?;
             Ok(proto::DeleteSavedReplyResponse {})
         })
@@ -174,7 +215,10 @@ impl CustomFieldService for Api {
         &self,
         request: Request<proto::DefineCustomFieldRequest>,
     ) -> Result<Response<proto::CustomFieldDefinition>, Status> {
-        handle(request, |caller, request| async move { self.0.define_custom_field(&caller, request.field).await }).await
+        handle_as(request, Needs::Admin, |caller, request| async move {
+            self.0.define_custom_field(&caller, request.field).await
+        })
+        .await
     }
 
     async fn list_custom_fields(

@@ -7,9 +7,8 @@ mod fields;
 mod grpc;
 mod messages;
 mod model;
-mod query;
 mod replies;
-mod search;
+mod store;
 mod tickets;
 
 use std::sync::Arc;
@@ -17,28 +16,38 @@ use std::sync::Arc;
 use helpdesk_events::{EventBus, relay::Relay};
 use helpdesk_runtime::{
     config::Config,
-    db::{Database, Migrations},
+    db::{Database, Migrations, Rebaselined},
+    shutdown::Shutdown,
 };
 use tokio::sync::Notify;
 
+static PORTABLE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-pub static MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+pub static MIGRATIONS: Migrations = Migrations {
+    portable: &PORTABLE,
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+    shared: &[&helpdesk_events::outbox::MIGRATIONS],
+    // 0001 with the outbox in it, on SQLite and PostgreSQL.
+    rebaselined: &[
+        Rebaselined {
+            version: 1,
+            checksum: "486e4054b02828aeda43366c68346e65458accf4b86e38185b2a1b73cd93cdd726e2b396cf8c56da1ff14e58819988e6",
+        },
+        Rebaselined {
+            version: 1,
+            checksum: "444e569f71d0692701001c3bcf407b9aec45ec85b1dfdaab73e920386edead1428cc707af914483846a631e9119f81a2",
+        },
+    ],
+};
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "ticketing";
 
 /// Names this service's outbox relay lock on PostgreSQL.
 pub const RELAY_LOCK_KEY: i64 = 0x7469_636b_6574;
-
-/// The gRPC services this crate serves, for health reporting.
-pub const GRPC_SERVICES: &[&str] = &[
-    "helpdesk.ticketing.v1.TicketService",
-    "helpdesk.ticketing.v1.CustomerService",
-    "helpdesk.ticketing.v1.SavedReplyService",
-    "helpdesk.ticketing.v1.CustomFieldService",
-];
 
 /// The service's state, shared by its gRPC endpoints.
 pub struct Ticketing {
@@ -51,7 +60,7 @@ pub struct Ticketing {
 }
 
 impl Ticketing {
-    pub fn new(db: Database, events_written: Arc<Notify>) -> Arc<Self> {
+    fn new(db: Database, events_written: Arc<Notify>) -> Arc<Self> {
         let writer = db.clone();
         // SQLite has one writer; PostgreSQL commits several batches at once.
         let workers = match db.backend() {
@@ -68,21 +77,45 @@ impl Ticketing {
     pub fn database(&self) -> &Database {
         &self.db
     }
+}
 
-    /// Adds the four ticketing gRPC services to `routes`.
-    pub fn add_routes(self: &Arc<Self>, routes: &mut tonic::service::RoutesBuilder) {
-        grpc::add_routes(self, routes);
+/// The service: its state and the relay that publishes its events.
+pub struct TicketingService {
+    ticketing: Arc<Ticketing>,
+    relay: Relay,
+}
+
+impl helpdesk_runtime::service::Service for TicketingService {
+    const NAME: &'static str = "ticketing";
+    const GRPC_SERVICES: &'static [&'static str] = &[
+        "helpdesk.ticketing.v1.TicketService",
+        "helpdesk.ticketing.v1.CustomerService",
+        "helpdesk.ticketing.v1.SavedReplyService",
+        "helpdesk.ticketing.v1.CustomFieldService",
+    ];
+
+    fn database(&self) -> &Database {
+        self.ticketing.database()
+    }
+
+    fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+        grpc::add_routes(&self.ticketing, routes);
+    }
+
+    /// Runs the outbox relay until shutdown.
+    async fn run(self, shutdown: Shutdown) {
+        self.relay.run(shutdown).await;
     }
 }
 
 /// Connects the ticketing database, brings its schema up to date, and returns the service with
 /// the relay that publishes its events to `bus`.
-pub async fn open(config: &Config, bus: Arc<dyn EventBus>) -> Result<(Arc<Ticketing>, Relay), OpenError> {
+pub async fn open(config: &Config, bus: Arc<dyn EventBus>) -> Result<TicketingService, OpenError> {
     let db = Database::connect(&config.database, &config.data_dir, DATABASE).await?;
     db.migrate(&MIGRATIONS).await?;
     let events_written = Arc::new(Notify::new());
     let relay = Relay::new(db.clone(), bus, events_written.clone(), RELAY_LOCK_KEY);
-    Ok((Ticketing::new(db, events_written), relay))
+    Ok(TicketingService { ticketing: Ticketing::new(db, events_written), relay })
 }
 
 #[derive(Debug, thiserror::Error)]

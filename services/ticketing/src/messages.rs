@@ -10,18 +10,14 @@ use helpdesk_proto::{
 use helpdesk_runtime::{
     ServiceError,
     auth::Principal,
-    time::{micros_to_timestamp, now_micros, timestamp_to_micros},
+    time::{micros_to_timestamp, now_micros},
 };
-use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use crate::{
     Ticketing,
-    model::{self, from_json, new_id, to_json},
-    query::{Sql, after_cursor},
-    search::{self, Document},
-    tickets::{
-        Change, emit, load_for_update, not_found, record_changes, remember, replay, save, set_status, visible_to,
-    },
+    model::{self, new_id},
+    store::{self, Document},
+    tickets::{Change, emit, load_for_update, not_found, record_changes, replay, set_status, visible_to},
 };
 
 const MAX_ATTACHMENTS: usize = 20;
@@ -46,7 +42,9 @@ fn html_to_text(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceError> {
+/// Attachments as given: named, sized, hashed, and stored in the caller's tenant's part of the
+/// blob store (`<tenant>/…`), so that no message can point at another tenant's files.
+fn check_attachments(tenant_id: &str, attachments: &[proto::Attachment]) -> Result<(), ServiceError> {
     if attachments.len() > MAX_ATTACHMENTS {
         return Err(ServiceError::invalid_field("attachments", format!("at most {MAX_ATTACHMENTS}")));
     }
@@ -54,6 +52,12 @@ fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceErr
         let field = |name: &str| format!("attachments[{index}].{name}");
         model::required_text(&field("name"), &attachment.name, 255)?;
         model::required_text(&field("storage_key"), &attachment.storage_key, 1024)?;
+        let in_tenant = attachment.storage_key.strip_prefix(tenant_id).and_then(|rest| rest.strip_prefix('/'));
+        if !in_tenant.is_some_and(|rest| {
+            !rest.is_empty() && !rest.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+        }) {
+            return Err(ServiceError::invalid_field(field("storage_key"), format!("must be a key under {tenant_id}/")));
+        }
         model::optional_text(&field("content_type"), &attachment.content_type, 255)?;
         if !(0..=MAX_ATTACHMENT_BYTES).contains(&attachment.size_bytes) {
             return Err(ServiceError::invalid_field(field("size_bytes"), "must be 0 to 100 MiB"));
@@ -65,9 +69,6 @@ fn check_attachments(attachments: &[proto::Attachment]) -> Result<(), ServiceErr
     }
     Ok(())
 }
-
-const SELECT_MESSAGE: &str = "SELECT id, ticket_id, author_kind, author_id, visibility, body_text, body_html, \
-    attachments, created_at, customer_text FROM messages m";
 
 /// A message as `caller` may read it: its customer gets the customer's text in place of the
 /// redacted one, services get both, and staff only the redacted text.
@@ -81,46 +82,6 @@ fn message_for(caller: &Principal, mut message: proto::Message) -> proto::Messag
         message.body_text = customer_text;
     }
     message
-}
-
-pub(crate) async fn insert_message(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    message: &proto::Message,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO messages (tenant_id, id, ticket_id, author_kind, author_id, visibility, body_text, \
-         body_html, attachments, created_at, customer_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(tenant_id)
-    .bind(&message.id)
-    .bind(&message.ticket_id)
-    .bind(i64::from(message.author_kind))
-    .bind(&message.author_id)
-    .bind(i64::from(message.visibility))
-    .bind(&message.body_text)
-    .bind(&message.body_html)
-    .bind(to_json(&message.attachments)?)
-    .bind(message.created_at.as_ref().map(timestamp_to_micros).unwrap_or_default())
-    .bind(&message.customer_text)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-fn message_from_row(row: &AnyRow) -> Result<proto::Message, ServiceError> {
-    Ok(proto::Message {
-        id: row.try_get("id")?,
-        ticket_id: row.try_get("ticket_id")?,
-        author_kind: row.try_get::<i64, _>("author_kind")? as i32,
-        author_id: row.try_get("author_id")?,
-        visibility: row.try_get::<i64, _>("visibility")? as i32,
-        body_text: row.try_get("body_text")?,
-        body_html: row.try_get("body_html")?,
-        attachments: from_json(&row.try_get::<String, _>("attachments")?)?,
-        created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
-        customer_text: row.try_get("customer_text")?,
-    })
 }
 
 impl Ticketing {
@@ -153,14 +114,24 @@ impl Ticketing {
         if body_text.is_empty() && request.attachments.is_empty() {
             return Err(ServiceError::invalid_field("body_text", "a message needs text, HTML or attachments"));
         }
-        check_attachments(&request.attachments)?;
+        check_attachments(&caller.tenant_id, &request.attachments)?;
+        let (author_kind, author_id) = match request.author_customer_id.trim() {
+            "" => (model::author_kind(caller), caller.subject.clone()),
+            _ if !caller.is_service() => {
+                return Err(ServiceError::permission_denied("only services write on a customer's behalf")
+                    .with_field("author_customer_id"));
+            }
+            _ if visibility == Visibility::Internal => {
+                return Err(ServiceError::invalid_field("author_customer_id", "customers write public messages only"));
+            }
+            id => (AuthorKind::Customer, id.to_owned()),
+        };
         let now = now_micros();
-        let author_kind = model::author_kind(caller);
         let message = proto::Message {
             id: new_id(),
             ticket_id: request.ticket_id.clone(),
             author_kind: author_kind as i32,
-            author_id: caller.subject.clone(),
+            author_id,
             visibility: visibility as i32,
             body_text,
             body_html,
@@ -176,12 +147,13 @@ impl Ticketing {
         if let Some(key) = &key
             && let Some(existing) = replay(&mut tx, &caller.tenant_id, "message", key, &fingerprint).await?
         {
-            let row = sqlx::query(&format!("{SELECT_MESSAGE} WHERE tenant_id = $1 AND id = $2"))
-                .bind(&caller.tenant_id)
-                .bind(&existing)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Ok(message_for(caller, message_from_row(&row)?));
+            return Ok(message_for(caller, store::message_by_id(&mut tx, &caller.tenant_id, &existing).await?));
+        }
+        if author_kind == AuthorKind::Customer
+            && caller.is_service()
+            && store::customer_by_id(&mut tx, &caller.tenant_id, &message.author_id).await?.is_none()
+        {
+            return Err(ServiceError::invalid_field("author_customer_id", "no such customer"));
         }
         let before = stored.ticket;
         let from = model::status(before.status, "status")?;
@@ -214,21 +186,36 @@ impl Ticketing {
         }
         let mut event_seq = stored.event_seq;
         emit(&mut tx, caller, &after.id, &mut event_seq, now, payloads).await?;
-        if !save(&mut tx, &after, before.version, event_seq).await? {
+        if !store::update_ticket(&mut tx, &caller.tenant_id, &after, before.version, event_seq).await? {
             return Err(ServiceError::conflict("ticket changed concurrently; retry"));
         }
-        insert_message(&mut tx, &caller.tenant_id, &message).await?;
+        store::insert_message(&mut tx, &caller.tenant_id, &message).await?;
         let internal = visibility == Visibility::Internal;
-        search::add(&mut tx, &[Document::new(&caller.tenant_id, &after.id, &message.body_text, internal)]).await?;
+        let document = Document::new(&caller.tenant_id, &after.id, &message.body_text, internal);
+        store::add_search_terms(&mut tx, &[document]).await?;
         if from != to {
             let change = Change::of("status", &model::status_name(from), &model::status_name(to))?;
             record_changes(&mut tx, caller, author_kind, &after, &change.into_iter().collect::<Vec<_>>(), now).await?;
         }
         if let Some(key) = &key {
-            remember(&mut tx, &caller.tenant_id, "message", key, &fingerprint, &message.id).await?;
+            store::insert_idempotency_key(&mut tx, &caller.tenant_id, "message", key, &fingerprint, &message.id)
+                .await?;
         }
         tx.commit().await?;
         self.events_written.notify_one();
+        Ok(message_for(caller, message))
+    }
+
+    pub(crate) async fn get_message(
+        &self,
+        caller: &Principal,
+        request: proto::GetMessageRequest,
+    ) -> Result<proto::Message, ServiceError> {
+        self.get_ticket(caller, &request.ticket_id).await?;
+        let message = store::ticket_message(&self.db, &caller.tenant_id, &request.ticket_id, &request.message_id)
+            .await?
+            .filter(|message| !caller.is_customer() || message.visibility == Visibility::Public as i32)
+            .ok_or_else(|| ServiceError::not_found("message"))?;
         Ok(message_for(caller, message))
     }
 
@@ -239,26 +226,19 @@ impl Ticketing {
     ) -> Result<proto::ListMessagesResponse, ServiceError> {
         let page_size = model::page_size(request.page_size)?;
         self.get_ticket(caller, &request.ticket_id).await?;
-        let mut sql = Sql::new(&format!("{SELECT_MESSAGE} WHERE tenant_id = "));
-        let tenant = sql.text(caller.tenant_id.as_str());
-        let ticket = sql.text(request.ticket_id.as_str());
-        sql.push(&format!("{tenant} AND ticket_id = {ticket}"));
-        if caller.is_customer() {
-            let public = sql.int(Visibility::Public as i64);
-            sql.push(&format!(" AND visibility = {public}"));
-        }
-        let columns: &[(&str, bool)] = &[("m.created_at", true), ("m.id", false)];
-        if !request.page_token.is_empty() {
-            let values = model::parse_page_token(&request.page_token, "m", 2)?;
-            after_cursor(&mut sql, columns, &values, false)?;
-        }
-        let limit = sql.int(page_size + 1);
-        sql.push(&format!(" ORDER BY m.created_at, m.id LIMIT {limit}"));
-        let rows = sql.query().fetch_all(self.db.reader()).await?;
-        let mut messages = rows
-            .iter()
-            .map(|row| message_from_row(row).map(|message| message_for(caller, message)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let after = model::parse_page_token(&request.page_token, "m", 2)?;
+        let public_only = caller.is_customer();
+        let messages = store::messages_page(
+            &self.db,
+            &caller.tenant_id,
+            &request.ticket_id,
+            public_only,
+            after.as_deref(),
+            page_size + 1,
+        )
+        .await?;
+        let mut messages: Vec<proto::Message> =
+            messages.into_iter().map(|message| message_for(caller, message)).collect();
         let next_page_token = model::finish_page(&mut messages, page_size, |last| {
             model::created_cursor("m", last.created_at.as_ref(), &last.id)
         });

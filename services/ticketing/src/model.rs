@@ -187,8 +187,12 @@ pub(crate) fn event(
     }
 }
 
-/// Decodes a page token of `parts` fields written by [`page_token`].
-pub(crate) fn parse_page_token(token: &str, kind: &str, parts: usize) -> Result<Vec<String>, ServiceError> {
+/// Decodes a page token of `parts` fields written by [`page_token`]; `None` for the empty token
+/// that asks for the first page.
+pub(crate) fn parse_page_token(token: &str, kind: &str, parts: usize) -> Result<Option<Vec<String>>, ServiceError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
     let invalid = || ServiceError::invalid_field("page_token", "not a token this list returned");
     let bytes = hex::decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
@@ -200,7 +204,7 @@ pub(crate) fn parse_page_token(token: &str, kind: &str, parts: usize) -> Result<
     if values.len() != parts {
         return Err(invalid());
     }
-    Ok(values)
+    Ok(Some(values))
 }
 
 pub(crate) fn page_token(kind: &str, values: &[String]) -> String {
@@ -259,7 +263,8 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_reject_foreign_tokens() {
         let token = page_token("t1", &["5".into(), "abc".into()]);
-        assert_eq!(parse_page_token(&token, "t1", 2).expect("valid"), ["5", "abc"]);
+        assert_eq!(parse_page_token(&token, "t1", 2).expect("valid"), Some(vec!["5".to_owned(), "abc".to_owned()]));
+        assert_eq!(parse_page_token("", "t1", 2).expect("first page"), None);
         assert!(parse_page_token(&token, "t2", 2).is_err());
         assert!(parse_page_token("zz", "t1", 2).is_err());
     }

@@ -7,11 +7,11 @@ use helpdesk_runtime::{
     auth::Principal,
     time::{micros_to_timestamp, now_micros},
 };
-use sqlx::Row;
 
 use crate::{
     Ticketing,
     model::{self, new_id},
+    store,
 };
 
 impl Ticketing {
@@ -20,7 +20,6 @@ impl Ticketing {
         caller: &Principal,
         request: proto::CreateSavedReplyRequest,
     ) -> Result<proto::SavedReply, ServiceError> {
-        caller.require_staff()?;
         let now = now_micros();
         let reply = proto::SavedReply {
             id: new_id(),
@@ -29,57 +28,19 @@ impl Ticketing {
             owner_id: if request.personal { caller.subject.clone() } else { String::new() },
             created_at: Some(micros_to_timestamp(now)),
         };
-        sqlx::query(
-            "INSERT INTO saved_replies (tenant_id, id, title, body, owner_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&reply.id)
-        .bind(&reply.title)
-        .bind(&reply.body)
-        .bind(&reply.owner_id)
-        .bind(now)
-        .execute(self.db.writer())
-        .await?;
+        store::insert_saved_reply(&self.db, &caller.tenant_id, &reply).await?;
         Ok(reply)
     }
 
     /// The tenant's shared replies and the caller's personal ones.
     pub(crate) async fn list_saved_replies(&self, caller: &Principal) -> Result<Vec<proto::SavedReply>, ServiceError> {
-        caller.require_staff()?;
-        let rows = sqlx::query(
-            "SELECT id, title, body, owner_id, created_at FROM saved_replies \
-             WHERE tenant_id = $1 AND (owner_id = '' OR owner_id = $2) ORDER BY title, id",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&caller.subject)
-        .fetch_all(self.db.reader())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(proto::SavedReply {
-                    id: row.try_get("id")?,
-                    title: row.try_get("title")?,
-                    body: row.try_get("body")?,
-                    owner_id: row.try_get("owner_id")?,
-                    created_at: Some(micros_to_timestamp(row.try_get("created_at")?)),
-                })
-            })
-            .collect()
+        store::saved_replies(&self.db, &caller.tenant_id, &caller.subject).await
     }
 
     pub(crate) async fn delete_saved_reply(&self, caller: &Principal, id: &str) -> Result<(), ServiceError> {
-        caller.require_staff()?;
         // Shared replies belong to admins; personal ones to their owner.
-        let result = sqlx::query(
-            "DELETE FROM saved_replies WHERE tenant_id = $1 AND id = $2 AND (owner_id = $3 OR (owner_id = '' AND $4 = 1))",
-        )
-        .bind(&caller.tenant_id)
-        .bind(id)
-        .bind(&caller.subject)
-        .bind(i64::from(caller.require_admin().is_ok()))
-        .execute(self.db.writer())
-        .await?;
-        if result.rows_affected() == 0 {
+        let admin = caller.require_admin().is_ok();
+        if !store::delete_saved_reply(&self.db, &caller.tenant_id, id, &caller.subject, admin).await? {
             return Err(ServiceError::not_found("saved reply"));
         }
         Ok(())

@@ -26,6 +26,7 @@ fn start(data_dir: &Path) -> (Child, String) {
         .env("HELPDESK_TELEMETRY__LOG_FORMAT", "json")
         .env("HELPDESK_GATEWAY__RATE_LIMIT_PER_SECOND", "100000")
         .env("HELPDESK_GATEWAY__RATE_LIMIT_BURST", "100000")
+        .env("HELPDESK_EMAIL__SMTP_ADDR", "127.0.0.1:0")
         .env_remove("HELPDESK_DATABASE__URL")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

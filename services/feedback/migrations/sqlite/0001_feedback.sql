@@ -113,12 +113,3 @@ CREATE TABLE event_log (
 );
 CREATE INDEX event_log_tenant ON event_log (tenant_id, position);
 
-CREATE TABLE outbox (
-    position INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    aggregate_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    payload BLOB NOT NULL
-);

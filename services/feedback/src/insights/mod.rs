@@ -23,7 +23,6 @@ use helpdesk_runtime::{
     shutdown::Shutdown,
 };
 use prost::Message;
-use sqlx::Row;
 
 use crate::Map;
 use facts::TenantFacts;
@@ -105,7 +104,7 @@ impl Insights {
         let mut applied = 0;
         loop {
             let after = self.read().applied_upto;
-            let rows = sqlx::query(
+            let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
                 "SELECT position, tenant_id, payload FROM event_log WHERE position > $1 ORDER BY position LIMIT $2",
             )
             .bind(after)
@@ -114,9 +113,8 @@ impl Insights {
             .await
             .map_err(db_error)?;
             let mut fresh = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let position: i64 = row.try_get("position").map_err(db_error)?;
-                fresh.push((position, row.try_get::<String, _>("tenant_id").map_err(db_error)?, decode(row)?));
+            for (position, tenant, payload) in &rows {
+                fresh.push((*position, tenant.clone(), decode(payload)));
             }
             applied += fresh.len() as u64;
             let mut state = self.write();
@@ -153,7 +151,7 @@ impl Insights {
         let mut facts = TenantFacts::default();
         let (mut after, mut events) = (0_i64, 0_i64);
         loop {
-            let rows = sqlx::query(
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT position, payload FROM event_log WHERE tenant_id = $1 AND position > $2 AND position <= $3 \
                  ORDER BY position LIMIT $4",
             )
@@ -164,9 +162,9 @@ impl Insights {
             .fetch_all(self.db.reader())
             .await
             .map_err(db_error)?;
-            for row in &rows {
-                after = row.try_get("position").map_err(db_error)?;
-                if let Some(event) = decode(row)? {
+            for (position, payload) in &rows {
+                after = *position;
+                if let Some(event) = decode(payload) {
                     facts.apply(&event);
                     events += 1;
                 }
@@ -207,11 +205,8 @@ impl Insights {
 
 /// A log row's event; `None` (logged) for a row that does not decode, which is skipped rather
 /// than stall every projection behind it.
-fn decode(row: &sqlx::any::AnyRow) -> Result<Option<Event>, ServiceError> {
-    let payload: Vec<u8> = row.try_get("payload").map_err(db_error)?;
-    Ok(Event::decode(payload.as_slice())
-        .inspect_err(|error| tracing::error!(%error, "undecodable event log row skipped"))
-        .ok())
+fn decode(payload: &[u8]) -> Option<Event> {
+    Event::decode(payload).inspect_err(|error| tracing::error!(%error, "undecodable event log row skipped")).ok()
 }
 
 /// The event as the log keeps it: without the text and details no report reads, or `None` for

@@ -65,10 +65,10 @@ pub(crate) async fn rate_limit(
         Err(rejection) => return ApiError::field("path", rejection.body_text()).into_response(),
     };
     let tenant = params.get("tenant").map(String::as_str).unwrap_or_default();
-    let client = state.auth.client_address(&request);
-    if let Err(error) = state.auth.check(&format!("help/{tenant}/{client}")) {
-        return error.into_response();
-    }
+    let client = match state.auth.check_client(&format!("help/{tenant}"), &request) {
+        Ok(client) => client,
+        Err(error) => return error.into_response(),
+    };
     request.extensions_mut().insert(Visitor { client });
     next.run(request).await
 }
@@ -221,7 +221,8 @@ pub(crate) mod tests {
             identity: nowhere.clone(),
             routing: nowhere.clone(),
             knowledge: nowhere.clone(),
-            feedback: nowhere,
+            feedback: nowhere.clone(),
+            email: nowhere,
             tokens: Arc::new(helpdesk_runtime::auth::ServiceTokens::new("gateway", &secret)),
         };
         crate::router(&config.gateway, authenticator, backends).expect("the contract loads")

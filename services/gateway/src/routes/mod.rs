@@ -1,8 +1,10 @@
 //! The REST routes the contracts cannot derive, each declared once with its OpenAPI operation:
 //! ticket suggestions (two services), report downloads (JSON or CSV), the public help center and
-//! survey links (no credentials, per-client rate limits).
+//! survey links (no credentials, per-client rate limits), and the inbound-mail webhook (a raw
+//! message as the body, signed).
 
 pub(crate) mod help_center;
+pub(crate) mod inbound_mail;
 pub(crate) mod insights;
 pub(crate) mod knowledge;
 pub(crate) mod surveys;
@@ -18,6 +20,7 @@ pub(crate) struct HandWritten {
     pub(crate) api: OpenApiRouter<AppState>,
     pub(crate) help_center: OpenApiRouter<AppState>,
     pub(crate) surveys: OpenApiRouter<AppState>,
+    pub(crate) inbound_mail: OpenApiRouter<AppState>,
 }
 
 pub(crate) fn hand_written() -> HandWritten {
@@ -31,6 +34,7 @@ pub(crate) fn hand_written() -> HandWritten {
             .routes(routes!(help_center::public_vote))
             .routes(routes!(help_center::public_click)),
         surveys: OpenApiRouter::new().routes(routes!(surveys::survey_form, surveys::submit_answer)),
+        inbound_mail: OpenApiRouter::new().routes(routes!(inbound_mail::deliver)),
     }
 }
 
@@ -40,6 +44,7 @@ impl HandWritten {
         let mut openapi = self.api.into_openapi();
         openapi.merge(self.help_center.into_openapi());
         openapi.merge(self.surveys.into_openapi());
+        openapi.merge(self.inbound_mail.into_openapi());
         openapi
     }
 }

@@ -20,8 +20,8 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// Applies the per-client limit before anything else. Keyed by client, not by token, so that
 /// trying one token after another spends one budget.
 pub(crate) async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match state.auth.check(&format!("survey/{}", state.auth.client_address(&request))) {
-        Ok(()) => next.run(request).await,
+    match state.auth.check_client("survey", &request) {
+        Ok(_) => next.run(request).await,
         Err(error) => error.into_response(),
     }
 }

@@ -256,7 +256,7 @@ async fn evaluate(dataset: Dataset) -> anyhow::Result<()> {
             })
             .collect();
         let request = proto::ImportArticlesRequest { articles, publish: true };
-        let imported = knowledge.import_articles(TENANT, "eval", true, request).await?;
+        let imported = knowledge.import_articles(TENANT, "eval", request).await?;
         ids.extend(imported.article_ids.into_iter().zip(chunk.iter().map(|article| article.key.clone())));
     }
     knowledge.train_suggestions(TENANT).await?;

@@ -51,12 +51,3 @@ CREATE TABLE ticket_notes (
     body TEXT NOT NULL
 );
 
-CREATE TABLE outbox (
-    position BIGSERIAL PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    aggregate_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    payload BYTEA NOT NULL
-);

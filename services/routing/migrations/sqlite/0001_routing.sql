@@ -51,12 +51,3 @@ CREATE TABLE ticket_notes (
     body TEXT NOT NULL
 );
 
-CREATE TABLE outbox (
-    position INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    aggregate_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    payload BLOB NOT NULL
-);

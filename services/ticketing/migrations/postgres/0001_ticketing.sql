@@ -1,4 +1,4 @@
--- Ticketing schema for PostgreSQL. Kept in step with ../sqlite, except the outbox and keyword
+-- Ticketing schema for PostgreSQL. Kept in step with ../sqlite, except keyword
 -- search (a GIN-indexed tsvector on tickets here, a term table there).
 CREATE TABLE customers (
     tenant_id TEXT NOT NULL,
@@ -151,12 +151,3 @@ CREATE TABLE custom_fields (
     PRIMARY KEY (tenant_id, field_key)
 );
 
-CREATE TABLE outbox (
-    position BIGSERIAL PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    aggregate_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    payload BYTEA NOT NULL
-);

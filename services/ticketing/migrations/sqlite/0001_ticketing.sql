@@ -1,4 +1,4 @@
--- Ticketing schema for SQLite. Kept in step with ../postgres, except the outbox and keyword
+-- Ticketing schema for SQLite. Kept in step with ../postgres, except keyword
 -- search (a term table here, a GIN-indexed tsvector on tickets there).
 CREATE TABLE customers (
     tenant_id TEXT NOT NULL,
@@ -153,12 +153,3 @@ CREATE TABLE custom_fields (
     PRIMARY KEY (tenant_id, field_key)
 );
 
-CREATE TABLE outbox (
-    position INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    aggregate_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    payload BLOB NOT NULL
-);

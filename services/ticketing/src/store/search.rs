@@ -10,15 +10,15 @@ use helpdesk_runtime::{
 };
 use sqlx::AnyConnection;
 
-use crate::query::{Param, Sql, insert_many};
+use super::sql::{Param, Sql, insert_many};
 
 /// Terms to add to one ticket's index.
 pub(crate) struct Document<'a> {
-    pub(crate) tenant_id: &'a str,
-    pub(crate) ticket_id: &'a str,
-    pub(crate) terms: Vec<String>,
+    tenant_id: &'a str,
+    ticket_id: &'a str,
+    pub(super) terms: Vec<String>,
     /// From an internal note: searchable by agents only.
-    pub(crate) internal: bool,
+    internal: bool,
 }
 
 impl<'a> Document<'a> {
@@ -28,35 +28,14 @@ impl<'a> Document<'a> {
 }
 
 /// The terms as stored on a PostgreSQL ticket row: separated by single spaces.
-pub(crate) fn joined(terms: &[String]) -> String {
+pub(super) fn joined(terms: &[String]) -> String {
     terms.join(" ")
 }
 
 /// Adds `documents` to the index; on PostgreSQL their tickets must exist already.
-pub(crate) async fn add(conn: &mut AnyConnection, documents: &[Document<'_>]) -> Result<(), ServiceError> {
+pub(crate) async fn add_search_terms(conn: &mut AnyConnection, documents: &[Document<'_>]) -> Result<(), ServiceError> {
     match backend_of(conn) {
-        Backend::Sqlite => {
-            let rows = documents
-                .iter()
-                .flat_map(|doc| {
-                    doc.terms.iter().map(move |term| {
-                        vec![
-                            Param::from(doc.tenant_id),
-                            Param::from(term),
-                            Param::from(doc.ticket_id),
-                            Param::from(i64::from(doc.internal)),
-                        ]
-                    })
-                })
-                .collect();
-            insert_many(
-                conn,
-                "INSERT INTO search_terms (tenant_id, term, ticket_id, internal)",
-                "ON CONFLICT DO NOTHING",
-                rows,
-            )
-            .await?;
-        }
+        Backend::Sqlite => insert_terms(conn, documents).await?,
         Backend::Postgres => {
             for doc in documents.iter().filter(|doc| !doc.terms.is_empty()) {
                 sqlx::query(
@@ -78,8 +57,44 @@ pub(crate) async fn add(conn: &mut AnyConnection, documents: &[Document<'_>]) ->
     Ok(())
 }
 
+/// Indexes new tickets: their terms went in with their rows on PostgreSQL (see
+/// [`super::insert_tickets`]), so only SQLite writes any here.
+pub(crate) async fn index_new_tickets(
+    conn: &mut AnyConnection,
+    documents: &[Document<'_>],
+) -> Result<(), ServiceError> {
+    if backend_of(conn) == Backend::Sqlite {
+        insert_terms(conn, documents).await?;
+    }
+    Ok(())
+}
+
+/// SQLite's term rows for `documents`.
+async fn insert_terms(conn: &mut AnyConnection, documents: &[Document<'_>]) -> Result<(), sqlx::Error> {
+    let rows = documents
+        .iter()
+        .flat_map(|doc| {
+            doc.terms.iter().map(move |term| {
+                vec![
+                    Param::from(doc.tenant_id),
+                    Param::from(term),
+                    Param::from(doc.ticket_id),
+                    Param::from(i64::from(doc.internal)),
+                ]
+            })
+        })
+        .collect();
+    insert_many(conn, "INSERT INTO search_terms (tenant_id, term, ticket_id, internal)", "ON CONFLICT DO NOTHING", rows)
+        .await
+}
+
 /// Makes `to` findable by every term of `from` (when `from` is merged into `to`).
-pub(crate) async fn copy(conn: &mut AnyConnection, tenant_id: &str, from: &str, to: &str) -> Result<(), ServiceError> {
+pub(crate) async fn copy_search_terms(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), ServiceError> {
     let sql = match backend_of(conn) {
         Backend::Sqlite => {
             "INSERT INTO search_terms (tenant_id, term, ticket_id, internal) \
@@ -101,7 +116,7 @@ pub(crate) async fn copy(conn: &mut AnyConnection, tenant_id: &str, from: &str, 
 
 /// Restricts a query over tickets `t` of the tenant bound at `tenant` to those containing every
 /// one of `terms` (in what the caller may see).
-pub(crate) fn restrict(sql: &mut Sql, backend: Backend, tenant: &str, terms: &[String], customer: bool) {
+pub(super) fn restrict(sql: &mut Sql, backend: Backend, tenant: &str, terms: &[String], customer: bool) {
     match backend {
         Backend::Sqlite => {
             let placeholders: Vec<String> = terms.iter().map(|term| sql.text(term.as_str())).collect();

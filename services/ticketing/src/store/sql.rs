@@ -1,12 +1,15 @@
 //! Builds SQL with a variable number of `$N` parameters, for filters and multi-row inserts.
 
 use helpdesk_runtime::{ServiceError, db::positional};
-use sqlx::{Any, AnyConnection, any::AnyArguments, query::Query};
+use sqlx::{
+    Any, AnyConnection, AnyExecutor, FromRow,
+    any::{AnyArguments, AnyRow},
+    query::Query,
+};
 
-pub(crate) enum Param {
+pub(super) enum Param {
     Text(String),
     Int(i64),
-    OptionalInt(Option<i64>),
 }
 
 impl From<&str> for Param {
@@ -33,57 +36,57 @@ impl From<i64> for Param {
     }
 }
 
-impl From<Option<i64>> for Param {
-    fn from(value: Option<i64>) -> Self {
-        Self::OptionalInt(value)
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct Sql {
+pub(super) struct Sql {
     text: String,
     params: Vec<Param>,
 }
 
 impl Sql {
-    pub(crate) fn new(text: &str) -> Self {
+    pub(super) fn new(text: &str) -> Self {
         Self { text: text.to_owned(), params: Vec::new() }
     }
 
-    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+    pub(super) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
     }
 
     /// Binds a value and returns its placeholder.
-    pub(crate) fn bind(&mut self, value: impl Into<Param>) -> String {
+    fn bind(&mut self, value: impl Into<Param>) -> String {
         self.params.push(value.into());
         format!("${}", self.params.len())
     }
 
-    pub(crate) fn text(&mut self, value: impl Into<String>) -> String {
+    pub(super) fn text(&mut self, value: impl Into<String>) -> String {
         self.bind(Param::Text(value.into()))
     }
 
-    pub(crate) fn int(&mut self, value: i64) -> String {
+    pub(super) fn int(&mut self, value: i64) -> String {
         self.bind(Param::Int(value))
     }
 
-    pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+    fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         let mut query = sqlx::query(&self.text);
         for param in &self.params {
             query = match param {
                 Param::Text(value) => query.bind(value.as_str()),
                 Param::Int(value) => query.bind(*value),
-                Param::OptionalInt(value) => query.bind(*value),
             };
         }
         query
     }
+
+    /// Runs the query and reads each row into a `T`.
+    pub(super) async fn fetch_all<'e, T>(&'e self, executor: impl AnyExecutor<'e>) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        self.query().try_map(|row: AnyRow| T::from_row(&row)).fetch_all(executor).await
+    }
 }
 
 /// Keyset pagination: rows strictly after `values` in the order of `columns`.
-pub(crate) fn after_cursor(
+pub(super) fn after_cursor(
     sql: &mut Sql,
     columns: &[(&str, bool)],
     values: &[String],
@@ -118,7 +121,7 @@ const MAX_PARAMS: usize = 30_000;
 
 /// Inserts `rows` (each the same number of values) with as few statements as the parameter limit
 /// allows: `{head} VALUES (…), (…) {tail}`.
-pub(crate) async fn insert_many(
+pub(super) async fn insert_many(
     conn: &mut AnyConnection,
     head: &str,
     tail: &str,

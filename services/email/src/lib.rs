@@ -1,0 +1,170 @@
+//! The email channel: support mailboxes per tenant, mail taken in over the built-in SMTP
+//! listener and a signed webhook (IMAP fetching builds on the same intake), stored before it is
+//! acknowledged, then threaded into tickets through ticketing's gRPC API on the service's own
+//! behalf; agents' public replies go back to the customer over the mailbox's relay. It owns its
+//! data: mailboxes, the raw messages and what became of them, the keys that tie mail to tickets,
+//! and the replies on their way out.
+
+mod grpc;
+mod intake;
+mod mailboxes;
+mod outbound;
+mod secrets;
+mod smtp;
+mod store;
+mod threading;
+
+pub use intake::sign_webhook;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use helpdesk_events::{EventBus, EventStream};
+use helpdesk_proto::{
+    routing::v1::sla_service_client::SlaServiceClient,
+    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
+};
+use helpdesk_runtime::{
+    config::Config,
+    db::{Database, Migrations},
+    grpc::ServiceLink,
+    shutdown::Shutdown,
+};
+use tokio::{net::TcpListener, sync::Notify};
+use tonic::transport::Channel;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub static MIGRATIONS: Migrations =
+    Migrations { portable: &Migrations::NONE, sqlite: &SQLITE, postgres: &POSTGRES, shared: &[], rebaselined: &[] };
+
+/// The name of this service's database (SQLite file or PostgreSQL schema).
+pub const DATABASE: &str = "email";
+
+/// Mailboxes, intake and threading over the store, shared by the gRPC endpoints, the SMTP
+/// listener and the threading worker.
+pub(crate) struct Email {
+    db: Database,
+    secret_box: secrets::SecretBox,
+    peers: Peers,
+    hostname: String,
+    /// The platform's ceiling on a message; each mailbox may set a lower one.
+    max_message_bytes: i64,
+    /// Wakes the threading worker when a message is stored.
+    mail_arrived: Notify,
+    /// Wakes the sending worker when a reply is queued.
+    reply_queued: Notify,
+}
+
+/// How the email service reaches ticketing (tickets, customers) and routing (a new ticket's
+/// SLA, for the acknowledgement), on its own behalf.
+#[derive(Clone)]
+pub struct Peers {
+    pub ticketing: ServiceLink,
+    pub routing: ServiceLink,
+}
+
+impl Peers {
+    fn tickets(&self) -> TicketServiceClient<Channel> {
+        TicketServiceClient::new(self.ticketing.channel.clone())
+    }
+
+    fn customers(&self) -> CustomerServiceClient<Channel> {
+        CustomerServiceClient::new(self.ticketing.channel.clone())
+    }
+
+    fn sla(&self) -> SlaServiceClient<Channel> {
+        SlaServiceClient::new(self.routing.channel.clone())
+    }
+
+    /// A request within `tenant` (the same token serves both peers).
+    fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, helpdesk_runtime::ServiceError> {
+        self.ticketing.request(tenant, message)
+    }
+}
+
+/// The service, with its SMTP listener bound when one is configured.
+pub struct EmailService {
+    email: Arc<Email>,
+    smtp: Option<TcpListener>,
+    /// Ticket events, for the replies to send.
+    events: EventStream,
+}
+
+impl EmailService {
+    /// Where the SMTP listener took its port, if it runs.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+}
+
+impl helpdesk_runtime::service::Service for EmailService {
+    const NAME: &'static str = "email";
+    const GRPC_SERVICES: &'static [&'static str] =
+        &["helpdesk.email.v1.EmailService", "helpdesk.email.v1.MailIntakeService"];
+
+    fn database(&self) -> &Database {
+        &self.email.db
+    }
+
+    fn add_routes(&self, routes: &mut tonic::service::RoutesBuilder) {
+        grpc::add_routes(&self.email, routes);
+    }
+
+    /// Threads stored mail into tickets, queues and sends replies, and serves SMTP until
+    /// shutdown.
+    async fn run(self, shutdown: Shutdown) {
+        let tasks = [
+            ("threading", tokio::spawn(threading::run(self.email.clone(), shutdown.clone()))),
+            ("replies", tokio::spawn(outbound::queue(self.email.clone(), self.events, shutdown.clone()))),
+            ("sending", tokio::spawn(outbound::send(self.email.clone(), shutdown.clone()))),
+        ];
+        if let Some(listener) = self.smtp {
+            smtp::serve(self.email.clone(), listener, shutdown).await;
+        }
+        for (name, task) in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(task = name, %error, "email task failed");
+            }
+        }
+    }
+}
+
+/// Connects the email database, brings its schema up to date, opens the key for mailbox
+/// credentials, subscribes to ticketing's events (before anything is published, for the
+/// in-process bus) and binds the SMTP listener, if configured.
+pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<EmailService, OpenError> {
+    let db = Database::connect(&config.database, &config.data_dir, DATABASE).await?;
+    db.migrate(&MIGRATIONS).await?;
+    let secret_box =
+        secrets::SecretBox::open(config.email.secrets_key.as_ref(), &config.data_dir).map_err(OpenError::SecretsKey)?;
+    let smtp = match config.email.smtp_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| OpenError::Smtp(addr, error))?),
+        None => None,
+    };
+    let email = Email {
+        db,
+        secret_box,
+        peers,
+        hostname: config.email.hostname.clone(),
+        max_message_bytes: i64::try_from(config.email.max_message_bytes).unwrap_or(i64::MAX),
+        mail_arrived: Notify::new(),
+        reply_queued: Notify::new(),
+    };
+    let events = outbound::subscribe(bus).await?;
+    Ok(EmailService { email: Arc::new(email), smtp, events })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("email database unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("email migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("email.secrets_key unusable: {0}")]
+    SecretsKey(std::io::Error),
+    #[error("email.smtp_addr {0} cannot be bound: {1}")]
+    Smtp(SocketAddr, std::io::Error),
+    #[error("event bus: {0}")]
+    Bus(#[from] helpdesk_events::BusError),
+}

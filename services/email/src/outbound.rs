@@ -1,0 +1,362 @@
+//! Agents' public replies on email tickets, sent to the customer over the mailbox's relay.
+//! A reply is queued (with the Message-ID it will carry, tied to the ticket so the customer's
+//! answer threads back) when ticketing's event announces it, one row per ticket message, so a
+//! redelivered event queues nothing twice; a worker sends what is due, retrying with backoff
+//! what may pass and marking failed what the relay refuses. The Message-ID stays the same on
+//! every attempt, so a copy sent again after a crash between the relay's answer and the record
+//! is recognised as the same message by the receiving clients.
+
+use std::{sync::Arc, time::Duration};
+
+use helpdesk_events::{BusError, EventBus, EventStream, handle_delivery, next_delivery};
+use helpdesk_proto::{
+    common::v1::AuthorKind,
+    email::v1::{DeliveryState, Mailbox, Security},
+    events::v1::event::Payload,
+    routing::v1::{GetTicketSlaRequest, SlaKind},
+    ticketing::v1::{GetCustomerRequest, GetMessageRequest, GetTicketRequest, Message as TicketMessage, Visibility},
+};
+use helpdesk_runtime::{ServiceError, shutdown::Shutdown, time::now_micros};
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
+    address::Envelope,
+    message::{Mailbox as Address, MultiPart, SinglePart},
+    transport::smtp::authentication::Credentials,
+};
+
+use crate::{Email, store};
+
+/// Ticket events, on a durable consumer replicas share.
+pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusError> {
+    bus.subscribe("email-replies", Some("*.ticket.>")).await
+}
+
+/// Queues each public agent reply on an email ticket until `shutdown`.
+pub(crate) async fn queue(email: Arc<Email>, mut events: EventStream, shutdown: Shutdown) {
+    loop {
+        let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
+        handle_delivery(delivery, &shutdown, |event| {
+            let email = email.clone();
+            async move {
+                let Some(Payload::MessageAdded(added)) = &event.payload else { return Ok(()) };
+                let Some(message) = &added.message else { return Ok(()) };
+                let public_reply =
+                    message.visibility() == Visibility::Public && message.author_kind() == AuthorKind::Agent;
+                if !public_reply {
+                    return Ok(());
+                }
+                email.queue_reply(&event.tenant_id, message).await
+            }
+        })
+        .await;
+    }
+}
+
+/// How long a worker holds a delivery before another may try it.
+const LEASE: Duration = Duration::from_secs(120);
+/// Attempts before a delivery that keeps failing is given up.
+const MAX_ATTEMPTS: i64 = 12;
+const IDLE: Duration = Duration::from_secs(2);
+
+/// Sends due replies until `shutdown`.
+pub(crate) async fn send(email: Arc<Email>, shutdown: Shutdown) {
+    loop {
+        let sent = match email.send_due().await {
+            Ok(sent) => sent,
+            Err(error) => {
+                tracing::warn!(%error, "sending replies failed; retrying");
+                0
+            }
+        };
+        if sent > 0 {
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.clone().wait() => return,
+            () = email.reply_queued.notified() => {}
+            () = tokio::time::sleep(IDLE) => {}
+        }
+    }
+}
+
+impl Email {
+    /// Composes the reply to the ticket's customer and queues it; nothing for a ticket that did
+    /// not come by email.
+    pub(crate) async fn queue_reply(&self, tenant: &str, message: &TicketMessage) -> Result<(), ServiceError> {
+        let Some(token) = store::ticket_token(&self.db, tenant, &message.ticket_id).await? else { return Ok(()) };
+        let received = store::ticket_mail(&self.db, tenant, &message.ticket_id).await?;
+        let Some((mailbox_id, last_id)) = received.last().cloned() else { return Ok(()) };
+        let mailbox = self.mailbox_settings(tenant, &mailbox_id).await?;
+        let ticket = self
+            .peers
+            .tickets()
+            .get_ticket(self.peers.request(tenant, GetTicketRequest { id: message.ticket_id.clone() })?)
+            .await
+            .map_err(|status| ServiceError::from_status(&status))?
+            .into_inner();
+        let customer = self
+            .peers
+            .customers()
+            .get_customer(self.peers.request(tenant, GetCustomerRequest { id: ticket.requester_id.clone() })?)
+            .await
+            .map_err(|status| ServiceError::from_status(&status))?
+            .into_inner();
+        let Some(recipient) = customer.emails.first() else {
+            tracing::info!(ticket_id = %ticket.id, "the customer has no address; the reply is not mailed");
+            return Ok(());
+        };
+        let email_message_id = format!("{}@{}", message.id, self.hostname);
+        // A service's message may carry what only the customer sees (their survey link): the
+        // event has it redacted, so read the message as the service it is for.
+        let (text, html) = if message.author_id.starts_with(helpdesk_runtime::auth::SERVICE_SUBJECT_PREFIX) {
+            let request = GetMessageRequest { ticket_id: ticket.id.clone(), message_id: message.id.clone() };
+            let full = self
+                .peers
+                .tickets()
+                .get_message(self.peers.request(tenant, request)?)
+                .await
+                .map_err(|status| ServiceError::from_status(&status))?
+                .into_inner();
+            match full.customer_text.is_empty() {
+                true => (full.body_text, full.body_html),
+                false => (full.customer_text, String::new()),
+            }
+        } else {
+            (message.body_text.clone(), message.body_html.clone())
+        };
+        let references: Vec<String> = received.iter().map(|(_, id)| format!("<{id}>")).collect();
+        let subject = match ticket.subject.trim() {
+            subject if subject.to_lowercase().starts_with("re:") => subject.to_owned(),
+            subject => format!("Re: {subject}"),
+        };
+        let builder = addressed(&mailbox, &token, &customer.name, recipient, &subject)
+            .map_err(ServiceError::failed_precondition)?
+            .message_id(Some(format!("<{email_message_id}>")))
+            .in_reply_to(format!("<{last_id}>"))
+            .references(references.join(" "));
+        let composed = if html.is_empty() {
+            builder.singlepart(SinglePart::plain(text))
+        } else {
+            builder.multipart(MultiPart::alternative_plain_html(text, html))
+        }
+        .map_err(|error| ServiceError::internal(&error))?;
+        store::queue_delivery(
+            &self.db,
+            &store::NewDelivery {
+                tenant_id: tenant,
+                message_id: &message.id,
+                ticket_id: &ticket.id,
+                mailbox_id: &mailbox_id,
+                recipient,
+                email_message_id: &email_message_id,
+                raw: &composed.formatted(),
+                queued_at: now_micros(),
+            },
+        )
+        .await?;
+        self.reply_queued.notify_one();
+        Ok(())
+    }
+
+    /// Attempts every due delivery once; returns how many were settled (sent or failed).
+    pub(crate) async fn send_due(&self) -> Result<usize, ServiceError> {
+        let now = now_micros();
+        let mut settled = 0;
+        for due in store::due_deliveries(&self.db, now, 32).await? {
+            if !store::claim_delivery(&self.db, &due, now + LEASE.as_micros() as i64).await? {
+                continue;
+            }
+            let attempts = due.attempts + 1;
+            match self.relay(&due).await {
+                Ok(()) => {
+                    store::settle_delivery(
+                        &self.db,
+                        &due.tenant_id,
+                        &due.message_id,
+                        DeliveryState::Sent as i32,
+                        "",
+                        0,
+                        Some(now_micros()),
+                    )
+                    .await?;
+                    settled += 1;
+                }
+                Err(Failure { permanent, error }) => {
+                    let give_up = permanent || attempts >= MAX_ATTEMPTS;
+                    let state = if give_up { DeliveryState::Failed } else { DeliveryState::Retrying };
+                    let backoff = Duration::from_secs(15 << attempts.clamp(0, 8)).min(Duration::from_secs(3600));
+                    tracing::warn!(message_id = %due.message_id, %error, attempts, give_up, "reply not sent");
+                    let retry_at = now_micros() + backoff.as_micros() as i64;
+                    store::settle_delivery(
+                        &self.db,
+                        &due.tenant_id,
+                        &due.message_id,
+                        state as i32,
+                        &error,
+                        retry_at,
+                        None,
+                    )
+                    .await?;
+                    settled += usize::from(give_up);
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// One attempt through the mailbox's relay.
+    async fn relay(&self, due: &store::DueDelivery) -> Result<(), Failure> {
+        let mailbox = self.open_mailbox(&due.tenant_id, &due.mailbox_id).await.map_err(Failure::transient)?;
+        let Some(smtp) = &mailbox.mailbox.smtp else {
+            return Err(Failure::permanent("the mailbox has no outgoing relay (smtp) configured"));
+        };
+        let security = Security::try_from(smtp.security).unwrap_or(Security::Tls);
+        let builder = match security {
+            Security::Tls | Security::Unspecified => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
+            Security::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
+            Security::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)),
+        }
+        .map_err(|error| Failure::permanent(error.to_string()))?;
+        let default_port = match security {
+            Security::Tls | Security::Unspecified => 465,
+            Security::Starttls => 587,
+            Security::None => 25,
+        };
+        let port = u16::try_from(smtp.port).ok().filter(|port| *port != 0).unwrap_or(default_port);
+        let mut builder = builder.port(port).timeout(Some(Duration::from_secs(30)));
+        if !smtp.username.is_empty() {
+            builder =
+                builder.credentials(Credentials::new(smtp.username.clone(), mailbox.secrets.smtp_password.clone()));
+        }
+        let transport = builder.build();
+        let (Ok(from), Ok(to)) = (mailbox.mailbox.address.parse(), due.recipient.parse()) else {
+            return Err(Failure::permanent("the sender or recipient is not an address"));
+        };
+        let envelope = Envelope::new(Some(from), vec![to]).map_err(|error| Failure::permanent(error.to_string()))?;
+        let raw = match due.raw.is_empty() {
+            true => self.acknowledgement(due, &mailbox.mailbox).await?,
+            false => due.raw.clone(),
+        };
+        match transport.send_raw(&envelope, &raw).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => Err(Failure::permanent(error.to_string())),
+            Err(error) => Err(Failure::transient(error)),
+        }
+    }
+}
+
+impl Email {
+    /// The acknowledgement of a new ticket, in the customer's language (ko or en, else the
+    /// mailbox's): its reference, and when to expect the first answer from routing's SLA. Marked
+    /// `Auto-Submitted: auto-replied` (RFC 3834) so that no autoresponder answers it.
+    async fn acknowledgement(&self, due: &store::DueDelivery, mailbox: &Mailbox) -> Result<Vec<u8>, Failure> {
+        let tenant = due.tenant_id.as_str();
+        let ticket_id = due.message_id.strip_prefix("ack:").unwrap_or(&due.message_id);
+        let request =
+            self.peers.request(tenant, GetTicketRequest { id: ticket_id.to_owned() }).map_err(Failure::transient)?;
+        let ticket = self.peers.tickets().get_ticket(request).await.map_err(Failure::transient)?.into_inner();
+        let request = self
+            .peers
+            .request(tenant, GetCustomerRequest { id: ticket.requester_id.clone() })
+            .map_err(Failure::transient)?;
+        let customer = self.peers.customers().get_customer(request).await.map_err(Failure::transient)?.into_inner();
+        let request = self
+            .peers
+            .request(tenant, GetTicketSlaRequest { ticket_id: ticket_id.to_owned() })
+            .map_err(Failure::transient)?;
+        // No SLA (none applies, or routing has not seen the ticket yet): the text says so.
+        let first_response = match self.peers.sla().get_ticket_sla(request).await {
+            Ok(sla) => sla
+                .into_inner()
+                .targets
+                .into_iter()
+                .find(|target| target.kind() == SlaKind::FirstResponse)
+                .and_then(|target| target.due_at),
+            Err(_) => None,
+        };
+        let korean = match customer.language.split('-').next().unwrap_or_default() {
+            "ko" => true,
+            "" => mailbox.default_language == "ko",
+            _ => false,
+        };
+        let token = self.secret_box.ticket_token(ticket_id);
+        let zone: chrono_tz::Tz =
+            customer.time_zone.parse().unwrap_or(if korean { chrono_tz::Asia::Seoul } else { chrono_tz::UTC });
+        let due_at = first_response
+            .and_then(|at| chrono::DateTime::from_timestamp(at.seconds, 0))
+            .map(|at| at.with_timezone(&zone));
+        let (subject, text) = if korean {
+            let when = due_at.map_or_else(
+                || "담당자가 확인하는 대로 답변드리겠습니다.".to_owned(),
+                |at| format!("첫 답변 예정: {} ({zone})", at.format("%Y년 %-m월 %-d일 %H:%M")),
+            );
+            (
+                format!("[접수] {}", ticket.subject),
+                format!(
+                    "{}님, 문의가 접수되었습니다.\n\n접수 번호: {token}\n제목: {}\n{when}\n\n이 메일에 회신하시면 같은 문의에 추가됩니다.\n",
+                    customer.name, ticket.subject
+                ),
+            )
+        } else {
+            let when = due_at.map_or_else(
+                || "We will answer as soon as an agent has looked at it.".to_owned(),
+                |at| format!("Expected first response by: {} ({zone})", at.format("%a, %-d %b %Y %H:%M")),
+            );
+            (
+                format!("Received: {}", ticket.subject),
+                format!(
+                    "Hello {},\n\nWe have received your request.\n\nReference: {token}\nSubject: {}\n{when}\n\nReply to this email to add to the same request.\n",
+                    customer.name, ticket.subject
+                ),
+            )
+        };
+        let received = store::ticket_mail(&self.db, tenant, ticket_id).await.map_err(Failure::transient)?;
+        let mut builder = addressed(mailbox, &token, &customer.name, &due.recipient, &subject)
+            .map_err(Failure::permanent)?
+            .message_id(Some(format!("<ack-{ticket_id}@{}>", self.hostname)))
+            .raw_header(lettre::message::header::HeaderValue::new(
+                lettre::message::header::HeaderName::new_from_ascii("Auto-Submitted".to_owned())
+                    .map_err(|error| Failure::permanent(error.to_string()))?,
+                "auto-replied".to_owned(),
+            ));
+        if let Some((_, first)) = received.first() {
+            builder = builder.in_reply_to(format!("<{first}>")).references(format!("<{first}>"));
+        }
+        let message =
+            builder.singlepart(SinglePart::plain(text)).map_err(|error| Failure::permanent(error.to_string()))?;
+        Ok(message.formatted())
+    }
+}
+
+/// A message from the mailbox to the customer, replies to the ticket's token address, the token
+/// in the subject: what threads it for the customer and brings their answer back.
+fn addressed(
+    mailbox: &Mailbox,
+    token: &str,
+    customer_name: &str,
+    recipient: &str,
+    subject: &str,
+) -> Result<lettre::message::MessageBuilder, String> {
+    let parse = |address: &str| address.parse().map_err(|_| format!("{address} is not an address lettre sends to"));
+    let name = (!mailbox.display_name.is_empty()).then(|| mailbox.display_name.clone());
+    Ok(lettre::Message::builder()
+        .from(Address::new(name.clone(), parse(&mailbox.address)?))
+        .reply_to(Address::new(name, parse(&helpdesk_mail::reply_address(&mailbox.address, token))?))
+        .to(Address::new(Some(customer_name.to_owned()), parse(recipient)?))
+        .subject(helpdesk_mail::subject_with_token(subject, token)))
+}
+
+struct Failure {
+    permanent: bool,
+    error: String,
+}
+
+impl Failure {
+    fn permanent(error: impl Into<String>) -> Self {
+        Self { permanent: true, error: error.into() }
+    }
+
+    fn transient(error: impl std::fmt::Display) -> Self {
+        Self { permanent: false, error: error.to_string() }
+    }
+}
