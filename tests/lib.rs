@@ -22,6 +22,8 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    /// What the platform was started with.
+    pub config: Config,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// The email service's SMTP listener.
@@ -62,6 +64,20 @@ impl Default for Options {
     }
 }
 
+/// The IMAP server (Dovecot, started by `.ci/mail-servers`) the email tests fetch from, if any:
+/// every user logs in with [`IMAP_PASSWORD`].
+pub fn imap_server() -> Option<SocketAddr> {
+    std::env::var("HELPDESK_TEST_IMAP").ok().and_then(|addr| addr.parse().ok())
+}
+
+pub const IMAP_PASSWORD: &str = "test-password";
+
+/// The SMTP relay (Postfix, started by `.ci/mail-servers`) that delivers to the IMAP server's
+/// mailboxes, if any.
+pub fn smtp_relay() -> Option<SocketAddr> {
+    std::env::var("HELPDESK_TEST_SMTP_RELAY").ok().and_then(|addr| addr.parse().ok())
+}
+
 /// The PostgreSQL server tests may use, if any.
 pub fn postgres_url() -> Option<String> {
     std::env::var("HELPDESK_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
@@ -84,6 +100,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("HELPDESK_GRPC__PUBLIC_RATE_LIMIT_PER_SECOND".to_owned(), options.public_grpc_per_second.to_string()),
         ("HELPDESK_GRPC__PUBLIC_RATE_LIMIT_BURST".to_owned(), options.public_grpc_per_second.to_string()),
         ("HELPDESK_EMAIL__SMTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        // Short IMAP leases, so that a takeover is seen within a test.
+        ("HELPDESK_EMAIL__IMAP_LEASE_SECONDS".to_owned(), "3".to_owned()),
+        ("HELPDESK_EMAIL__IMAP_POLL_SECONDS".to_owned(), "1".to_owned()),
     ];
     if options.backend == Backend::Postgres {
         let base = postgres_url().expect("postgres tests need HELPDESK_TEST_POSTGRES_URL");
@@ -112,6 +131,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(platform.run(shutdown));
     TestApp {
+        config,
         http_addr,
         grpc_addr,
         smtp_addr,

@@ -7,7 +7,7 @@ use helpdesk_tests::{TestApp, on_both_backends};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope};
 use serde_json::{Value, json};
 
-const WEBHOOK_SECRET: &str = "a webhook secret of some length";
+pub(crate) const WEBHOOK_SECRET: &str = "a webhook secret of some length";
 
 async fn create_mailbox(app: &TestApp, id: &str, address: &str) -> Value {
     let body = json!({
@@ -27,13 +27,18 @@ fn smtp(app: &TestApp) -> AsyncSmtpTransport<Tokio1Executor> {
         .build()
 }
 
-async fn send(app: &TestApp, from: &str, to: &str, raw: &[u8]) -> Result<(), lettre::transport::smtp::Error> {
+pub(crate) async fn send(
+    app: &TestApp,
+    from: &str,
+    to: &str,
+    raw: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
     let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
     smtp(app).send_raw(&envelope, raw).await.map(|_| ())
 }
 
 /// Waits until the mailbox lists `count` messages all threaded; returns them, newest first.
-async fn settled_mail(app: &TestApp, mailbox: &str, count: usize) -> Vec<Value> {
+pub(crate) async fn settled_mail(app: &TestApp, mailbox: &str, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (status, body) = app.get(&format!("/v1/mailboxes/{mailbox}/mail"), &app.admin_key).await;
@@ -53,7 +58,7 @@ fn euc_kr(text: &str) -> Vec<u8> {
 }
 
 /// A first message from a Korean client: EUC-KR body, RFC 2047 EUC-KR subject.
-fn first_message() -> Vec<u8> {
+pub(crate) fn first_message() -> Vec<u8> {
     let subject = format!("=?EUC-KR?B?{}?=", base64(&euc_kr("환불 요청드립니다")));
     let mut raw = format!(
         "From: =?UTF-8?B?6rmA66+87IiY?= <kim@example.com>\r\nTo: support@acme.test\r\nSubject: {subject}\r\n\
@@ -77,7 +82,7 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-async fn messages(app: &TestApp, ticket: &str) -> Vec<Value> {
+pub(crate) async fn messages(app: &TestApp, ticket: &str) -> Vec<Value> {
     let (status, body) = app.get(&format!("/v1/tickets/{ticket}/messages"), &app.admin_key).await;
     assert_eq!(status, 200, "{body}");
     body["messages"].as_array().cloned().unwrap_or_default()
@@ -245,7 +250,7 @@ async fn relaying_to_the_customer_side(app: &TestApp, settings: Value) -> String
 }
 
 /// Polls `path` with `key` until `done` holds for its body.
-async fn poll(app: &TestApp, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn poll(app: &TestApp, key: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (status, body) = app.get(path, key).await;

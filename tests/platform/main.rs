@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod email;
+mod email_servers;
 mod events;
 mod feedback;
 mod grpc;

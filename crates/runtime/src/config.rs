@@ -188,6 +188,13 @@ pub struct EmailConfig {
     pub secrets_key: Option<SecretString>,
     /// The largest message taken over SMTP or the webhook, in bytes.
     pub max_message_bytes: u64,
+    /// How long a replica's hold on an IMAP mailbox lasts unrenewed: a stopped replica's
+    /// mailboxes are fetched by another within this time.
+    pub imap_lease_seconds: u64,
+    /// How often a mailbox on a server without IDLE is asked for new mail.
+    pub imap_poll_seconds: u64,
+    /// PEM certificates trusted besides the public roots for IMAP servers (a private CA).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Where a service finds the others when they run as separate processes.
@@ -272,6 +279,8 @@ search_log_retention_days = 180
 smtp_addr = "127.0.0.1:2525"
 hostname = "localhost"
 max_message_bytes = 26214400
+imap_lease_seconds = 20
+imap_poll_seconds = 60
 
 [telemetry]
 log_format = "auto"
@@ -374,6 +383,12 @@ impl Config {
         }
         if !(1024..=52_428_800).contains(&self.email.max_message_bytes) {
             return Err(invalid("email.max_message_bytes", "must be 1024 to 52428800 (50 MiB)"));
+        }
+        if !(3..=600).contains(&self.email.imap_lease_seconds) {
+            return Err(invalid("email.imap_lease_seconds", "must be 3 to 600"));
+        }
+        if !(1..=3600).contains(&self.email.imap_poll_seconds) {
+            return Err(invalid("email.imap_poll_seconds", "must be 1 to 3600"));
         }
         if !(1..=3650).contains(&self.knowledge.search_log_retention_days) {
             return Err(invalid("knowledge.search_log_retention_days", "must be 1 to 3650"));

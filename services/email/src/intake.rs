@@ -38,7 +38,7 @@ impl Email {
                     .with_field("signature"));
             }
         }
-        self.accept(tenant_id, &request.mailbox_id, &request.raw, source).await
+        self.store_mail(tenant_id, &mailbox.mailbox, &request.raw, source).await
     }
 
     /// Stores one message for a mailbox; answers only once it is stored. A disabled mailbox
@@ -51,6 +51,27 @@ impl Email {
         source: Source,
     ) -> Result<Accepted, ServiceError> {
         let mailbox = self.mailbox_settings(tenant_id, mailbox_id).await?;
+        self.store_mail(tenant_id, &mailbox, raw, source).await
+    }
+
+    /// A message fetched over IMAP, for a mailbox read once per pass.
+    pub(crate) async fn store_fetched(
+        &self,
+        tenant_id: &str,
+        mailbox: &proto::Mailbox,
+        raw: &[u8],
+    ) -> Result<Accepted, ServiceError> {
+        self.store_mail(tenant_id, mailbox, raw, Source::Imap).await
+    }
+
+    async fn store_mail(
+        &self,
+        tenant_id: &str,
+        mailbox: &proto::Mailbox,
+        raw: &[u8],
+        source: Source,
+    ) -> Result<Accepted, ServiceError> {
+        let mailbox_id = mailbox.id.as_str();
         if !mailbox.enabled {
             return Err(ServiceError::failed_precondition("the mailbox is disabled"));
         }
@@ -101,6 +122,36 @@ impl Email {
             store::NewMail { dedup_key: None, raw: None, outcome: Outcome::Duplicate as i32, reason: &reason, ..mail };
         store::insert_mail(&self.db, &record).await?;
         Ok(Accepted { mail_id: first, outcome: Outcome::Duplicate })
+    }
+
+    /// Records a message that could not be taken (too large to fetch), for admins to see why.
+    pub(crate) async fn record_rejection(
+        &self,
+        tenant_id: &str,
+        mailbox_id: &str,
+        source: Source,
+        size_bytes: u64,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let record = store::NewMail {
+            tenant_id,
+            id: &id,
+            mailbox_id,
+            source: source as i32,
+            message_id: "",
+            sender: "",
+            subject: "",
+            size_bytes: i64::try_from(size_bytes).unwrap_or(i64::MAX),
+            dedup_key: None,
+            raw: None,
+            outcome: Outcome::Rejected as i32,
+            reason,
+            ticket_id: "",
+            received_at: now_micros(),
+        };
+        store::insert_mail(&self.db, &record).await?;
+        Ok(())
     }
 }
 

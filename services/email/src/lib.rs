@@ -6,6 +6,7 @@
 //! and the replies on their way out.
 
 mod grpc;
+mod imap;
 mod intake;
 mod mailboxes;
 mod outbound;
@@ -16,7 +17,7 @@ mod threading;
 
 pub use intake::sign_webhook;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use helpdesk_events::{EventBus, EventStream};
 use helpdesk_proto::{
@@ -32,11 +33,12 @@ use helpdesk_runtime::{
 use tokio::{net::TcpListener, sync::Notify};
 use tonic::transport::Channel;
 
+static PORTABLE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub static MIGRATIONS: Migrations =
-    Migrations { portable: &Migrations::NONE, sqlite: &SQLITE, postgres: &POSTGRES, shared: &[], rebaselined: &[] };
+    Migrations { portable: &PORTABLE, sqlite: &SQLITE, postgres: &POSTGRES, shared: &[], rebaselined: &[] };
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
 pub const DATABASE: &str = "email";
@@ -54,6 +56,11 @@ pub(crate) struct Email {
     mail_arrived: Notify,
     /// Wakes the sending worker when a reply is queued.
     reply_queued: Notify,
+    /// Names this replica in the IMAP leases it holds.
+    replica: String,
+    imap_timing: imap::Timing,
+    /// Checks the certificates of IMAP servers.
+    tls: tokio_rustls::TlsConnector,
 }
 
 /// How the email service reaches ticketing (tickets, customers) and routing (a new ticket's
@@ -118,6 +125,7 @@ impl helpdesk_runtime::service::Service for EmailService {
             ("threading", tokio::spawn(threading::run(self.email.clone(), shutdown.clone()))),
             ("replies", tokio::spawn(outbound::queue(self.email.clone(), self.events, shutdown.clone()))),
             ("sending", tokio::spawn(outbound::send(self.email.clone(), shutdown.clone()))),
+            ("imap", tokio::spawn(imap::run(self.email.clone(), shutdown.clone()))),
         ];
         if let Some(listener) = self.smtp {
             smtp::serve(self.email.clone(), listener, shutdown).await;
@@ -150,9 +158,35 @@ pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<E
         max_message_bytes: i64::try_from(config.email.max_message_bytes).unwrap_or(i64::MAX),
         mail_arrived: Notify::new(),
         reply_queued: Notify::new(),
+        replica: uuid::Uuid::new_v4().to_string(),
+        imap_timing: imap::Timing {
+            lease: Duration::from_secs(config.email.imap_lease_seconds),
+            poll: Duration::from_secs(config.email.imap_poll_seconds),
+        },
+        tls: tls_connector(config.email.tls_ca_file.as_deref()).map_err(OpenError::TlsRoots)?,
     };
     let events = outbound::subscribe(bus).await?;
     Ok(EmailService { email: Arc::new(email), smtp, events })
+}
+
+/// Trusts the public roots and, when given, the PEM certificates of `extra_roots` (a private CA).
+fn tls_connector(extra_roots: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = extra_roots {
+        let certificates =
+            CertificateDer::pem_file_iter(path).map_err(|error| format!("{}: {error}", path.display()))?;
+        for certificate in certificates {
+            let certificate = certificate.map_err(|error| format!("{}: {error}", path.display()))?;
+            roots.add(certificate).map_err(|error| format!("{}: {error}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +197,8 @@ pub enum OpenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("email.secrets_key unusable: {0}")]
     SecretsKey(std::io::Error),
+    #[error("email.tls_ca_file unusable: {0}")]
+    TlsRoots(String),
     #[error("email.smtp_addr {0} cannot be bound: {1}")]
     Smtp(SocketAddr, std::io::Error),
     #[error("event bus: {0}")]

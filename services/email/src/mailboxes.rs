@@ -1,6 +1,8 @@
 //! Support mailboxes: the addresses a tenant takes mail for, how mail reaches them, and the
 //! credentials (encrypted) for fetching and sending.
 
+use std::collections::HashMap;
+
 use helpdesk_proto::email::v1::{self as proto, Security};
 use helpdesk_runtime::{
     ErrorKind, ServiceError,
@@ -51,6 +53,11 @@ impl Email {
             }
         }
         let created_at = existing.as_ref().map_or(now, |row| row.created_at);
+        let account_changed = existing.as_ref().and_then(|row| decode(row).ok()).is_none_or(|before| {
+            let account =
+                |imap: &proto::ImapSettings| (imap.host.clone(), imap.port, imap.username.clone(), imap.folder.clone());
+            before.imap.as_ref().map(account) != mailbox.imap.as_ref().map(account)
+        });
         let row = store::MailboxRow {
             spec: mailbox.encode_to_vec(),
             secrets: Some(self.secret_box.seal(&secrets.encode_to_vec())?),
@@ -68,17 +75,47 @@ impl Email {
                 error
             }
         })?;
+        store::keep_imap_state(&mut tx, tenant_id, &mailbox.id, mailbox.imap.is_some(), account_changed).await?;
         tx.commit().await?;
-        Ok(view(mailbox, &secrets, created_at, now))
+        let status = self.imap_statuses(tenant_id, Some(&mailbox.id)).await?.remove(&mailbox.id);
+        Ok(view(mailbox, &secrets, created_at, now, status))
     }
 
     pub(crate) async fn get_mailbox(&self, tenant_id: &str, id: &str) -> Result<proto::Mailbox, ServiceError> {
         let row = store::mailbox(&self.db, tenant_id, id).await?.ok_or_else(|| ServiceError::not_found("mailbox"))?;
-        self.view_of(&row)
+        let mut statuses = self.imap_statuses(tenant_id, Some(id)).await?;
+        self.view_of(&row, &mut statuses)
     }
 
     pub(crate) async fn list_mailboxes(&self, tenant_id: &str) -> Result<Vec<proto::Mailbox>, ServiceError> {
-        store::mailboxes(&self.db, tenant_id).await?.iter().map(|row| self.view_of(row)).collect()
+        let mut statuses = self.imap_statuses(tenant_id, None).await?;
+        store::mailboxes(&self.db, tenant_id).await?.iter().map(|row| self.view_of(row, &mut statuses)).collect()
+    }
+
+    /// How fetching stands for the tenant's IMAP mailboxes (one, when `id` is given), by id.
+    async fn imap_statuses(
+        &self,
+        tenant_id: &str,
+        id: Option<&str>,
+    ) -> Result<HashMap<String, proto::ImapStatus>, ServiceError> {
+        let now = now_micros();
+        let at = |micros: i64| (micros > 0).then(|| micros_to_timestamp(micros));
+        Ok(store::imap_states(&self.db, tenant_id, id)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let status = proto::ImapStatus {
+                    fetching: row.lease_until > now,
+                    uid_validity: row.uid_validity,
+                    last_uid: row.last_uid,
+                    messages_fetched: row.messages_fetched,
+                    last_fetched_at: at(row.last_fetched_at),
+                    last_error: row.last_error,
+                    last_error_at: at(row.last_error_at),
+                };
+                (row.mailbox_id, status)
+            })
+            .collect())
     }
 
     pub(crate) async fn delete_mailbox(&self, tenant_id: &str, id: &str) -> Result<(), ServiceError> {
@@ -86,6 +123,7 @@ impl Email {
         if !store::delete_mailbox(&mut tx, tenant_id, id).await? {
             return Err(ServiceError::not_found("mailbox"));
         }
+        store::forget_imap_state(&mut tx, tenant_id, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -112,9 +150,15 @@ impl Email {
     }
 
     /// What callers see; secrets that no longer open (another key) show as not set.
-    fn view_of(&self, row: &store::MailboxRow) -> Result<proto::Mailbox, ServiceError> {
+    fn view_of(
+        &self,
+        row: &store::MailboxRow,
+        statuses: &mut HashMap<String, proto::ImapStatus>,
+    ) -> Result<proto::Mailbox, ServiceError> {
         let secrets = self.secrets_of(row).unwrap_or_default();
-        Ok(view(decode(row)?, &secrets, row.created_at, row.updated_at))
+        let mailbox = decode(row)?;
+        let status = statuses.remove(&mailbox.id);
+        Ok(view(mailbox, &secrets, row.created_at, row.updated_at, status))
     }
 }
 
@@ -128,9 +172,11 @@ fn view(
     secrets: &proto::MailboxSecrets,
     created_at: i64,
     updated_at: i64,
+    imap_status: Option<proto::ImapStatus>,
 ) -> proto::Mailbox {
     if let Some(imap) = &mut mailbox.imap {
         imap.has_password = !secrets.imap_password.is_empty();
+        imap.status = imap_status;
     }
     if let Some(smtp) = &mut mailbox.smtp {
         smtp.has_password = !secrets.smtp_password.is_empty();
@@ -187,6 +233,7 @@ fn check(mailbox: &mut proto::Mailbox) -> Result<(), ServiceError> {
             folder => text("mailbox.imap.folder", folder, 200)?,
         };
         imap.has_password = false;
+        imap.status = None;
     }
     if let Some(smtp) = &mut mailbox.smtp {
         server("mailbox.smtp", &mut smtp.host, &mut smtp.port, smtp.security)?;

@@ -1,6 +1,10 @@
 //! Every SQL statement of the email service, tenant first: mailboxes and the addresses they
 //! take mail for, received mail and its outcome, and the keys that thread mail into tickets.
 
+mod imap;
+
+pub(crate) use imap::*;
+
 use helpdesk_runtime::{ServiceError, db::Database};
 use sqlx::AnyConnection;
 
