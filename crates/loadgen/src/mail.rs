@@ -1,7 +1,9 @@
 //! The email channel's ingest: a corpus of Korean and English mail (EUC-KR and UTF-8, plain and
 //! base64, new requests and replies that thread by `In-Reply-To`) delivered over SMTP to the
 //! built-in listener by concurrent clients, timed until every message is a ticket or a message on
-//! one; beside it, a bare parse of the same corpus on the same cores.
+//! one; beside it, a bare parse of the same corpus on the same cores. With the mail servers of
+//! `.ci/mail-servers`: a Dovecot folder fetched over IMAP, and agents' replies relayed through
+//! Postfix.
 
 use std::{
     net::SocketAddr,
@@ -13,8 +15,12 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
-use helpdesk_proto::email::v1::{
-    ListInboundMailRequest, Mailbox, UpsertMailboxRequest, email_service_client::EmailServiceClient,
+use helpdesk_proto::{
+    email::v1::{
+        DeliveryState, GetMailboxRequest, ImapSettings, ListDeliveriesRequest, ListInboundMailRequest, Mailbox,
+        MailboxSecrets, Security, SmtpSettings, UpsertMailboxRequest, email_service_client::EmailServiceClient,
+    },
+    ticketing::v1::{AddMessageRequest, ticket_service_client::TicketServiceClient},
 };
 use helpdesk_runtime::grpc::outgoing;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope};
@@ -164,4 +170,193 @@ pub(crate) async fn ingest(
         elapsed: started.elapsed(),
         latency_us,
     })
+}
+
+/// A Dovecot user of the run's own (every user logs in with the password `.ci/mail-servers`
+/// gives them).
+const IMAP_PASSWORD: &str = "test-password";
+
+/// Fills a fresh IMAP folder with `count` messages of the corpus (IMAP APPEND, untimed), then
+/// times a new mailbox fetching them: until all are stored, and until all are threaded.
+pub(crate) async fn imap_fetch(
+    imap: SocketAddr,
+    grpc: Channel,
+    auth: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Stats>> {
+    let user = format!("bench-{}@imap.test", uuid::Uuid::new_v4().simple());
+    let tcp = tokio::net::TcpStream::connect(imap).await?;
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await?;
+    let mut session = client.login(&user, IMAP_PASSWORD).await.map_err(|(error, _)| error)?;
+    let appended = Instant::now();
+    for (_, raw) in corpus(count, 1_000) {
+        session.append("INBOX", None, None, &raw).await?;
+    }
+    session.logout().await?;
+    eprintln!("imap fetch: {count} messages appended in {:.1} s", appended.elapsed().as_secs_f64());
+
+    let mailbox = Mailbox {
+        id: "bench-imap".into(),
+        address: "bench-imap@acme.test".into(),
+        enabled: true,
+        sender_limit_per_hour: 10_000,
+        imap: Some(ImapSettings {
+            host: imap.ip().to_string(),
+            port: i32::from(imap.port()),
+            security: Security::None as i32,
+            username: user,
+            ..ImapSettings::default()
+        }),
+        ..Mailbox::default()
+    };
+    let secrets = MailboxSecrets { imap_password: IMAP_PASSWORD.into(), ..MailboxSecrets::default() };
+    let mut client = EmailServiceClient::new(grpc);
+    let started = Instant::now();
+    let request = UpsertMailboxRequest { mailbox: Some(mailbox), secrets: Some(secrets) };
+    client.upsert_mailbox(outgoing(request, Some(auth))).await?;
+    let deadline = started + Duration::from_secs(600);
+    let mut fetched_after = None;
+    loop {
+        let request = GetMailboxRequest { mailbox_id: "bench-imap".into() };
+        let mailbox = client.get_mailbox(outgoing(request, Some(auth))).await?.into_inner();
+        let status = mailbox.imap.and_then(|imap| imap.status).unwrap_or_default();
+        if fetched_after.is_none() && status.messages_fetched >= count as i64 {
+            fetched_after = Some(started.elapsed());
+        }
+        if fetched_after.is_some() {
+            let request = ListInboundMailRequest {
+                mailbox_id: "bench-imap".into(),
+                page_size: 1,
+                pending: true,
+                ..Default::default()
+            };
+            if client.list_inbound_mail(outgoing(request, Some(auth))).await?.into_inner().mail.is_empty() {
+                break;
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the IMAP mailbox was not fetched within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = |scenario, elapsed| Stats {
+        scenario,
+        concurrency: 1,
+        ops: count as u64,
+        errors: 0,
+        elapsed,
+        latency_us: Histogram::new(3).unwrap_or_else(|_| unreachable!("valid precision")),
+    };
+    Ok(vec![
+        stats("IMAP fetch (until stored)", fetched_after.unwrap_or_default()),
+        stats("IMAP fetch (until threaded)", started.elapsed()),
+    ])
+}
+
+/// Opens `tickets` email tickets through the listener, then posts `count` agent replies across
+/// them from `concurrency` clients and times until every reply is relayed (to Postfix, which
+/// delivers them to Dovecot).
+pub(crate) async fn outbound(
+    smtp: SocketAddr,
+    relay: SocketAddr,
+    grpc: Channel,
+    auth: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Stats> {
+    let mailbox_id = format!("bench-out-{concurrency}");
+    let address = format!("{mailbox_id}@acme.test");
+    let mailbox = Mailbox {
+        id: mailbox_id.clone(),
+        address: address.clone(),
+        enabled: true,
+        sender_limit_per_hour: 10_000,
+        smtp: Some(SmtpSettings {
+            host: relay.ip().to_string(),
+            port: i32::from(relay.port()),
+            security: Security::None as i32,
+            ..SmtpSettings::default()
+        }),
+        ..Mailbox::default()
+    };
+    let mut email = EmailServiceClient::new(grpc.clone());
+    let request = UpsertMailboxRequest { mailbox: Some(mailbox), secrets: None };
+    email.upsert_mailbox(outgoing(request, Some(auth))).await?;
+    let transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.ip().to_string()).port(smtp.port()).build();
+    const TICKETS: usize = 100;
+    for n in 0..TICKETS {
+        let sender = format!("reader{n}@out.example.com");
+        let raw = format!(
+            "From: Reader {n} <{sender}>\r\nTo: {address}\r\nSubject: 문의 {n}\r\nMessage-ID: <out-{concurrency}-{n}@example.com>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n배송 문의드립니다.\r\n"
+        );
+        let envelope = Envelope::new(Some(sender.parse()?), vec![address.parse()?])?;
+        transport.send_raw(&envelope, raw.as_bytes()).await?;
+    }
+    let mut tickets = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while tickets.len() < TICKETS {
+        anyhow::ensure!(Instant::now() < deadline, "the benchmark's tickets were not opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let request = ListInboundMailRequest { mailbox_id: mailbox_id.clone(), page_size: 200, ..Default::default() };
+        let mail = email.list_inbound_mail(outgoing(request, Some(auth))).await?.into_inner().mail;
+        tickets = mail.into_iter().map(|mail| mail.ticket_id).filter(|id| !id.is_empty()).collect();
+    }
+    let tickets = Arc::new(tickets);
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (grpc, auth, tickets, next) = (grpc.clone(), auth.to_owned(), tickets.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut client = TicketServiceClient::new(grpc);
+                let mut latency = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("valid precision"));
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return anyhow::Ok(latency);
+                    }
+                    let request = AddMessageRequest {
+                        ticket_id: tickets[n % tickets.len()].clone(),
+                        body_text: format!("답변 {n}: 내일 도착 예정입니다."),
+                        ..Default::default()
+                    };
+                    let sent = Instant::now();
+                    client.add_message(outgoing(request, Some(&auth))).await?;
+                    let _ = latency.record(sent.elapsed().as_micros() as u64);
+                }
+            })
+        })
+        .collect();
+    let mut latency_us = Histogram::<u64>::new(3)?;
+    for worker in workers {
+        latency_us.add(worker.await??)?;
+    }
+    let posted = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut sent = 0;
+        for ticket_id in tickets.iter() {
+            let request = ListDeliveriesRequest { ticket_id: ticket_id.clone() };
+            let deliveries = email.list_deliveries(outgoing(request, Some(auth))).await?.into_inner().deliveries;
+            sent += deliveries.iter().filter(|delivery| delivery.state() == DeliveryState::Sent).count();
+        }
+        if sent >= count || Instant::now() > deadline {
+            eprintln!(
+                "outbound: {count} replies posted in {:.2} s, {sent} relayed after {:.2} s",
+                posted.as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(Stats {
+                scenario: "replies relayed (post until sent)",
+                concurrency,
+                ops: sent as u64,
+                errors: (count - sent.min(count)) as u64,
+                elapsed: started.elapsed(),
+                latency_us,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -62,6 +62,15 @@ struct Args {
     /// Messages delivered per concurrency in the mail ingest scenario.
     #[arg(long, default_value_t = 5_000)]
     mail_count: usize,
+    /// Dovecot, for the IMAP fetch scenario (`.ci/mail-servers` starts one on 127.0.0.1:10143).
+    #[arg(long, env = "HELPDESK_TEST_IMAP")]
+    imap: Option<std::net::SocketAddr>,
+    /// Postfix, for the outbound scenario (`.ci/mail-servers` starts one on 127.0.0.1:10025).
+    #[arg(long, env = "HELPDESK_TEST_SMTP_RELAY")]
+    smtp_relay: Option<std::net::SocketAddr>,
+    /// Replies posted per concurrency in the outbound scenario.
+    #[arg(long, default_value_t = 5_000)]
+    reply_count: usize,
     /// SQLite durability: `normal` or `full` (every commit on disk before it is acknowledged).
     #[arg(long, default_value = "normal")]
     sqlite_synchronous: String,
@@ -384,6 +393,17 @@ async fn run_all(args: &Args, addrs: Addrs, key: String, bare_db: Database) -> a
             let corpus = Arc::new(mail::corpus(args.mail_count, concurrency));
             results.push(mail::bare_parse(&corpus));
             results.push(mail::ingest(smtp, grpc[0].clone(), &auth, corpus, concurrency).await?);
+        }
+        if wanted("imap_fetch")
+            && let Some(imap) = args.imap
+            && concurrency == args.concurrency[0]
+        {
+            results.extend(mail::imap_fetch(imap, grpc[0].clone(), &auth, args.mail_count).await?);
+        }
+        if wanted("outbound")
+            && let (Some(smtp), Some(relay)) = (smtp_addr, args.smtp_relay)
+        {
+            results.push(mail::outbound(smtp, relay, grpc[0].clone(), &auth, args.reply_count, concurrency).await?);
         }
         // Last, so that its disk activity does not weigh on the platform's scenarios.
         if wanted("db_insert") {

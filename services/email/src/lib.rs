@@ -10,6 +10,7 @@ mod imap;
 mod intake;
 mod mailboxes;
 mod outbound;
+mod relay;
 mod secrets;
 mod smtp;
 mod store;
@@ -17,7 +18,7 @@ mod threading;
 
 pub use intake::sign_webhook;
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use helpdesk_events::{EventBus, EventStream};
 use helpdesk_proto::{
@@ -61,6 +62,7 @@ pub(crate) struct Email {
     imap_timing: imap::Timing,
     /// Checks the certificates of IMAP servers.
     tls: tokio_rustls::TlsConnector,
+    relays: relay::Relays,
 }
 
 /// How the email service reaches ticketing (tickets, customers) and routing (a new ticket's
@@ -150,6 +152,13 @@ pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<E
         Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| OpenError::Smtp(addr, error))?),
         None => None,
     };
+    let extra_roots = match &config.email.tls_ca_file {
+        Some(path) => {
+            std::fs::read(path).map_err(|error| OpenError::TlsRoots(format!("{}: {error}", path.display())))?
+        }
+        None => Vec::new(),
+    };
+    let tls = tls_connector(&extra_roots).map_err(OpenError::TlsRoots)?;
     let email = Email {
         db,
         secret_box,
@@ -163,23 +172,19 @@ pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<E
             lease: Duration::from_secs(config.email.imap_lease_seconds),
             poll: Duration::from_secs(config.email.imap_poll_seconds),
         },
-        tls: tls_connector(config.email.tls_ca_file.as_deref()).map_err(OpenError::TlsRoots)?,
+        tls: tls.clone(),
+        relays: relay::Relays::new(tls, extra_roots, &config.email.hostname),
     };
     let events = outbound::subscribe(bus).await?;
     Ok(EmailService { email: Arc::new(email), smtp, events })
 }
 
-/// Trusts the public roots and, when given, the PEM certificates of `extra_roots` (a private CA).
-fn tls_connector(extra_roots: Option<&Path>) -> Result<tokio_rustls::TlsConnector, String> {
+/// Trusts the public roots and the PEM certificates of `extra_roots` (a private CA), if any.
+fn tls_connector(extra_roots: &[u8]) -> Result<tokio_rustls::TlsConnector, String> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    if let Some(path) = extra_roots {
-        let certificates =
-            CertificateDer::pem_file_iter(path).map_err(|error| format!("{}: {error}", path.display()))?;
-        for certificate in certificates {
-            let certificate = certificate.map_err(|error| format!("{}: {error}", path.display()))?;
-            roots.add(certificate).map_err(|error| format!("{}: {error}", path.display()))?;
-        }
+    for certificate in CertificateDer::pem_slice_iter(extra_roots) {
+        roots.add(certificate.map_err(|error| error.to_string())?).map_err(|error| error.to_string())?;
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()

@@ -11,17 +11,15 @@ use std::{sync::Arc, time::Duration};
 use helpdesk_events::{BusError, EventBus, EventStream, handle_delivery, next_delivery};
 use helpdesk_proto::{
     common::v1::AuthorKind,
-    email::v1::{DeliveryState, Mailbox, Security},
+    email::v1::{DeliveryState, Mailbox},
     events::v1::event::Payload,
     routing::v1::{GetTicketSlaRequest, SlaKind},
     ticketing::v1::{GetCustomerRequest, GetMessageRequest, GetTicketRequest, Message as TicketMessage, Visibility},
 };
 use helpdesk_runtime::{ServiceError, shutdown::Shutdown, time::now_micros};
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
     address::Envelope,
     message::{Mailbox as Address, MultiPart, SinglePart},
-    transport::smtp::authentication::Credentials,
 };
 
 use crate::{Email, store};
@@ -57,6 +55,8 @@ const LEASE: Duration = Duration::from_secs(120);
 /// Attempts before a delivery that keeps failing is given up.
 const MAX_ATTEMPTS: i64 = 12;
 const IDLE: Duration = Duration::from_secs(2);
+/// Replies in flight at once, each on a relay connection of its own.
+const SENDS_AT_ONCE: usize = 16;
 
 /// Sends due replies until `shutdown`.
 pub(crate) async fn send(email: Arc<Email>, shutdown: Shutdown) {
@@ -158,50 +158,38 @@ impl Email {
         Ok(())
     }
 
-    /// Attempts every due delivery once; returns how many were settled (sent or failed).
+    /// Attempts every due delivery once, [`SENDS_AT_ONCE`] side by side; returns how many were
+    /// settled (sent or failed).
     pub(crate) async fn send_due(&self) -> Result<usize, ServiceError> {
+        use futures::{StreamExt, TryStreamExt};
         let now = now_micros();
-        let mut settled = 0;
-        for due in store::due_deliveries(&self.db, now, 32).await? {
-            if !store::claim_delivery(&self.db, &due, now + LEASE.as_micros() as i64).await? {
-                continue;
-            }
-            let attempts = due.attempts + 1;
-            match self.relay(&due).await {
-                Ok(()) => {
-                    store::settle_delivery(
-                        &self.db,
-                        &due.tenant_id,
-                        &due.message_id,
-                        DeliveryState::Sent as i32,
-                        "",
-                        0,
-                        Some(now_micros()),
-                    )
-                    .await?;
-                    settled += 1;
-                }
-                Err(Failure { permanent, error }) => {
-                    let give_up = permanent || attempts >= MAX_ATTEMPTS;
-                    let state = if give_up { DeliveryState::Failed } else { DeliveryState::Retrying };
-                    let backoff = Duration::from_secs(15 << attempts.clamp(0, 8)).min(Duration::from_secs(3600));
-                    tracing::warn!(message_id = %due.message_id, %error, attempts, give_up, "reply not sent");
-                    let retry_at = now_micros() + backoff.as_micros() as i64;
-                    store::settle_delivery(
-                        &self.db,
-                        &due.tenant_id,
-                        &due.message_id,
-                        state as i32,
-                        &error,
-                        retry_at,
-                        None,
-                    )
-                    .await?;
-                    settled += usize::from(give_up);
-                }
-            }
+        let due = store::due_deliveries(&self.db, now, 4 * SENDS_AT_ONCE as i64).await?;
+        futures::stream::iter(due)
+            .map(|due| self.attempt(due, now))
+            .buffer_unordered(SENDS_AT_ONCE)
+            .try_fold(0, |settled, one| async move { Ok(settled + one) })
+            .await
+    }
+
+    /// One attempt at a due delivery, unless another worker took it; 1 when it was settled.
+    async fn attempt(&self, due: store::DueDelivery, now: i64) -> Result<usize, ServiceError> {
+        if !store::claim_delivery(&self.db, &due, now + LEASE.as_micros() as i64).await? {
+            return Ok(0);
         }
-        Ok(settled)
+        let attempts = due.attempts + 1;
+        let (state, error, retry_at, sent_at) = match self.relay(&due).await {
+            Ok(()) => (DeliveryState::Sent, String::new(), 0, Some(now_micros())),
+            Err(Failure { permanent, error }) => {
+                let give_up = permanent || attempts >= MAX_ATTEMPTS;
+                let backoff = Duration::from_secs(15 << attempts.clamp(0, 8)).min(Duration::from_secs(3600));
+                tracing::warn!(message_id = %due.message_id, %error, attempts, give_up, "reply not sent");
+                let state = if give_up { DeliveryState::Failed } else { DeliveryState::Retrying };
+                (state, error, now_micros() + backoff.as_micros() as i64, None)
+            }
+        };
+        store::settle_delivery(&self.db, &due.tenant_id, &due.message_id, state as i32, &error, retry_at, sent_at)
+            .await?;
+        Ok(usize::from(state != DeliveryState::Retrying))
     }
 
     /// One attempt through the mailbox's relay.
@@ -210,25 +198,6 @@ impl Email {
         let Some(smtp) = &mailbox.mailbox.smtp else {
             return Err(Failure::permanent("the mailbox has no outgoing relay (smtp) configured"));
         };
-        let security = Security::try_from(smtp.security).unwrap_or(Security::Tls);
-        let builder = match security {
-            Security::Tls | Security::Unspecified => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
-            Security::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
-            Security::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)),
-        }
-        .map_err(|error| Failure::permanent(error.to_string()))?;
-        let default_port = match security {
-            Security::Tls | Security::Unspecified => 465,
-            Security::Starttls => 587,
-            Security::None => 25,
-        };
-        let port = u16::try_from(smtp.port).ok().filter(|port| *port != 0).unwrap_or(default_port);
-        let mut builder = builder.port(port).timeout(Some(Duration::from_secs(30)));
-        if !smtp.username.is_empty() {
-            builder =
-                builder.credentials(Credentials::new(smtp.username.clone(), mailbox.secrets.smtp_password.clone()));
-        }
-        let transport = builder.build();
         let (Ok(from), Ok(to)) = (mailbox.mailbox.address.parse(), due.recipient.parse()) else {
             return Err(Failure::permanent("the sender or recipient is not an address"));
         };
@@ -237,8 +206,8 @@ impl Email {
             true => self.acknowledgement(due, &mailbox.mailbox).await?,
             false => due.raw.clone(),
         };
-        match transport.send_raw(&envelope, &raw).await {
-            Ok(_) => Ok(()),
+        match self.relays.send(smtp, &mailbox.secrets.smtp_password, &envelope, &raw).await {
+            Ok(()) => Ok(()),
             Err(error) if error.is_permanent() => Err(Failure::permanent(error.to_string())),
             Err(error) => Err(Failure::transient(error)),
         }
