@@ -360,3 +360,103 @@ pub(crate) async fn outbound(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A holiday-peak burst: `count` messages at once over SMTP from 64 clients while agents keep
+/// reading tickets over REST; the reads' latency beside the same reads on a quiet platform, and
+/// every message accounted for (stored and threaded, none refused).
+pub(crate) async fn burst(
+    smtp: SocketAddr,
+    grpc: Channel,
+    http: reqwest::Client,
+    base: &str,
+    auth: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Stats>> {
+    mailbox(grpc.clone(), auth).await?;
+    // Tickets for the agents to read.
+    ingest(smtp, grpc.clone(), auth, Arc::new(corpus(300, 2_000)), 8).await?;
+    let listed: serde_json::Value = http
+        .get(format!("{base}/v1/tickets?channel=email&page_size=100"))
+        .header("authorization", auth)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ids: Arc<Vec<String>> = Arc::new(
+        listed["tickets"]
+            .as_array()
+            .map(|tickets| tickets.iter().filter_map(|ticket| ticket["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+    );
+    anyhow::ensure!(!ids.is_empty(), "no tickets to read");
+    let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = tokio::spawn(read_tickets(http.clone(), base.to_owned(), auth.to_owned(), ids.clone(), quiet.clone()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    quiet.store(true, Ordering::Relaxed);
+    let mut quiet_reads = reads.await??;
+    quiet_reads.scenario = "get ticket (REST), quiet";
+
+    let during = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = tokio::spawn(read_tickets(http, base.to_owned(), auth.to_owned(), ids, during.clone()));
+    let corpus = Arc::new(corpus(count, 3_000));
+    let mut absorbed = ingest(smtp, grpc.clone(), auth, corpus, 64).await?;
+    during.store(true, Ordering::Relaxed);
+    let mut burst_reads = reads.await??;
+    burst_reads.scenario = "get ticket (REST), during the burst";
+    absorbed.scenario = "burst over SMTP (until threaded)";
+    // Every message of the burst is on record, and none is still pending.
+    let mut client = EmailServiceClient::new(grpc);
+    let (mut recorded, mut page_token) = (0, String::new());
+    loop {
+        let request = ListInboundMailRequest {
+            mailbox_id: MAILBOX.into(),
+            page_size: 200,
+            page_token: page_token.clone(),
+            ..Default::default()
+        };
+        let page = client.list_inbound_mail(outgoing(request, Some(auth))).await?.into_inner();
+        recorded += page.mail.iter().filter(|mail| mail.subject.contains("문의")).count();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    eprintln!("burst: {recorded} messages on record for the mailbox (300 before the burst, {count} in it)");
+    Ok(vec![quiet_reads, absorbed, burst_reads])
+}
+
+/// REST ticket reads from 8 agents until `stop`.
+async fn read_tickets(
+    http: reqwest::Client,
+    base: String,
+    auth: String,
+    ids: Arc<Vec<String>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Stats> {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|worker| {
+            let (http, base, auth, ids, stop) = (http.clone(), base.clone(), auth.clone(), ids.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut latency = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("valid precision"));
+                let mut n = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = &ids[(n * 7919) % ids.len()];
+                    n += 8;
+                    let sent = Instant::now();
+                    let response =
+                        http.get(format!("{base}/v1/tickets/{id}")).header("authorization", &auth).send().await?;
+                    anyhow::ensure!(response.status().is_success(), "status {}", response.status());
+                    response.bytes().await?;
+                    let _ = latency.record(sent.elapsed().as_micros() as u64);
+                }
+                anyhow::Ok(latency)
+            })
+        })
+        .collect();
+    let mut latency_us = Histogram::<u64>::new(3)?;
+    for worker in workers {
+        latency_us.add(worker.await??)?;
+    }
+    Ok(Stats { scenario: "", concurrency: 8, ops: latency_us.len(), errors: 0, elapsed: started.elapsed(), latency_us })
+}

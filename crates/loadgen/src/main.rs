@@ -68,6 +68,9 @@ struct Args {
     /// Postfix, for the outbound scenario (`.ci/mail-servers` starts one on 127.0.0.1:10025).
     #[arg(long, env = "HELPDESK_TEST_SMTP_RELAY")]
     smtp_relay: Option<std::net::SocketAddr>,
+    /// Messages sent at once in the mail burst scenario.
+    #[arg(long, default_value_t = 20_000)]
+    burst_count: usize,
     /// Replies posted per concurrency in the outbound scenario.
     #[arg(long, default_value_t = 5_000)]
     reply_count: usize,
@@ -399,6 +402,13 @@ async fn run_all(args: &Args, addrs: Addrs, key: String, bare_db: Database) -> a
             && concurrency == args.concurrency[0]
         {
             results.extend(mail::imap_fetch(imap, grpc[0].clone(), &auth, args.mail_count).await?);
+        }
+        if wanted("mail_burst")
+            && let Some(smtp) = smtp_addr
+            && concurrency == args.concurrency[0]
+        {
+            let burst = mail::burst(smtp, grpc[0].clone(), http.clone(), &base, &auth, args.burst_count).await?;
+            results.extend(burst);
         }
         if wanted("outbound")
             && let (Some(smtp), Some(relay)) = (smtp_addr, args.smtp_relay)
