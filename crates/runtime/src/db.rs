@@ -42,6 +42,14 @@ pub struct Rebaselined {
     pub checksum: &'static str,
 }
 
+impl Rebaselined {
+    /// The first migration of a service whose outbox tables were in it, as it was on SQLite and
+    /// on PostgreSQL.
+    pub const fn outbox_in_first(sqlite: &'static str, postgres: &'static str) -> [Self; 2] {
+        [Self { version: 1, checksum: sqlite }, Self { version: 1, checksum: postgres }]
+    }
+}
+
 impl Migrations {
     /// No migrations: for a service whose schema is all portable, as its missing backend sets.
     pub const NONE: Migrator = Migrator::DEFAULT;

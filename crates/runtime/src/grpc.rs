@@ -6,6 +6,10 @@ use std::{
     task::{Context, Poll},
 };
 
+use helpdesk_proto::{
+    routing::v1::{routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient},
+    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
+};
 use tonic::{body::Body, metadata::MetadataValue};
 use tower::{Layer, Service};
 
@@ -334,6 +338,37 @@ impl ServiceLink {
     /// A request within `tenant`, carrying the service's own token.
     pub fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, crate::ServiceError> {
         Ok(outgoing(message, Some(&self.tokens.bearer(tenant)?)))
+    }
+}
+
+/// How a channel or automation service reaches ticketing (tickets, customers) and routing
+/// (agents, service levels) on its own behalf.
+#[derive(Clone)]
+pub struct Peers {
+    pub ticketing: ServiceLink,
+    pub routing: ServiceLink,
+}
+
+impl Peers {
+    pub fn tickets(&self) -> TicketServiceClient<tonic::transport::Channel> {
+        TicketServiceClient::new(self.ticketing.channel.clone())
+    }
+
+    pub fn customers(&self) -> CustomerServiceClient<tonic::transport::Channel> {
+        CustomerServiceClient::new(self.ticketing.channel.clone())
+    }
+
+    pub fn agents(&self) -> RoutingServiceClient<tonic::transport::Channel> {
+        RoutingServiceClient::new(self.routing.channel.clone())
+    }
+
+    pub fn sla(&self) -> SlaServiceClient<tonic::transport::Channel> {
+        SlaServiceClient::new(self.routing.channel.clone())
+    }
+
+    /// A request within `tenant` (the same token serves both peers).
+    pub fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, crate::ServiceError> {
+        self.ticketing.request(tenant, message)
     }
 }
 

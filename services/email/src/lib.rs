@@ -21,18 +21,12 @@ pub use intake::sign_webhook;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use helpdesk_events::{EventBus, EventStream};
-use helpdesk_proto::{
-    routing::v1::sla_service_client::SlaServiceClient,
-    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
-};
 use helpdesk_runtime::{
     config::Config,
     db::{Database, Migrations},
-    grpc::ServiceLink,
     shutdown::Shutdown,
 };
 use tokio::{net::TcpListener, sync::Notify};
-use tonic::transport::Channel;
 
 static PORTABLE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -65,32 +59,7 @@ pub(crate) struct Email {
     relays: relay::Relays,
 }
 
-/// How the email service reaches ticketing (tickets, customers) and routing (a new ticket's
-/// SLA, for the acknowledgement), on its own behalf.
-#[derive(Clone)]
-pub struct Peers {
-    pub ticketing: ServiceLink,
-    pub routing: ServiceLink,
-}
-
-impl Peers {
-    fn tickets(&self) -> TicketServiceClient<Channel> {
-        TicketServiceClient::new(self.ticketing.channel.clone())
-    }
-
-    fn customers(&self) -> CustomerServiceClient<Channel> {
-        CustomerServiceClient::new(self.ticketing.channel.clone())
-    }
-
-    fn sla(&self) -> SlaServiceClient<Channel> {
-        SlaServiceClient::new(self.routing.channel.clone())
-    }
-
-    /// A request within `tenant` (the same token serves both peers).
-    fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, helpdesk_runtime::ServiceError> {
-        self.ticketing.request(tenant, message)
-    }
-}
+pub use helpdesk_runtime::grpc::Peers;
 
 /// The service, with its SMTP listener bound when one is configured.
 pub struct EmailService {

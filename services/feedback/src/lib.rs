@@ -19,19 +19,12 @@ mod trigger;
 use std::{path::Path, sync::Arc};
 
 use helpdesk_events::{EventBus, EventStream, relay::Relay};
-use helpdesk_proto::{
-    routing::v1::routing_service_client::RoutingServiceClient,
-    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
-};
 use helpdesk_runtime::{
-    ServiceError,
     config::{Config, DatabaseConfig},
     db::{Database, Migrations, Rebaselined},
-    grpc::ServiceLink,
     shutdown::Shutdown,
 };
 use tokio::sync::Notify;
-use tonic::transport::Channel;
 
 use crate::{store::Store, token::LinkSigner};
 
@@ -54,17 +47,10 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE,
     postgres: &POSTGRES,
     shared: &[&helpdesk_events::outbox::MIGRATIONS],
-    // 0001 with the outbox in it, on SQLite and PostgreSQL.
-    rebaselined: &[
-        Rebaselined {
-            version: 1,
-            checksum: "854b08156f330ed672b698de954e1c62c3b4927dbf6c4c95fbdb8e92b02d207056b71e188fe95dd30baf7133b3dfdd40",
-        },
-        Rebaselined {
-            version: 1,
-            checksum: "9599f030601e21084628b2c0b2e176aa7e35262571f7cb2f64ed626c8dcb28bd8346adcc0e3b5fe154c1f0c9fe5f4c63",
-        },
-    ],
+    rebaselined: &Rebaselined::outbox_in_first(
+        "854b08156f330ed672b698de954e1c62c3b4927dbf6c4c95fbdb8e92b02d207056b71e188fe95dd30baf7133b3dfdd40",
+        "9599f030601e21084628b2c0b2e176aa7e35262571f7cb2f64ed626c8dcb28bd8346adcc0e3b5fe154c1f0c9fe5f4c63",
+    ),
 };
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
@@ -101,32 +87,7 @@ impl Feedback {
     }
 }
 
-/// How feedback reaches ticketing (tickets, messages, follow-ups) and routing (supervisors), on
-/// its own behalf.
-#[derive(Clone)]
-pub struct Peers {
-    pub ticketing: ServiceLink,
-    pub routing: ServiceLink,
-}
-
-impl Peers {
-    fn tickets(&self) -> TicketServiceClient<Channel> {
-        TicketServiceClient::new(self.ticketing.channel.clone())
-    }
-
-    fn customers(&self) -> CustomerServiceClient<Channel> {
-        CustomerServiceClient::new(self.ticketing.channel.clone())
-    }
-
-    fn agents(&self) -> RoutingServiceClient<Channel> {
-        RoutingServiceClient::new(self.routing.channel.clone())
-    }
-
-    /// A request within `tenant`, on feedback's own behalf (the same token serves both peers).
-    fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, ServiceError> {
-        self.ticketing.request(tenant, message)
-    }
-}
+pub use helpdesk_runtime::grpc::Peers;
 
 /// The service: surveys and follow-ups on the database, projections loaded from the event log.
 pub struct FeedbackService {

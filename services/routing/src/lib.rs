@@ -43,17 +43,10 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE,
     postgres: &POSTGRES,
     shared: &[&helpdesk_events::outbox::MIGRATIONS],
-    // 0001 with the outbox in it, on SQLite and PostgreSQL.
-    rebaselined: &[
-        Rebaselined {
-            version: 1,
-            checksum: "f32e8e6ae8a311a606f4ee979560f98fa812c5e23d27b6e886f4256e9bb5d850f1c725d9d40e2dca3242c75c45c078ad",
-        },
-        Rebaselined {
-            version: 1,
-            checksum: "72250b974bf7ced045e90b0c8c2695ef3859a50fe735d9290b5cdf152be10b601371f8038445fab16f3fcf411d9f0cc2",
-        },
-    ],
+    rebaselined: &Rebaselined::outbox_in_first(
+        "f32e8e6ae8a311a606f4ee979560f98fa812c5e23d27b6e886f4256e9bb5d850f1c725d9d40e2dca3242c75c45c078ad",
+        "72250b974bf7ced045e90b0c8c2695ef3859a50fe735d9290b5cdf152be10b601371f8038445fab16f3fcf411d9f0cc2",
+    ),
 };
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).

@@ -30,17 +30,10 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE,
     postgres: &POSTGRES,
     shared: &[&helpdesk_events::outbox::MIGRATIONS],
-    // 0001 with the outbox in it, on SQLite and PostgreSQL.
-    rebaselined: &[
-        Rebaselined {
-            version: 1,
-            checksum: "486e4054b02828aeda43366c68346e65458accf4b86e38185b2a1b73cd93cdd726e2b396cf8c56da1ff14e58819988e6",
-        },
-        Rebaselined {
-            version: 1,
-            checksum: "444e569f71d0692701001c3bcf407b9aec45ec85b1dfdaab73e920386edead1428cc707af914483846a631e9119f81a2",
-        },
-    ],
+    rebaselined: &Rebaselined::outbox_in_first(
+        "486e4054b02828aeda43366c68346e65458accf4b86e38185b2a1b73cd93cdd726e2b396cf8c56da1ff14e58819988e6",
+        "444e569f71d0692701001c3bcf407b9aec45ec85b1dfdaab73e920386edead1428cc707af914483846a631e9119f81a2",
+    ),
 };
 
 /// The name of this service's database (SQLite file or PostgreSQL schema).
