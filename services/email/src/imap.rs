@@ -352,21 +352,27 @@ impl Fetcher {
             .await?;
         }
         let tenant_id = &self.key.tenant_id;
+        let fetched: Vec<(u32, &[u8])> =
+            batch.iter().filter_map(|(uid, _)| bodies.get(uid).map(|raw| (*uid, raw.as_slice()))).collect();
+        let raws: Vec<&[u8]> = fetched.iter().map(|(_, raw)| *raw).collect();
+        let answers = self.email.store_fetched(tenant_id, mailbox, &raws).await?;
+        // Gone between the listing and the fetch (expunged): nothing to store, nothing to record.
+        let mut refused: HashMap<u32, String> = fetched
+            .iter()
+            .zip(answers)
+            .filter_map(|((uid, _), answer)| match answer {
+                Err(error) if error.kind == ErrorKind::InvalidArgument => Some(Ok((*uid, error.message))),
+                Err(error) => Some(Err(error)),
+                Ok(_) => None,
+            })
+            .collect::<Result<_, _>>()?;
         for &(uid, size) in batch {
-            let refused = if fits(size) {
-                // Gone between the listing and the fetch (expunged): nothing to store.
-                let Some(raw) = bodies.get(&uid) else { continue };
-                match self.email.store_fetched(tenant_id, mailbox, raw).await {
-                    Err(error) if error.kind == ErrorKind::InvalidArgument => error.message,
-                    stored => {
-                        stored?;
-                        continue;
-                    }
-                }
-            } else {
-                format!("larger than the mailbox's {limit} bytes ({size} bytes)")
+            let reason = match refused.remove(&uid) {
+                Some(reason) => reason,
+                None if !fits(size) => format!("larger than the mailbox's {limit} bytes ({size} bytes)"),
+                None => continue,
             };
-            let reason = format!("{refused}; IMAP UID {uid} left on the server");
+            let reason = format!("{reason}; IMAP UID {uid} left on the server");
             self.email.record_rejection(tenant_id, &mailbox.id, Source::Imap, size, &reason).await?;
         }
         Ok(())

@@ -38,7 +38,7 @@ impl Email {
                     .with_field("signature"));
             }
         }
-        self.store_mail(tenant_id, &mailbox.mailbox, &request.raw, source).await
+        self.store_one(tenant_id, &mailbox.mailbox, &request.raw, source).await
     }
 
     /// Stores one message for a mailbox; answers only once it is stored. A disabled mailbox
@@ -51,77 +51,58 @@ impl Email {
         source: Source,
     ) -> Result<Accepted, ServiceError> {
         let mailbox = self.mailbox_settings(tenant_id, mailbox_id).await?;
-        self.store_mail(tenant_id, &mailbox, raw, source).await
+        self.store_one(tenant_id, &mailbox, raw, source).await
     }
 
-    /// A message fetched over IMAP, for a mailbox read once per pass.
-    pub(crate) async fn store_fetched(
-        &self,
-        tenant_id: &str,
-        mailbox: &proto::Mailbox,
-        raw: &[u8],
-    ) -> Result<Accepted, ServiceError> {
-        self.store_mail(tenant_id, mailbox, raw, Source::Imap).await
-    }
-
-    async fn store_mail(
+    async fn store_one(
         &self,
         tenant_id: &str,
         mailbox: &proto::Mailbox,
         raw: &[u8],
         source: Source,
     ) -> Result<Accepted, ServiceError> {
-        let mailbox_id = mailbox.id.as_str();
+        let mut answers = self.store_mail(tenant_id, mailbox, &[raw], source).await?;
+        answers.pop().unwrap_or_else(|| Err(ServiceError::internal(&"no answer for the message")))
+    }
+
+    /// Messages fetched over IMAP, for a mailbox read once per pass, stored together.
+    pub(crate) async fn store_fetched(
+        &self,
+        tenant_id: &str,
+        mailbox: &proto::Mailbox,
+        raws: &[&[u8]],
+    ) -> Result<Vec<Result<Accepted, ServiceError>>, ServiceError> {
+        self.store_mail(tenant_id, mailbox, raws, Source::Imap).await
+    }
+
+    /// Stores messages for a mailbox in one transaction, answering for each: a message over the
+    /// size limit is refused (`raw`); when the database fails, none is stored.
+    async fn store_mail(
+        &self,
+        tenant_id: &str,
+        mailbox: &proto::Mailbox,
+        raws: &[&[u8]],
+        source: Source,
+    ) -> Result<Vec<Result<Accepted, ServiceError>>, ServiceError> {
         if !mailbox.enabled {
             return Err(ServiceError::failed_precondition("the mailbox is disabled"));
         }
         let limit = mailbox.max_message_bytes.min(self.max_message_bytes);
-        if raw.len() as i64 > limit {
-            return Err(ServiceError::invalid_field("raw", format!("larger than the mailbox's {limit} bytes")));
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        let received_at = now_micros();
-        let parsed = helpdesk_mail::parse(raw);
-        let (message_id, sender, subject, dedup_key) = match &parsed {
-            Ok(mail) => {
-                let message_id = mail.message_id.clone().unwrap_or_default();
-                let sender = mail.from.as_ref().map(|from| from.address.clone()).unwrap_or_default();
-                let key =
-                    hex::encode(Sha256::new().chain_update(&message_id).chain_update(mail.content_hash()).finalize());
-                (message_id, sender, mail.subject.chars().take(500).collect(), key)
+        let mut answers = Vec::with_capacity(raws.len());
+        let mut tx = self.db.writer().begin().await?;
+        for raw in raws {
+            if raw.len() as i64 > limit {
+                answers
+                    .push(Err(ServiceError::invalid_field("raw", format!("larger than the mailbox's {limit} bytes"))));
+                continue;
             }
-            // Unreadable mail is kept too, keyed by its bytes, for admins to see why.
-            Err(_) => (String::new(), String::new(), String::new(), hex::encode(Sha256::digest(raw))),
-        };
-        let mail = store::NewMail {
-            tenant_id,
-            id: &id,
-            mailbox_id,
-            source: source as i32,
-            message_id: &message_id,
-            sender: &sender,
-            subject: &subject,
-            size_bytes: raw.len() as i64,
-            dedup_key: Some(&dedup_key),
-            raw: Some(raw),
-            outcome: Outcome::Unspecified as i32,
-            reason: "",
-            ticket_id: "",
-            received_at,
-        };
-        if store::insert_mail(&self.db, &mail).await? {
-            self.mail_arrived.notify_one();
-            return Ok(Accepted { mail_id: id, outcome: Outcome::Unspecified });
+            answers.push(Ok(store_message(&mut tx, tenant_id, &mailbox.id, raw, source).await?));
         }
-        // Stored before: keep a record of this delivery for the mailbox, without the bytes.
-        let (first, _) = store::mail_by_dedup_key(&self.db, tenant_id, &dedup_key)
-            .await?
-            .ok_or_else(|| ServiceError::conflict("the first copy of the message is being removed; retry"))?;
-        let reason = format!("the same message as {first}");
-        let record =
-            store::NewMail { dedup_key: None, raw: None, outcome: Outcome::Duplicate as i32, reason: &reason, ..mail };
-        store::insert_mail(&self.db, &record).await?;
-        Ok(Accepted { mail_id: first, outcome: Outcome::Duplicate })
+        tx.commit().await?;
+        if answers.iter().any(|answer| answer.as_ref().is_ok_and(|accepted| accepted.outcome == Outcome::Unspecified)) {
+            self.mail_arrived.notify_one();
+        }
+        Ok(answers)
     }
 
     /// Records a message that could not be taken (too large to fetch), for admins to see why.
@@ -150,9 +131,60 @@ impl Email {
             ticket_id: "",
             received_at: now_micros(),
         };
-        store::insert_mail(&self.db, &record).await?;
+        store::insert_mail(&mut *self.db.writer().acquire().await?, &record).await?;
         Ok(())
     }
+}
+
+/// Stores one message keyed for dedup, or, when it was stored before, a record of this delivery
+/// naming the first.
+async fn store_message(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    mailbox_id: &str,
+    raw: &[u8],
+    source: Source,
+) -> Result<Accepted, ServiceError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let received_at = now_micros();
+    let (message_id, sender, subject, dedup_key) = match helpdesk_mail::parse(raw) {
+        Ok(mail) => {
+            let message_id = mail.message_id.clone().unwrap_or_default();
+            let sender = mail.from.as_ref().map(|from| from.address.clone()).unwrap_or_default();
+            let key = hex::encode(Sha256::new().chain_update(&message_id).chain_update(mail.content_hash()).finalize());
+            (message_id, sender, mail.subject.chars().take(500).collect(), key)
+        }
+        // Unreadable mail is kept too, keyed by its bytes, for admins to see why.
+        Err(_) => (String::new(), String::new(), String::new(), hex::encode(Sha256::digest(raw))),
+    };
+    let mail = store::NewMail {
+        tenant_id,
+        id: &id,
+        mailbox_id,
+        source: source as i32,
+        message_id: &message_id,
+        sender: &sender,
+        subject: &subject,
+        size_bytes: raw.len() as i64,
+        dedup_key: Some(&dedup_key),
+        raw: Some(raw),
+        outcome: Outcome::Unspecified as i32,
+        reason: "",
+        ticket_id: "",
+        received_at,
+    };
+    if store::insert_mail(&mut *conn, &mail).await? {
+        return Ok(Accepted { mail_id: id, outcome: Outcome::Unspecified });
+    }
+    // Stored before: keep a record of this delivery for the mailbox, without the bytes.
+    let (first, _) = store::mail_by_dedup_key(&mut *conn, tenant_id, &dedup_key)
+        .await?
+        .ok_or_else(|| ServiceError::conflict("the first copy of the message is being removed; retry"))?;
+    let reason = format!("the same message as {first}");
+    let record =
+        store::NewMail { dedup_key: None, raw: None, outcome: Outcome::Duplicate as i32, reason: &reason, ..mail };
+    store::insert_mail(conn, &record).await?;
+    Ok(Accepted { mail_id: first, outcome: Outcome::Duplicate })
 }
 
 /// Whether `signature` is `sha256=` and the hex HMAC-SHA256 of `body` under `secret`, compared in

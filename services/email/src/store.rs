@@ -116,7 +116,7 @@ pub(crate) struct NewMail<'a> {
 }
 
 /// Stores the message; `false` when one with its dedup key is stored already.
-pub(crate) async fn insert_mail(db: &Database, mail: &NewMail<'_>) -> Result<bool, ServiceError> {
+pub(crate) async fn insert_mail(conn: &mut AnyConnection, mail: &NewMail<'_>) -> Result<bool, ServiceError> {
     let inserted = sqlx::query(
         "INSERT INTO inbound_mail (tenant_id, id, mailbox_id, source, message_id, sender, subject, size_bytes, \
          dedup_key, raw, outcome, reason, ticket_id, attempts, claimed_until, received_at) \
@@ -137,21 +137,21 @@ pub(crate) async fn insert_mail(db: &Database, mail: &NewMail<'_>) -> Result<boo
     .bind(mail.reason)
     .bind(mail.ticket_id)
     .bind(mail.received_at)
-    .execute(db.writer())
+    .execute(conn)
     .await?;
     Ok(inserted.rows_affected() > 0)
 }
 
 /// The id of the stored message with `dedup_key`.
 pub(crate) async fn mail_by_dedup_key(
-    db: &Database,
+    conn: &mut AnyConnection,
     tenant_id: &str,
     dedup_key: &str,
 ) -> Result<Option<(String, i64)>, ServiceError> {
     Ok(sqlx::query_as("SELECT id, outcome FROM inbound_mail WHERE tenant_id = $1 AND dedup_key = $2")
         .bind(tenant_id)
         .bind(dedup_key)
-        .fetch_optional(db.writer())
+        .fetch_optional(conn)
         .await?)
 }
 
