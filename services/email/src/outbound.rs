@@ -29,25 +29,38 @@ pub(crate) async fn subscribe(bus: &dyn EventBus) -> Result<EventStream, BusErro
     bus.subscribe("email-replies", Some("*.ticket.>")).await
 }
 
-/// Queues each public agent reply on an email ticket until `shutdown`.
+/// Events handled at once: each reply is composed from two ticketing calls and a few reads,
+/// which one at a time would bound the replies a replica sends.
+const REPLIES_COMPOSED_AT_ONCE: usize = 16;
+
+/// Queues each public agent reply on an email ticket until `shutdown`. Events are handled side
+/// by side (each settled on its own, so their order does not matter to the bus).
 pub(crate) async fn queue(email: Arc<Email>, mut events: EventStream, shutdown: Shutdown) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(REPLIES_COMPOSED_AT_ONCE));
     loop {
-        let Some(delivery) = next_delivery(&mut events, &shutdown).await else { return };
-        handle_delivery(delivery, &shutdown, |event| {
-            let email = email.clone();
-            async move {
-                let Some(Payload::MessageAdded(added)) = &event.payload else { return Ok(()) };
-                let Some(message) = &added.message else { return Ok(()) };
-                let public_reply =
-                    message.visibility() == Visibility::Public && message.author_kind() == AuthorKind::Agent;
-                if !public_reply {
-                    return Ok(());
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Some(delivery) = next_delivery(&mut events, &shutdown).await else { break };
+        let (email, shutdown) = (email.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            handle_delivery(delivery, &shutdown, |event| {
+                let email = email.clone();
+                async move {
+                    let Some(Payload::MessageAdded(added)) = &event.payload else { return Ok(()) };
+                    let Some(message) = &added.message else { return Ok(()) };
+                    let public_reply =
+                        message.visibility() == Visibility::Public && message.author_kind() == AuthorKind::Agent;
+                    if !public_reply {
+                        return Ok(());
+                    }
+                    email.queue_reply(&event.tenant_id, message).await
                 }
-                email.queue_reply(&event.tenant_id, message).await
-            }
-        })
-        .await;
+            })
+            .await;
+            drop(permit);
+        });
     }
+    // Let what is in flight settle (or stop at shutdown) before returning.
+    let _ = permits.acquire_many(REPLIES_COMPOSED_AT_ONCE as u32).await;
 }
 
 /// How long a worker holds a delivery before another may try it.
