@@ -1,9 +1,9 @@
 //! The email channel: support mailboxes per tenant, mail taken in over the built-in SMTP
-//! listener and a signed webhook (IMAP fetching builds on the same intake), stored before it is
-//! acknowledged, then threaded into tickets through ticketing's gRPC API on the service's own
+//! listener, a signed webhook and IMAP fetching (leased per mailbox across replicas), stored
+//! before it is acknowledged, then threaded into tickets through ticketing's gRPC API on the service's own
 //! behalf; agents' public replies go back to the customer over the mailbox's relay. It owns its
 //! data: mailboxes, the raw messages and what became of them, the keys that tie mail to tickets,
-//! and the replies on their way out.
+//! where fetching each IMAP folder stands, and the replies on their way out.
 
 mod grpc;
 mod imap;
