@@ -490,6 +490,7 @@ mod tests {
             "events.nats_credentials_file" => json!("/etc/helpdesk/nats.creds"),
             "feedback.public_url" => json!("https://support.example.com"),
             "email.secrets_key" => json!("ab".repeat(32)),
+            "email.tls_ca_file" => json!("/etc/helpdesk/mail-ca.pem"),
             "events.bus" => json!("nats"),
             "telemetry.log_format" => json!("json"),
             "database.sqlite_synchronous" => json!("full"),
