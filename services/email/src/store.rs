@@ -310,6 +310,32 @@ pub(crate) async fn ticket_for_keys(
     Ok(None)
 }
 
+/// Whether any of `message_ids` is a message of the tenant received by `received_at` and not yet
+/// threaded (other than `id` itself).
+pub(crate) async fn names_pending_mail(
+    db: &Database,
+    tenant_id: &str,
+    id: &str,
+    message_ids: &[&str],
+    received_at: i64,
+) -> Result<bool, ServiceError> {
+    if message_ids.is_empty() {
+        return Ok(false);
+    }
+    let placeholders: Vec<String> = (0..message_ids.len()).map(|n| format!("${}", n + 4)).collect();
+    let sql = format!(
+        "SELECT COUNT(*) FROM inbound_mail WHERE tenant_id = $1 AND id <> $2 AND outcome = 0 AND received_at <= $3 \
+         AND message_id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_scalar(&sql).bind(tenant_id).bind(id).bind(received_at);
+    for message_id in message_ids {
+        query = query.bind(*message_id);
+    }
+    let pending: i64 = query.fetch_one(db.writer()).await?;
+    Ok(pending > 0)
+}
+
 /// How many messages `sender` sent the tenant from `since` to `until`.
 pub(crate) async fn sent_between(
     db: &Database,

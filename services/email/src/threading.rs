@@ -215,6 +215,13 @@ impl Email {
                 Err(status) => return Err(ServiceError::from_status(&status)),
             }
         }
+        // What it answers may have come just before it and not be threaded yet (another sender's
+        // mail is threaded side by side): wait for that rather than split the conversation.
+        let answered: Vec<&str> =
+            mail.in_reply_to.iter().chain(&mail.references).map(String::as_str).take(20).collect();
+        if store::names_pending_mail(&self.db, tenant, &pending.id, &answered, pending.received_at).await? {
+            return Err(ServiceError::new(ErrorKind::Unavailable, "the message it answers is not threaded yet"));
+        }
         self.open_ticket(tenant, &mailbox, &mail, &customer.id, &key, None, thread_keys).await
     }
 
