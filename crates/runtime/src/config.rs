@@ -37,6 +37,7 @@ pub struct Config {
     pub feedback: FeedbackConfig,
     pub knowledge: KnowledgeConfig,
     pub email: EmailConfig,
+    pub attachments: AttachmentsConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -197,6 +198,37 @@ pub struct EmailConfig {
     pub tls_ca_file: Option<PathBuf>,
 }
 
+/// Where attachments' contents are kept (outside the database), and how large they may be.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    pub store: BlobStoreKind,
+    /// The filesystem store's folder; unset, `blobs` under `data_dir`.
+    pub dir: Option<PathBuf>,
+    /// The largest file, in bytes.
+    pub max_file_bytes: u64,
+    /// The most all of one message's files may add up to, in bytes.
+    pub max_message_bytes: u64,
+    /// The S3 (or S3-compatible) endpoint, such as `https://s3.ap-northeast-2.amazonaws.com`.
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_region: String,
+    /// `true`: `<endpoint>/<bucket>/<key>` (MinIO, Ceph); `false`: `<bucket>.<endpoint host>`.
+    pub s3_path_style: bool,
+    pub s3_access_key_id: Option<String>,
+    #[cfg_attr(test, serde(serialize_with = "tests::expose"))]
+    pub s3_secret_access_key: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "snake_case")]
+pub enum BlobStoreKind {
+    Filesystem,
+    S3,
+}
+
 /// Where a service finds the others when they run as separate processes.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -281,6 +313,13 @@ hostname = "localhost"
 max_message_bytes = 26214400
 imap_lease_seconds = 20
 imap_poll_seconds = 60
+
+[attachments]
+store = "filesystem"
+max_file_bytes = 26214400
+max_message_bytes = 52428800
+s3_region = "us-east-1"
+s3_path_style = false
 
 [telemetry]
 log_format = "auto"
@@ -390,6 +429,28 @@ impl Config {
         if !(1..=3600).contains(&self.email.imap_poll_seconds) {
             return Err(invalid("email.imap_poll_seconds", "must be 1 to 3600"));
         }
+        let attachments = &self.attachments;
+        if !(1024..=1_073_741_824).contains(&attachments.max_file_bytes) {
+            return Err(invalid("attachments.max_file_bytes", "must be 1024 to 1073741824 (1 GiB)"));
+        }
+        if attachments.max_message_bytes < attachments.max_file_bytes {
+            return Err(invalid("attachments.max_message_bytes", "must be at least attachments.max_file_bytes"));
+        }
+        if attachments.store == BlobStoreKind::S3 {
+            let endpoint_ok = attachments
+                .s3_endpoint
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://") || url.starts_with("http://"));
+            if !endpoint_ok {
+                return Err(invalid("attachments.s3_endpoint", "the S3 store needs an http:// or https:// endpoint"));
+            }
+            if attachments.s3_bucket.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid("attachments.s3_bucket", "the S3 store needs a bucket"));
+            }
+            if attachments.s3_access_key_id.is_none() || attachments.s3_secret_access_key.is_none() {
+                return Err(invalid("attachments.s3_access_key_id", "the S3 store needs an access key id and secret"));
+            }
+        }
         if !(1..=3650).contains(&self.knowledge.search_log_retention_days) {
             return Err(invalid("knowledge.search_log_retention_days", "must be 1 to 3650"));
         }
@@ -492,6 +553,12 @@ mod tests {
             "email.secrets_key" => json!("ab".repeat(32)),
             "email.tls_ca_file" => json!("/etc/helpdesk/mail-ca.pem"),
             "events.bus" => json!("nats"),
+            "attachments.store" => json!("s3"),
+            "attachments.dir" => json!("/var/lib/helpdesk/blobs"),
+            "attachments.s3_endpoint" => json!("https://s3.ap-northeast-2.amazonaws.com"),
+            "attachments.s3_bucket" => json!("helpdesk-attachments"),
+            "attachments.s3_access_key_id" => json!("AKIASAMPLE"),
+            "attachments.s3_secret_access_key" => json!("sample-secret"),
             "telemetry.log_format" => json!("json"),
             "database.sqlite_synchronous" => json!("full"),
             "gateway.trusted_proxies" => json!(["10.0.0.0/8", "192.0.2.7"]),
