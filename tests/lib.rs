@@ -50,6 +50,8 @@ pub struct Options {
     pub nats: Option<(String, String, String)>,
     /// Requests per second (and burst) of one client to the public gRPC services.
     pub public_grpc_per_second: u32,
+    /// Attachments in the S3-compatible server of `.ci/s3-server` rather than a folder.
+    pub s3: bool,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             nats: None,
             public_grpc_per_second: 100_000,
+            s3: false,
         }
     }
 }
@@ -76,6 +79,28 @@ pub const IMAP_PASSWORD: &str = "test-password";
 /// mailboxes, if any.
 pub fn smtp_relay() -> Option<SocketAddr> {
     std::env::var("HELPDESK_TEST_SMTP_RELAY").ok().and_then(|addr| addr.parse().ok())
+}
+
+/// The largest attachment the test platform takes; a message's files may add up to twice that.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// The S3-compatible server (`.ci/s3-server`) and its test bucket and credentials.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// The S3-compatible server the attachment tests may use, if any.
+pub fn s3_server() -> Option<S3Server> {
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    Some(S3Server {
+        endpoint: var("HELPDESK_TEST_S3_ENDPOINT")?,
+        bucket: var("HELPDESK_TEST_S3_BUCKET")?,
+        access_key_id: var("HELPDESK_TEST_S3_ACCESS_KEY_ID")?,
+        secret_access_key: var("HELPDESK_TEST_S3_SECRET_ACCESS_KEY")?,
+    })
 }
 
 /// The PostgreSQL server tests may use, if any.
@@ -103,7 +128,21 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         // Short IMAP leases, so that a takeover is seen within a test.
         ("HELPDESK_EMAIL__IMAP_LEASE_SECONDS".to_owned(), "3".to_owned()),
         ("HELPDESK_EMAIL__IMAP_POLL_SECONDS".to_owned(), "1".to_owned()),
+        // Small, so that the limits are reached within a test.
+        ("HELPDESK_ATTACHMENTS__MAX_FILE_BYTES".to_owned(), MAX_FILE_BYTES.to_string()),
+        ("HELPDESK_ATTACHMENTS__MAX_MESSAGE_BYTES".to_owned(), (2 * MAX_FILE_BYTES).to_string()),
     ];
+    if options.s3 {
+        let server = s3_server().expect("S3 tests need HELPDESK_TEST_S3_ENDPOINT");
+        env.extend([
+            ("HELPDESK_ATTACHMENTS__STORE".to_owned(), "s3".to_owned()),
+            ("HELPDESK_ATTACHMENTS__S3_ENDPOINT".to_owned(), server.endpoint),
+            ("HELPDESK_ATTACHMENTS__S3_BUCKET".to_owned(), server.bucket),
+            ("HELPDESK_ATTACHMENTS__S3_PATH_STYLE".to_owned(), "true".to_owned()),
+            ("HELPDESK_ATTACHMENTS__S3_ACCESS_KEY_ID".to_owned(), server.access_key_id),
+            ("HELPDESK_ATTACHMENTS__S3_SECRET_ACCESS_KEY".to_owned(), server.secret_access_key),
+        ]);
+    }
     if options.backend == Backend::Postgres {
         let base = postgres_url().expect("postgres tests need HELPDESK_TEST_POSTGRES_URL");
         env.push((

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 pub(crate) const WEBHOOK_SECRET: &str = "a webhook secret of some length";
 
-async fn create_mailbox(app: &TestApp, id: &str, address: &str) -> Value {
+pub(crate) async fn create_mailbox(app: &TestApp, id: &str, address: &str) -> Value {
     let body = json!({
         "mailbox": { "id": id, "address": address, "aliases": [format!("help-{address}")], "enabled": true,
                      "group": "support", "tags": ["email"], "display_name": "Acme 고객센터" },

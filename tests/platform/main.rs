@@ -3,6 +3,7 @@
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
 
+mod attachments;
 mod bad_input;
 mod email;
 mod email_servers;

@@ -154,7 +154,8 @@ impl Signer {
         signed.extend_from_slice(headers);
         signed.sort_unstable();
         let names = signed.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(";");
-        let canonical_headers: String = signed.iter().map(|(name, value)| format!("{name}:{}\n", value.trim())).collect();
+        let canonical_headers: String =
+            signed.iter().map(|(name, value)| format!("{name}:{}\n", value.trim())).collect();
         let canonical_request = format!(
             "{method}\n{}\n{}\n{canonical_headers}\n{names}\n{payload_sha256}",
             url.path(),
@@ -172,7 +173,10 @@ impl Signer {
             .iter()
             .fold(secret.into_bytes(), |key, part| hmac(&key, part.as_bytes()));
         let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-        format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={names}, Signature={signature}", self.access_key_id)
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={names}, Signature={signature}",
+            self.access_key_id
+        )
     }
 }
 
@@ -199,7 +203,8 @@ mod tests {
         };
         let url = Url::parse("https://examplebucket.s3.amazonaws.com/test.txt").expect("a URL");
         let now = Utc.with_ymd_and_hms(2013, 5, 24, 0, 0, 0).single().expect("a time");
-        let headers = [("range", "bytes=0-9"), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", "20130524T000000Z")];
+        let headers =
+            [("range", "bytes=0-9"), ("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", "20130524T000000Z")];
         let authorization = signer.authorization(&Method::GET, &url, &headers, EMPTY_SHA256, now);
         assert_eq!(
             authorization,

@@ -430,8 +430,8 @@ impl Config {
             return Err(invalid("email.imap_poll_seconds", "must be 1 to 3600"));
         }
         let attachments = &self.attachments;
-        if !(1024..=1_073_741_824).contains(&attachments.max_file_bytes) {
-            return Err(invalid("attachments.max_file_bytes", "must be 1024 to 1073741824 (1 GiB)"));
+        if !(1024..=104_857_600).contains(&attachments.max_file_bytes) {
+            return Err(invalid("attachments.max_file_bytes", "must be 1024 to 104857600 (100 MiB)"));
         }
         if attachments.max_message_bytes < attachments.max_file_bytes {
             return Err(invalid("attachments.max_message_bytes", "must be at least attachments.max_file_bytes"));

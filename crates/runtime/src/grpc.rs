@@ -8,7 +8,10 @@ use std::{
 
 use helpdesk_proto::{
     routing::v1::{routing_service_client::RoutingServiceClient, sla_service_client::SlaServiceClient},
-    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
+    ticketing::v1::{
+        attachment_service_client::AttachmentServiceClient, customer_service_client::CustomerServiceClient,
+        ticket_service_client::TicketServiceClient,
+    },
 };
 use tonic::{body::Body, metadata::MetadataValue};
 use tower::{Layer, Service};
@@ -352,6 +355,10 @@ pub struct Peers {
 impl Peers {
     pub fn tickets(&self) -> TicketServiceClient<tonic::transport::Channel> {
         TicketServiceClient::new(self.ticketing.channel.clone())
+    }
+
+    pub fn attachments(&self) -> AttachmentServiceClient<tonic::transport::Channel> {
+        AttachmentServiceClient::new(self.ticketing.channel.clone())
     }
 
     pub fn customers(&self) -> CustomerServiceClient<tonic::transport::Channel> {

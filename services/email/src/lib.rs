@@ -47,6 +47,9 @@ pub(crate) struct Email {
     hostname: String,
     /// The platform's ceiling on a message; each mailbox may set a lower one.
     max_message_bytes: i64,
+    /// What one mail's files may weigh, each and together, as ticketing takes them: files past
+    /// these stay in the raw message only.
+    attachment_limits: threading::AttachmentLimits,
     /// Wakes the threading worker when a message is stored.
     mail_arrived: Notify,
     /// Wakes the sending worker when a reply is queued.
@@ -134,6 +137,10 @@ pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<E
         peers,
         hostname: config.email.hostname.clone(),
         max_message_bytes: i64::try_from(config.email.max_message_bytes).unwrap_or(i64::MAX),
+        attachment_limits: threading::AttachmentLimits {
+            per_file: config.attachments.max_file_bytes,
+            per_message: config.attachments.max_message_bytes,
+        },
         mail_arrived: Notify::new(),
         reply_queued: Notify::new(),
         replica: uuid::Uuid::new_v4().to_string(),

@@ -11,7 +11,9 @@ use helpdesk_mail::{Automatic, ParsedMail};
 use helpdesk_proto::{
     common::v1::Channel,
     email::v1::{Mailbox, Outcome},
-    ticketing::v1::{AddMessageRequest, CreateTicketRequest, FindOrCreateCustomerRequest},
+    ticketing::v1::{
+        AddMessageRequest, Attachment, CreateTicketRequest, FindOrCreateCustomerRequest, UploadAttachmentRequest,
+    },
 };
 use helpdesk_runtime::{ErrorKind, ServiceError, shutdown::Shutdown, time::now_micros};
 
@@ -178,6 +180,7 @@ impl Email {
             .map_err(|status| ServiceError::from_status(&status))?
             .into_inner();
         let key = format!("email:{}", pending.id);
+        let (attachments, left_out) = self.upload_attachments(tenant, &mail).await?;
         let reply = helpdesk_mail::strip_quoted(&mail.text);
         if let Some((ticket_id, tied_by)) = store::ticket_for_keys(&self.db, tenant, &candidate_keys(&mail)).await? {
             let added = self
@@ -191,6 +194,7 @@ impl Email {
                         body_text: reply.text.clone(),
                         body_html: reply_html(&mail),
                         author_customer_id: customer.id.clone(),
+                        attachments: attachments.clone(),
                         ..AddMessageRequest::default()
                     },
                 )?)
@@ -199,16 +203,15 @@ impl Email {
                 Ok(_) => {
                     return Ok(Settled {
                         outcome: Outcome::MessageAdded,
-                        reason: format!("tied by {}", tied_by.split(':').next().unwrap_or("a key")),
+                        reason: format!("tied by {}{left_out}", tied_by.split(':').next().unwrap_or("a key")),
                         ticket_id,
                         thread_keys,
                     });
                 }
                 // A closed ticket takes no replies: the reply opens a follow-up below.
                 Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                    return self
-                        .open_ticket(tenant, &mailbox, &mail, &customer.id, &key, Some(&ticket_id), thread_keys)
-                        .await;
+                    let opened = Opening { follow_up_of: Some(&ticket_id), attachments, left_out };
+                    return self.open_ticket(tenant, &mailbox, &mail, &customer.id, &key, opened, thread_keys).await;
                 }
                 // The ticket is gone (merged away, deleted): a new one.
                 Err(status) if status.code() == tonic::Code::NotFound => {}
@@ -222,7 +225,53 @@ impl Email {
         if store::names_pending_mail(&self.db, tenant, &pending.id, &answered, pending.received_at).await? {
             return Err(ServiceError::new(ErrorKind::Unavailable, "the message it answers is not threaded yet"));
         }
-        self.open_ticket(tenant, &mailbox, &mail, &customer.id, &key, None, thread_keys).await
+        let opened = Opening { follow_up_of: None, attachments, left_out };
+        self.open_ticket(tenant, &mailbox, &mail, &customer.id, &key, opened, thread_keys).await
+    }
+
+    /// Uploads the mail's files to ticketing, each stored once however often it is sent. Files
+    /// over the size limits are left out (they stay in the raw message) and named in the note.
+    async fn upload_attachments(
+        &self,
+        tenant: &str,
+        mail: &ParsedMail,
+    ) -> Result<(Vec<Attachment>, String), ServiceError> {
+        let limits = &self.attachment_limits;
+        let mut uploaded = Vec::with_capacity(mail.attachments.len());
+        let mut left_out = Vec::new();
+        let mut total = 0;
+        for file in &mail.attachments {
+            let size = file.data.len() as u64;
+            if size > limits.per_file || total + size > limits.per_message {
+                left_out.push(format!("{} ({size} bytes)", file.filename));
+                continue;
+            }
+            let request = UploadAttachmentRequest {
+                name: file.filename.clone(),
+                content_type: file.content_type.clone(),
+                content: file.data.clone(),
+            };
+            match self.peers.attachments().upload_attachment(self.peers.request(tenant, request)?).await {
+                Ok(response) => {
+                    total += size;
+                    uploaded.push(Attachment {
+                        content_id: file.content_id.clone().unwrap_or_default(),
+                        ..response.into_inner()
+                    });
+                }
+                // A file ticketing will not take (a type it cannot read) does not cost the mail.
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    left_out.push(format!("{} ({})", file.filename, status.message()));
+                }
+                Err(status) => return Err(ServiceError::from_status(&status)),
+            }
+        }
+        let note = if left_out.is_empty() {
+            String::new()
+        } else {
+            format!("; files over the size limits kept in the original message only: {}", left_out.join(", "))
+        };
+        Ok((uploaded, note))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -233,9 +282,10 @@ impl Email {
         mail: &ParsedMail,
         customer_id: &str,
         idempotency_key: &str,
-        follow_up_of: Option<&str>,
+        opening: Opening<'_>,
         mut thread_keys: Vec<String>,
     ) -> Result<Settled, ServiceError> {
+        let Opening { follow_up_of, attachments, left_out } = opening;
         let subject = match mail.subject.trim() {
             "" => "(no subject)".to_owned(),
             subject => subject.chars().take(200).collect(),
@@ -255,6 +305,7 @@ impl Email {
                     channel: Channel::Email as i32,
                     tags: mailbox.tags.clone(),
                     follow_up_of_id: follow_up_of.unwrap_or_default().to_owned(),
+                    attachments,
                     ..CreateTicketRequest::default()
                 },
             )?)
@@ -276,11 +327,26 @@ impl Email {
             self.reply_queued.notify_one();
         }
         let reason = match follow_up_of {
-            Some(closed) => format!("a reply to closed ticket {closed}"),
-            None => String::new(),
+            Some(closed) => format!("a reply to closed ticket {closed}{left_out}"),
+            None => left_out.trim_start_matches("; ").to_owned(),
         };
         Ok(Settled { outcome: Outcome::TicketCreated, reason, ticket_id: ticket.id, thread_keys })
     }
+}
+
+/// The platform's limits on attachments, which the email service keeps to so that a mail with
+/// too large files still becomes a ticket.
+pub(crate) struct AttachmentLimits {
+    pub(crate) per_file: u64,
+    pub(crate) per_message: u64,
+}
+
+/// What a new ticket starts with besides the mail: the closed ticket it follows, and its files.
+struct Opening<'a> {
+    follow_up_of: Option<&'a str>,
+    attachments: Vec<Attachment>,
+    /// The note on files left out, starting with `; ` when there is one.
+    left_out: String,
 }
 
 fn customer_email(mail: &ParsedMail) -> &str {

@@ -29,7 +29,7 @@ use helpdesk_proto::{
     knowledge::v1::{
         help_center_service_client::HelpCenterServiceClient, knowledge_service_client::KnowledgeServiceClient,
     },
-    ticketing::v1::ticket_service_client::TicketServiceClient,
+    ticketing::v1::{attachment_service_client::AttachmentServiceClient, ticket_service_client::TicketServiceClient},
 };
 use helpdesk_runtime::{
     auth::{Authenticator, PLATFORM_TENANT, ServiceTokens},
@@ -77,6 +77,7 @@ pub struct Backends {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) tickets: TicketServiceClient<Channel>,
+    pub(crate) attachments: AttachmentServiceClient<Channel>,
     pub(crate) knowledge: KnowledgeServiceClient<Channel>,
     pub(crate) help_center: HelpCenterServiceClient<Channel>,
     pub(crate) survey_answers: SurveyAnswerServiceClient<Channel>,
@@ -107,6 +108,8 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
     let derived = rest::router(&channels).map_err(anyhow::Error::msg)?;
     let state = AppState {
         tickets: TicketServiceClient::new(backends.ticketing.clone()),
+        attachments: AttachmentServiceClient::new(backends.ticketing.clone())
+            .max_decoding_message_size(routes::attachments::MAX_FILE_BYTES + 64 * 1024),
         health: tonic_health::pb::health_client::HealthClient::new(backends.ticketing),
         knowledge: KnowledgeServiceClient::new(backends.knowledge.clone()),
         help_center: HelpCenterServiceClient::new(backends.knowledge),
@@ -122,6 +125,9 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         .merge(derived)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let files = Router::from(hand_written.files)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(DefaultBodyLimit::max(routes::attachments::MAX_FILE_BYTES));
     let help_center = Router::from(hand_written.help_center)
         .route_layer(middleware::from_fn_with_state(state.clone(), routes::help_center::rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
@@ -133,6 +139,7 @@ pub fn router(config: &GatewayConfig, authenticator: Arc<Authenticator>, backend
         .layer(DefaultBodyLimit::max(routes::inbound_mail::MAX_MAIL_BYTES));
     Ok(Router::new()
         .merge(api)
+        .merge(files)
         .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

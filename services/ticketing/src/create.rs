@@ -95,6 +95,7 @@ impl Ticketing {
         model::string_map("external_refs", &request.external_refs, 20)?;
         self.check_custom_fields(&caller.tenant_id, &request.custom_fields, true).await?;
         let assignee_id = model::optional_text("assignee_id", request.assignee_id.trim(), 64)?;
+        let attachments = self.checked_attachments(&caller.tenant_id, "attachments", request.attachments).await?;
         let mut ticket = proto::Ticket {
             id: new_id(),
             tenant_id: caller.tenant_id.clone(),
@@ -113,6 +114,7 @@ impl Ticketing {
             created_at: Some(micros_to_timestamp(now)),
             updated_at: Some(micros_to_timestamp(now)),
             follow_up_of_id: request.follow_up_of_id.trim().to_owned(),
+            attachments,
             ..Default::default()
         };
         if !ticket.follow_up_of_id.is_empty() {

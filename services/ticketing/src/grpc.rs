@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use helpdesk_proto::ticketing::v1::{
     self as proto,
+    attachment_service_server::{AttachmentService, AttachmentServiceServer},
     custom_field_service_server::{CustomFieldService, CustomFieldServiceServer},
     customer_service_server::{CustomerService, CustomerServiceServer},
     saved_reply_service_server::{SavedReplyService, SavedReplyServiceServer},
@@ -17,12 +18,34 @@ use crate::Ticketing;
 pub(crate) fn add_routes(ticketing: &Arc<Ticketing>, routes: &mut tonic::service::RoutesBuilder) {
     routes
         .add_service(TicketServiceServer::new(Api(ticketing.clone())))
+        .add_service(
+            // A file travels in one message: room for the largest with its name and type.
+            AttachmentServiceServer::new(Api(ticketing.clone()))
+                .max_decoding_message_size(ticketing.attachments.max_file_bytes as usize + 64 * 1024),
+        )
         .add_service(CustomerServiceServer::new(Api(ticketing.clone())))
         .add_service(SavedReplyServiceServer::new(Api(ticketing.clone())))
         .add_service(CustomFieldServiceServer::new(Api(ticketing.clone())));
 }
 
 struct Api(Arc<Ticketing>);
+
+#[tonic::async_trait]
+impl AttachmentService for Api {
+    async fn upload_attachment(
+        &self,
+        request: Request<proto::UploadAttachmentRequest>,
+    ) -> Result<Response<proto::Attachment>, Status> {
+        handle(request, |caller, request| async move { self.0.upload_attachment(&caller, request).await }).await
+    }
+
+    async fn get_attachment(
+        &self,
+        request: Request<proto::GetAttachmentRequest>,
+    ) -> Result<Response<proto::AttachmentContent>, Status> {
+        handle(request, |caller, request| async move { self.0.get_attachment(&caller, request).await }).await
+    }
+}
 
 #[tonic::async_trait]
 impl TicketService for Api {

@@ -1,6 +1,7 @@
 //! The ticketing service: tickets and their conversations, customers, saved replies and custom
 //! fields. Every change commits together with its history rows and outbox events.
 
+mod attachments;
 mod create;
 mod customers;
 mod fields;
@@ -45,6 +46,7 @@ pub const RELAY_LOCK_KEY: i64 = 0x7469_636b_6574;
 /// The service's state, shared by its gRPC endpoints.
 pub struct Ticketing {
     db: Database,
+    attachments: attachments::Attachments,
     field_cache: fields::FieldCache,
     /// Queues ticket creations for group commit.
     creates: helpdesk_runtime::batch::Batcher<create::NewTicket, create::Created>,
@@ -53,7 +55,7 @@ pub struct Ticketing {
 }
 
 impl Ticketing {
-    fn new(db: Database, events_written: Arc<Notify>) -> Arc<Self> {
+    fn new(db: Database, attachments: attachments::Attachments, events_written: Arc<Notify>) -> Arc<Self> {
         let writer = db.clone();
         // SQLite has one writer; PostgreSQL commits several batches at once.
         let workers = match db.backend() {
@@ -64,7 +66,7 @@ impl Ticketing {
             let db = writer.clone();
             Box::pin(async move { create::write_tickets(&db, jobs).await })
         });
-        Arc::new(Self { db, events_written, creates, field_cache: fields::FieldCache::default() })
+        Arc::new(Self { db, attachments, events_written, creates, field_cache: fields::FieldCache::default() })
     }
 
     pub fn database(&self) -> &Database {
@@ -82,6 +84,7 @@ impl helpdesk_runtime::service::Service for TicketingService {
     const NAME: &'static str = "ticketing";
     const GRPC_SERVICES: &'static [&'static str] = &[
         "helpdesk.ticketing.v1.TicketService",
+        "helpdesk.ticketing.v1.AttachmentService",
         "helpdesk.ticketing.v1.CustomerService",
         "helpdesk.ticketing.v1.SavedReplyService",
         "helpdesk.ticketing.v1.CustomFieldService",
@@ -106,9 +109,14 @@ impl helpdesk_runtime::service::Service for TicketingService {
 pub async fn open(config: &Config, bus: Arc<dyn EventBus>) -> Result<TicketingService, OpenError> {
     let db = Database::connect(&config.database, &config.data_dir, DATABASE).await?;
     db.migrate(&MIGRATIONS).await?;
+    let attachments = attachments::Attachments {
+        blobs: helpdesk_blobs::BlobStore::open(&config.attachments, &config.data_dir)?,
+        max_file_bytes: config.attachments.max_file_bytes,
+        max_message_bytes: config.attachments.max_message_bytes,
+    };
     let events_written = Arc::new(Notify::new());
     let relay = Relay::new(db.clone(), bus, events_written.clone(), RELAY_LOCK_KEY);
-    Ok(TicketingService { ticketing: Ticketing::new(db, events_written), relay })
+    Ok(TicketingService { ticketing: Ticketing::new(db, attachments, events_written), relay })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,4 +125,6 @@ pub enum OpenError {
     Database(#[from] sqlx::Error),
     #[error("ticketing migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("attachment store unusable: {0}")]
+    Blobs(#[from] helpdesk_blobs::BlobError),
 }

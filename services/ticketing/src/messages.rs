@@ -20,14 +20,28 @@ use crate::{
     tickets::{Change, emit, load_for_update, not_found, record_changes, replay, set_status, visible_to},
 };
 
-const MAX_ATTACHMENTS: usize = 20;
-const MAX_ATTACHMENT_BYTES: i64 = 100 * 1024 * 1024;
-
-/// Safe HTML: ammonia's allow-list, without images, whose remote URLs would let a sender track
-/// when an agent opens the ticket (attachments carry images instead).
-fn sanitize(html: &str) -> String {
+/// Safe HTML: ammonia's allow-list, with images only from the message's own attachments (a
+/// `cid:` link to an inline image becomes its download path). A remote image would let the sender
+/// track when an agent opens the ticket.
+fn sanitize(html: &str, ticket_id: &str, attachments: &[proto::Attachment]) -> String {
+    let inline: Vec<(String, String)> = attachments
+        .iter()
+        .filter(|file| !file.content_id.is_empty())
+        .map(|file| (file.content_id.clone(), format!("/v1/tickets/{ticket_id}/attachments/{}", file.sha256)))
+        .collect();
     let mut builder = ammonia::Builder::default();
-    builder.rm_tags(["img"]);
+    builder.add_url_schemes(["cid"]);
+    builder.attribute_filter(move |element, attribute, value| {
+        let cid = value.get(..4).filter(|scheme| scheme.eq_ignore_ascii_case("cid:")).map(|_| &value[4..]);
+        if (element, attribute) == ("img", "src") {
+            let path = cid.and_then(|cid| inline.iter().find(|(content_id, _)| content_id == cid));
+            path.map(|(_, path)| path.clone().into())
+        } else if cid.is_some() {
+            None
+        } else {
+            Some(value.into())
+        }
+    });
     builder.clean(html).to_string()
 }
 
@@ -40,34 +54,6 @@ fn html_to_text(html: &str) -> String {
         .replace("&#39;", "'")
         .replace("&nbsp;", " ")
         .replace("&amp;", "&")
-}
-
-/// Attachments as given: named, sized, hashed, and stored in the caller's tenant's part of the
-/// blob store (`<tenant>/…`), so that no message can point at another tenant's files.
-fn check_attachments(tenant_id: &str, attachments: &[proto::Attachment]) -> Result<(), ServiceError> {
-    if attachments.len() > MAX_ATTACHMENTS {
-        return Err(ServiceError::invalid_field("attachments", format!("at most {MAX_ATTACHMENTS}")));
-    }
-    for (index, attachment) in attachments.iter().enumerate() {
-        let field = |name: &str| format!("attachments[{index}].{name}");
-        model::required_text(&field("name"), &attachment.name, 255)?;
-        model::required_text(&field("storage_key"), &attachment.storage_key, 1024)?;
-        let in_tenant = attachment.storage_key.strip_prefix(tenant_id).and_then(|rest| rest.strip_prefix('/'));
-        if !in_tenant.is_some_and(|rest| {
-            !rest.is_empty() && !rest.split('/').any(|part| part.is_empty() || part == "." || part == "..")
-        }) {
-            return Err(ServiceError::invalid_field(field("storage_key"), format!("must be a key under {tenant_id}/")));
-        }
-        model::optional_text(&field("content_type"), &attachment.content_type, 255)?;
-        if !(0..=MAX_ATTACHMENT_BYTES).contains(&attachment.size_bytes) {
-            return Err(ServiceError::invalid_field(field("size_bytes"), "must be 0 to 100 MiB"));
-        }
-        let sha_ok = attachment.sha256.len() == 64 && attachment.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-        if !sha_ok {
-            return Err(ServiceError::invalid_field(field("sha256"), "must be 64 hex digits"));
-        }
-    }
-    Ok(())
 }
 
 /// A message as `caller` may read it: its customer gets the customer's text in place of the
@@ -106,15 +92,16 @@ impl Ticketing {
             return Err(ServiceError::permission_denied("only services write customer_text, on public messages")
                 .with_field("customer_text"));
         }
-        let body_html = sanitize(&model::optional_text("body_html", &request.body_html, model::MAX_BODY)?);
+        let attachments = self.checked_attachments(&caller.tenant_id, "attachments", request.attachments).await?;
+        let body_html = model::optional_text("body_html", &request.body_html, model::MAX_BODY)?;
+        let body_html = sanitize(&body_html, &request.ticket_id, &attachments);
         let mut body_text = model::optional_text("body_text", &request.body_text, model::MAX_BODY)?;
         if body_text.trim().is_empty() {
             body_text = html_to_text(&body_html).trim().to_owned();
         }
-        if body_text.is_empty() && request.attachments.is_empty() {
+        if body_text.is_empty() && attachments.is_empty() {
             return Err(ServiceError::invalid_field("body_text", "a message needs text, HTML or attachments"));
         }
-        check_attachments(&caller.tenant_id, &request.attachments)?;
         let (author_kind, author_id) = match request.author_customer_id.trim() {
             "" => (model::author_kind(caller), caller.subject.clone()),
             _ if !caller.is_service() => {
@@ -135,7 +122,7 @@ impl Ticketing {
             visibility: visibility as i32,
             body_text,
             body_html,
-            attachments: request.attachments,
+            attachments,
             created_at: Some(micros_to_timestamp(now)),
             customer_text,
         };
@@ -243,5 +230,26 @@ impl Ticketing {
             model::created_cursor("m", last.created_at.as_ref(), &last.id)
         });
         Ok(proto::ListMessagesResponse { messages, next_page_token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_images_show_their_attachment_and_remote_ones_nothing() {
+        let logo =
+            proto::Attachment { sha256: "ab".repeat(32), content_id: "logo@acme".to_owned(), ..Default::default() };
+        let html = r#"<p>보세요 <img src="cid:logo@acme" alt="logo"><img src="https://tracker.example/p.gif">
+            <img src="CID:unknown"><a href="cid:logo@acme">link</a><a href="https://acme.test">site</a></p>"#;
+        let clean = sanitize(html, "t1", &[logo]);
+        assert!(
+            clean.contains(&format!(r#"<img src="/v1/tickets/t1/attachments/{}" alt="logo">"#, "ab".repeat(32))),
+            "{clean}"
+        );
+        assert!(!clean.contains("tracker.example"), "{clean}");
+        assert!(!clean.to_lowercase().contains("cid:"), "{clean}");
+        assert!(clean.contains(r#"href="https://acme.test""#), "{clean}");
     }
 }

@@ -129,3 +129,31 @@ pub(crate) async fn messages_page(
     let rows: Vec<MessageRow> = sql.fetch_all(db.reader()).await?;
     rows.into_iter().map(proto::Message::try_from).collect()
 }
+
+/// The attachment with hex SHA-256 `sha256` on one of the ticket's messages (its public ones
+/// only, if asked), as that message names it.
+pub(crate) async fn message_attachment(
+    db: &Database,
+    tenant_id: &str,
+    ticket_id: &str,
+    sha256: &str,
+    public_only: bool,
+) -> Result<Option<proto::Attachment>, ServiceError> {
+    let visibility = if public_only { " AND visibility = $4" } else { "" };
+    // The hash is hex, so the pattern matches it and nothing else; the JSON is read to be sure.
+    let sql = format!(
+        "SELECT attachments FROM messages WHERE tenant_id = $1 AND ticket_id = $2 AND attachments LIKE $3{visibility} \
+         ORDER BY created_at, id"
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql).bind(tenant_id).bind(ticket_id).bind(format!("%{sha256}%"));
+    if public_only {
+        query = query.bind(Visibility::Public as i64);
+    }
+    for attachments in query.fetch_all(db.reader()).await? {
+        let attachments: Vec<proto::Attachment> = from_json(&attachments)?;
+        if let Some(found) = attachments.into_iter().find(|attachment| attachment.sha256 == sha256) {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}

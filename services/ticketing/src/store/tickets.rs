@@ -24,7 +24,7 @@ use crate::model::{from_json, to_json};
 const SELECT_TICKET: &str = "SELECT t.id, t.tenant_id, t.subject, t.description, t.requester_id, \
     t.assignee_id, t.group_name, t.priority, t.channel, t.status, t.tags, t.custom_fields, \
     t.external_refs, t.version, t.event_seq, t.created_at, t.updated_at, t.solved_at, t.closed_at, \
-    t.merged_into_id, t.follow_up_of_id, c.flag_kind, c.flag_reason, c.flag_by, c.flag_at \
+    t.merged_into_id, t.follow_up_of_id, t.attachments, c.flag_kind, c.flag_reason, c.flag_by, c.flag_at \
     FROM tickets t LEFT JOIN customers c ON c.tenant_id = t.tenant_id AND c.id = t.requester_id";
 
 /// A ticket as stored, with the sequence number of its last event. Its links are read apart
@@ -58,6 +58,7 @@ struct TicketRow {
     closed_at: Option<i64>,
     merged_into_id: String,
     follow_up_of_id: String,
+    attachments: String,
     #[sqlx(flatten)]
     requester_flag: FlagColumns,
 }
@@ -87,6 +88,7 @@ impl TryFrom<TicketRow> for StoredTicket {
             closed_at: optional_timestamp(row.closed_at),
             merged_into_id: row.merged_into_id,
             follow_up_of_id: row.follow_up_of_id,
+            attachments: from_json(&row.attachments)?,
             linked_ticket_ids: Vec::new(),
             requester_flag: row.requester_flag.flag(),
         };
@@ -364,6 +366,7 @@ pub(crate) async fn insert_tickets(
             Param::from(created),
             Param::from(&t.follow_up_of_id),
             Param::from(""),
+            Param::from(to_json(&t.attachments)?),
         ];
         if postgres {
             let terms = search::joined(&new.document.terms);
@@ -373,7 +376,7 @@ pub(crate) async fn insert_tickets(
     }
     let columns = "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, \
          priority, channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, updated_at, \
-         follow_up_of_id, merged_into_id";
+         follow_up_of_id, merged_into_id, attachments";
     let head = if postgres { format!("{columns}, terms_all, terms_public)") } else { format!("{columns})") };
     insert_many(conn, &head, "", rows).await?;
     Ok(())
