@@ -138,6 +138,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_s3_store_without_its_settings_is_refused_by_name() {
+        let mut config = helpdesk_runtime::config::Config::load_from(None, Vec::new()).expect("defaults").attachments;
+        config.store = BlobStoreKind::S3;
+        let refused = BlobStore::open(&config, Path::new("unused")).err().map(|error| error.to_string());
+        assert!(refused.as_deref().is_some_and(|error| error.contains("attachments.s3_endpoint")), "{refused:?}");
+        config.s3_endpoint = Some("ftp://s3.example".to_owned());
+        config.s3_bucket = Some("b".to_owned());
+        let refused = BlobStore::open(&config, Path::new("unused")).err().map(|error| error.to_string());
+        assert!(refused.as_deref().is_some_and(|error| error.contains("http://")), "{refused:?}");
+    }
+
     #[tokio::test]
     async fn the_folder_store_keeps_content_by_hash_once() {
         let dir = tempfile::tempdir().expect("temp dir");

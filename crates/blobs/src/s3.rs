@@ -33,7 +33,12 @@ impl Bucket {
         let missing = |what: &str| BlobError::Config(format!("attachments.{what} is needed for the S3 store"));
         let endpoint = config.s3_endpoint.as_deref().ok_or_else(|| missing("s3_endpoint"))?;
         let bucket = config.s3_bucket.as_deref().ok_or_else(|| missing("s3_bucket"))?;
-        let mut base = Url::parse(endpoint).map_err(|error| BlobError::Config(format!("s3_endpoint: {error}")))?;
+        let mut base = Url::parse(endpoint)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+            .ok_or_else(|| {
+                BlobError::Config("attachments.s3_endpoint must be an http:// or https:// URL".to_owned())
+            })?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -41,7 +46,7 @@ impl Bucket {
         if config.s3_path_style {
             base = base.join(&format!("{bucket}/")).map_err(|error| BlobError::Config(error.to_string()))?;
         } else {
-            let host = base.host_str().ok_or_else(|| missing("s3_endpoint host"))?.to_owned();
+            let host = base.host_str().unwrap_or_default().to_owned();
             base.set_host(Some(&format!("{bucket}.{host}"))).map_err(|error| BlobError::Config(error.to_string()))?;
         }
         let http = reqwest::Client::builder()

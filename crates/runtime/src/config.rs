@@ -198,7 +198,9 @@ pub struct EmailConfig {
     pub tls_ca_file: Option<PathBuf>,
 }
 
-/// Where attachments' contents are kept (outside the database), and how large they may be.
+/// Where attachments' contents are kept (outside the database), and how large they may be. The
+/// S3 settings are checked where the store is opened (ticketing), so that the other services can
+/// share one configuration without its credentials.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields)]
@@ -435,21 +437,6 @@ impl Config {
         }
         if attachments.max_message_bytes < attachments.max_file_bytes {
             return Err(invalid("attachments.max_message_bytes", "must be at least attachments.max_file_bytes"));
-        }
-        if attachments.store == BlobStoreKind::S3 {
-            let endpoint_ok = attachments
-                .s3_endpoint
-                .as_deref()
-                .is_some_and(|url| url.starts_with("https://") || url.starts_with("http://"));
-            if !endpoint_ok {
-                return Err(invalid("attachments.s3_endpoint", "the S3 store needs an http:// or https:// endpoint"));
-            }
-            if attachments.s3_bucket.as_deref().is_none_or(str::is_empty) {
-                return Err(invalid("attachments.s3_bucket", "the S3 store needs a bucket"));
-            }
-            if attachments.s3_access_key_id.is_none() || attachments.s3_secret_access_key.is_none() {
-                return Err(invalid("attachments.s3_access_key_id", "the S3 store needs an access key id and secret"));
-            }
         }
         if !(1..=3650).contains(&self.knowledge.search_log_retention_days) {
             return Err(invalid("knowledge.search_log_retention_days", "must be 1 to 3650"));
