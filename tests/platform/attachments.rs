@@ -6,7 +6,7 @@ use helpdesk_tests::{Backend, MAX_FILE_BYTES, Options, TestApp, on_both_backends
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::email::{create_mailbox, send, settled_mail};
+use crate::email::{create_mailbox, first_message, poll, relaying_to_the_customer_side, send, settled_mail};
 
 async fn upload(app: &TestApp, key: &str, name: &str, content_type: &str, content: &[u8]) -> (u16, Value) {
     let response = app
@@ -237,6 +237,37 @@ on_both_backends! {
         assert!(last["body_html"].as_str().unwrap().contains(&src), "{last}");
         let customer_token = app.customer_token("demo", ticket["requester_id"].as_str().unwrap());
         assert_eq!(download(&app, &customer_token, &ticket_id, gif["sha256"].as_str().unwrap()).await.0, 200);
+    }
+
+    async fn an_agents_reply_carries_its_files_and_inline_images_to_the_customer(app: TestApp) {
+        let customer_key = relaying_to_the_customer_side(&app, json!({})).await;
+        send(&app, "kim@example.com", "support@acme.test", &first_message()).await.unwrap();
+        let ticket_id = settled_mail(&app, "support", 1).await[0]["ticket_id"].as_str().unwrap().to_owned();
+        let key = app.admin_key.clone();
+        let guide = "환불 안내서\n1. 계좌 확인".as_bytes();
+        let (_, manual) = upload(&app, &key, "환불 안내.txt", "text/plain; charset=utf-8", guide).await;
+        let png = b"\x89PNG\r\n\x1a\n refund screen";
+        let (_, screen) = upload(&app, &key, "screen.png", "image/png", png).await;
+        let reply = json!({ "body_text": "안내서를 첨부합니다", "body_html": "<p>안내서를 첨부합니다 <img src=\"cid:screen-1\"></p>",
+            "attachments": [{ "name": "환불 안내.txt", "content_type": "text/plain; charset=utf-8", "sha256": manual["sha256"] },
+                            { "name": "screen.png", "content_type": "image/png", "sha256": screen["sha256"], "content_id": "screen-1" }] });
+        let (status, sent) = app.post(&format!("/v1/tickets/{ticket_id}/messages"), &key, reply).await;
+        assert_eq!(status, 201, "{sent}");
+
+        // The customer's side gets the mail, and with it the same files and the image inline.
+        let received = poll(&app, &customer_key, "/v1/mailboxes/inbox/mail", |body| {
+            body["mail"][0]["outcome"] == "ticket_created"
+        })
+        .await;
+        let their_ticket = received["mail"][0]["ticket_id"].as_str().unwrap().to_owned();
+        let (_, ticket) = app.get(&format!("/v1/tickets/{their_ticket}"), &customer_key).await;
+        let files = ticket["attachments"].as_array().unwrap();
+        assert_eq!(files.len(), 2, "{ticket}");
+        let text = files.iter().find(|file| file["name"] == "환불 안내.txt").expect("the file, by its Korean name");
+        assert_eq!(text["sha256"], sha256(guide));
+        let image = files.iter().find(|file| file["content_id"] == "screen-1").expect("the image, inline");
+        assert_eq!(image["sha256"], sha256(png));
+        assert_eq!(download(&app, &customer_key, &their_ticket, &sha256(png)).await.2, png);
     }
 }
 

@@ -232,7 +232,7 @@ on_both_backends! {
 /// The customer's side (another tenant whose mailbox is kim@example.com, on the same listener,
 /// so that mail to the customer can be read back as it arrived) and the `support` mailbox
 /// relaying through that listener, with `settings` on top; returns the other tenant's key.
-async fn relaying_to_the_customer_side(app: &TestApp, settings: Value) -> String {
+pub(crate) async fn relaying_to_the_customer_side(app: &TestApp, settings: Value) -> String {
     let customer_key = app.new_tenant("customer-side").await;
     let body = json!({ "mailbox": { "id": "inbox", "address": "kim@example.com", "enabled": true } });
     let (status, _) = app.call(reqwest::Method::PUT, "/v1/mailboxes/inbox", &customer_key, Some(body)).await;

@@ -357,8 +357,10 @@ impl Peers {
         TicketServiceClient::new(self.ticketing.channel.clone())
     }
 
+    /// Takes files as large as ticketing's store allows (`attachments.max_file_bytes`, at most
+    /// 100 MiB).
     pub fn attachments(&self) -> AttachmentServiceClient<tonic::transport::Channel> {
-        AttachmentServiceClient::new(self.ticketing.channel.clone())
+        AttachmentServiceClient::new(self.ticketing.channel.clone()).max_decoding_message_size(101 * 1024 * 1024)
     }
 
     pub fn customers(&self) -> CustomerServiceClient<tonic::transport::Channel> {

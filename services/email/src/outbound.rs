@@ -14,12 +14,15 @@ use helpdesk_proto::{
     email::v1::{DeliveryState, Mailbox},
     events::v1::event::Payload,
     routing::v1::{GetTicketSlaRequest, SlaKind},
-    ticketing::v1::{GetCustomerRequest, GetMessageRequest, GetTicketRequest, Message as TicketMessage, Visibility},
+    ticketing::v1::{
+        Attachment as TicketAttachment, GetAttachmentRequest, GetCustomerRequest, GetMessageRequest, GetTicketRequest,
+        Message as TicketMessage, Visibility,
+    },
 };
 use helpdesk_runtime::{ServiceError, shutdown::Shutdown, time::now_micros};
 use lettre::{
     address::Envelope,
-    message::{Mailbox as Address, MultiPart, SinglePart},
+    message::{Attachment, Mailbox as Address, MultiPart, SinglePart, header::ContentType},
 };
 
 use crate::{Email, store};
@@ -147,12 +150,9 @@ impl Email {
             .message_id(Some(format!("<{email_message_id}>")))
             .in_reply_to(format!("<{last_id}>"))
             .references(references.join(" "));
-        let composed = if html.is_empty() {
-            builder.singlepart(SinglePart::plain(text))
-        } else {
-            builder.multipart(MultiPart::alternative_plain_html(text, html))
-        }
-        .map_err(|error| ServiceError::internal(&error))?;
+        let files = self.attachment_parts(tenant, &ticket.id, &message.attachments).await?;
+        let composed =
+            compose(builder, &ticket.id, text, html, files).map_err(|error| ServiceError::internal(&error))?;
         store::queue_delivery(
             &self.db,
             &store::NewDelivery {
@@ -169,6 +169,37 @@ impl Email {
         .await?;
         self.reply_queued.notify_one();
         Ok(())
+    }
+
+    /// The message's files as mail parts, each read from ticketing's store; inline images
+    /// (those with a Content-ID) apart from the others.
+    async fn attachment_parts(
+        &self,
+        tenant: &str,
+        ticket_id: &str,
+        attachments: &[TicketAttachment],
+    ) -> Result<Vec<(TicketAttachment, SinglePart)>, ServiceError> {
+        let mut parts = Vec::with_capacity(attachments.len());
+        for attachment in attachments {
+            let request = GetAttachmentRequest { ticket_id: ticket_id.to_owned(), sha256: attachment.sha256.clone() };
+            let content = self
+                .peers
+                .attachments()
+                .get_attachment(self.peers.request(tenant, request)?)
+                .await
+                .map_err(|status| ServiceError::from_status(&status))?
+                .into_inner()
+                .content;
+            let content_type = ContentType::parse(&attachment.content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid media type"));
+            let part = match attachment.content_id.as_str() {
+                "" => Attachment::new(attachment.name.clone()),
+                content_id => Attachment::new_inline_with_name(content_id.to_owned(), attachment.name.clone()),
+            }
+            .body(content, content_type);
+            parts.push((attachment.clone(), part));
+        }
+        Ok(parts)
     }
 
     /// Attempts every due delivery once, [`SENDS_AT_ONCE`] side by side; returns how many were
@@ -308,6 +339,43 @@ impl Email {
             builder.singlepart(SinglePart::plain(text)).map_err(|error| Failure::permanent(error.to_string()))?;
         Ok(message.formatted())
     }
+}
+
+/// The reply: text (and HTML) alone, or with the files: inline images beside the HTML, which
+/// shows them by `cid:` again rather than by their download paths, the rest attached.
+fn compose(
+    builder: lettre::message::MessageBuilder,
+    ticket_id: &str,
+    text: String,
+    html: String,
+    files: Vec<(TicketAttachment, SinglePart)>,
+) -> Result<lettre::Message, lettre::error::Error> {
+    if files.is_empty() {
+        return match html.is_empty() {
+            true => builder.singlepart(SinglePart::plain(text)),
+            false => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+        };
+    }
+    // Without HTML to show them in, inline images are attached like the rest.
+    let (inline, attached): (Vec<_>, Vec<_>) =
+        files.into_iter().partition(|(file, _)| !file.content_id.is_empty() && !html.is_empty());
+    let readable = if html.is_empty() {
+        MultiPart::mixed().singlepart(SinglePart::plain(text))
+    } else {
+        let html = inline.iter().fold(html, |html, (file, _)| {
+            let path = format!("/v1/tickets/{ticket_id}/attachments/{}", file.sha256);
+            html.replace(&path, &format!("cid:{}", file.content_id))
+        });
+        let alternative = MultiPart::alternative_plain_html(text, html);
+        let shown = match inline.is_empty() {
+            true => alternative,
+            false => inline
+                .into_iter()
+                .fold(MultiPart::related().multipart(alternative), |related, (_, part)| related.singlepart(part)),
+        };
+        MultiPart::mixed().multipart(shown)
+    };
+    builder.multipart(attached.into_iter().fold(readable, |mixed, (_, part)| mixed.singlepart(part)))
 }
 
 /// A message from the mailbox to the customer, replies to the ticket's token address, the token
