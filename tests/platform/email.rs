@@ -330,6 +330,50 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    async fn people_copied_on_mail_follow_the_ticket_and_get_its_replies(app: TestApp) {
+        let customer_key = relaying_to_the_customer_side(&app, json!({})).await;
+        let body = json!({ "mailbox": { "id": "park", "address": "park@example.com", "enabled": true } });
+        let (status, _) = app.call(reqwest::Method::PUT, "/v1/mailboxes/park", &customer_key, Some(body)).await;
+        assert_eq!(status, 200);
+        let first = "From: kim@example.com\r\nTo: support@acme.test, Park <park@example.com>\r\n\
+                     Cc: KIM@example.com, undisclosed-recipients:;\r\nSubject: 견적 요청\r\n\
+                     Message-ID: <cc-1@example.com>\r\n\r\n20석 견적 부탁드립니다.\r\n";
+        send(&app, "kim@example.com", "support@acme.test", first.as_bytes()).await.unwrap();
+        let mail = settled_mail(&app, "support", 1).await;
+        assert_eq!(mail[0]["outcome"], "ticket_created", "{mail:?}");
+        let ticket_id = mail[0]["ticket_id"].as_str().unwrap().to_owned();
+        let (_, ticket) = app.get(&format!("/v1/tickets/{ticket_id}"), &app.admin_key).await;
+        let collaborators = ticket["collaborator_ids"].as_array().cloned().unwrap_or_default();
+        assert_eq!(collaborators.len(), 1, "only Park: not the sender, not our mailbox: {ticket}");
+        let (_, park) = app.get(&format!("/v1/customers/{}", collaborators[0].as_str().unwrap()), &app.admin_key).await;
+        assert_eq!((park["name"].as_str(), park["emails"][0].as_str()), (Some("Park"), Some("park@example.com")));
+
+        let reply = json!({ "body_text": "견적서를 보내드립니다." });
+        let (status, _) = app.post(&format!("/v1/tickets/{ticket_id}/messages"), &app.admin_key, reply).await;
+        assert_eq!(status, 201);
+        for mailbox in ["inbox", "park"] {
+            let received = poll(&app, &customer_key, &format!("/v1/mailboxes/{mailbox}/mail"), |body| {
+                body["mail"].as_array().is_some_and(|mail| !mail.is_empty())
+            })
+            .await;
+            assert!(received["mail"][0]["subject"].as_str().unwrap().starts_with("Re: 견적 요청"), "{mailbox}: {received}");
+        }
+
+        // Agents change who follows a ticket; only customers of the tenant can.
+        let path = format!("/v1/tickets/{ticket_id}");
+        let (status, error) = app.update_ticket(&app.admin_key, &ticket_id, json!({ "collaborator_ids": ["no-such-customer"] })).await;
+        assert_eq!((status, &error["error"]["fields"][0]["field"]), (400, &json!("collaborator_ids")), "{error}");
+        let (status, updated) = app.update_ticket(&app.admin_key, &ticket_id, json!({ "collaborator_ids": [] })).await;
+        assert_eq!(status, 200, "{updated}");
+        assert_eq!(app.get(&path, &app.admin_key).await.1["collaborator_ids"], json!([]));
+        let requester = ticket["requester_id"].as_str().unwrap();
+        let (status, _) = app
+            .post("/v1/tickets", &app.customer_token("demo", requester),
+                  json!({ "subject": "mine", "collaborator_ids": [collaborators[0]] }))
+            .await;
+        assert_eq!(status, 403);
+    }
+
     async fn a_new_email_ticket_is_acknowledged_in_the_customers_language_and_no_autoresponder_answers(app: TestApp) {
         let customer_key = relaying_to_the_customer_side(&app, json!({ "acknowledge": true, "default_language": "en" })).await;
 

@@ -145,8 +145,13 @@ impl Email {
             subject if subject.to_lowercase().starts_with("re:") => subject.to_owned(),
             subject => format!("Re: {subject}"),
         };
-        let builder = addressed(&mailbox, &token, &customer.name, recipient, &subject)
-            .map_err(ServiceError::failed_precondition)?
+        let copied = self.collaborator_addresses(tenant, &ticket.collaborator_ids, recipient).await?;
+        let mut builder = addressed(&mailbox, &token, &customer.name, recipient, &subject)
+            .map_err(ServiceError::failed_precondition)?;
+        for address in &copied {
+            builder = builder.cc(address.clone());
+        }
+        let builder = builder
             .message_id(Some(format!("<{email_message_id}>")))
             .in_reply_to(format!("<{last_id}>"))
             .references(references.join(" "));
@@ -161,6 +166,7 @@ impl Email {
                 ticket_id: &ticket.id,
                 mailbox_id: &mailbox_id,
                 recipient,
+                cc: &copied.iter().map(|address| address.email.to_string()).collect::<Vec<_>>().join(","),
                 email_message_id: &email_message_id,
                 raw: &composed.formatted(),
                 queued_at: now_micros(),
@@ -169,6 +175,34 @@ impl Email {
         .await?;
         self.reply_queued.notify_one();
         Ok(())
+    }
+
+    /// Where the ticket's collaborators get its replies: each one's first address that mail can
+    /// go to, once, the recipient left out.
+    async fn collaborator_addresses(
+        &self,
+        tenant: &str,
+        collaborator_ids: &[String],
+        recipient: &str,
+    ) -> Result<Vec<Address>, ServiceError> {
+        let mut addresses: Vec<Address> = Vec::new();
+        for id in collaborator_ids {
+            let request = GetCustomerRequest { id: id.clone() };
+            let customer = match self.peers.customers().get_customer(self.peers.request(tenant, request)?).await {
+                Ok(customer) => customer.into_inner(),
+                // Deleted since: nobody to copy.
+                Err(status) if status.code() == tonic::Code::NotFound => continue,
+                Err(status) => return Err(ServiceError::from_status(&status)),
+            };
+            let usable = customer.emails.iter().find_map(|email| email.parse::<lettre::Address>().ok());
+            if let Some(email) = usable
+                && !email.to_string().eq_ignore_ascii_case(recipient)
+                && !addresses.iter().any(|known| known.email == email)
+            {
+                addresses.push(Address::new((!customer.name.is_empty()).then_some(customer.name), email));
+            }
+        }
+        Ok(addresses)
     }
 
     /// The message's files as mail parts, each read from ticketing's store; inline images
@@ -242,10 +276,11 @@ impl Email {
         let Some(smtp) = &mailbox.mailbox.smtp else {
             return Err(Failure::permanent("the mailbox has no outgoing relay (smtp) configured"));
         };
-        let (Ok(from), Ok(to)) = (mailbox.mailbox.address.parse(), due.recipient.parse()) else {
-            return Err(Failure::permanent("the sender or recipient is not an address"));
+        let recipients = std::iter::once(due.recipient.as_str()).chain(due.cc.split(',').filter(|cc| !cc.is_empty()));
+        let (Ok(from), Ok(to)) = (mailbox.mailbox.address.parse(), recipients.map(str::parse).collect()) else {
+            return Err(Failure::permanent("the sender or a recipient is not an address"));
         };
-        let envelope = Envelope::new(Some(from), vec![to]).map_err(|error| Failure::permanent(error.to_string()))?;
+        let envelope = Envelope::new(Some(from), to).map_err(|error| Failure::permanent(error.to_string()))?;
         let raw = match due.raw.is_empty() {
             true => self.acknowledgement(due, &mailbox.mailbox).await?,
             false => due.raw.clone(),

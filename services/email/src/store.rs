@@ -400,6 +400,8 @@ pub(crate) struct NewDelivery<'a> {
     pub(crate) ticket_id: &'a str,
     pub(crate) mailbox_id: &'a str,
     pub(crate) recipient: &'a str,
+    /// Copied to, separated by commas.
+    pub(crate) cc: &'a str,
     pub(crate) email_message_id: &'a str,
     pub(crate) raw: &'a [u8],
     pub(crate) queued_at: i64,
@@ -410,7 +412,7 @@ pub(crate) async fn queue_delivery(db: &Database, delivery: &NewDelivery<'_>) ->
     let mut tx = db.writer().begin().await?;
     sqlx::query(
         "INSERT INTO deliveries (tenant_id, message_id, ticket_id, mailbox_id, recipient, email_message_id, raw, state, \
-         attempts, last_error, next_attempt_at, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, '', $8, $8) \
+         attempts, last_error, next_attempt_at, queued_at, cc) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, '', $8, $8, $9) \
          ON CONFLICT (tenant_id, message_id) DO NOTHING",
     )
     .bind(delivery.tenant_id)
@@ -421,6 +423,7 @@ pub(crate) async fn queue_delivery(db: &Database, delivery: &NewDelivery<'_>) ->
     .bind(delivery.email_message_id)
     .bind(delivery.raw)
     .bind(delivery.queued_at)
+    .bind(delivery.cc)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -443,6 +446,8 @@ pub(crate) struct DueDelivery {
     pub(crate) message_id: String,
     pub(crate) mailbox_id: String,
     pub(crate) recipient: String,
+    /// Copied to, separated by commas.
+    pub(crate) cc: String,
     pub(crate) raw: Vec<u8>,
     pub(crate) attempts: i64,
     pub(crate) next_attempt_at: i64,
@@ -450,7 +455,7 @@ pub(crate) struct DueDelivery {
 
 pub(crate) async fn due_deliveries(db: &Database, now: i64, limit: i64) -> Result<Vec<DueDelivery>, ServiceError> {
     Ok(sqlx::query_as(
-        "SELECT tenant_id, message_id, mailbox_id, recipient, raw, attempts, next_attempt_at FROM deliveries \
+        "SELECT tenant_id, message_id, mailbox_id, recipient, cc, raw, attempts, next_attempt_at FROM deliveries \
          WHERE state IN (1, 3) AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
     )
     .bind(now)

@@ -25,6 +25,8 @@ const CLAIM: Duration = Duration::from_secs(60);
 const BATCH: i64 = 256;
 /// Senders threaded at once: enough to keep ticketing's group commit full.
 const SENDERS_AT_ONCE: usize = 32;
+/// The most people one mail adds to its ticket's collaborators.
+const MAX_COPIED: usize = 10;
 /// How long to wait when nothing arrives, in case a notification was missed.
 const IDLE: Duration = Duration::from_secs(5);
 
@@ -181,6 +183,7 @@ impl Email {
             .into_inner();
         let key = format!("email:{}", pending.id);
         let (attachments, left_out) = self.upload_attachments(tenant, &mail).await?;
+        let collaborator_ids = self.copied_customers(tenant, &mail, &from.address).await?;
         let reply = helpdesk_mail::strip_quoted(&mail.text);
         if let Some((ticket_id, tied_by)) = store::ticket_for_keys(&self.db, tenant, &candidate_keys(&mail)).await? {
             let added = self
@@ -195,6 +198,7 @@ impl Email {
                         body_html: reply_html(&mail),
                         author_customer_id: customer.id.clone(),
                         attachments: attachments.clone(),
+                        collaborator_ids: collaborator_ids.clone(),
                         ..AddMessageRequest::default()
                     },
                 )?)
@@ -210,7 +214,7 @@ impl Email {
                 }
                 // A closed ticket takes no replies: the reply opens a follow-up below.
                 Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                    let opened = Opening { follow_up_of: Some(&ticket_id), attachments, left_out };
+                    let opened = Opening { follow_up_of: Some(&ticket_id), attachments, collaborator_ids, left_out };
                     return self.open_ticket(tenant, &mailbox, &mail, &customer.id, &key, opened, thread_keys).await;
                 }
                 // The ticket is gone (merged away, deleted): a new one.
@@ -225,8 +229,47 @@ impl Email {
         if store::names_pending_mail(&self.db, tenant, &pending.id, &answered, pending.received_at).await? {
             return Err(ServiceError::new(ErrorKind::Unavailable, "the message it answers is not threaded yet"));
         }
-        let opened = Opening { follow_up_of: None, attachments, left_out };
+        let opened = Opening { follow_up_of: None, attachments, collaborator_ids, left_out };
         self.open_ticket(tenant, &mailbox, &mail, &customer.id, &key, opened, thread_keys).await
+    }
+
+    /// The people the mail was also sent to (its other `To` and `Cc` addresses, not the tenant's
+    /// own mailboxes and not the sender), as customers found or made by their address: they
+    /// follow the ticket and get its replies.
+    async fn copied_customers(
+        &self,
+        tenant: &str,
+        mail: &ParsedMail,
+        sender: &str,
+    ) -> Result<Vec<String>, ServiceError> {
+        let mut seen = vec![helpdesk_mail::base_address(sender)];
+        let mut ids = Vec::new();
+        for copied in mail.to.iter().chain(&mail.cc) {
+            let address = helpdesk_mail::base_address(&copied.address);
+            if seen.contains(&address) || !address.contains('@') {
+                continue;
+            }
+            seen.push(address.clone());
+            if ids.len() == MAX_COPIED {
+                break;
+            }
+            let ours = store::mailbox_for_address(&self.db, &address).await?;
+            if ours.is_some_and(|(owner, _)| owner == tenant) {
+                continue;
+            }
+            let request = FindOrCreateCustomerRequest {
+                email: copied.address.trim().to_lowercase(),
+                name: copied.name.clone(),
+                language: String::new(),
+            };
+            match self.peers.customers().find_or_create_customer(self.peers.request(tenant, request)?).await {
+                Ok(customer) => ids.push(customer.into_inner().id),
+                // An address ticketing will not take (`undisclosed-recipients:;`) copies nobody.
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {}
+                Err(status) => return Err(ServiceError::from_status(&status)),
+            }
+        }
+        Ok(ids)
     }
 
     /// Uploads the mail's files to ticketing, each stored once however often it is sent. Files
@@ -285,7 +328,7 @@ impl Email {
         opening: Opening<'_>,
         mut thread_keys: Vec<String>,
     ) -> Result<Settled, ServiceError> {
-        let Opening { follow_up_of, attachments, left_out } = opening;
+        let Opening { follow_up_of, attachments, collaborator_ids, left_out } = opening;
         let subject = match mail.subject.trim() {
             "" => "(no subject)".to_owned(),
             subject => subject.chars().take(200).collect(),
@@ -306,6 +349,7 @@ impl Email {
                     tags: mailbox.tags.clone(),
                     follow_up_of_id: follow_up_of.unwrap_or_default().to_owned(),
                     attachments,
+                    collaborator_ids,
                     ..CreateTicketRequest::default()
                 },
             )?)
@@ -345,6 +389,8 @@ pub(crate) struct AttachmentLimits {
 struct Opening<'a> {
     follow_up_of: Option<&'a str>,
     attachments: Vec<Attachment>,
+    /// Customers copied on the mail.
+    collaborator_ids: Vec<String>,
     /// The note on files left out, starting with `; ` when there is one.
     left_out: String,
 }

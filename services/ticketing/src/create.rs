@@ -82,6 +82,7 @@ impl Ticketing {
                 ("channel", request.channel != 0),
                 ("custom_fields", !request.custom_fields.is_empty()),
                 ("external_refs", !request.external_refs.is_empty()),
+                ("collaborator_ids", !request.collaborator_ids.is_empty()),
             ];
             if let Some((field, _)) = staff_only.iter().find(|(_, set)| *set) {
                 return Err(ServiceError::permission_denied(format!("customers cannot set {field}")).with_field(*field));
@@ -96,6 +97,14 @@ impl Ticketing {
         self.check_custom_fields(&caller.tenant_id, &request.custom_fields, true).await?;
         let assignee_id = model::optional_text("assignee_id", request.assignee_id.trim(), 64)?;
         let attachments = self.checked_attachments(&caller.tenant_id, "attachments", request.attachments).await?;
+        let collaborator_ids = if request.collaborator_ids.is_empty() {
+            Vec::new()
+        } else {
+            let mut conn = self.db.reader().acquire().await?;
+            let ids = request.collaborator_ids;
+            crate::customers::collaborators(&mut conn, &caller.tenant_id, "collaborator_ids", &requester_id, ids)
+                .await?
+        };
         let mut ticket = proto::Ticket {
             id: new_id(),
             tenant_id: caller.tenant_id.clone(),
@@ -115,6 +124,7 @@ impl Ticketing {
             updated_at: Some(micros_to_timestamp(now)),
             follow_up_of_id: request.follow_up_of_id.trim().to_owned(),
             attachments,
+            collaborator_ids,
             ..Default::default()
         };
         if !ticket.follow_up_of_id.is_empty() {

@@ -357,3 +357,32 @@ fn merge_ids(ids: &mut HashMap<String, String>, changes: HashMap<String, String>
         }
     }
 }
+
+/// The most customers who may follow one ticket besides its requester.
+pub(crate) const MAX_COLLABORATORS: usize = 50;
+
+/// `ids` as a ticket's collaborators: trimmed, each once, the requester left out (they follow it
+/// anyway), and every one a customer of the tenant.
+pub(crate) async fn collaborators(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    field: &str,
+    requester_id: &str,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<Vec<String>, ServiceError> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        let id = id.trim().to_owned();
+        if id.is_empty() || id == requester_id || out.contains(&id) {
+            continue;
+        }
+        if out.len() == MAX_COLLABORATORS {
+            return Err(ServiceError::invalid_field(field, format!("at most {MAX_COLLABORATORS}")));
+        }
+        if store::customer_by_id(conn, tenant_id, &id).await?.is_none() {
+            return Err(ServiceError::invalid_field(field, format!("no customer {id}")));
+        }
+        out.push(id);
+    }
+    Ok(out)
+}

@@ -86,6 +86,12 @@ impl Ticketing {
         if caller.is_customer() && visibility == Visibility::Internal {
             return Err(ServiceError::permission_denied("customers cannot write internal notes"));
         }
+        if !request.collaborator_ids.is_empty() && !caller.is_service() {
+            return Err(ServiceError::permission_denied(
+                "only services add collaborators with a message; update the ticket",
+            )
+            .with_field("collaborator_ids"));
+        }
         let customer_text = model::optional_text("customer_text", &request.customer_text, model::MAX_BODY)?;
         let may_write_customer_text = caller.is_service() && visibility == Visibility::Public;
         if !customer_text.is_empty() && !may_write_customer_text {
@@ -158,6 +164,15 @@ impl Ticketing {
         };
         let mut after = before.clone();
         set_status(&mut after, to, now);
+        let new: Vec<String> =
+            request.collaborator_ids.into_iter().filter(|id| !before.collaborator_ids.contains(id)).collect();
+        let copied =
+            crate::customers::collaborators(&mut tx, &caller.tenant_id, "collaborator_ids", &after.requester_id, new)
+                .await?;
+        // Mail copies whoever it likes: past the limit, the newest are not added rather than the
+        // message refused.
+        let room = crate::customers::MAX_COLLABORATORS.saturating_sub(after.collaborator_ids.len());
+        after.collaborator_ids.extend(copied.into_iter().take(room));
         after.version += 1;
         after.updated_at = Some(micros_to_timestamp(now));
         // Every consumer reads events: they carry the redacted text only.
@@ -180,9 +195,15 @@ impl Ticketing {
         let internal = visibility == Visibility::Internal;
         let document = Document::new(&caller.tenant_id, &after.id, &message.body_text, internal);
         store::add_search_terms(&mut tx, &[document]).await?;
-        if from != to {
-            let change = Change::of("status", &model::status_name(from), &model::status_name(to))?;
-            record_changes(&mut tx, caller, author_kind, &after, &change.into_iter().collect::<Vec<_>>(), now).await?;
+        let changes: Vec<Change> = [
+            Change::of("status", &model::status_name(from), &model::status_name(to))?,
+            Change::of("collaborator_ids", &before.collaborator_ids, &after.collaborator_ids)?,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !changes.is_empty() {
+            record_changes(&mut tx, caller, author_kind, &after, &changes, now).await?;
         }
         if let Some(key) = &key {
             store::insert_idempotency_key(&mut tx, &caller.tenant_id, "message", key, &fingerprint, &message.id)

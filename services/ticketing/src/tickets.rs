@@ -217,6 +217,16 @@ impl Ticketing {
         if let Some(tags) = &request.tags {
             after.tags = model::tags(&tags.values)?;
         }
+        if let Some(ids) = request.collaborator_ids {
+            after.collaborator_ids = crate::customers::collaborators(
+                &mut tx,
+                &caller.tenant_id,
+                "collaborator_ids",
+                &after.requester_id,
+                ids.values,
+            )
+            .await?;
+        }
         for (key, value) in request.custom_fields {
             if matches!(value.kind, None | Some(pbjson_types::value::Kind::NullValue(_))) {
                 after.custom_fields.remove(&key);
@@ -252,6 +262,7 @@ impl Ticketing {
             Change::of("priority", &before.priority, &after.priority)?,
             Change::of("status", &model::status_name(from), &model::status_name(to))?,
             Change::of("tags", &before.tags, &after.tags)?,
+            Change::of("collaborator_ids", &before.collaborator_ids, &after.collaborator_ids)?,
             Change::of("custom_fields", &before.custom_fields, &after.custom_fields)?,
             Change::of("external_refs", &before.external_refs, &after.external_refs)?,
         ]

@@ -24,7 +24,7 @@ use crate::model::{from_json, to_json};
 const SELECT_TICKET: &str = "SELECT t.id, t.tenant_id, t.subject, t.description, t.requester_id, \
     t.assignee_id, t.group_name, t.priority, t.channel, t.status, t.tags, t.custom_fields, \
     t.external_refs, t.version, t.event_seq, t.created_at, t.updated_at, t.solved_at, t.closed_at, \
-    t.merged_into_id, t.follow_up_of_id, t.attachments, c.flag_kind, c.flag_reason, c.flag_by, c.flag_at \
+    t.merged_into_id, t.follow_up_of_id, t.attachments, t.collaborator_ids, c.flag_kind, c.flag_reason, c.flag_by, c.flag_at \
     FROM tickets t LEFT JOIN customers c ON c.tenant_id = t.tenant_id AND c.id = t.requester_id";
 
 /// A ticket as stored, with the sequence number of its last event. Its links are read apart
@@ -59,6 +59,7 @@ struct TicketRow {
     merged_into_id: String,
     follow_up_of_id: String,
     attachments: String,
+    collaborator_ids: String,
     #[sqlx(flatten)]
     requester_flag: FlagColumns,
 }
@@ -89,6 +90,7 @@ impl TryFrom<TicketRow> for StoredTicket {
             merged_into_id: row.merged_into_id,
             follow_up_of_id: row.follow_up_of_id,
             attachments: from_json(&row.attachments)?,
+            collaborator_ids: from_json(&row.collaborator_ids)?,
             linked_ticket_ids: Vec::new(),
             requester_flag: row.requester_flag.flag(),
         };
@@ -185,7 +187,7 @@ pub(crate) async fn update_ticket(
     let result = sqlx::query(
         "UPDATE tickets SET subject = $3, description = $4, assignee_id = $5, group_name = $6, priority = $7, \
          status = $8, tags = $9, custom_fields = $10, external_refs = $11, version = $12, event_seq = $13, \
-         updated_at = $14, solved_at = $15, closed_at = $16, merged_into_id = $17 \
+         updated_at = $14, solved_at = $15, closed_at = $16, merged_into_id = $17, collaborator_ids = $19 \
          WHERE tenant_id = $1 AND id = $2 AND version = $18",
     )
     .bind(tenant_id)
@@ -206,6 +208,7 @@ pub(crate) async fn update_ticket(
     .bind(ticket.closed_at.as_ref().map(timestamp_to_micros))
     .bind(&ticket.merged_into_id)
     .bind(seen_version)
+    .bind(to_json(&ticket.collaborator_ids)?)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -367,6 +370,7 @@ pub(crate) async fn insert_tickets(
             Param::from(&t.follow_up_of_id),
             Param::from(""),
             Param::from(to_json(&t.attachments)?),
+            Param::from(to_json(&t.collaborator_ids)?),
         ];
         if postgres {
             let terms = search::joined(&new.document.terms);
@@ -376,7 +380,7 @@ pub(crate) async fn insert_tickets(
     }
     let columns = "INSERT INTO tickets (tenant_id, id, subject, description, requester_id, assignee_id, group_name, \
          priority, channel, status, tags, custom_fields, external_refs, version, event_seq, created_at, updated_at, \
-         follow_up_of_id, merged_into_id, attachments";
+         follow_up_of_id, merged_into_id, attachments, collaborator_ids";
     let head = if postgres { format!("{columns}, terms_all, terms_public)") } else { format!("{columns})") };
     insert_many(conn, &head, "", rows).await?;
     Ok(())
