@@ -52,6 +52,8 @@ pub struct Options {
     pub public_grpc_per_second: u32,
     /// Attachments in the S3-compatible server of `.ci/s3-server` rather than a folder.
     pub s3: bool,
+    /// More settings, as `HELPDESK_…` variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             nats: None,
             public_grpc_per_second: 100_000,
             s3: false,
+            env: Vec::new(),
         }
     }
 }
@@ -132,6 +135,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("HELPDESK_ATTACHMENTS__MAX_FILE_BYTES".to_owned(), MAX_FILE_BYTES.to_string()),
         ("HELPDESK_ATTACHMENTS__MAX_MESSAGE_BYTES".to_owned(), (2 * MAX_FILE_BYTES).to_string()),
     ];
+    env.extend(options.env);
     if options.s3 {
         let server = s3_server().expect("S3 tests need HELPDESK_TEST_S3_ENDPOINT");
         env.extend([

@@ -7,6 +7,7 @@ mod attachments;
 mod bad_input;
 mod email;
 mod email_servers;
+mod email_tls;
 mod events;
 mod feedback;
 mod grpc;

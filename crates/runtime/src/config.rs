@@ -196,6 +196,13 @@ pub struct EmailConfig {
     pub imap_poll_seconds: u64,
     /// PEM certificates trusted besides the public roots for IMAP servers (a private CA).
     pub tls_ca_file: Option<PathBuf>,
+    /// The SMTP listener's certificate chain (PEM): set with its key, the listener offers
+    /// STARTTLS.
+    pub smtp_tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `smtp_tls_cert_file`.
+    pub smtp_tls_key_file: Option<PathBuf>,
+    /// Take mail only after STARTTLS (for a listener that only trusted relays reach).
+    pub smtp_require_tls: bool,
 }
 
 /// Where attachments' contents are kept (outside the database), and how large they may be. The
@@ -315,6 +322,7 @@ hostname = "localhost"
 max_message_bytes = 26214400
 imap_lease_seconds = 20
 imap_poll_seconds = 60
+smtp_require_tls = false
 
 [attachments]
 store = "filesystem"
@@ -424,6 +432,12 @@ impl Config {
         }
         if !(1024..=52_428_800).contains(&self.email.max_message_bytes) {
             return Err(invalid("email.max_message_bytes", "must be 1024 to 52428800 (50 MiB)"));
+        }
+        if self.email.smtp_tls_cert_file.is_some() != self.email.smtp_tls_key_file.is_some() {
+            return Err(invalid("email.smtp_tls_key_file", "a certificate and its key go together"));
+        }
+        if self.email.smtp_require_tls && self.email.smtp_tls_cert_file.is_none() {
+            return Err(invalid("email.smtp_require_tls", "needs email.smtp_tls_cert_file and its key"));
         }
         if !(3..=600).contains(&self.email.imap_lease_seconds) {
             return Err(invalid("email.imap_lease_seconds", "must be 3 to 600"));
@@ -539,6 +553,8 @@ mod tests {
             "feedback.public_url" => json!("https://support.example.com"),
             "email.secrets_key" => json!("ab".repeat(32)),
             "email.tls_ca_file" => json!("/etc/helpdesk/mail-ca.pem"),
+            "email.smtp_tls_cert_file" => json!("/etc/helpdesk/mx.pem"),
+            "email.smtp_tls_key_file" => json!("/etc/helpdesk/mx.key"),
             "events.bus" => json!("nats"),
             "attachments.store" => json!("s3"),
             "attachments.dir" => json!("/var/lib/helpdesk/blobs"),

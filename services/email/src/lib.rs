@@ -68,6 +68,7 @@ pub use helpdesk_runtime::grpc::Peers;
 pub struct EmailService {
     email: Arc<Email>,
     smtp: Option<TcpListener>,
+    smtp_tls: Option<smtp::ListenerTls>,
     /// Ticket events, for the replies to send.
     events: EventStream,
 }
@@ -102,7 +103,7 @@ impl helpdesk_runtime::service::Service for EmailService {
             ("imap", tokio::spawn(imap::run(self.email.clone(), shutdown.clone()))),
         ];
         if let Some(listener) = self.smtp {
-            smtp::serve(self.email.clone(), listener, shutdown).await;
+            smtp::serve(self.email.clone(), listener, self.smtp_tls.clone(), shutdown).await;
         }
         for (name, task) in tasks {
             if let Err(error) = task.await {
@@ -131,6 +132,13 @@ pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<E
         None => Vec::new(),
     };
     let tls = tls_connector(&extra_roots).map_err(OpenError::TlsRoots)?;
+    let smtp_tls = match (&config.email.smtp_tls_cert_file, &config.email.smtp_tls_key_file) {
+        (Some(cert), Some(key)) => Some(smtp::ListenerTls {
+            acceptor: tls_acceptor(cert, key).map_err(OpenError::ListenerTls)?,
+            required: config.email.smtp_require_tls,
+        }),
+        _ => None,
+    };
     let email = Email {
         db,
         secret_box,
@@ -152,7 +160,7 @@ pub async fn open(config: &Config, bus: &dyn EventBus, peers: Peers) -> Result<E
         relays: relay::Relays::new(tls, extra_roots, &config.email.hostname),
     };
     let events = outbound::subscribe(bus).await?;
-    Ok(EmailService { email: Arc::new(email), smtp, events })
+    Ok(EmailService { email: Arc::new(email), smtp, smtp_tls, events })
 }
 
 /// Trusts the public roots and the PEM certificates of `extra_roots` (a private CA), if any.
@@ -170,6 +178,22 @@ fn tls_connector(extra_roots: &[u8]) -> Result<tokio_rustls::TlsConnector, Strin
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
+/// The SMTP listener's TLS from its PEM certificate chain and key.
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| format!("{}: {error}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|error| format!("{}: {error}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| error.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("email database unavailable: {0}")]
@@ -180,6 +204,8 @@ pub enum OpenError {
     SecretsKey(std::io::Error),
     #[error("email.tls_ca_file unusable: {0}")]
     TlsRoots(String),
+    #[error("email.smtp_tls_cert_file or its key unusable: {0}")]
+    ListenerTls(String),
     #[error("email.smtp_addr {0} cannot be bound: {1}")]
     Smtp(SocketAddr, std::io::Error),
     #[error("event bus: {0}")]

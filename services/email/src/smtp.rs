@@ -2,14 +2,15 @@
 //! it: `RCPT TO` decides the mailbox and tenant, and unknown recipients are refused right there,
 //! so the sending server bounces them instead of us; a message over the size limit is refused at
 //! `MAIL FROM` (the `SIZE` parameter) or when `DATA` outgrows it; `250` after `DATA` is said only
-//! once the message is stored. TLS is left to the MX in front, or to a later STARTTLS.
+//! once the message is stored. With a certificate configured the listener offers STARTTLS
+//! (RFC 3207), and can insist on it before any mail.
 
 use std::{sync::Arc, time::Duration};
 
 use helpdesk_proto::email::v1::Source;
 use helpdesk_runtime::{ErrorKind, shutdown::Shutdown};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
@@ -25,8 +26,19 @@ const MAX_COMMAND: usize = 4096;
 /// How long a client may stay silent.
 const IDLE: Duration = Duration::from_secs(300);
 
+/// The listener's TLS: its certificate, and whether mail is taken only after STARTTLS.
+#[derive(Clone)]
+pub(crate) struct ListenerTls {
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) required: bool,
+}
+
+/// A connection, before or after STARTTLS.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+
 /// Serves SMTP on `listener` until `shutdown`.
-pub(crate) async fn serve(email: Arc<Email>, listener: TcpListener, shutdown: Shutdown) {
+pub(crate) async fn serve(email: Arc<Email>, listener: TcpListener, tls: Option<ListenerTls>, shutdown: Shutdown) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -43,8 +55,10 @@ pub(crate) async fn serve(email: Arc<Email>, listener: TcpListener, shutdown: Sh
         };
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let email = email.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = Session::new(email, stream).run().await {
+            let session = Session::new(email, stream, tls);
+            if let Err(error) = async move { session?.run().await }.await {
                 tracing::debug!(%peer, %error, "smtp session ended");
             }
             drop(slot);
@@ -54,8 +68,13 @@ pub(crate) async fn serve(email: Arc<Email>, listener: TcpListener, shutdown: Sh
 
 struct Session {
     email: Arc<Email>,
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    /// Reads commands and writes replies (BufReader passes writes through).
+    stream: BufReader<Box<dyn Connection>>,
+    /// The socket under any TLS, for its acknowledgement mode.
+    socket: socket2::Socket,
+    /// Offered until taken; `None` also once the session is encrypted.
+    tls: Option<ListenerTls>,
+    encrypted: bool,
     greeted: bool,
     sender: Option<String>,
     /// `(tenant, mailbox)` of each accepted recipient, once each.
@@ -63,15 +82,50 @@ struct Session {
 }
 
 impl Session {
-    fn new(email: Arc<Email>, stream: TcpStream) -> Self {
+    fn new(email: Arc<Email>, stream: TcpStream, tls: Option<ListenerTls>) -> std::io::Result<Self> {
         let _ = stream.set_nodelay(true);
-        let (read, writer) = stream.into_split();
-        Self { email, reader: BufReader::new(read), writer, greeted: false, sender: None, recipients: Vec::new() }
+        let socket = socket2::Socket::from(std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned()?);
+        Ok(Self {
+            email,
+            stream: BufReader::new(Box::new(stream)),
+            socket,
+            tls,
+            encrypted: false,
+            greeted: false,
+            sender: None,
+            recipients: Vec::new(),
+        })
     }
 
     async fn reply(&mut self, text: &str) -> std::io::Result<()> {
-        self.writer.write_all(text.as_bytes()).await?;
-        self.writer.write_all(b"\r\n").await
+        let writer = self.stream.get_mut();
+        writer.write_all(text.as_bytes()).await?;
+        writer.write_all(b"\r\n").await?;
+        writer.flush().await
+    }
+
+    /// Switches the connection to TLS (RFC 3207): the client starts over with EHLO. Anything it
+    /// sent after the command, before the handshake, is refused rather than read as if it had
+    /// come encrypted (the STARTTLS command-injection attack).
+    async fn start_tls(&mut self) -> std::io::Result<bool> {
+        let Some(tls) = self.tls.take() else {
+            self.reply("502 5.5.1 command not implemented").await?;
+            return Ok(true);
+        };
+        if !self.stream.buffer().is_empty() {
+            self.reply("501 5.5.4 nothing may follow STARTTLS before the handshake").await?;
+            return Ok(false);
+        }
+        self.reply("220 2.0.0 ready to start TLS").await?;
+        let plain = std::mem::replace(&mut self.stream, BufReader::new(Box::new(tokio::io::empty())));
+        let encrypted = tokio::time::timeout(IDLE, tls.acceptor.accept(plain.into_inner()))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "tls handshake"))??;
+        self.stream = BufReader::new(Box::new(encrypted));
+        self.encrypted = true;
+        self.greeted = false;
+        self.reset();
+        Ok(true)
     }
 
     async fn run(mut self) -> std::io::Result<()> {
@@ -81,7 +135,7 @@ impl Session {
         loop {
             line.clear();
             let read =
-                tokio::time::timeout(IDLE, (&mut self.reader).take(MAX_COMMAND as u64).read_until(b'\n', &mut line))
+                tokio::time::timeout(IDLE, (&mut self.stream).take(MAX_COMMAND as u64).read_until(b'\n', &mut line))
                     .await
                     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle"))??;
             if read == 0 {
@@ -99,7 +153,8 @@ impl Session {
                     self.greeted = true;
                     let max = self.email.max_message_bytes;
                     let host = self.email.hostname.clone();
-                    self.reply(&format!("250-{host}\r\n250-SIZE {max}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES"))
+                    let starttls = if self.tls.is_some() { "250-STARTTLS\r\n" } else { "" };
+                    self.reply(&format!("250-{host}\r\n250-SIZE {max}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n{starttls}250 ENHANCEDSTATUSCODES"))
                         .await?;
                 }
                 "HELO" => {
@@ -107,6 +162,11 @@ impl Session {
                     self.greeted = true;
                     let host = self.email.hostname.clone();
                     self.reply(&format!("250 {host}")).await?;
+                }
+                "STARTTLS" => {
+                    if !self.start_tls().await? {
+                        return Ok(());
+                    }
                 }
                 "MAIL" => self.mail_from(argument).await?,
                 "RCPT" => self.rcpt_to(argument).await?,
@@ -132,11 +192,8 @@ impl Session {
     /// listener asks the kernel to acknowledge at once (the mode lapses, hence each time).
     fn acknowledge_at_once(&self) {
         #[cfg(target_os = "linux")]
-        {
-            let stream: &TcpStream = self.reader.get_ref().as_ref();
-            if let Err(error) = socket2::SockRef::from(stream).set_tcp_quickack(true) {
-                tracing::debug!(%error, "TCP_QUICKACK not set");
-            }
+        if let Err(error) = self.socket.set_tcp_quickack(true) {
+            tracing::debug!(%error, "TCP_QUICKACK not set");
         }
     }
 
@@ -148,6 +205,9 @@ impl Session {
     async fn mail_from(&mut self, argument: &str) -> std::io::Result<()> {
         if !self.greeted {
             return self.reply("503 5.5.1 say EHLO first").await;
+        }
+        if self.tls.as_ref().is_some_and(|tls| tls.required) && !self.encrypted {
+            return self.reply("530 5.7.0 must issue a STARTTLS command first").await;
         }
         let Some(rest) = strip_keyword(argument, "FROM:") else {
             return self.reply("501 5.5.4 syntax: MAIL FROM:<address>").await;
@@ -203,10 +263,10 @@ impl Session {
         let mut line = Vec::new();
         loop {
             line.clear();
-            if self.reader.buffer().is_empty() {
+            if self.stream.buffer().is_empty() {
                 self.acknowledge_at_once();
             }
-            let read = tokio::time::timeout(IDLE, self.reader.read_until(b'\n', &mut line))
+            let read = tokio::time::timeout(IDLE, self.stream.read_until(b'\n', &mut line))
                 .await
                 .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle in DATA"))??;
             if read == 0 {
