@@ -21,7 +21,7 @@ fn servers() -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// A Dovecot user of this test's own, so that tests running side by side share no folder.
-fn unique_address(name: &str) -> String {
+pub(crate) fn unique_address(name: &str) -> String {
     format!("{name}-{}@imap.test", uuid::Uuid::new_v4().simple())
 }
 
@@ -33,7 +33,7 @@ async fn imap_session(server: SocketAddr, user: &str) -> async_imap::Session<tok
 }
 
 /// Puts messages into the user's INBOX with IMAP APPEND, as a mail server delivering them would.
-async fn append(server: SocketAddr, user: &str, messages: &[&[u8]]) {
+pub(crate) async fn append(server: SocketAddr, user: &str, messages: &[&[u8]]) {
     let mut session = imap_session(server, user).await;
     for raw in messages {
         session.append("INBOX", None, None, raw).await.unwrap();
@@ -52,7 +52,7 @@ async fn inbox(server: SocketAddr, user: &str) -> Vec<Vec<u8>> {
     fetched.iter().filter_map(|fetch| fetch.body().map(<[u8]>::to_vec)).collect()
 }
 
-async fn imap_mailbox(app: &TestApp, server: SocketAddr, user: &str, password: &str, extra: Value) -> Value {
+pub(crate) async fn imap_mailbox(app: &TestApp, server: SocketAddr, user: &str, password: &str, extra: Value) -> Value {
     let mut mailbox = json!({
         "id": "support", "address": "support@acme.test", "enabled": true,
         "imap": { "host": server.ip().to_string(), "port": server.port(), "security": "none", "username": user }
