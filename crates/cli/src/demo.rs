@@ -129,11 +129,43 @@ async fn seed_mailbox(channel: GrpcChannel, auth: Option<&str>) -> Result<(), to
     Ok(())
 }
 
+/// The demo agent's sign-in to the workspace (a routing agent of the demo, who answers in Korean).
+pub const DEMO_AGENT_EMAIL: &str = "jisoo@demo.helpdesk.test";
+pub const DEMO_AGENT_PASSWORD: &str = "demo-agent-password";
+
+/// Workspace accounts for the demo's agents and team lead, each with the demo password.
+async fn seed_accounts(channel: GrpcChannel, auth: Option<&str>) -> Result<(), tonic::Status> {
+    use helpdesk_proto::{
+        common::v1::Role,
+        identity::v1::{Account, UpsertAccountRequest, identity_service_client::IdentityServiceClient},
+    };
+    let mut identity = IdentityServiceClient::new(channel);
+    for (id, email, name, role, language, time_zone) in [
+        ("agent-jisoo", DEMO_AGENT_EMAIL, "정지수", Role::Agent, "ko", "Asia/Seoul"),
+        ("agent-tom", "tom@demo.helpdesk.test", "Tom Baker", Role::Agent, "en", "Asia/Seoul"),
+        ("lead-hana", "hana@demo.helpdesk.test", "이하나", Role::Admin, "ko", "Asia/Seoul"),
+    ] {
+        let account = Account {
+            id: id.into(),
+            email: email.into(),
+            display_name: name.into(),
+            role: role as i32,
+            language: language.into(),
+            time_zone: time_zone.into(),
+            ..Default::default()
+        };
+        let request = UpsertAccountRequest { account: Some(account), password: DEMO_AGENT_PASSWORD.into() };
+        identity.upsert_account(outgoing(request, auth)).await?;
+    }
+    Ok(())
+}
+
 /// Creates the demo data in the tenant of `admin_key`.
 pub async fn seed(channel: GrpcChannel, admin_key: &str) -> Result<(), tonic::Status> {
     let auth = format!("Bearer {admin_key}");
     let auth = Some(auth.as_str());
     seed_routing(channel.clone(), auth).await?;
+    seed_accounts(channel.clone(), auth).await?;
     crate::demo_knowledge::seed(channel.clone(), auth).await?;
     crate::demo_feedback::seed(channel.clone(), auth).await?;
     seed_mailbox(channel.clone(), auth).await?;

@@ -174,6 +174,11 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         demo::seed(channel, &key).await.context("seeding demo data")?;
         println!("demo tenant ready: tenant=demo");
         println!("  admin API key: {key}");
+        println!(
+            "  workspace: http://{http_addr}/app  (workspace demo, {} / {})",
+            demo::DEMO_AGENT_EMAIL,
+            demo::DEMO_AGENT_PASSWORD
+        );
         println!("  REST:  curl -H 'Authorization: Bearer {key}' http://{http_addr}/v1/tickets");
         println!("  gRPC:  grpcurl -plaintext -H 'authorization: Bearer {key}' {grpc_addr} list");
         println!("  a customer's token: helpdesk admin issue-token --tenant demo --subject <customer id>");

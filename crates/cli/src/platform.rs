@@ -26,6 +26,7 @@ pub struct Platform {
     health: Health,
     authenticator: Arc<Authenticator>,
     gateway_authenticator: Arc<Authenticator>,
+    web_authenticator: Arc<Authenticator>,
     ticketing: helpdesk_ticketing::TicketingService,
     databases: Vec<helpdesk_runtime::db::Database>,
     gateway: axum::Router,
@@ -100,6 +101,17 @@ impl Platform {
         feedback.add_routes(&mut routes);
         email.add_routes(&mut routes);
 
+        // The workspace counts failed sign-ins apart from the gateway's clients, as in its own process.
+        let web_authenticator = Arc::new(Authenticator::new(&auth, Arc::new(LocalResolver(store.clone()))));
+        let web = helpdesk_web::router(
+            helpdesk_web::Backends {
+                ticketing: channel.clone(),
+                identity: channel.clone(),
+                authenticator: web_authenticator.clone(),
+                tokens: Arc::new(ServiceTokens::new("web", &service_secret)),
+            },
+            helpdesk_web::Settings::from(config),
+        );
         let gateway = helpdesk_gateway::router(
             &config.gateway,
             gateway_authenticator.clone(),
@@ -112,7 +124,8 @@ impl Platform {
                 email: channel,
                 tokens: Arc::new(ServiceTokens::new("gateway", &service_secret)),
             },
-        )?;
+        )?
+        .merge(web);
         let databases = vec![
             identity.database().clone(),
             ticketing.database().clone(),
@@ -128,6 +141,7 @@ impl Platform {
             health,
             authenticator,
             gateway_authenticator,
+            web_authenticator,
             ticketing,
             databases,
             gateway,
@@ -182,7 +196,7 @@ impl Platform {
         let feedback = tokio::spawn(self.feedback.run(shutdown.clone()));
         let email = tokio::spawn(self.email.run(shutdown.clone()));
         self.health.watch(self.databases, shutdown.clone());
-        for authenticator in [&self.authenticator, &self.gateway_authenticator] {
+        for authenticator in [&self.authenticator, &self.gateway_authenticator, &self.web_authenticator] {
             helpdesk_identity::follow_revocations(self.bus.clone(), authenticator.clone(), shutdown.clone());
         }
         let grpc = grpc::serve(

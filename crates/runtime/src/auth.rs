@@ -312,6 +312,11 @@ impl Authenticator {
             if !ApiKeySecret::is_well_formed(token) {
                 return Err(ServiceError::unauthenticated("malformed api key"));
             }
+        } else if token.starts_with("hds_") {
+            // A workspace session: identity checks its shape too.
+            if token.len() > 100 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(ServiceError::unauthenticated("malformed session"));
+            }
         } else if jsonwebtoken::decode_header(token).is_err() {
             return Err(ServiceError::unauthenticated("invalid token: malformed"));
         }

@@ -38,6 +38,7 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
     pub email: EmailConfig,
     pub attachments: AttachmentsConfig,
+    pub web: WebConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -205,6 +206,17 @@ pub struct EmailConfig {
     pub smtp_require_tls: bool,
 }
 
+/// The agent workspace under `/app`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Mark the session cookies `Secure`: set it whenever people reach the workspace over HTTPS.
+    pub secure_cookies: bool,
+    /// The workspace (tenant) the sign-in form suggests.
+    pub default_tenant: String,
+}
+
 /// Where attachments' contents are kept (outside the database), and how large they may be. The
 /// S3 settings are checked where the store is opened (ticketing), so that the other services can
 /// share one configuration without its credentials.
@@ -330,6 +342,10 @@ max_file_bytes = 26214400
 max_message_bytes = 52428800
 s3_region = "us-east-1"
 s3_path_style = false
+
+[web]
+secure_cookies = false
+default_tenant = ""
 
 [telemetry]
 log_format = "auto"

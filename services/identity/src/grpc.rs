@@ -71,6 +71,21 @@ fn to_proto(record: ApiKeyRecord) -> proto::ApiKey {
     }
 }
 
+fn account_to_proto(account: crate::Account) -> proto::Account {
+    proto::Account {
+        id: account.id,
+        tenant_id: account.tenant_id,
+        email: account.email,
+        display_name: account.display_name,
+        role: Role::parse(&account.role).map_or(RoleProto::Unspecified, Role::to_proto).into(),
+        language: account.language,
+        time_zone: account.time_zone,
+        disabled: account.disabled != 0,
+        locked_until: optional_timestamp(account.locked_until.filter(|until| *until > now_micros())),
+        created_at: Some(micros_to_timestamp(account.created_at)),
+    }
+}
+
 fn signing_key_to_proto(key: SigningKey) -> proto::SigningKey {
     proto::SigningKey {
         id: key.id,
@@ -206,5 +221,69 @@ impl IdentityService for IdentityGrpc {
             principal: Some(resolved.principal.to_proto()),
             valid_until: optional_timestamp(resolved.valid_until),
         }))
+    }
+
+    async fn upsert_account(
+        &self,
+        request: Request<proto::UpsertAccountRequest>,
+    ) -> Result<Response<proto::Account>, Status> {
+        let caller = principal(&request)?;
+        caller.require_admin()?;
+        let request = request.into_inner();
+        let account = request.account.unwrap_or_default();
+        let role = RoleProto::try_from(account.role)
+            .ok()
+            .and_then(Role::from_proto)
+            .filter(|role| *role != Role::Customer)
+            .ok_or_else(|| ServiceError::invalid_field("account.role", "must be agent or admin"))?;
+        let change = crate::AccountChange {
+            id: account.id,
+            email: account.email,
+            display_name: account.display_name,
+            role,
+            language: account.language,
+            time_zone: account.time_zone,
+            disabled: account.disabled,
+            password: request.password,
+        };
+        let stored = self.store.upsert_account(&caller.tenant_id, change).await?;
+        // A disabled account or a changed role must not keep what its open sessions resolved to.
+        self.announce_revocation(&caller, "account", &stored.id).await;
+        Ok(Response::new(account_to_proto(stored)))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<proto::ListAccountsRequest>,
+    ) -> Result<Response<proto::ListAccountsResponse>, Status> {
+        let caller = principal(&request)?;
+        caller.require_admin()?;
+        let accounts = self.store.list_accounts(&caller.tenant_id).await?;
+        Ok(Response::new(proto::ListAccountsResponse { accounts: accounts.into_iter().map(account_to_proto).collect() }))
+    }
+
+    async fn sign_in(&self, request: Request<proto::SignInRequest>) -> Result<Response<proto::SignInResponse>, Status> {
+        let caller = principal(&request)?;
+        if !caller.is_service() {
+            return Err(ServiceError::permission_denied("services only").into());
+        }
+        let request = request.into_inner();
+        let opened = self.store.sign_in(&request.tenant_id, &request.email, &request.password).await?;
+        Ok(Response::new(proto::SignInResponse {
+            account: Some(account_to_proto(opened.account)),
+            session: opened.credential,
+            expires_at: Some(micros_to_timestamp(opened.expires_at)),
+        }))
+    }
+
+    async fn sign_out(&self, request: Request<proto::SignOutRequest>) -> Result<Response<proto::SignOutResponse>, Status> {
+        let caller = principal(&request)?;
+        if !caller.is_service() {
+            return Err(ServiceError::permission_denied("services only").into());
+        }
+        if let Some(id) = self.store.sign_out(&request.into_inner().session).await? {
+            self.announce_revocation(&caller, "session", &id).await;
+        }
+        Ok(Response::new(proto::SignOutResponse {}))
     }
 }

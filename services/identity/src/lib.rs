@@ -2,12 +2,14 @@
 //! their JWTs. Other services resolve a presented credential through [`LocalResolver`] (same
 //! process) or [`RemoteResolver`] (over gRPC).
 
+mod accounts;
 mod grpc;
 mod resolver;
 mod store;
 pub mod tokens;
 
 pub use resolver::{LocalResolver, RemoteResolver};
+pub use accounts::{Account, AccountChange, OpenedSession};
 pub use store::{IdentityStore, IssuedKey, validate_tenant_id};
 
 use std::sync::Arc;

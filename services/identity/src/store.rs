@@ -165,6 +165,9 @@ impl IdentityStore {
                 self.resolve(&key).await?.ok_or_else(|| ServiceError::unauthenticated("unknown or revoked api key"))?;
             return Ok(Resolved { principal, valid_until: None });
         }
+        if credential.starts_with("hds_") {
+            return self.resolve_session(credential).await;
+        }
         let (kid, algorithm) = tokens::key_id(credential)?;
         let key = self
             .signing_key(&kid)
@@ -348,6 +351,6 @@ pub fn validate_tenant_id(id: &str) -> Result<(), ServiceError> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,0 +1,99 @@
+//! The agent workspace: server-rendered pages under `/app` (askama templates, no JavaScript
+//! needed), calling the platform's services over gRPC with the signed-in agent's own session,
+//! so that every check the API makes — tenant, role, what a ticket shows — holds here too.
+//! Every page carries a Content-Security-Policy that runs no script and loads nothing from
+//! elsewhere, and every form a CSRF token.
+
+mod i18n;
+mod pages;
+mod session;
+mod view;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue, header},
+    routing::get,
+};
+use helpdesk_proto::{
+    identity::v1::identity_service_client::IdentityServiceClient,
+    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
+};
+use helpdesk_runtime::auth::{Authenticator, ServiceTokens};
+use tonic::transport::Channel;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Where the workspace finds the services, and how it checks sessions.
+pub struct Backends {
+    pub ticketing: Channel,
+    pub identity: Channel,
+    /// Resolves session cookies, like any bearer credential.
+    pub authenticator: Arc<Authenticator>,
+    /// The workspace's own tokens, for signing people in and out.
+    pub tokens: Arc<ServiceTokens>,
+}
+
+/// The workspace's settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// Mark cookies `Secure`: on whenever the workspace is reached over HTTPS.
+    pub secure_cookies: bool,
+    /// The workspace the sign-in form suggests.
+    pub default_tenant: String,
+}
+
+impl From<&helpdesk_runtime::config::Config> for Settings {
+    fn from(config: &helpdesk_runtime::config::Config) -> Self {
+        Self { secure_cookies: config.web.secure_cookies, default_tenant: config.web.default_tenant.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Web {
+    tickets: TicketServiceClient<Channel>,
+    customers: CustomerServiceClient<Channel>,
+    identity: IdentityServiceClient<Channel>,
+    authenticator: Arc<Authenticator>,
+    tokens: Arc<ServiceTokens>,
+    settings: Settings,
+}
+
+/// What every page's response carries: no script runs, nothing loads from elsewhere, no page
+/// frames it, and nothing is cached (pages show tickets).
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+    frame-ancestors 'none'; base-uri 'none'";
+
+/// The workspace's routes, all under `/app`.
+pub fn router(backends: Backends, settings: Settings) -> Router {
+    let web = Web {
+        tickets: TicketServiceClient::new(backends.ticketing.clone()),
+        customers: CustomerServiceClient::new(backends.ticketing),
+        identity: IdentityServiceClient::new(backends.identity),
+        authenticator: backends.authenticator,
+        tokens: backends.tokens,
+        settings,
+    };
+    let headers = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let mut router = Router::new()
+        .route("/app", get(pages::inbox))
+        .route("/app/sign-in", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/app/sign-out", axum::routing::post(pages::sign_out))
+        .route("/app/tickets/{id}", get(pages::ticket).post(pages::update_ticket))
+        .route("/app/tickets/{id}/messages", axum::routing::post(pages::add_message))
+        .route("/app/static/app.css", get(pages::stylesheet))
+        .with_state(web);
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+}

@@ -1,0 +1,457 @@
+//! The pages and the forms they post: sign-in, the inbox, a ticket with its customer and
+//! conversation, replies and notes, and changes under optimistic concurrency.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use helpdesk_proto::{
+    identity::v1::{SignInRequest, SignOutRequest},
+    ticketing::v1::{
+        self as proto, AddMessageRequest, GetCustomerRequest, GetTicketRequest, ListMessagesRequest,
+        ListTicketsRequest, Status, UpdateTicketRequest, Visibility,
+    },
+};
+use serde::Deserialize;
+
+use crate::{
+    Web, i18n,
+    session::{self, Agent, FORM_COOKIE, PREFS_COOKIE, SESSION_COOKIE},
+    view,
+};
+
+/// Seconds a session cookie lives: as long as identity's session.
+const SESSION_SECONDS: i64 = 12 * 3600;
+
+fn render(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "page not rendered");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/app/sign-in").into_response()
+}
+
+fn forbidden_form() -> Response {
+    (StatusCode::FORBIDDEN, "the form is out of date: reload the page and try again").into_response()
+}
+
+/// A call's failure as the page shows it: signed out → the sign-in page, else the message.
+fn failed(status: &tonic::Status) -> Response {
+    match status.code() {
+        tonic::Code::Unauthenticated => to_sign_in(),
+        tonic::Code::NotFound | tonic::Code::PermissionDenied => (StatusCode::NOT_FOUND, "not found").into_response(),
+        _ => {
+            tracing::warn!(error = %status.message(), "workspace call failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "the service is unavailable; try again shortly").into_response()
+        }
+    }
+}
+
+pub(crate) async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], include_str!("../static/app.css"))
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    t: &'a i18n::Text,
+    csrf: String,
+    tenant: String,
+    email: String,
+    error: Option<String>,
+}
+
+fn sign_in_page(web: &Web, text: &'static i18n::Text, tenant: String, email: String, error: Option<String>) -> Response {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let cookie = session::set_cookie(FORM_COOKIE, &token, 3600, web.settings.secure_cookies);
+    let tenant = if tenant.is_empty() { web.settings.default_tenant.clone() } else { tenant };
+    let page = SignInPage { t: text, csrf: token, tenant, email, error };
+    let status = if page.error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    (status, [(header::SET_COOKIE, cookie)], render(&page)).into_response()
+}
+
+fn browser_text(headers: &HeaderMap) -> &'static i18n::Text {
+    i18n::preferred(headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()).unwrap_or("en"))
+}
+
+pub(crate) async fn sign_in_form(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if web.agent(&headers).await.is_some() {
+        return Redirect::to("/app").into_response();
+    }
+    sign_in_page(&web, browser_text(&headers), String::new(), String::new(), None)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    csrf: String,
+    tenant: String,
+    email: String,
+    password: String,
+}
+
+pub(crate) async fn sign_in(State(web): State<Web>, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
+    let text = browser_text(&headers);
+    let expected = session::cookie(&headers, FORM_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return forbidden_form();
+    }
+    let tenant = form.tenant.trim().to_owned();
+    if helpdesk_identity::validate_tenant_id(&tenant).is_err() {
+        return sign_in_page(&web, text, tenant, form.email, Some("no such workspace".to_owned()));
+    }
+    let request = SignInRequest { tenant_id: tenant.clone(), email: form.email.clone(), password: form.password };
+    let bearer = match web.tokens.bearer(&tenant) {
+        Ok(bearer) => bearer,
+        Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, error.message).into_response(),
+    };
+    match web.identity.clone().sign_in(helpdesk_runtime::grpc::outgoing(request, Some(&bearer))).await {
+        Ok(response) => {
+            let response = response.into_inner();
+            let account = response.account.unwrap_or_default();
+            let secure = web.settings.secure_cookies;
+            let prefs = format!("{}|{}", account.language, account.time_zone.replace('/', "%2F"));
+            let mut reply = Redirect::to("/app").into_response();
+            for cookie in [
+                session::set_cookie(SESSION_COOKIE, &response.session, SESSION_SECONDS, secure),
+                session::set_cookie(PREFS_COOKIE, &prefs, SESSION_SECONDS, secure),
+                session::set_cookie(FORM_COOKIE, "", 0, secure),
+            ] {
+                if let Ok(value) = cookie.parse() {
+                    reply.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            reply
+        }
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            sign_in_page(&web, text, tenant, form.email, Some(status.message().to_owned()))
+        }
+        Err(status) => failed(&status),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+}
+
+pub(crate) async fn sign_out(State(web): State<Web>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
+    if !agent.checks(&form.csrf) {
+        return forbidden_form();
+    }
+    let request = SignOutRequest { session: agent.credential.clone() };
+    if let Ok(bearer) = web.tokens.bearer(&agent.principal.tenant_id) {
+        let ended = web.identity.clone().sign_out(helpdesk_runtime::grpc::outgoing(request, Some(&bearer))).await;
+        if let Err(status) = ended {
+            tracing::warn!(error = %status.message(), "session not ended");
+        }
+    }
+    web.authenticator.forget_credentials();
+    let mut reply = to_sign_in();
+    for name in [SESSION_COOKIE, PREFS_COOKIE] {
+        if let Ok(value) = session::set_cookie(name, "", 0, web.settings.secure_cookies).parse() {
+            reply.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    reply
+}
+
+/// A ticket as a row of the inbox.
+pub(crate) struct Row {
+    id: String,
+    subject: String,
+    status: &'static str,
+    status_word: &'static str,
+    priority: &'static str,
+    channel: &'static str,
+    updated: String,
+    flag: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage<'a> {
+    t: &'a i18n::Text,
+    agent_id: String,
+    csrf: String,
+    view: String,
+    status: String,
+    q: String,
+    rows: Vec<Row>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct InboxQuery {
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// Statuses an inbox can be narrowed to, as the API spells them.
+const STATUSES: &[(&str, Status)] = &[
+    ("new", Status::New),
+    ("open", Status::Open),
+    ("pending", Status::Pending),
+    ("on_hold", Status::OnHold),
+    ("solved", Status::Solved),
+    ("closed", Status::Closed),
+];
+
+pub(crate) async fn inbox(State(web): State<Web>, headers: HeaderMap, Query(query): Query<InboxQuery>) -> Response {
+    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
+    let view = match query.view.as_str() {
+        "unassigned" | "all" => query.view.clone(),
+        _ => "mine".to_owned(),
+    };
+    let statuses: Vec<i32> = match STATUSES.iter().find(|(word, _)| *word == query.status) {
+        Some((_, status)) => vec![*status as i32],
+        // Open work by default: what is solved or closed needs no one.
+        None => [Status::New, Status::Open, Status::Pending, Status::OnHold].map(|status| status as i32).to_vec(),
+    };
+    let request = ListTicketsRequest {
+        statuses,
+        assignee_id: if view == "mine" { agent.principal.subject.clone() } else { String::new() },
+        unassigned: view == "unassigned",
+        query: query.q.trim().to_owned(),
+        order: proto::TicketOrder::UpdatedDesc as i32,
+        page_size: 50,
+        page_token: query.page.clone(),
+        ..ListTicketsRequest::default()
+    };
+    let listed = match web.tickets.clone().list_tickets(agent.request(request)).await {
+        Ok(listed) => listed.into_inner(),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => proto::ListTicketsResponse::default(),
+        Err(status) => return failed(&status),
+    };
+    let text = agent.text;
+    let rows = listed
+        .tickets
+        .iter()
+        .map(|ticket| Row {
+            id: ticket.id.clone(),
+            subject: ticket.subject.clone(),
+            status: view::status(text, ticket.status),
+            status_word: view::status_word(ticket.status),
+            priority: view::priority(text, ticket.priority),
+            channel: view::channel(ticket.channel),
+            updated: view::time(agent.time_zone, ticket.updated_at.as_ref()),
+            flag: view::flag(text, ticket.requester_flag.as_ref()),
+        })
+        .collect();
+    let next = (!listed.next_page_token.is_empty()).then_some(listed.next_page_token);
+    render(&InboxPage {
+        t: text,
+        agent_id: agent.principal.subject.clone(),
+        csrf: agent.csrf(),
+        view,
+        status: query.status,
+        q: query.q,
+        rows,
+        next,
+    })
+}
+
+/// A message of the conversation.
+pub(crate) struct Entry {
+    internal: bool,
+    author: String,
+    at: String,
+    /// Sanitized by ticketing; the page's CSP runs nothing in it anyway.
+    html: String,
+    text: String,
+    files: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "ticket.html")]
+struct TicketPage<'a> {
+    t: &'a i18n::Text,
+    agent_id: String,
+    csrf: String,
+    ticket: proto::Ticket,
+    status: &'static str,
+    priority: &'static str,
+    channel: &'static str,
+    created: String,
+    customer: proto::Customer,
+    flag: Option<(String, String)>,
+    others: Vec<Row>,
+    entries: Vec<Entry>,
+    statuses: Vec<(&'static str, &'static str)>,
+    status_word: &'static str,
+    conflict: bool,
+    error: Option<String>,
+    draft: String,
+    nonce: String,
+}
+
+/// The ticket page, with a notice when a change could not be saved.
+async fn ticket_page(web: &Web, agent: &Agent, id: &str, conflict: bool, error: Option<String>, draft: String) -> Response {
+    let ticket = match web.tickets.clone().get_ticket(agent.request(GetTicketRequest { id: id.to_owned() })).await {
+        Ok(ticket) => ticket.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    let customer_request = GetCustomerRequest { id: ticket.requester_id.clone() };
+    let customer = web.customers.clone().get_customer(agent.request(customer_request)).await.map(|c| c.into_inner());
+    let customer = customer.unwrap_or_else(|_| proto::Customer { name: ticket.requester_id.clone(), ..Default::default() });
+    let messages = ListMessagesRequest { ticket_id: ticket.id.clone(), page_size: 200, page_token: String::new() };
+    let messages = match web.tickets.clone().list_messages(agent.request(messages)).await {
+        Ok(messages) => messages.into_inner().messages,
+        Err(status) => return failed(&status),
+    };
+    let others = ListTicketsRequest { requester_id: ticket.requester_id.clone(), page_size: 10, ..Default::default() };
+    let others = web.tickets.clone().list_tickets(agent.request(others)).await.map(|o| o.into_inner().tickets);
+    let text = agent.text;
+    let others = others
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|other| other.id != ticket.id)
+        .map(|other| Row {
+            status: view::status(text, other.status),
+            status_word: view::status_word(other.status),
+            priority: view::priority(text, other.priority),
+            channel: view::channel(other.channel),
+            updated: view::time(agent.time_zone, other.updated_at.as_ref()),
+            flag: None,
+            id: other.id,
+            subject: other.subject,
+        })
+        .collect();
+    let files = |ticket_id: &str, attachments: &[proto::Attachment]| {
+        attachments
+            .iter()
+            .map(|file| (file.name.clone(), format!("/v1/tickets/{ticket_id}/attachments/{}", file.sha256)))
+            .collect::<Vec<_>>()
+    };
+    let entries = messages
+        .iter()
+        .map(|message| Entry {
+            internal: message.visibility == Visibility::Internal as i32,
+            author: if message.author_id == ticket.requester_id { customer.name.clone() } else { message.author_id.clone() },
+            at: view::time(agent.time_zone, message.created_at.as_ref()),
+            html: message.body_html.clone(),
+            text: message.body_text.clone(),
+            files: files(&ticket.id, &message.attachments),
+        })
+        .collect();
+    let flag = view::flag(text, customer.flag.as_ref().or(ticket.requester_flag.as_ref()));
+    let statuses = STATUSES.iter().map(|(word, status)| (*word, view::status(text, *status as i32))).collect();
+    render(&TicketPage {
+        t: text,
+        agent_id: agent.principal.subject.clone(),
+        csrf: agent.csrf(),
+        status: view::status(text, ticket.status),
+        status_word: view::status_word(ticket.status),
+        priority: view::priority(text, ticket.priority),
+        channel: view::channel(ticket.channel),
+        created: view::time(agent.time_zone, ticket.created_at.as_ref()),
+        flag,
+        others,
+        entries,
+        statuses,
+        customer,
+        ticket,
+        conflict,
+        error,
+        draft,
+        nonce: uuid::Uuid::new_v4().simple().to_string(),
+    })
+}
+
+pub(crate) async fn ticket(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
+    ticket_page(&web, &agent, &id, false, None, String::new()).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct MessageForm {
+    csrf: String,
+    /// Made when the page was rendered: a form sent twice adds one message.
+    nonce: String,
+    body: String,
+    #[serde(default)]
+    internal: Option<String>,
+}
+
+pub(crate) async fn add_message(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MessageForm>,
+) -> Response {
+    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
+    if !agent.checks(&form.csrf) {
+        return forbidden_form();
+    }
+    let visibility = if form.internal.is_some() { Visibility::Internal } else { Visibility::Public };
+    let request = AddMessageRequest {
+        ticket_id: id.clone(),
+        idempotency_key: format!("web:{}", form.nonce.chars().take(64).collect::<String>()),
+        visibility: visibility as i32,
+        body_text: form.body.clone(),
+        ..AddMessageRequest::default()
+    };
+    match web.tickets.clone().add_message(agent.request(request)).await {
+        Ok(_) => Redirect::to(&format!("/app/tickets/{id}#latest")).into_response(),
+        // What the agent wrote stays in the composer, with the reason beside it.
+        Err(status) if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
+            ticket_page(&web, &agent, &id, false, Some(status.message().to_owned()), form.body).await
+        }
+        Err(status) => failed(&status),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TicketForm {
+    csrf: String,
+    version: i64,
+    status: String,
+    #[serde(default)]
+    assignee_id: String,
+}
+
+pub(crate) async fn update_ticket(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<TicketForm>,
+) -> Response {
+    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
+    if !agent.checks(&form.csrf) {
+        return forbidden_form();
+    }
+    let status = STATUSES.iter().find(|(word, _)| *word == form.status).map(|(_, status)| *status as i32);
+    let request = UpdateTicketRequest {
+        id: id.clone(),
+        expected_version: form.version,
+        status,
+        assignee_id: Some(form.assignee_id.trim().to_owned()),
+        ..UpdateTicketRequest::default()
+    };
+    match web.tickets.clone().update_ticket(agent.request(request)).await {
+        Ok(_) => Redirect::to(&format!("/app/tickets/{id}")).into_response(),
+        // Someone else's change won: show the ticket as it is now rather than overwrite it.
+        Err(status) if status.code() == tonic::Code::Aborted => {
+            ticket_page(&web, &agent, &id, true, None, String::new()).await
+        }
+        Err(status) if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
+            ticket_page(&web, &agent, &id, false, Some(status.message().to_owned()), String::new()).await
+        }
+        Err(status) => failed(&status),
+    }
+}
