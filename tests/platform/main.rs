@@ -16,3 +16,4 @@ mod routing;
 mod routing_rest;
 mod security;
 mod tickets;
+mod workspace;

@@ -109,8 +109,7 @@ fn hash_password(password: &str) -> Result<String, ServiceError> {
 
 /// Whether `password` matches `stored`; a stored value that is no hash matches nothing.
 fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
 }
 
 /// A hash of no one's password, checked when the account does not exist, so that the answer
@@ -204,9 +203,9 @@ impl IdentityStore {
             .execute(&mut *tx)
             .await?;
         }
-        let account = account_by(&mut tx, tenant_id, "id", &change.id).await?.ok_or_else(|| {
-            ServiceError::internal(&"an account just written is not there")
-        })?;
+        let account = account_by(&mut tx, tenant_id, "id", &change.id)
+            .await?
+            .ok_or_else(|| ServiceError::internal(&"an account just written is not there"))?;
         tx.commit().await?;
         Ok(account)
     }
@@ -243,15 +242,13 @@ impl IdentityStore {
         if !verify_password(password, &stored) {
             let failures = failures + 1;
             let locked_until = (failures >= MAX_FAILURES).then_some(now + LOCKOUT_MICROS);
-            sqlx::query(
-                "UPDATE accounts SET failed_attempts = $3, locked_until = $4 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant_id)
-            .bind(&id)
-            .bind(if locked_until.is_some() { 0 } else { failures })
-            .bind(locked_until)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query("UPDATE accounts SET failed_attempts = $3, locked_until = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(&id)
+                .bind(if locked_until.is_some() { 0 } else { failures })
+                .bind(locked_until)
+                .execute(&mut *conn)
+                .await?;
             return Err(refused());
         }
         if account.disabled != 0 {
@@ -283,14 +280,13 @@ impl IdentityStore {
     /// credential names no session.
     pub async fn sign_out(&self, credential: &str) -> Result<Option<String>, ServiceError> {
         let Some((id, secret)) = parse_session(credential) else { return Ok(None) };
-        let ended = sqlx::query(
-            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND secret_hash = $2",
-        )
-        .bind(id)
-        .bind(secret_hash(secret))
-        .bind(now_micros())
-        .execute(self.database().writer())
-        .await?;
+        let ended =
+            sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND secret_hash = $2")
+                .bind(id)
+                .bind(secret_hash(secret))
+                .bind(now_micros())
+                .execute(self.database().writer())
+                .await?;
         Ok((ended.rows_affected() == 1).then(|| id.to_owned()))
     }
 

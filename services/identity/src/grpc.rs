@@ -259,7 +259,9 @@ impl IdentityService for IdentityGrpc {
         let caller = principal(&request)?;
         caller.require_admin()?;
         let accounts = self.store.list_accounts(&caller.tenant_id).await?;
-        Ok(Response::new(proto::ListAccountsResponse { accounts: accounts.into_iter().map(account_to_proto).collect() }))
+        Ok(Response::new(proto::ListAccountsResponse {
+            accounts: accounts.into_iter().map(account_to_proto).collect(),
+        }))
     }
 
     async fn sign_in(&self, request: Request<proto::SignInRequest>) -> Result<Response<proto::SignInResponse>, Status> {
@@ -276,7 +278,10 @@ impl IdentityService for IdentityGrpc {
         }))
     }
 
-    async fn sign_out(&self, request: Request<proto::SignOutRequest>) -> Result<Response<proto::SignOutResponse>, Status> {
+    async fn sign_out(
+        &self,
+        request: Request<proto::SignOutRequest>,
+    ) -> Result<Response<proto::SignOutResponse>, Status> {
         let caller = principal(&request)?;
         if !caller.is_service() {
             return Err(ServiceError::permission_denied("services only").into());

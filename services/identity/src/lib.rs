@@ -8,8 +8,8 @@ mod resolver;
 mod store;
 pub mod tokens;
 
-pub use resolver::{LocalResolver, RemoteResolver};
 pub use accounts::{Account, AccountChange, OpenedSession};
+pub use resolver::{LocalResolver, RemoteResolver};
 pub use store::{IdentityStore, IssuedKey, validate_tenant_id};
 
 use std::sync::Arc;

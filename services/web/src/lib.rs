@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    http::{HeaderName, HeaderValue, header},
+    http::{HeaderValue, header},
     routing::get,
 };
 use helpdesk_proto::{
@@ -90,10 +90,7 @@ pub fn router(backends: Backends, settings: Settings) -> Router {
         .route("/app/static/app.css", get(pages::stylesheet))
         .with_state(web);
     for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from(name),
-            HeaderValue::from_static(value),
-        ));
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
     router
 }

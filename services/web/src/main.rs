@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
         tokens: Arc::new(ServiceTokens::new("web", secret)),
     };
     let app = helpdesk_web::router(backends, helpdesk_web::Settings::from(&config));
-    let listener = tokio::net::TcpListener::bind(config.http_addr).await.with_context(|| format!("bind {}", config.http_addr))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.http_addr).await.with_context(|| format!("bind {}", config.http_addr))?;
     tracing::info!(http_addr = %listener.local_addr()?, "helpdesk-web serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown::on_os_signal().wait()).await?;
     Ok(())

@@ -57,7 +57,10 @@ fn failed(status: &tonic::Status) -> Response {
 }
 
 pub(crate) async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], include_str!("../static/app.css"))
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        include_str!("../static/app.css"),
+    )
 }
 
 #[derive(Template)]
@@ -70,7 +73,13 @@ struct SignInPage<'a> {
     error: Option<String>,
 }
 
-fn sign_in_page(web: &Web, text: &'static i18n::Text, tenant: String, email: String, error: Option<String>) -> Response {
+fn sign_in_page(
+    web: &Web,
+    text: &'static i18n::Text,
+    tenant: String,
+    email: String,
+    error: Option<String>,
+) -> Response {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let cookie = session::set_cookie(FORM_COOKIE, &token, 3600, web.settings.secure_cookies);
     let tenant = if tenant.is_empty() { web.settings.default_tenant.clone() } else { tenant };
@@ -301,14 +310,22 @@ struct TicketPage<'a> {
 }
 
 /// The ticket page, with a notice when a change could not be saved.
-async fn ticket_page(web: &Web, agent: &Agent, id: &str, conflict: bool, error: Option<String>, draft: String) -> Response {
+async fn ticket_page(
+    web: &Web,
+    agent: &Agent,
+    id: &str,
+    conflict: bool,
+    error: Option<String>,
+    draft: String,
+) -> Response {
     let ticket = match web.tickets.clone().get_ticket(agent.request(GetTicketRequest { id: id.to_owned() })).await {
         Ok(ticket) => ticket.into_inner(),
         Err(status) => return failed(&status),
     };
     let customer_request = GetCustomerRequest { id: ticket.requester_id.clone() };
     let customer = web.customers.clone().get_customer(agent.request(customer_request)).await.map(|c| c.into_inner());
-    let customer = customer.unwrap_or_else(|_| proto::Customer { name: ticket.requester_id.clone(), ..Default::default() });
+    let customer =
+        customer.unwrap_or_else(|_| proto::Customer { name: ticket.requester_id.clone(), ..Default::default() });
     let messages = ListMessagesRequest { ticket_id: ticket.id.clone(), page_size: 200, page_token: String::new() };
     let messages = match web.tickets.clone().list_messages(agent.request(messages)).await {
         Ok(messages) => messages.into_inner().messages,
@@ -342,7 +359,11 @@ async fn ticket_page(web: &Web, agent: &Agent, id: &str, conflict: bool, error: 
         .iter()
         .map(|message| Entry {
             internal: message.visibility == Visibility::Internal as i32,
-            author: if message.author_id == ticket.requester_id { customer.name.clone() } else { message.author_id.clone() },
+            author: if message.author_id == ticket.requester_id {
+                customer.name.clone()
+            } else {
+                message.author_id.clone()
+            },
             at: view::time(agent.time_zone, message.created_at.as_ref()),
             html: message.body_html.clone(),
             text: message.body_text.clone(),

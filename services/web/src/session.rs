@@ -4,8 +4,8 @@
 //! double-submit cookie on the sign-in form before.
 
 use axum::http::{HeaderMap, header};
-use hmac::{Hmac, Mac};
 use helpdesk_runtime::auth::{Principal, Role};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{Web, i18n};
@@ -81,7 +81,8 @@ impl Web {
         if !matches!(principal.role, Role::Agent | Role::Admin) {
             return None;
         }
-        let (language, zone) = cookie(headers, PREFS_COOKIE).and_then(|prefs| prefs.split_once('|')).unwrap_or(("en", "UTC"));
+        let (language, zone) =
+            cookie(headers, PREFS_COOKIE).and_then(|prefs| prefs.split_once('|')).unwrap_or(("en", "UTC"));
         Some(Agent {
             credential,
             principal,

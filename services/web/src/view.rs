@@ -11,12 +11,48 @@ use crate::i18n::Text;
 pub(crate) fn status(text: &Text, status: i32) -> &'static str {
     let korean = text.lang == "ko";
     match Status::try_from(status).unwrap_or(Status::Unspecified) {
-        Status::New => if korean { "신규" } else { "New" },
-        Status::Open => if korean { "진행 중" } else { "Open" },
-        Status::Pending => if korean { "고객 대기" } else { "Pending" },
-        Status::OnHold => if korean { "보류" } else { "On hold" },
-        Status::Solved => if korean { "해결" } else { "Solved" },
-        Status::Closed => if korean { "종료" } else { "Closed" },
+        Status::New => {
+            if korean {
+                "신규"
+            } else {
+                "New"
+            }
+        }
+        Status::Open => {
+            if korean {
+                "진행 중"
+            } else {
+                "Open"
+            }
+        }
+        Status::Pending => {
+            if korean {
+                "고객 대기"
+            } else {
+                "Pending"
+            }
+        }
+        Status::OnHold => {
+            if korean {
+                "보류"
+            } else {
+                "On hold"
+            }
+        }
+        Status::Solved => {
+            if korean {
+                "해결"
+            } else {
+                "Solved"
+            }
+        }
+        Status::Closed => {
+            if korean {
+                "종료"
+            } else {
+                "Closed"
+            }
+        }
         Status::Unspecified => "—",
     }
 }
@@ -37,10 +73,34 @@ pub(crate) fn status_word(status: i32) -> &'static str {
 pub(crate) fn priority(text: &Text, priority: i32) -> &'static str {
     let korean = text.lang == "ko";
     match Priority::try_from(priority).unwrap_or(Priority::Unspecified) {
-        Priority::Low => if korean { "낮음" } else { "Low" },
-        Priority::Normal => if korean { "보통" } else { "Normal" },
-        Priority::High => if korean { "높음" } else { "High" },
-        Priority::Urgent => if korean { "긴급" } else { "Urgent" },
+        Priority::Low => {
+            if korean {
+                "낮음"
+            } else {
+                "Low"
+            }
+        }
+        Priority::Normal => {
+            if korean {
+                "보통"
+            } else {
+                "Normal"
+            }
+        }
+        Priority::High => {
+            if korean {
+                "높음"
+            } else {
+                "High"
+            }
+        }
+        Priority::Urgent => {
+            if korean {
+                "긴급"
+            } else {
+                "Urgent"
+            }
+        }
         Priority::Unspecified => "—",
     }
 }
@@ -63,10 +123,34 @@ pub(crate) fn flag(text: &Text, flag: Option<&proto::CustomerFlag>) -> Option<(S
     let korean = text.lang == "ko";
     let kind = match FlagKind::try_from(flag.kind).unwrap_or(FlagKind::Unspecified) {
         FlagKind::Unspecified => return None,
-        FlagKind::Abusive => if korean { "폭언·위협" } else { "Abusive" },
-        FlagKind::LegalThreat => if korean { "법적 조치 언급" } else { "Legal threat" },
-        FlagKind::Fraud => if korean { "사기 의심" } else { "Suspected fraud" },
-        FlagKind::Other => if korean { "기타" } else { "Other" },
+        FlagKind::Abusive => {
+            if korean {
+                "폭언·위협"
+            } else {
+                "Abusive"
+            }
+        }
+        FlagKind::LegalThreat => {
+            if korean {
+                "법적 조치 언급"
+            } else {
+                "Legal threat"
+            }
+        }
+        FlagKind::Fraud => {
+            if korean {
+                "사기 의심"
+            } else {
+                "Suspected fraud"
+            }
+        }
+        FlagKind::Other => {
+            if korean {
+                "기타"
+            } else {
+                "Other"
+            }
+        }
     };
     Some((kind.to_owned(), flag.reason.clone()))
 }

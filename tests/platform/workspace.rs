@@ -1,0 +1,245 @@
+//! The agent workspace in a real browser: Chromium, headless, driven over WebDriver
+//! (chromedriver, which `.ci/run` installs) against the running platform. Screenshots of the
+//! pages go to `target/screenshots`.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use helpdesk_runtime::auth::Role;
+use helpdesk_tests::{TestApp, spawn_app};
+use serde_json::json;
+
+const AGENT_EMAIL: &str = "jisoo@acme.test";
+const AGENT_PASSWORD: &str = "a long enough password";
+
+/// chromedriver on a port of its own, stopped when dropped.
+struct Driver {
+    process: std::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// chromedriver, or `None` (said on stderr) when it is not installed.
+async fn chromedriver() -> Option<Driver> {
+    let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists());
+    let Some(binary) = binary else {
+        // CI installs it and says so: there, a missing browser is a failure, not a skip.
+        assert!(
+            std::env::var_os("HELPDESK_TEST_BROWSER").is_none(),
+            "HELPDESK_TEST_BROWSER is set but chromedriver is missing"
+        );
+        eprintln!("chromedriver is not installed (Debian: chromium chromium-driver): browser test not run");
+        return None;
+    };
+    // chromedriver takes a port number only; this one was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let process = std::process::Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(Driver { process, url });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not come up on port {port}");
+}
+
+async fn browser(driver: &Driver, language: &str) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({ "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,1000", format!("--lang={language}")],
+                "prefs": { "intl.accept_languages": language } }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), client.screenshot().await.unwrap()).unwrap();
+}
+
+/// The text of the first element `css` finds, waiting for the page to show one (a click does
+/// not wait for the page it loads).
+async fn text_of(client: &Client, css: &str) -> String {
+    let found = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+    found.unwrap_or_else(|error| panic!("{css}: {error}")).text().await.unwrap()
+}
+
+/// Waits until the page's text has `wanted`.
+async fn shows(client: &Client, wanted: &str) {
+    for _ in 0..200 {
+        if let Ok(body) = client.find(Locator::Css("body")).await
+            && body.text().await.is_ok_and(|text| text.contains(wanted))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page never showed {wanted}: {}", client.source().await.unwrap_or_default());
+}
+
+/// An agent account, a flagged customer with an order, and a ticket assigned to the agent.
+async fn seed(app: &TestApp) -> String {
+    let change = helpdesk_identity::AccountChange {
+        id: "agent-jisoo".into(),
+        email: AGENT_EMAIL.into(),
+        display_name: "정지수".into(),
+        role: Role::Agent,
+        language: "ko".into(),
+        time_zone: "Asia/Seoul".into(),
+        disabled: false,
+        password: AGENT_PASSWORD.into(),
+    };
+    app.platform_identity.upsert_account("demo", change).await.unwrap();
+    let key = app.admin_key.clone();
+    let customer = app.create_customer(&key, "김민수", "minsu@example.kr").await;
+    let flag = json!({ "kind": "abusive", "reason": "지난 통화에서 욕설; 정중하게, 녹취 안내" });
+    let (status, _) = app.call(reqwest::Method::PUT, &format!("/v1/customers/{customer}/flag"), &key, Some(flag)).await;
+    assert_eq!(status, 200);
+    let ticket = app
+        .create_ticket(
+            &key,
+            json!({ "subject": "환불 요청: 주문 A-1042", "description": "결제가 두 번 되었습니다.",
+            "requester_id": customer, "assignee_id": "agent-jisoo", "external_refs": { "order_id": "A-1042" } }),
+        )
+        .await;
+    ticket["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply() {
+    let Some(driver) = chromedriver().await else { return };
+    let app = spawn_app(helpdesk_tests::Backend::Sqlite).await;
+    let ticket_id = seed(&app).await;
+    let client = browser(&driver, "ko").await;
+    let base = format!("http://{}", app.http_addr);
+
+    // Signed out, the workspace sends you to sign in; a wrong password is refused by name.
+    client.goto(&format!("{base}/app")).await.unwrap();
+    assert!(client.current_url().await.unwrap().path().ends_with("/app/sign-in"));
+    client.find(Locator::Id("tenant")).await.unwrap().clear().await.unwrap();
+    client.find(Locator::Id("tenant")).await.unwrap().send_keys("demo").await.unwrap();
+    client.find(Locator::Id("email")).await.unwrap().send_keys(AGENT_EMAIL).await.unwrap();
+    client.find(Locator::Id("password")).await.unwrap().send_keys("not the password").await.unwrap();
+    client.find(Locator::Css("form button")).await.unwrap().click().await.unwrap();
+    assert!(text_of(&client, ".error").await.contains("wrong email or password"));
+    screenshot(&client, "sign-in").await;
+    client.find(Locator::Id("password")).await.unwrap().send_keys(AGENT_PASSWORD).await.unwrap();
+    client.find(Locator::Css("form button")).await.unwrap().click().await.unwrap();
+
+    // The inbox, in Korean, with the agent's ticket and its requester's flag.
+    let inbox = text_of(&client, "table.tickets").await;
+    let inbox = format!("{}{inbox}", text_of(&client, "h1").await);
+    assert!(inbox.contains("받은 티켓") && inbox.contains("환불 요청: 주문 A-1042"), "{inbox}");
+    assert!(inbox.contains("폭언"), "the flag shows in the list: {inbox}");
+    screenshot(&client, "inbox").await;
+
+    // The ticket: the customer, their order number and their flag before the composer.
+    client.find(Locator::LinkText("환불 요청: 주문 A-1042")).await.unwrap().click().await.unwrap();
+    let panel = text_of(&client, "aside.customer").await;
+    assert!(panel.contains("김민수") && panel.contains("A-1042") && panel.contains("욕설"), "{panel}");
+    let banner = text_of(&client, ".work .flag-banner").await;
+    assert!(banner.contains("답변 전에 확인하세요"), "{banner}");
+
+    // A reply, then an internal note.
+    client.find(Locator::Id("body")).await.unwrap().send_keys("중복 결제 건 환불 처리했습니다.").await.unwrap();
+    client.find(Locator::Css(".composer button")).await.unwrap().click().await.unwrap();
+    shows(&client, "중복 결제 건 환불 처리했습니다.").await;
+    client.find(Locator::Id("body")).await.unwrap().send_keys("카드사 승인 취소 확인 필요").await.unwrap();
+    client.find(Locator::Css(".composer input[name=internal]")).await.unwrap().click().await.unwrap();
+    client.find(Locator::Css(".composer button")).await.unwrap().click().await.unwrap();
+    shows(&client, "카드사 승인 취소 확인 필요").await;
+    let notes = client.find_all(Locator::Css("article.message.internal")).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    screenshot(&client, "ticket").await;
+
+    // A stale change is refused with the ticket as it is now, not written over.
+    let (_, current) = app.get(&format!("/v1/tickets/{ticket_id}"), &app.admin_key).await;
+    let (status, _) = app.update_ticket(&app.admin_key, &ticket_id, json!({ "priority": "high" })).await;
+    assert_eq!(status, 200);
+    client.find(Locator::Css("select#status option[value=pending]")).await.unwrap().click().await.unwrap();
+    client.find(Locator::Css("form.fields button")).await.unwrap().click().await.unwrap();
+    assert!(text_of(&client, ".work .error").await.contains("다른 사람이"), "the conflict is shown");
+    let (_, after) = app.get(&format!("/v1/tickets/{ticket_id}"), &app.admin_key).await;
+    assert_eq!((after["status"].as_str(), after["priority"].as_str()), (current["status"].as_str(), Some("high")));
+
+    // The customer, through the API: the reply, never the note.
+    let customer_token = app.customer_token("demo", after["requester_id"].as_str().unwrap());
+    let (_, seen) = app.get(&format!("/v1/tickets/{ticket_id}/messages"), &customer_token).await;
+    let seen = seen.to_string();
+    assert!(seen.contains("환불 처리했습니다") && !seen.contains("카드사"), "{seen}");
+
+    // Signed out, the session is over everywhere.
+    client.find(Locator::Css(".signout button")).await.unwrap().click().await.unwrap();
+    text_of(&client, "#password").await;
+    client.goto(&format!("{base}/app")).await.unwrap();
+    assert!(client.current_url().await.unwrap().path().ends_with("/app/sign-in"));
+    client.close().await.unwrap();
+    app.stop().await;
+}
+
+/// The workspace's form and session rules, over plain HTTP: a sign-in form without its token is
+/// refused, five wrong passwords lock the account, a customer's token never opens `/app`, and
+/// every page carries the CSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_forms_and_sessions_hold_without_a_browser() {
+    let app = spawn_app(helpdesk_tests::Backend::Sqlite).await;
+    let ticket_id = seed(&app).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = |path: &str| format!("http://{}{path}", app.http_addr);
+
+    let page = http.get(url("/app/sign-in")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let form_cookie = cookie.split(';').next().unwrap().to_owned();
+    let token = form_cookie.split_once('=').unwrap().1.to_owned();
+    let sign_in = |password: &str, csrf: &str| {
+        http.post(url("/app/sign-in"))
+            .header("cookie", &form_cookie)
+            .form(&[("csrf", csrf), ("tenant", "demo"), ("email", AGENT_EMAIL), ("password", password)])
+            .send()
+    };
+    assert_eq!(sign_in(AGENT_PASSWORD, "forged").await.unwrap().status().as_u16(), 403, "a form without its token");
+    for _ in 0..5 {
+        assert_eq!(sign_in("wrong password!", &token).await.unwrap().status().as_u16(), 401);
+    }
+    let locked = sign_in(AGENT_PASSWORD, &token).await.unwrap();
+    assert_eq!(locked.status().as_u16(), 401);
+    assert!(locked.text().await.unwrap().contains("locked"), "the right password does not open a locked account");
+
+    // A customer's token, even as the session cookie, is not a workspace session.
+    let requester = app.get(&format!("/v1/tickets/{ticket_id}"), &app.admin_key).await.1["requester_id"].clone();
+    let customer = app.customer_token("demo", requester.as_str().unwrap());
+    for cookie in
+        [format!("hd_session={customer}"), "hd_session=hds_0000000000000000_forgedforgedforgedforgedforged".to_owned()]
+    {
+        let refused =
+            http.get(url(&format!("/app/tickets/{ticket_id}"))).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 303);
+        assert_eq!(refused.headers()["location"], "/app/sign-in");
+    }
+    app.stop().await;
+}
