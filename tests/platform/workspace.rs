@@ -47,10 +47,11 @@ async fn chromedriver() -> Option<Driver> {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
+    // Dropped, it is killed and waited for.
+    let driver = Driver { process, url: format!("http://127.0.0.1:{port}") };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(Driver { process, url });
+            return Some(driver);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
