@@ -197,6 +197,7 @@ struct InboxPage<'a> {
     q: String,
     rows: Vec<Row>,
     next: Option<String>,
+    statuses: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -220,6 +221,11 @@ const STATUSES: &[(&str, Status)] = &[
     ("solved", Status::Solved),
     ("closed", Status::Closed),
 ];
+
+/// Each status as the API spells it and as the agent reads it.
+fn status_choices(text: &i18n::Text) -> Vec<(&'static str, &'static str)> {
+    STATUSES.iter().map(|(word, status)| (*word, view::status(text, *status as i32))).collect()
+}
 
 pub(crate) async fn inbox(State(web): State<Web>, headers: HeaderMap, Query(query): Query<InboxQuery>) -> Response {
     let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
@@ -272,6 +278,7 @@ pub(crate) async fn inbox(State(web): State<Web>, headers: HeaderMap, Query(quer
         q: query.q,
         rows,
         next,
+        statuses: status_choices(text),
     })
 }
 
@@ -371,7 +378,7 @@ async fn ticket_page(
         })
         .collect();
     let flag = view::flag(text, customer.flag.as_ref().or(ticket.requester_flag.as_ref()));
-    let statuses = STATUSES.iter().map(|(word, status)| (*word, view::status(text, *status as i32))).collect();
+    let statuses = status_choices(text);
     render(&TicketPage {
         t: text,
         agent_id: agent.principal.subject.clone(),
