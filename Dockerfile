@@ -9,6 +9,7 @@
 #   helpdesk-feedback         feedback gRPC service (surveys, follow-ups, insights reports)
 #   helpdesk-email            email gRPC service (mailboxes, inbound mail) with its SMTP listener
 #   helpdesk-gateway          REST gateway
+#   helpdesk-web              agent workspace (/app)
 #   helpdesk admin ...        admin commands against the configured database
 #
 #   docker build -t helpdesk .
@@ -35,7 +36,7 @@ RUN find . -type f ! -name Cargo.toml ! -name Cargo.lock ! -path './.cargo/*' ! 
 # and ring.
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
 WORKDIR /src
-ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-feedback --package helpdesk-email --package helpdesk-gateway"
+ARG CARGO_PACKAGES="--package helpdesk-cli --package helpdesk-identity --package helpdesk-ticketing --package helpdesk-routing --package helpdesk-knowledge --package helpdesk-feedback --package helpdesk-email --package helpdesk-gateway --package helpdesk-web"
 
 COPY --from=skeleton /src/ ./
 RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
@@ -58,6 +59,7 @@ RUN --mount=type=cache,id=helpdesk-cargo-registry,target=/usr/local/cargo/regist
        target/release/helpdesk-feedback \
        target/release/helpdesk-email \
        target/release/helpdesk-gateway \
+       target/release/helpdesk-web \
        /out/
 
 # --- runtime ----------------------------------------------------------------------------------------

@@ -224,6 +224,47 @@ async fn workspace_forms_and_sessions_hold_without_a_browser() {
             .send()
     };
     assert_eq!(sign_in(AGENT_PASSWORD, "forged").await.unwrap().status().as_u16(), 403, "a form without its token");
+
+    // Signed in: files come through the workspace with the session; forms need their token.
+    let signed_in = sign_in(AGENT_PASSWORD, &token).await.unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("hd_session="))
+        .map(|value| value.split(';').next().unwrap().to_owned())
+        .expect("a session cookie");
+    let upload = app
+        .http
+        .post(app.url("/v1/attachments?name=receipt.pdf"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/pdf")
+        .body("%PDF-1.4 receipt")
+        .send()
+        .await
+        .unwrap();
+    let file: serde_json::Value = upload.json().await.unwrap();
+    let note = json!({ "body_text": "receipt", "attachments": [{ "name": "receipt.pdf", "sha256": file["sha256"] }] });
+    let (status, _) = app.post(&format!("/v1/tickets/{ticket_id}/messages"), &app.admin_key, note).await;
+    assert_eq!(status, 201);
+    let path = format!("/app/tickets/{ticket_id}/attachments/{}", file["sha256"].as_str().unwrap());
+    let download = http.get(url(&path)).header("cookie", &session).send().await.unwrap();
+    assert_eq!(download.status().as_u16(), 200);
+    assert_eq!(download.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(download.bytes().await.unwrap().as_ref(), b"%PDF-1.4 receipt");
+    let page = http.get(url(&format!("/app/tickets/{ticket_id}"))).header("cookie", &session).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains(&path), "the page links the file through the workspace");
+    let forged = http
+        .post(url(&format!("/app/tickets/{ticket_id}/messages")))
+        .header("cookie", &session)
+        .form(&[("csrf", "forged"), ("nonce", "n1"), ("body", "sent by another site")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+
     for _ in 0..5 {
         assert_eq!(sign_in("wrong password!", &token).await.unwrap().status().as_u16(), 401);
     }

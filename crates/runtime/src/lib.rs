@@ -6,6 +6,7 @@ pub mod auth;
 pub mod batch;
 pub mod config;
 pub mod db;
+pub mod download;
 pub mod error;
 pub mod grpc;
 pub mod net;

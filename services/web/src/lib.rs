@@ -18,7 +18,10 @@ use axum::{
 };
 use helpdesk_proto::{
     identity::v1::identity_service_client::IdentityServiceClient,
-    ticketing::v1::{customer_service_client::CustomerServiceClient, ticket_service_client::TicketServiceClient},
+    ticketing::v1::{
+        attachment_service_client::AttachmentServiceClient, customer_service_client::CustomerServiceClient,
+        ticket_service_client::TicketServiceClient,
+    },
 };
 use helpdesk_runtime::auth::{Authenticator, ServiceTokens};
 use tonic::transport::Channel;
@@ -53,6 +56,7 @@ impl From<&helpdesk_runtime::config::Config> for Settings {
 pub(crate) struct Web {
     tickets: TicketServiceClient<Channel>,
     customers: CustomerServiceClient<Channel>,
+    attachments: AttachmentServiceClient<Channel>,
     identity: IdentityServiceClient<Channel>,
     authenticator: Arc<Authenticator>,
     tokens: Arc<ServiceTokens>,
@@ -68,7 +72,9 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 pub fn router(backends: Backends, settings: Settings) -> Router {
     let web = Web {
         tickets: TicketServiceClient::new(backends.ticketing.clone()),
-        customers: CustomerServiceClient::new(backends.ticketing),
+        customers: CustomerServiceClient::new(backends.ticketing.clone()),
+        // Files as large as ticketing's store takes (at most 100 MiB).
+        attachments: AttachmentServiceClient::new(backends.ticketing).max_decoding_message_size(101 * 1024 * 1024),
         identity: IdentityServiceClient::new(backends.identity),
         authenticator: backends.authenticator,
         tokens: backends.tokens,
@@ -87,7 +93,9 @@ pub fn router(backends: Backends, settings: Settings) -> Router {
         .route("/app/sign-out", axum::routing::post(pages::sign_out))
         .route("/app/tickets/{id}", get(pages::ticket).post(pages::update_ticket))
         .route("/app/tickets/{id}/messages", axum::routing::post(pages::add_message))
+        .route("/app/tickets/{id}/attachments/{sha256}", get(pages::attachment))
         .route("/app/static/app.css", get(pages::stylesheet))
+        .route("/app/healthz", get(|| async { "ok" }))
         .with_state(web);
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));

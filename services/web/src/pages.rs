@@ -359,7 +359,7 @@ async fn ticket_page(
     let files = |ticket_id: &str, attachments: &[proto::Attachment]| {
         attachments
             .iter()
-            .map(|file| (file.name.clone(), format!("/v1/tickets/{ticket_id}/attachments/{}", file.sha256)))
+            .map(|file| (file.name.clone(), format!("/app/tickets/{ticket_id}/attachments/{}", file.sha256)))
             .collect::<Vec<_>>()
     };
     let entries = messages
@@ -372,7 +372,11 @@ async fn ticket_page(
                 message.author_id.clone()
             },
             at: view::time(agent.time_zone, message.created_at.as_ref()),
-            html: message.body_html.clone(),
+            // Inline images, served through the workspace with the agent's session.
+            html: message.body_html.replace(
+                &format!("/v1/tickets/{}/attachments/", ticket.id),
+                &format!("/app/tickets/{}/attachments/", ticket.id),
+            ),
             text: message.body_text.clone(),
             files: files(&ticket.id, &message.attachments),
         })
@@ -479,6 +483,32 @@ pub(crate) async fn update_ticket(
         }
         Err(status) if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
             ticket_page(&web, &agent, &id, false, Some(status.message().to_owned()), String::new()).await
+        }
+        Err(status) => failed(&status),
+    }
+}
+
+/// A file of the ticket, as the gateway serves it, with the agent's session.
+pub(crate) async fn attachment(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path((id, sha256)): Path<(String, String)>,
+) -> Response {
+    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
+    let request = proto::GetAttachmentRequest { ticket_id: id, sha256 };
+    match web.attachments.clone().get_attachment(agent.request(request)).await {
+        Ok(file) => {
+            let file = file.into_inner();
+            let attachment = file.attachment.unwrap_or_default();
+            let headers = helpdesk_runtime::download::file_headers(
+                &attachment.name,
+                &attachment.content_type,
+                &attachment.sha256,
+            );
+            (headers, file.content).into_response()
+        }
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            (StatusCode::NOT_FOUND, "not found").into_response()
         }
         Err(status) => failed(&status),
     }

@@ -6,7 +6,7 @@ use axum::{
     Extension, Json,
     body::Bytes,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use helpdesk_proto::ticketing::v1 as proto;
@@ -21,10 +21,6 @@ use crate::{
 /// The largest file the routes carry: the highest `attachments.max_file_bytes` allows; each
 /// deployment's own limit is checked by the ticketing service.
 pub(crate) const MAX_FILE_BYTES: usize = 100 * 1024 * 1024;
-
-/// Types a browser may show in place: images (inline images of mail among them), PDF and plain
-/// text. Anything else, HTML and SVG included, is only ever downloaded.
-const SHOWN_INLINE: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"];
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 pub(crate) struct UploadQuery {
@@ -74,69 +70,7 @@ pub(crate) async fn download(
     let request = proto::GetAttachmentRequest { ticket_id, sha256 };
     let file = state.attachments.clone().get_attachment(caller.request(request)).await?.into_inner();
     let attachment = file.attachment.unwrap_or_default();
-    let essence = attachment.content_type.split(';').next().unwrap_or_default().trim();
-    let inline = SHOWN_INLINE.contains(&essence);
-    let content_type = if inline { attachment.content_type.as_str() } else { "application/octet-stream" };
-    let disposition = format!(
-        "{}; filename=\"{}\"; filename*=UTF-8''{}",
-        if inline { "inline" } else { "attachment" },
-        ascii_fallback(&attachment.name),
-        percent_encode(&attachment.name)
-    );
-    let header_value =
-        |value: &str| HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let headers = [
-        (header::CONTENT_TYPE, header_value(content_type)),
-        (
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        // Even a file shown in place runs nothing and loads nothing.
-        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox")),
-        // Content-addressed: what a URL names never changes; access is checked on every request.
-        (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600")),
-        (header::ETAG, header_value(&format!("\"{}\"", attachment.sha256))),
-    ];
+    let headers =
+        helpdesk_runtime::download::file_headers(&attachment.name, &attachment.content_type, &attachment.sha256);
     Ok((headers, file.content).into_response())
-}
-
-/// The name as plain ASCII for clients that ignore `filename*`: other characters become `_`.
-fn ascii_fallback(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect()
-}
-
-/// RFC 5987 / RFC 8187 `attr-char` encoding.
-fn percent_encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'!'
-            | b'#'
-            | b'$'
-            | b'&'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn korean_names_are_encoded_for_content_disposition() {
-        assert_eq!(percent_encode("영수증 1.pdf"), "%EC%98%81%EC%88%98%EC%A6%9D%201.pdf");
-        assert_eq!(ascii_fallback("영수증 \"1\".pdf"), "___ _1_.pdf");
-    }
 }
