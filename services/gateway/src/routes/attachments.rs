@@ -23,6 +23,7 @@ use crate::{
 pub(crate) const MAX_FILE_BYTES: usize = 100 * 1024 * 1024;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadQuery {
     /// The file's name, such as `screenshot.png` or `영수증.pdf`.
     name: String,
