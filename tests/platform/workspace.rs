@@ -125,6 +125,15 @@ async fn seed(app: &TestApp) -> String {
             "requester_id": customer, "assignee_id": "agent-jisoo", "external_refs": { "order_id": "A-1042" } }),
         )
         .await;
+    let (status, _) = app
+        .post(
+            "/v1/saved_replies",
+            &key,
+            json!({ "title": "환불 완료 안내",
+            "body": "{{customer.name}}님, 주문 {{ticket.external_refs.order_id}} 환불 처리했습니다." }),
+        )
+        .await;
+    assert_eq!(status, 201);
     ticket["id"].as_str().unwrap().to_owned()
 }
 
@@ -156,17 +165,51 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     assert!(inbox.contains("폭언"), "the flag shows in the list: {inbox}");
     screenshot(&client, "inbox").await;
 
+    // A ticket that arrives while the inbox is open appears in it, without a reload.
+    let requester = app.create_customer(&app.admin_key, "이영희", "younghee@example.kr").await;
+    app.create_ticket(
+        &app.admin_key,
+        json!({ "subject": "배송지 변경 부탁드립니다", "requester_id": requester,
+        "assignee_id": "agent-jisoo" }),
+    )
+    .await;
+    shows(&client, "배송지 변경 부탁드립니다").await;
+
     // The ticket: the customer, their order number and their flag before the composer.
-    client.find(Locator::LinkText("환불 요청: 주문 A-1042")).await.unwrap().click().await.unwrap();
+    // The list redraws itself as tickets change, so the link is looked up afresh until it holds.
+    let mut opened = false;
+    for _ in 0..20 {
+        let link = client.find(Locator::LinkText("환불 요청: 주문 A-1042")).await;
+        if let Ok(link) = link
+            && link.click().await.is_ok()
+        {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(opened, "the ticket's link could be followed");
     let panel = text_of(&client, "aside.customer").await;
     assert!(panel.contains("김민수") && panel.contains("A-1042") && panel.contains("욕설"), "{panel}");
     let banner = text_of(&client, ".work .flag-banner").await;
     assert!(banner.contains("답변 전에 확인하세요"), "{banner}");
 
-    // A reply, then an internal note.
-    client.find(Locator::Id("body")).await.unwrap().send_keys("중복 결제 건 환불 처리했습니다.").await.unwrap();
+    // A reply from a saved reply, its placeholders filled from the ticket, then an internal note.
+    client.find(Locator::Css("form.saved button")).await.unwrap().click().await.unwrap();
+    let wanted = "김민수님, 주문 A-1042 환불 처리했습니다.";
+    let mut draft = None;
+    for _ in 0..100 {
+        if let Ok(body) = client.find(Locator::Css("#body")).await {
+            draft = body.prop("value").await.ok().flatten();
+        }
+        if draft.as_deref() == Some(wanted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(draft.as_deref(), Some(wanted), "the composer starts with the saved reply, filled in");
     client.find(Locator::Css(".composer button")).await.unwrap().click().await.unwrap();
-    shows(&client, "중복 결제 건 환불 처리했습니다.").await;
+    shows(&client, "김민수님, 주문 A-1042 환불 처리했습니다.").await;
     client.find(Locator::Id("body")).await.unwrap().send_keys("카드사 승인 취소 확인 필요").await.unwrap();
     client.find(Locator::Css(".composer input[name=internal]")).await.unwrap().click().await.unwrap();
     client.find(Locator::Css(".composer button")).await.unwrap().click().await.unwrap();
@@ -189,7 +232,7 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     let customer_token = app.customer_token("demo", after["requester_id"].as_str().unwrap());
     let (_, seen) = app.get(&format!("/v1/tickets/{ticket_id}/messages"), &customer_token).await;
     let seen = seen.to_string();
-    assert!(seen.contains("환불 처리했습니다") && !seen.contains("카드사"), "{seen}");
+    assert!(seen.contains("A-1042 환불 처리했습니다") && !seen.contains("카드사"), "{seen}");
 
     // Signed out, the session is over everywhere.
     client.find(Locator::Css(".signout button")).await.unwrap().click().await.unwrap();

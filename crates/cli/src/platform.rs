@@ -109,6 +109,7 @@ impl Platform {
                 identity: channel.clone(),
                 authenticator: web_authenticator.clone(),
                 tokens: Arc::new(ServiceTokens::new("web", &service_secret)),
+                bus: bus.clone(),
             },
             helpdesk_web::Settings::from(config),
         );

@@ -36,6 +36,10 @@ pub(crate) struct Text {
     pub(crate) assignee: &'static str,
     pub(crate) changed_meanwhile: &'static str,
     pub(crate) flag_warning: &'static str,
+    pub(crate) changed_live: &'static str,
+    pub(crate) saved_replies: &'static str,
+    pub(crate) use_saved_reply: &'static str,
+    pub(crate) open_ticket: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -72,6 +76,10 @@ pub(crate) const EN: Text = Text {
     assignee: "Assignee",
     changed_meanwhile: "Someone changed this ticket while you were editing it. Your change was not saved; this is the ticket as it is now:",
     flag_warning: "Read before replying",
+    changed_live: "This ticket has just changed: reload to see it.",
+    saved_replies: "Saved replies",
+    use_saved_reply: "Use",
+    open_ticket: "open",
 };
 
 pub(crate) const KO: Text = Text {
@@ -108,6 +116,10 @@ pub(crate) const KO: Text = Text {
     assignee: "담당자",
     changed_meanwhile: "편집하는 동안 다른 사람이 이 티켓을 변경했습니다. 변경 사항은 저장되지 않았습니다. 현재 티켓 상태입니다:",
     flag_warning: "답변 전에 확인하세요",
+    changed_live: "이 티켓이 방금 변경되었습니다. 새로고침하면 볼 수 있습니다.",
+    saved_replies: "저장된 답변",
+    use_saved_reply: "사용",
+    open_ticket: "열기",
 };
 
 /// The table for `language` (`ko…` is Korean, anything else English).

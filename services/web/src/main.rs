@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         identity: grpc::lazy_channel(&config.services.identity_url)?,
         authenticator,
         tokens: Arc::new(ServiceTokens::new("web", secret)),
+        bus,
     };
     let app = helpdesk_web::router(backends, helpdesk_web::Settings::from(&config));
     let listener =

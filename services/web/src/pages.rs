@@ -56,6 +56,35 @@ fn failed(status: &tonic::Status) -> Response {
     }
 }
 
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        include_str!("../static/app.js"),
+    )
+}
+
+/// Server-sent events: the id of each ticket of the agent's tenant that changes, as it changes,
+/// for the inbox to redraw and a ticket page to reload. Ends with the session's lifetime.
+pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    let Some(agent) = web.agent(&headers).await else { return StatusCode::UNAUTHORIZED.into_response() };
+    let changes = match web.bus.tail(&format!("{}.ticket.>", agent.principal.tenant_id)).await {
+        Ok(changes) => changes,
+        Err(error) => {
+            tracing::warn!(%error, "live updates unavailable");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let ticket_ids = changes
+        .filter_map(|delivery| async move {
+            let ticket = delivery.ok()?.event.aggregate_id;
+            Some(Ok::<_, std::convert::Infallible>(Event::default().event("ticket").data(ticket)))
+        })
+        .take_until(tokio::time::sleep(std::time::Duration::from_secs(SESSION_SECONDS as u64)));
+    Sse::new(ticket_ids).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
+}
+
 pub(crate) async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
@@ -314,6 +343,7 @@ struct TicketPage<'a> {
     error: Option<String>,
     draft: String,
     nonce: String,
+    saved_replies: Vec<(String, String)>,
 }
 
 /// The ticket page, with a notice when a change could not be saved.
@@ -382,6 +412,10 @@ async fn ticket_page(
         })
         .collect();
     let flag = view::flag(text, customer.flag.as_ref().or(ticket.requester_flag.as_ref()));
+    let saved_replies = web.replies.clone().list_saved_replies(agent.request(proto::ListSavedRepliesRequest {})).await;
+    let saved_replies = saved_replies
+        .map(|listed| listed.into_inner().saved_replies.into_iter().map(|reply| (reply.id, reply.title)).collect())
+        .unwrap_or_default();
     let statuses = status_choices(text);
     render(&TicketPage {
         t: text,
@@ -402,12 +436,34 @@ async fn ticket_page(
         error,
         draft,
         nonce: uuid::Uuid::new_v4().simple().to_string(),
+        saved_replies,
     })
 }
 
-pub(crate) async fn ticket(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+#[derive(Deserialize, Default)]
+pub(crate) struct TicketQuery {
+    /// A saved reply to start the composer with, its placeholders filled from the ticket.
+    #[serde(default)]
+    saved_reply: String,
+}
+
+pub(crate) async fn ticket(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<TicketQuery>,
+) -> Response {
     let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
-    ticket_page(&web, &agent, &id, false, None, String::new()).await
+    let mut draft = String::new();
+    let mut error = None;
+    if !query.saved_reply.is_empty() {
+        let request = proto::RenderSavedReplyRequest { saved_reply_id: query.saved_reply, ticket_id: id.clone() };
+        match web.replies.clone().render_saved_reply(agent.request(request)).await {
+            Ok(rendered) => draft = rendered.into_inner().body,
+            Err(status) => error = Some(status.message().to_owned()),
+        }
+    }
+    ticket_page(&web, &agent, &id, false, error, draft).await
 }
 
 #[derive(Deserialize)]
