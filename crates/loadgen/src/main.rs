@@ -2,7 +2,7 @@
 //! at several concurrencies, and in the same run two baselines: a bare tonic echo service and a
 //! bare single-row insert into the same kind of database. Prints throughput, p50 and p99, and our
 //! throughput as a ratio of each baseline; and the email channel's ingest over SMTP beside a bare parse
-//! of the same mail.
+//! of the same mail; and the agent workspace's pages beside the gRPC calls they make.
 //!
 //! Every scenario is bounded by time (`--seconds`) and count (`--max-requests`), and all traffic
 //! goes to 127.0.0.1.
@@ -17,6 +17,7 @@ use std::{
 };
 
 mod mail;
+mod web;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -74,6 +75,9 @@ struct Args {
     /// Replies posted per concurrency in the outbound scenario.
     #[arg(long, default_value_t = 5_000)]
     reply_count: usize,
+    /// Tickets the workspace scenario fills the tenant with first.
+    #[arg(long, default_value_t = 10_000)]
+    web_tickets: usize,
     /// SQLite durability: `normal` or `full` (every commit on disk before it is acknowledged).
     #[arg(long, default_value = "normal")]
     sqlite_synchronous: String,
@@ -266,7 +270,16 @@ async fn run_all(args: &Args, addrs: Addrs, key: String, bare_db: Database) -> a
     let created: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|only| only == name);
     let mut results = Vec::new();
+    let workspace = match wanted("web") {
+        true => Some(web::prepare(&grpc, &http, &base, &auth, args.web_tickets).await?),
+        false => None,
+    };
     for &concurrency in &args.concurrency {
+        if let Some(workspace) = &workspace {
+            let pages =
+                web::pages(args, grpc.clone(), http.clone(), base.clone(), auth.clone(), workspace, concurrency);
+            results.extend(pages.await);
+        }
         if wanted("echo") {
             let echo = echo.clone();
             results.push(
