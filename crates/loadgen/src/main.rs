@@ -271,7 +271,7 @@ async fn run_all(args: &Args, addrs: Addrs, key: String, bare_db: Database) -> a
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|only| only == name);
     let mut results = Vec::new();
     let workspace = match wanted("web") {
-        true => Some(web::prepare(&grpc, &http, &base, &auth, args.web_tickets).await?),
+        true => Some(web::prepare(&grpc, &base, &auth, args.web_tickets).await?),
         false => None,
     };
     for &concurrency in &args.concurrency {

@@ -32,7 +32,6 @@ pub(crate) struct Workspace {
 /// the agent, and signs the agent in.
 pub(crate) async fn prepare(
     grpc: &[Channel],
-    http: &reqwest::Client,
     base: &str,
     auth: &str,
     count: usize,
@@ -94,11 +93,13 @@ pub(crate) async fn prepare(
         opened.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(Workspace { ticket_ids: Arc::new(opened), cookie: Arc::new(sign_in(http, base).await?) })
+    Ok(Workspace { ticket_ids: Arc::new(opened), cookie: Arc::new(sign_in(base).await?) })
 }
 
 /// Signs the agent in through the form, as a browser does; returns the session cookie.
-async fn sign_in(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+async fn sign_in(base: &str) -> anyhow::Result<String> {
+    // The session is in the answer to the form itself, not after its redirect.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let form = http.get(format!("{base}/app/sign-in")).send().await?;
     let form_cookie = cookie(&form, "hd_form")?;
     let csrf = form_cookie.split_once('=').map(|(_, token)| token.to_owned()).unwrap_or_default();
