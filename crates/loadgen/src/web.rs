@@ -30,12 +30,7 @@ pub(crate) struct Workspace {
 
 /// Fills the tenant with `count` tickets, 50 at a time side by side, a tenth of them assigned to
 /// the agent, and signs the agent in.
-pub(crate) async fn prepare(
-    grpc: &[Channel],
-    base: &str,
-    auth: &str,
-    count: usize,
-) -> anyhow::Result<Workspace> {
+pub(crate) async fn prepare(grpc: &[Channel], base: &str, auth: &str, count: usize) -> anyhow::Result<Workspace> {
     let account = Account {
         id: AGENT.into(),
         email: "bench-agent@bench.test".into(),
