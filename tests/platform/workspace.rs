@@ -134,7 +134,39 @@ async fn seed(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(status, 201);
+    let article = json!({ "locale": "ko", "title": "중복 결제 환불 요청 처리 안내",
+        "body_markdown": "결제가 두 번 되었을 때의 환불 요청은 카드사 승인 취소로 처리합니다. 환불은 영업일 기준 3~5일 걸립니다." });
+    let (status, created) = app.post("/v1/kb/articles", &key, article).await;
+    assert_eq!(status, 201, "{created}");
+    let publish = format!("/v1/kb/articles/{}/status", created["id"].as_str().unwrap());
+    let (status, _) = app.post(&publish, &key, json!({ "status": "published" })).await;
+    assert_eq!(status, 200);
     ticket["id"].as_str().unwrap().to_owned()
+}
+
+/// axe-core's serious and critical WCAG 2.1 A/AA violations on the page, none expected. `.ci/run`
+/// installs axe-core from npm and names its script in `HELPDESK_TEST_AXE`; without it (and
+/// without `HELPDESK_TEST_BROWSER`) the check is skipped, said on stderr.
+async fn assert_accessible(client: &Client, page: &str) {
+    let Some(path) = std::env::var_os("HELPDESK_TEST_AXE") else {
+        assert!(
+            std::env::var_os("HELPDESK_TEST_BROWSER").is_none(),
+            "HELPDESK_TEST_BROWSER is set but HELPDESK_TEST_AXE is not"
+        );
+        eprintln!("HELPDESK_TEST_AXE is not set (npm install axe-core): {page} not checked for accessibility");
+        return;
+    };
+    let axe = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.to_string_lossy()));
+    let script = format!(
+        "{axe}\nconst done = arguments[arguments.length - 1];\n\
+         axe.run(document, {{ runOnly: {{ type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }} }})\n\
+           .then((result) => done(result.violations\n\
+             .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')\n\
+             .map((violation) => violation.id + ': ' + violation.nodes.map((node) => node.target.join(' ')).join(', '))))\n\
+           .catch((error) => done(['axe failed: ' + error]));"
+    );
+    let violations = client.execute_async(&script, vec![]).await.expect("axe-core runs in the page");
+    assert_eq!(violations, json!([]), "{page}: serious or critical accessibility violations");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +180,7 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     // Signed out, the workspace sends you to sign in; a wrong password is refused by name.
     client.goto(&format!("{base}/app")).await.unwrap();
     assert!(client.current_url().await.unwrap().path().ends_with("/app/sign-in"));
+    assert_accessible(&client, "sign-in").await;
     client.find(Locator::Id("tenant")).await.unwrap().clear().await.unwrap();
     client.find(Locator::Id("tenant")).await.unwrap().send_keys("demo").await.unwrap();
     client.find(Locator::Id("email")).await.unwrap().send_keys(AGENT_EMAIL).await.unwrap();
@@ -164,6 +197,7 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     assert!(inbox.contains("받은 티켓") && inbox.contains("환불 요청: 주문 A-1042"), "{inbox}");
     assert!(inbox.contains("폭언"), "the flag shows in the list: {inbox}");
     screenshot(&client, "inbox").await;
+    assert_accessible(&client, "inbox").await;
 
     // A ticket that arrives while the inbox is open appears in it, without a reload.
     let requester = app.create_customer(&app.admin_key, "이영희", "younghee@example.kr").await;
@@ -193,6 +227,14 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     assert!(panel.contains("김민수") && panel.contains("A-1042") && panel.contains("욕설"), "{panel}");
     let banner = text_of(&client, ".work .flag-banner").await;
     assert!(banner.contains("답변 전에 확인하세요"), "{banner}");
+
+    // The knowledge base suggests the Korean article; its link goes into the reply in one click.
+    let suggested = text_of(&client, ".suggestions").await;
+    assert!(suggested.contains("중복 결제 환불 요청 처리 안내"), "{suggested}");
+    client.find(Locator::Css(".suggestions a.insert")).await.unwrap().click().await.unwrap();
+    let draft = client.find(Locator::Css("#body")).await.unwrap().prop("value").await.unwrap().unwrap_or_default();
+    assert!(draft.starts_with("중복 결제 환불 요청 처리 안내: http") && draft.contains("/articles/"), "{draft:?}");
+    assert_accessible(&client, "ticket").await;
 
     // A reply from a saved reply, its placeholders filled from the ticket, then an internal note.
     client.find(Locator::Css("form.saved button")).await.unwrap().click().await.unwrap();
@@ -224,7 +266,11 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     assert_eq!(status, 200);
     client.find(Locator::Css("select#status option[value=pending]")).await.unwrap().click().await.unwrap();
     client.find(Locator::Css("form.fields button")).await.unwrap().click().await.unwrap();
-    assert!(text_of(&client, ".work .error").await.contains("다른 사람이"), "the conflict is shown");
+    let conflict = text_of(&client, ".work .error").await;
+    assert!(
+        conflict.contains("다른 사람이") && conflict.contains("우선순위: 보통 → 높음"),
+        "the change is shown: {conflict}"
+    );
     let (_, after) = app.get(&format!("/v1/tickets/{ticket_id}"), &app.admin_key).await;
     assert_eq!((after["status"].as_str(), after["priority"].as_str()), (current["status"].as_str(), Some("high")));
 
@@ -239,6 +285,101 @@ async fn an_agent_signs_in_works_a_ticket_and_the_customer_sees_only_the_reply()
     text_of(&client, "#password").await;
     client.goto(&format!("{base}/app")).await.unwrap();
     assert!(client.current_url().await.unwrap().path().ends_with("/app/sign-in"));
+    client.close().await.unwrap();
+    app.stop().await;
+}
+
+/// Signs the browser in as `email` on the demo tenant.
+async fn sign_in(client: &Client, base: &str, email: &str, password: &str) {
+    client.goto(&format!("{base}/app/sign-in")).await.unwrap();
+    client.find(Locator::Id("tenant")).await.unwrap().clear().await.unwrap();
+    client.find(Locator::Id("tenant")).await.unwrap().send_keys("demo").await.unwrap();
+    client.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
+    client.find(Locator::Id("password")).await.unwrap().send_keys(password).await.unwrap();
+    client.find(Locator::Css("form button")).await.unwrap().click().await.unwrap();
+    text_of(client, "h1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_sees_the_queue_grow_live_and_reports_chart_the_right_totals() {
+    let Some(driver) = chromedriver().await else { return };
+    let app = spawn_app(helpdesk_tests::Backend::Sqlite).await;
+    seed(&app).await;
+    let key = app.admin_key.clone();
+    let (status, queue) =
+        app.call(reqwest::Method::PUT, "/v1/queues/general", &key, Some(json!({ "name": "일반 문의" }))).await;
+    assert_eq!(status, 200, "{queue}");
+    let client = browser(&driver, "en").await;
+    let base = format!("http://{}", app.http_addr);
+    sign_in(&client, &base, AGENT_EMAIL, AGENT_PASSWORD).await;
+
+    // Nobody is online: new tickets wait in the queue, and the supervisor sees each arrive.
+    let requester = app.create_customer(&key, "Emily Park", "emily@example.com").await;
+    let create = |subject: &'static str, channel: &'static str| {
+        let body = json!({ "subject": subject, "requester_id": requester, "channel": channel });
+        let app = &app;
+        let key = key.clone();
+        async move { app.create_ticket(&key, body).await }
+    };
+    create("Where is my parcel?", "email").await;
+    client.goto(&format!("{base}/app/supervisor")).await.unwrap();
+    let waiting = |wanted: &'static str| {
+        let client = &client;
+        async move {
+            for _ in 0..200 {
+                if let Ok(cell) = client.find(Locator::Css("table.queues td.waiting")).await
+                    && cell.text().await.is_ok_and(|text| text == wanted)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the queue never showed {wanted} waiting: {}", client.source().await.unwrap_or_default());
+        }
+    };
+    // Routing takes the ticket from the event a moment after it is created.
+    for _ in 0..100 {
+        if text_of(&client, "table.queues td.waiting").await == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.refresh().await.unwrap();
+    }
+    waiting("1").await;
+    assert!(text_of(&client, "table.queues").await.contains("일반 문의"));
+    create("Refund for a broken mug", "web").await;
+    waiting("2").await;
+    create("Change my address", "chat").await;
+    waiting("3").await;
+    screenshot(&client, "supervisor").await;
+    assert_accessible(&client, "supervisor").await;
+    let forecast = client.find(Locator::Css("svg.chart")).await.unwrap();
+    assert!(forecast.attr("aria-label").await.unwrap().unwrap_or_default().starts_with("시간대별 필요 상담원"));
+
+    // Reports: four tickets created today (the seeded one and three), by channel too, once
+    // insights has taken in the events.
+    let mut created = String::new();
+    for _ in 0..100 {
+        client.goto(&format!("{base}/app/reports?days=7")).await.unwrap();
+        created = text_of(&client, "#created-total").await;
+        if created == "4" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(created, "4", "tickets created in the period");
+    let charts = client.find_all(Locator::Css("svg.chart")).await.unwrap();
+    let mut totals = Vec::new();
+    for chart in &charts {
+        totals.push(chart.attr("data-total").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(totals[0], "4", "tickets created per day: {totals:?}");
+    assert_eq!(totals[2], "4", "tickets by channel: {totals:?}");
+    assert_eq!(totals[3], "4", "tickets by hour of day: {totals:?}");
+    let by_channel = charts[2].html(false).await.unwrap();
+    assert!(by_channel.contains("chat: 1") && by_channel.contains("email: 1"), "{by_channel}");
+    screenshot(&client, "reports").await;
+    assert_accessible(&client, "reports").await;
     client.close().await.unwrap();
     app.stop().await;
 }
@@ -298,7 +439,30 @@ async fn workspace_forms_and_sessions_hold_without_a_browser() {
     assert_eq!(download.headers()["x-content-type-options"], "nosniff");
     assert_eq!(download.bytes().await.unwrap().as_ref(), b"%PDF-1.4 receipt");
     let page = http.get(url(&format!("/app/tickets/{ticket_id}"))).header("cookie", &session).send().await.unwrap();
-    assert!(page.text().await.unwrap().contains(&path), "the page links the file through the workspace");
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&path), "the page links the file through the workspace");
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+
+    // A transfer to nowhere is refused by the field's name; the ticket page stays.
+    let transfer = http
+        .post(url(&format!("/app/tickets/{ticket_id}/transfer")))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("to", ""), ("note", "for billing")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(transfer.status().as_u16(), 200);
+    assert!(transfer.text().await.unwrap().contains("Transfer to: pick a queue or an agent"));
+
+    // Reports download as CSV; an unknown report is not found.
+    let csv =
+        http.get(url("/app/reports/volume.csv?days=7&group=channel")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(csv.status().as_u16(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename="));
+    assert!(csv.text().await.unwrap().contains("created"), "the CSV has its columns");
+    let unknown = http.get(url("/app/reports/secrets.csv")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
     let forged = http
         .post(url(&format!("/app/tickets/{ticket_id}/messages")))
         .header("cookie", &session)

@@ -107,11 +107,15 @@ impl Platform {
             helpdesk_web::Backends {
                 ticketing: channel.clone(),
                 identity: channel.clone(),
+                routing: channel.clone(),
+                knowledge: channel.clone(),
+                feedback: channel.clone(),
                 authenticator: web_authenticator.clone(),
                 tokens: Arc::new(ServiceTokens::new("web", &service_secret)),
                 bus: bus.clone(),
             },
-            helpdesk_web::Settings::from(config),
+            // Article links in replies point where survey links do.
+            helpdesk_web::Settings { public_url: public_url.clone(), ..helpdesk_web::Settings::from(config) },
         );
         let gateway = helpdesk_gateway::router(
             &config.gateway,

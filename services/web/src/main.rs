@@ -15,6 +15,9 @@ async fn main() -> anyhow::Result<()> {
     let backends = helpdesk_web::Backends {
         ticketing: grpc::lazy_channel(&config.services.ticketing_url)?,
         identity: grpc::lazy_channel(&config.services.identity_url)?,
+        routing: grpc::lazy_channel(&config.services.routing_url)?,
+        knowledge: grpc::lazy_channel(&config.services.knowledge_url)?,
+        feedback: grpc::lazy_channel(&config.services.feedback_url)?,
         authenticator,
         tokens: Arc::new(ServiceTokens::new("web", secret)),
         bus,

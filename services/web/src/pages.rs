@@ -1,19 +1,16 @@
-//! The pages and the forms they post: sign-in, the inbox, a ticket with its customer and
-//! conversation, replies and notes, and changes under optimistic concurrency.
+//! Sign-in and out, the inbox, and what every page shares: rendering, and how a failed call
+//! reaches the agent.
 
 use askama::Template;
 use axum::{
     Form,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use helpdesk_proto::{
     identity::v1::{SignInRequest, SignOutRequest},
-    ticketing::v1::{
-        self as proto, AddMessageRequest, GetCustomerRequest, GetTicketRequest, ListMessagesRequest,
-        ListTicketsRequest, Status, UpdateTicketRequest, Visibility,
-    },
+    ticketing::v1::{self as proto, ListTicketsRequest, Status},
 };
 use serde::Deserialize;
 
@@ -26,7 +23,7 @@ use crate::{
 /// Seconds a session cookie lives: as long as identity's session.
 const SESSION_SECONDS: i64 = 12 * 3600;
 
-fn render(page: &impl Template) -> Response {
+pub(crate) fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
@@ -36,16 +33,16 @@ fn render(page: &impl Template) -> Response {
     }
 }
 
-fn to_sign_in() -> Response {
+pub(crate) fn to_sign_in() -> Response {
     Redirect::to("/app/sign-in").into_response()
 }
 
-fn forbidden_form() -> Response {
+pub(crate) fn forbidden_form() -> Response {
     (StatusCode::FORBIDDEN, "the form is out of date: reload the page and try again").into_response()
 }
 
 /// A call's failure as the page shows it: signed out → the sign-in page, else the message.
-fn failed(status: &tonic::Status) -> Response {
+pub(crate) fn failed(status: &tonic::Status) -> Response {
     match status.code() {
         tonic::Code::Unauthenticated => to_sign_in(),
         tonic::Code::NotFound | tonic::Code::PermissionDenied => (StatusCode::NOT_FOUND, "not found").into_response(),
@@ -205,14 +202,30 @@ pub(crate) async fn sign_out(State(web): State<Web>, headers: HeaderMap, Form(fo
 
 /// A ticket as a row of the inbox.
 pub(crate) struct Row {
-    id: String,
-    subject: String,
-    status: &'static str,
-    status_word: &'static str,
-    priority: &'static str,
-    channel: &'static str,
-    updated: String,
-    flag: Option<(String, String)>,
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    pub(crate) status: &'static str,
+    pub(crate) status_word: &'static str,
+    pub(crate) priority: &'static str,
+    pub(crate) channel: &'static str,
+    pub(crate) updated: String,
+    pub(crate) flag: Option<(String, String)>,
+}
+
+impl Row {
+    pub(crate) fn of(ticket: &proto::Ticket, agent: &Agent) -> Self {
+        let text = agent.text;
+        Row {
+            id: ticket.id.clone(),
+            subject: ticket.subject.clone(),
+            status: view::status(text, ticket.status),
+            status_word: view::status_word(ticket.status),
+            priority: view::priority(text, ticket.priority),
+            channel: view::channel(ticket.channel),
+            updated: view::time(agent.time_zone, ticket.updated_at.as_ref()),
+            flag: view::flag(text, ticket.requester_flag.as_ref()),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -242,7 +255,7 @@ pub(crate) struct InboxQuery {
 }
 
 /// Statuses an inbox can be narrowed to, as the API spells them.
-const STATUSES: &[(&str, Status)] = &[
+pub(crate) const STATUSES: &[(&str, Status)] = &[
     ("new", Status::New),
     ("open", Status::Open),
     ("pending", Status::Pending),
@@ -252,7 +265,7 @@ const STATUSES: &[(&str, Status)] = &[
 ];
 
 /// Each status as the API spells it and as the agent reads it.
-fn status_choices(text: &i18n::Text) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn status_choices(text: &i18n::Text) -> Vec<(&'static str, &'static str)> {
     STATUSES.iter().map(|(word, status)| (*word, view::status(text, *status as i32))).collect()
 }
 
@@ -283,20 +296,7 @@ pub(crate) async fn inbox(State(web): State<Web>, headers: HeaderMap, Query(quer
         Err(status) => return failed(&status),
     };
     let text = agent.text;
-    let rows = listed
-        .tickets
-        .iter()
-        .map(|ticket| Row {
-            id: ticket.id.clone(),
-            subject: ticket.subject.clone(),
-            status: view::status(text, ticket.status),
-            status_word: view::status_word(ticket.status),
-            priority: view::priority(text, ticket.priority),
-            channel: view::channel(ticket.channel),
-            updated: view::time(agent.time_zone, ticket.updated_at.as_ref()),
-            flag: view::flag(text, ticket.requester_flag.as_ref()),
-        })
-        .collect();
+    let rows = listed.tickets.iter().map(|ticket| Row::of(ticket, &agent)).collect();
     let next = (!listed.next_page_token.is_empty()).then_some(listed.next_page_token);
     render(&InboxPage {
         t: text,
@@ -309,263 +309,4 @@ pub(crate) async fn inbox(State(web): State<Web>, headers: HeaderMap, Query(quer
         next,
         statuses: status_choices(text),
     })
-}
-
-/// A message of the conversation.
-pub(crate) struct Entry {
-    internal: bool,
-    author: String,
-    at: String,
-    /// Sanitized by ticketing; the page's CSP runs nothing in it anyway.
-    html: String,
-    text: String,
-    files: Vec<(String, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "ticket.html")]
-struct TicketPage<'a> {
-    t: &'a i18n::Text,
-    agent_id: String,
-    csrf: String,
-    ticket: proto::Ticket,
-    status: &'static str,
-    priority: &'static str,
-    channel: &'static str,
-    created: String,
-    customer: proto::Customer,
-    flag: Option<(String, String)>,
-    others: Vec<Row>,
-    entries: Vec<Entry>,
-    statuses: Vec<(&'static str, &'static str)>,
-    status_word: &'static str,
-    conflict: bool,
-    error: Option<String>,
-    draft: String,
-    nonce: String,
-    saved_replies: Vec<(String, String)>,
-}
-
-/// The ticket page, with a notice when a change could not be saved.
-async fn ticket_page(
-    web: &Web,
-    agent: &Agent,
-    id: &str,
-    conflict: bool,
-    error: Option<String>,
-    draft: String,
-) -> Response {
-    let ticket = match web.tickets.clone().get_ticket(agent.request(GetTicketRequest { id: id.to_owned() })).await {
-        Ok(ticket) => ticket.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    let customer_request = GetCustomerRequest { id: ticket.requester_id.clone() };
-    let customer = web.customers.clone().get_customer(agent.request(customer_request)).await.map(|c| c.into_inner());
-    let customer =
-        customer.unwrap_or_else(|_| proto::Customer { name: ticket.requester_id.clone(), ..Default::default() });
-    let messages = ListMessagesRequest { ticket_id: ticket.id.clone(), page_size: 200, page_token: String::new() };
-    let messages = match web.tickets.clone().list_messages(agent.request(messages)).await {
-        Ok(messages) => messages.into_inner().messages,
-        Err(status) => return failed(&status),
-    };
-    let others = ListTicketsRequest { requester_id: ticket.requester_id.clone(), page_size: 10, ..Default::default() };
-    let others = web.tickets.clone().list_tickets(agent.request(others)).await.map(|o| o.into_inner().tickets);
-    let text = agent.text;
-    let others = others
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|other| other.id != ticket.id)
-        .map(|other| Row {
-            status: view::status(text, other.status),
-            status_word: view::status_word(other.status),
-            priority: view::priority(text, other.priority),
-            channel: view::channel(other.channel),
-            updated: view::time(agent.time_zone, other.updated_at.as_ref()),
-            flag: None,
-            id: other.id,
-            subject: other.subject,
-        })
-        .collect();
-    let files = |ticket_id: &str, attachments: &[proto::Attachment]| {
-        attachments
-            .iter()
-            .map(|file| (file.name.clone(), format!("/app/tickets/{ticket_id}/attachments/{}", file.sha256)))
-            .collect::<Vec<_>>()
-    };
-    let entries = messages
-        .iter()
-        .map(|message| Entry {
-            internal: message.visibility == Visibility::Internal as i32,
-            author: if message.author_id == ticket.requester_id {
-                customer.name.clone()
-            } else {
-                message.author_id.clone()
-            },
-            at: view::time(agent.time_zone, message.created_at.as_ref()),
-            // Inline images, served through the workspace with the agent's session.
-            html: message.body_html.replace(
-                &format!("/v1/tickets/{}/attachments/", ticket.id),
-                &format!("/app/tickets/{}/attachments/", ticket.id),
-            ),
-            text: message.body_text.clone(),
-            files: files(&ticket.id, &message.attachments),
-        })
-        .collect();
-    let flag = view::flag(text, customer.flag.as_ref().or(ticket.requester_flag.as_ref()));
-    let saved_replies = web.replies.clone().list_saved_replies(agent.request(proto::ListSavedRepliesRequest {})).await;
-    let saved_replies = saved_replies
-        .map(|listed| listed.into_inner().saved_replies.into_iter().map(|reply| (reply.id, reply.title)).collect())
-        .unwrap_or_default();
-    let statuses = status_choices(text);
-    render(&TicketPage {
-        t: text,
-        agent_id: agent.principal.subject.clone(),
-        csrf: agent.csrf(),
-        status: view::status(text, ticket.status),
-        status_word: view::status_word(ticket.status),
-        priority: view::priority(text, ticket.priority),
-        channel: view::channel(ticket.channel),
-        created: view::time(agent.time_zone, ticket.created_at.as_ref()),
-        flag,
-        others,
-        entries,
-        statuses,
-        customer,
-        ticket,
-        conflict,
-        error,
-        draft,
-        nonce: uuid::Uuid::new_v4().simple().to_string(),
-        saved_replies,
-    })
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct TicketQuery {
-    /// A saved reply to start the composer with, its placeholders filled from the ticket.
-    #[serde(default)]
-    saved_reply: String,
-}
-
-pub(crate) async fn ticket(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(query): Query<TicketQuery>,
-) -> Response {
-    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
-    let mut draft = String::new();
-    let mut error = None;
-    if !query.saved_reply.is_empty() {
-        let request = proto::RenderSavedReplyRequest { saved_reply_id: query.saved_reply, ticket_id: id.clone() };
-        match web.replies.clone().render_saved_reply(agent.request(request)).await {
-            Ok(rendered) => draft = rendered.into_inner().body,
-            Err(status) => error = Some(status.message().to_owned()),
-        }
-    }
-    ticket_page(&web, &agent, &id, false, error, draft).await
-}
-
-#[derive(Deserialize)]
-pub(crate) struct MessageForm {
-    csrf: String,
-    /// Made when the page was rendered: a form sent twice adds one message.
-    nonce: String,
-    body: String,
-    #[serde(default)]
-    internal: Option<String>,
-}
-
-pub(crate) async fn add_message(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<MessageForm>,
-) -> Response {
-    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
-    if !agent.checks(&form.csrf) {
-        return forbidden_form();
-    }
-    let visibility = if form.internal.is_some() { Visibility::Internal } else { Visibility::Public };
-    let request = AddMessageRequest {
-        ticket_id: id.clone(),
-        idempotency_key: format!("web:{}", form.nonce.chars().take(64).collect::<String>()),
-        visibility: visibility as i32,
-        body_text: form.body.clone(),
-        ..AddMessageRequest::default()
-    };
-    match web.tickets.clone().add_message(agent.request(request)).await {
-        Ok(_) => Redirect::to(&format!("/app/tickets/{id}#latest")).into_response(),
-        // What the agent wrote stays in the composer, with the reason beside it.
-        Err(status) if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
-            ticket_page(&web, &agent, &id, false, Some(status.message().to_owned()), form.body).await
-        }
-        Err(status) => failed(&status),
-    }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct TicketForm {
-    csrf: String,
-    version: i64,
-    status: String,
-    #[serde(default)]
-    assignee_id: String,
-}
-
-pub(crate) async fn update_ticket(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<TicketForm>,
-) -> Response {
-    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
-    if !agent.checks(&form.csrf) {
-        return forbidden_form();
-    }
-    let status = STATUSES.iter().find(|(word, _)| *word == form.status).map(|(_, status)| *status as i32);
-    let request = UpdateTicketRequest {
-        id: id.clone(),
-        expected_version: form.version,
-        status,
-        assignee_id: Some(form.assignee_id.trim().to_owned()),
-        ..UpdateTicketRequest::default()
-    };
-    match web.tickets.clone().update_ticket(agent.request(request)).await {
-        Ok(_) => Redirect::to(&format!("/app/tickets/{id}")).into_response(),
-        // Someone else's change won: show the ticket as it is now rather than overwrite it.
-        Err(status) if status.code() == tonic::Code::Aborted => {
-            ticket_page(&web, &agent, &id, true, None, String::new()).await
-        }
-        Err(status) if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
-            ticket_page(&web, &agent, &id, false, Some(status.message().to_owned()), String::new()).await
-        }
-        Err(status) => failed(&status),
-    }
-}
-
-/// A file of the ticket, as the gateway serves it, with the agent's session.
-pub(crate) async fn attachment(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Path((id, sha256)): Path<(String, String)>,
-) -> Response {
-    let Some(agent) = web.agent(&headers).await else { return to_sign_in() };
-    let request = proto::GetAttachmentRequest { ticket_id: id, sha256 };
-    match web.attachments.clone().get_attachment(agent.request(request)).await {
-        Ok(file) => {
-            let file = file.into_inner();
-            let attachment = file.attachment.unwrap_or_default();
-            let headers = helpdesk_runtime::download::file_headers(
-                &attachment.name,
-                &attachment.content_type,
-                &attachment.sha256,
-            );
-            (headers, file.content).into_response()
-        }
-        Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            (StatusCode::NOT_FOUND, "not found").into_response()
-        }
-        Err(status) => failed(&status),
-    }
 }

@@ -5,28 +5,43 @@
   const page = document.body.dataset.page;
   const ticketId = document.body.dataset.ticket;
 
-  // Live updates: the inbox redraws its list when any ticket changes; a ticket page says when it
-  // changed (it never reloads under the agent, who may be reading or typing).
+  // Live updates: a page with a live part (the inbox's list, the supervisor's queues) redraws it
+  // when any ticket changes; a ticket page says when it changed (it never reloads under the
+  // agent, who may be reading or typing).
+  const live = document.querySelector("[data-live]");
   let pending = null;
-  const redrawInbox = async () => {
+  const redraw = async () => {
     const response = await fetch(location.href, { credentials: "same-origin" });
     if (!response.ok) return;
-    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("#list");
-    const current = document.querySelector("#list");
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById(live.id);
+    const current = document.getElementById(live.id);
     if (fresh && current) current.replaceWith(fresh);
   };
   if (window.EventSource && page) {
     const events = new EventSource("/app/events");
     events.addEventListener("ticket", (message) => {
-      if (page === "inbox") {
+      if (live) {
         // Several changes at once make one redraw.
         clearTimeout(pending);
-        pending = setTimeout(redrawInbox, 30);
+        pending = setTimeout(redraw, 30);
       } else if (page === "ticket" && message.data === ticketId) {
         document.querySelector("#changed").hidden = false;
       }
     });
   }
+
+  // A suggested article's link goes where the cursor is in the reply, not over what is written.
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-insert]");
+    const composer = document.querySelector("#body");
+    if (!link || !composer) return;
+    event.preventDefault();
+    const at = composer.selectionStart ?? composer.value.length;
+    const before = composer.value.slice(0, at);
+    const gap = before && !before.endsWith("\n") ? "\n" : "";
+    composer.value = before + gap + link.dataset.insert + "\n" + composer.value.slice(composer.selectionEnd ?? at);
+    composer.focus();
+  });
 
   // Keyboard: j / k move through the inbox, Enter opens, r replies, n writes a note, ? shows help.
   const rows = () => Array.from(document.querySelectorAll("#list tbody tr"));
